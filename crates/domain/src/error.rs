@@ -1,0 +1,75 @@
+//! The domain's error types. They know nothing of HTTP: each face maps them to its own bodies.
+
+use thiserror::Error;
+
+/// Why a credential (password, refresh token, access token) was refused. Faces map each to their
+/// own wire text; the variants are deliberately coarse where telling more would help an attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AuthError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("the account is blocked")]
+    UserBlocked,
+    #[error("the token is malformed or its signature does not verify")]
+    TokenInvalid,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("the token is of the wrong type")]
+    WrongTokenType,
+    #[error("the token's session has been revoked")]
+    TokenRevoked,
+    #[error("the refresh token was already used; its session has been revoked")]
+    TokenReused,
+    #[error("the token was issued to another client")]
+    WrongClient,
+    #[error("the user of this token no longer exists")]
+    UnknownUser,
+}
+
+/// Failures of a repository (port) call.
+#[derive(Debug, Error)]
+pub enum RepoError {
+    /// A uniqueness rule was broken; the string names the rule (e.g. `users_email_key`).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    /// Anything else: the cause chain is kept for the log, never shown to a client.
+    #[error("storage failure")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The error of a use-case.
+#[derive(Debug, Error)]
+pub enum DomainError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Input that breaks a rule of the domain (bad e-mail, weak or overlong password, ...).
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("the e-mail address is already registered")]
+    EmailTaken,
+    #[error("unknown {0}")]
+    NotFound(&'static str),
+    #[error("no signing key for algorithm {0}")]
+    NoSigningKey(&'static str),
+    #[error(transparent)]
+    Repo(RepoError),
+    #[error("internal failure: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for DomainError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Conflict("users_email_key") => DomainError::EmailTaken,
+            other => DomainError::Repo(other),
+        }
+    }
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Invalid { field, message: message.into() }
+    }
+}

@@ -1,0 +1,230 @@
+//! In-memory implementations of the ports, for tests of the use-cases at exact instants.
+//! `rotate` runs the same rule as storage, under one lock, so the fake is atomic too.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::password::Argon2Hasher;
+use crate::ports::{
+    ClientRepository, KeyRepository, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
+};
+use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use crate::{
+    DomainError, Email, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus,
+};
+
+#[derive(Default)]
+struct State {
+    users: Vec<User>,
+    clients: HashMap<String, OAuthClient>,
+    sessions: HashMap<SessionId, Session>,
+    tokens: HashMap<TokenHash, RefreshRecord>,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, RepoError> {
+        self.state.lock().map_err(|_| RepoError::Unavailable("poisoned".into()))
+    }
+
+    /// Every refresh record of a session (for assertions).
+    pub fn family(&self, session: SessionId) -> Vec<RefreshRecord> {
+        self.lock().map(|s| s.tokens.values().filter(|t| t.session_id == session).cloned().collect()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl UserRepository for InMemoryStore {
+    async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
+        let mut s = self.lock()?;
+        if s.users.iter().any(|u| u.email.normalized() == email.normalized()) {
+            return Err(RepoError::Conflict("users_email_key"));
+        }
+        let user = User {
+            id: UserId(s.users.len() as i64 + 1),
+            email: email.clone(),
+            password_hash: password.cloned(),
+            status: UserStatus::Active,
+            created_at: now,
+            password_changed_at: Some(now),
+        };
+        s.users.push(user.clone());
+        Ok(user)
+    }
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        Ok(self.lock()?.users.iter().find(|u| u.email.normalized() == email.normalized()).cloned())
+    }
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        Ok(self.lock()?.users.iter().find(|u| u.id == id).cloned())
+    }
+    async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut s = self.lock()?;
+        let user = s.users.iter_mut().find(|u| u.id == id).ok_or(RepoError::NotFound)?;
+        user.status = status;
+        let mut revoked = vec![];
+        if status == UserStatus::Blocked {
+            for sess in s.sessions.values_mut().filter(|x| x.user_id == id && x.revoked_at.is_none()) {
+                sess.revoked_at = Some(now);
+                sess.revoked_reason = Some("user_blocked".into());
+                revoked.push(sess.id);
+            }
+        }
+        Ok(revoked)
+    }
+}
+
+#[async_trait]
+impl ClientRepository for InMemoryStore {
+    async fn create_client(&self, client: &OAuthClient) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        if s.clients.contains_key(client.client_id.as_str()) {
+            return Err(RepoError::Conflict("clients_pkey"));
+        }
+        s.clients.insert(client.client_id.as_str().to_owned(), client.clone());
+        Ok(())
+    }
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError> {
+        Ok(self.lock()?.clients.get(client_id).cloned())
+    }
+}
+
+#[async_trait]
+impl SessionRepository for InMemoryStore {
+    async fn open_session(&self, session: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        s.sessions.insert(session.id, session.clone());
+        s.tokens.insert(first.hash, first.clone());
+        Ok(())
+    }
+
+    async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {
+        let mut s = self.lock()?;
+        let Some(token) = s.tokens.get(&req.presented).cloned() else {
+            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
+        };
+        let session = s.sessions.get(&token.session_id).cloned().ok_or(RepoError::NotFound)?;
+        let child = s.tokens.values().find(|t| t.parent == Some(token.hash)).cloned();
+        let user_active = s.users.iter().any(|u| u.id == session.user_id && u.status == UserStatus::Active);
+        let facts = RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+        match decide(&facts, req.now, req.grace) {
+            RefreshDecision::Rotate => {
+                let new = RefreshRecord {
+                    hash: req.child.hash,
+                    session_id: session.id,
+                    parent: Some(token.hash),
+                    access_jti: req.child.access_jti,
+                    issued_at: req.now,
+                    expires_at: refresh_expiry(&session, req.now),
+                    rotated_at: None,
+                    sealed_secret: Some(req.child.sealed_secret),
+                };
+                if let Some(t) = s.tokens.get_mut(&token.hash) {
+                    t.rotated_at = Some(req.now);
+                    t.sealed_secret = None;
+                }
+                s.tokens.insert(new.hash, new.clone());
+                let sess = s.sessions.get_mut(&session.id).ok_or(RepoError::NotFound)?;
+                sess.last_refresh_at = Some(req.now);
+                Ok(RotateOutcome::Rotated { session: sess.clone(), child: new })
+            }
+            RefreshDecision::Reissue => match child {
+                Some(child) => Ok(RotateOutcome::Reissued { session, child }),
+                None => Err(RepoError::NotFound),
+            },
+            RefreshDecision::Refuse(refusal) => Ok(RotateOutcome::Refused { refusal, session: Some(session.id) }),
+            RefreshDecision::RevokeFamily => {
+                if let Some(sess) = s.sessions.get_mut(&session.id) {
+                    sess.revoked_at = Some(req.now);
+                    sess.revoked_reason = Some("reuse_detected".into());
+                }
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id) })
+            }
+        }
+    }
+
+    async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError> {
+        let s = self.lock()?;
+        Ok(s.tokens.get(&hash).and_then(|t| s.sessions.get(&t.session_id).map(|ss| (t.clone(), ss.clone()))))
+    }
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
+        Ok(self.lock()?.sessions.get(&id).cloned())
+    }
+    async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        match s.sessions.get_mut(&id) {
+            Some(sess) if sess.revoked_at.is_none() => {
+                sess.revoked_at = Some(now);
+                sess.revoked_reason = Some(reason.into());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn revoke_user_sessions(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut s = self.lock()?;
+        let mut ids = vec![];
+        for sess in s.sessions.values_mut().filter(|x| x.user_id == user && x.revoked_at.is_none() && Some(x.id) != except) {
+            sess.revoked_at = Some(now);
+            sess.revoked_reason = Some(reason.into());
+            ids.push(sess.id);
+        }
+        Ok(ids)
+    }
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError> {
+        let s = self.lock()?;
+        Ok(s.sessions.values().filter_map(|x| x.revoked_at.filter(|at| *at >= since).map(|at| (x.id, at))).collect())
+    }
+}
+
+#[async_trait]
+impl KeyRepository for InMemoryStore {
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, RepoError> {
+        Ok(self.lock()?.keys.clone())
+    }
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), RepoError> {
+        self.lock()?.keys.push(key.clone());
+        Ok(())
+    }
+    async fn ensure_signing_key(&self, candidate: &StoredKey) -> Result<Vec<StoredKey>, RepoError> {
+        let mut s = self.lock()?;
+        if !s.keys.iter().any(|k| k.alg == candidate.alg && k.state == crate::KeyState::Active) {
+            s.keys.push(candidate.clone());
+        }
+        Ok(s.keys.clone())
+    }
+}
+
+/// Hashes on the calling task: fine for tests with cheap parameters.
+pub struct InlineHasher(pub Argon2Hasher);
+
+#[async_trait]
+impl PasswordHasher for InlineHasher {
+    async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError> {
+        self.0.hash(&password)
+    }
+    async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError> {
+        Ok(self.0.verify(&password, hash.as_ref()))
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryRevocations(Mutex<HashSet<SessionId>>);
+
+impl RevocationList for MemoryRevocations {
+    fn is_revoked(&self, session: SessionId) -> bool {
+        self.0.lock().map(|s| s.contains(&session)).unwrap_or(true)
+    }
+    fn note_revoked(&self, session: SessionId, _at: OffsetDateTime) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert(session);
+        }
+    }
+}

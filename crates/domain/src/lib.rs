@@ -1,0 +1,28 @@
+//! Tessera's rules, free of I/O: token profiles, access-token signing and verification, refresh
+//! secrets and their keyed hashes, the session (token family) rotation rule, password policy, the
+//! repository ports and the use-cases written against them. Time is always a parameter.
+
+pub mod error;
+pub mod identity;
+pub mod keys;
+pub mod password;
+pub mod ports;
+pub mod profile;
+pub mod rotation;
+pub mod secret;
+pub mod service;
+
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+
+pub use error::{AuthError, DomainError, RepoError};
+pub use identity::{ClientId, Email, OAuthClient, User, UserId, UserStatus};
+pub use keys::{Algorithm, KeyState, Keyring, SigningKey};
+pub use password::{Argon2Params, Password, PasswordHash, PasswordPolicy};
+pub use profile::TokenProfile;
+pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
+pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
+pub use service::{AccessClaims, AccessContext, IssuedPair, LogoutScope, TokenService, TokenSettings};
+
+/// Re-exported so that callers name one time type.
+pub use time::{Duration, OffsetDateTime};

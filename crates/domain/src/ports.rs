@@ -1,0 +1,113 @@
+//! The ports: what the use-cases need from storage and from the runtime. Storage implements the
+//! repository traits; each call that must be atomic (rotation above all) is one call, so the
+//! domain never holds a transaction open across calls.
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use crate::rotation::RefreshRefusal;
+use crate::{
+    DomainError, Email, KeyState, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId,
+    UserStatus,
+};
+
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Fails with `RepoError::Conflict("users_email_key")` when the e-mail is taken
+    /// (case-insensitively).
+    async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError>;
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError>;
+    /// Sets the status; blocking also revokes every live session of the user in the same
+    /// transaction and returns their ids.
+    async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
+}
+
+#[async_trait]
+pub trait ClientRepository: Send + Sync {
+    /// Fails with `RepoError::Conflict("clients_pkey")` when the id is taken.
+    async fn create_client(&self, client: &OAuthClient) -> Result<(), RepoError>;
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError>;
+}
+
+/// A new refresh token, prepared by the use-case before the storage call.
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub hash: TokenHash,
+    pub sealed_secret: Vec<u8>,
+    pub access_jti: uuid::Uuid,
+}
+
+#[derive(Debug)]
+pub struct RotateRequest<'a> {
+    pub presented: TokenHash,
+    pub presenting_client: Option<&'a str>,
+    pub now: OffsetDateTime,
+    pub grace: Duration,
+    pub child: NewRefresh,
+}
+
+#[derive(Debug)]
+pub enum RotateOutcome {
+    /// The presented token was rotated into `child` (the request's new token).
+    Rotated { session: Session, child: RefreshRecord },
+    /// Within the grace window: the presented token's existing child, unchanged.
+    Reissued { session: Session, child: RefreshRecord },
+    /// Refused; for `Reused` the family was revoked in the same transaction.
+    Refused { refusal: RefreshRefusal, session: Option<SessionId> },
+}
+
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Inserts a session and its first refresh token, atomically.
+    async fn open_session(&self, session: &Session, first: &RefreshRecord) -> Result<(), RepoError>;
+    /// Runs [`crate::rotation::decide`] on the locked rows and applies its decision, in one
+    /// transaction: two concurrent calls with one token never both rotate.
+    async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError>;
+    async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError>;
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError>;
+    /// Revokes one session; `false` when it was already revoked or does not exist.
+    async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError>;
+    /// Revokes every live session of a user but `except`; returns the ids revoked.
+    async fn revoke_user_sessions(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
+    /// Sessions revoked at or after `since`: what an instance loads into its revocation list.
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError>;
+}
+
+/// A signing key as stored: material sealed under the server key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub sealed_secret: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait KeyRepository: Send + Sync {
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, RepoError>;
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), RepoError>;
+    /// Inserts `candidate` unless an active key of its algorithm exists, serialised across
+    /// instances so that a fleet starting at once agrees on one key; returns every key.
+    async fn ensure_signing_key(&self, candidate: &StoredKey) -> Result<Vec<StoredKey>, RepoError>;
+}
+
+/// Everything the use-cases need from storage.
+pub trait Store: UserRepository + ClientRepository + SessionRepository + KeyRepository {}
+impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository> Store for T {}
+
+/// Password hashing, run wherever the runtime wants it (a bounded blocking pool in the server).
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError>;
+    /// `None` verifies against a dummy hash and answers `false`, at the same cost.
+    async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError>;
+}
+
+/// The in-memory list of revoked sessions every access-token check consults: a revoked
+/// session's access tokens are refused at once, without a database read per check.
+pub trait RevocationList: Send + Sync {
+    fn is_revoked(&self, session: SessionId) -> bool;
+    fn note_revoked(&self, session: SessionId, at: OffsetDateTime);
+}

@@ -1,0 +1,225 @@
+//! Secrets that must never be stored or shown in the clear: opaque refresh tokens and client
+//! secrets (stored as keyed hashes), and material sealed at rest (AEAD under a server key).
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::DomainError;
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], DomainError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| DomainError::Internal(format!("the OS random generator failed: {e}")))?;
+    Ok(buf)
+}
+
+/// An opaque refresh token: 256 bits from the CSPRNG. Its `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshSecret([u8; 32]);
+
+impl std::fmt::Debug for RefreshSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshSecret(..)")
+    }
+}
+
+/// How a face writes its opaque secrets on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretEncoding {
+    /// base64url without padding (43 characters): the native API.
+    UrlSafe,
+    /// Standard base64 with padding (44 characters): Medods.
+    Standard,
+}
+
+impl RefreshSecret {
+    pub fn generate() -> Result<Self, DomainError> {
+        Ok(Self(random_bytes::<32>()?))
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn encode(&self, enc: SecretEncoding) -> String {
+        match enc {
+            SecretEncoding::UrlSafe => URL_SAFE_NO_PAD.encode(self.0),
+            SecretEncoding::Standard => STANDARD.encode(self.0),
+        }
+    }
+
+    /// Parses a token as a client presents it; anything that is not exactly 32 bytes in the
+    /// expected alphabet is refused before any look-up.
+    pub fn parse(raw: &str, enc: SecretEncoding) -> Option<Self> {
+        if raw.len() > 64 {
+            return None;
+        }
+        let bytes = match enc {
+            SecretEncoding::UrlSafe => URL_SAFE_NO_PAD.decode(raw).ok()?,
+            SecretEncoding::Standard => STANDARD.decode(raw).ok()?,
+        };
+        Some(Self(bytes.try_into().ok()?))
+    }
+}
+
+/// The keyed hash of a secret, as stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A prefix is enough to correlate log lines and useless to an attacker.
+        write!(f, "TokenHash({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+    }
+}
+
+impl TokenHash {
+    pub fn from_slice(s: &[u8]) -> Option<Self> {
+        Some(Self(s.try_into().ok()?))
+    }
+    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+/// HMAC-SHA-256 under a server secret: a stolen table of hashes is useless without the key, and
+/// hashing stays cheap enough for the refresh hot path (the inputs are 256-bit random values, so
+/// a slow password hash would add nothing).
+#[derive(Clone)]
+pub struct KeyedHasher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyedHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyedHasher(..)")
+    }
+}
+
+impl KeyedHasher {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// Derives independent keys for independent uses from one master secret.
+    pub fn derive(master: &[u8], purpose: &str) -> [u8; 32] {
+        hmac_sha256(master, purpose.as_bytes())
+    }
+
+    pub fn hash(&self, data: &[u8]) -> TokenHash {
+        TokenHash(hmac_sha256(&self.key, data))
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// XChaCha20-Poly1305 under a server key, for material that must be recoverable but never sits
+/// in the database in the clear (signing keys; a rotated family's newest refresh secret during the
+/// grace window). The associated data binds a ciphertext to its row.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { cipher: XChaCha20Poly1305::new((&key).into()) }
+    }
+
+    /// `nonce || ciphertext`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, DomainError> {
+        let nonce_bytes = random_bytes::<24>()?;
+        let nonce = XNonce::from_slice(&nonce_bytes);
+        let ct = self
+            .cipher
+            .encrypt(nonce, Payload { msg: plaintext, aad })
+            .map_err(|_| DomainError::Internal("sealing failed".into()))?;
+        let mut out = Vec::with_capacity(24 + ct.len());
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, DomainError> {
+        if sealed.len() < 24 {
+            return Err(DomainError::Internal("sealed value too short".into()));
+        }
+        let (nonce, ct) = sealed.split_at(24);
+        self.cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map_err(|_| DomainError::Internal("a sealed value does not open under the configured master key".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_secrets_are_random_and_round_trip_in_both_encodings() {
+        let a = RefreshSecret::generate().unwrap();
+        let b = RefreshSecret::generate().unwrap();
+        assert_ne!(a, b);
+        let url = a.encode(SecretEncoding::UrlSafe);
+        assert_eq!(url.len(), 43);
+        assert_eq!(RefreshSecret::parse(&url, SecretEncoding::UrlSafe), Some(a.clone()));
+        let std = a.encode(SecretEncoding::Standard);
+        assert_eq!(std.len(), 44);
+        assert_eq!(RefreshSecret::parse(&std, SecretEncoding::Standard), Some(a.clone()));
+        assert!(!format!("{a:?}").contains(&url));
+    }
+
+    #[test]
+    fn malformed_refresh_secrets_are_refused() {
+        for bad in ["", "abc", "!!!!", &"A".repeat(42), &"A".repeat(44), &"A".repeat(5000)] {
+            assert!(RefreshSecret::parse(bad, SecretEncoding::UrlSafe).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keyed_hash_depends_on_the_key() {
+        let s = b"secret";
+        let h1 = KeyedHasher::new([1; 32]).hash(s);
+        let h2 = KeyedHasher::new([2; 32]).hash(s);
+        assert_ne!(h1, h2);
+        assert!(h1.ct_eq(&KeyedHasher::new([1; 32]).hash(s)));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose() {
+        assert_ne!(KeyedHasher::derive(b"m", "a"), KeyedHasher::derive(b"m", "b"));
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_aad() {
+        let s = Sealer::new([7; 32]);
+        let sealed = s.seal(b"hello", b"row-1").unwrap();
+        assert_eq!(s.open(&sealed, b"row-1").unwrap(), b"hello");
+        assert!(s.open(&sealed, b"row-2").is_err());
+        assert!(Sealer::new([8; 32]).open(&sealed, b"row-1").is_err());
+        assert!(s.open(&sealed[..10], b"row-1").is_err());
+    }
+}

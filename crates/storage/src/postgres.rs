@@ -1,0 +1,507 @@
+//! The Postgres backend.
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row};
+use tessera_domain::ports::{
+    ClientRepository, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
+};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use tessera_domain::{
+    ClientId, Email, KeyState, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, TokenProfile, User, UserId,
+    UserStatus,
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// The channel every instance listens on; the payload is a revoked session's id.
+pub const REVOCATION_CHANNEL: &str = "tessera_revocations";
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Maps a sqlx error to the domain's: unique violations by constraint name, the rest opaque
+/// (with the cause kept for the log).
+pub fn map_err(e: sqlx::Error) -> RepoError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return match db.constraint() {
+                Some("users_email_key") => RepoError::Conflict("users_email_key"),
+                Some("clients_pkey") => RepoError::Conflict("clients_pkey"),
+                Some("signing_keys_pkey") => RepoError::Conflict("signing_keys_pkey"),
+                Some("refresh_tokens_parent_key") => RepoError::Conflict("refresh_tokens_parent_key"),
+                _ => RepoError::Unavailable(Box::new(e)),
+            };
+        }
+    }
+    if let sqlx::Error::RowNotFound = e {
+        return RepoError::NotFound;
+    }
+    RepoError::Unavailable(Box::new(e))
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool. Connections are established lazily, so an unreachable server surfaces on
+    /// first use (the readiness probe), not as a crash at start.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        let options = PgConnectOptions::from_str(url)?.application_name("tessera");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(StdDuration::from_secs(5))
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the database named in `url` if it does not exist yet.
+    pub async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
+        if !Postgres::database_exists(url).await? {
+            Postgres::create_database(url).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies pending migrations (safe to run from several instances at once: sqlx takes an
+    /// advisory lock).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    pub async fn ping(&self) -> Result<(), RepoError> {
+        sqlx::query("select 1").execute(&self.pool).await.map(drop).map_err(map_err)
+    }
+
+    /// A listener subscribed to [`REVOCATION_CHANNEL`].
+    pub async fn revocation_listener(&self) -> Result<PgListener, sqlx::Error> {
+        let mut l = PgListener::connect_with(&self.pool).await?;
+        l.listen(REVOCATION_CHANNEL).await?;
+        Ok(l)
+    }
+
+    /// Every refresh record of a session, oldest first (tests and admin tools).
+    pub async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last")))
+            .bind(session.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(token_from_row).collect()
+    }
+}
+
+// Column lists with stable aliases, so joined rows decode without ambiguity.
+const TOKEN_COLS: &str = "t.hash as t_hash, t.session_id as t_session_id, t.parent_hash as t_parent_hash, t.access_jti as t_access_jti, \
+     t.issued_at as t_issued_at, t.expires_at as t_expires_at, t.rotated_at as t_rotated_at, t.sealed_secret as t_sealed_secret";
+const CHILD_COLS: &str = "c.hash as c_hash, c.session_id as c_session_id, c.parent_hash as c_parent_hash, c.access_jti as c_access_jti, \
+     c.issued_at as c_issued_at, c.expires_at as c_expires_at, c.rotated_at as c_rotated_at, c.sealed_secret as c_sealed_secret";
+const SESSION_COLS: &str = "s.id as s_id, s.user_id as s_user_id, s.client_id as s_client_id, s.face as s_face, s.profile as s_profile, \
+     s.access_ttl_seconds as s_access_ttl, s.refresh_ttl_seconds as s_refresh_ttl, s.created_at as s_created_at, s.expires_at as s_expires_at, \
+     s.last_refresh_at as s_last_refresh_at, s.ip as s_ip, s.user_agent as s_user_agent, s.revoked_at as s_revoked_at, s.revoked_reason as s_revoked_reason";
+const USER_COLS: &str = "id, email, password_hash, status, created_at, password_changed_at";
+
+fn decode(e: sqlx::Error) -> RepoError {
+    RepoError::Unavailable(Box::new(e))
+}
+
+fn hash_col(row: &PgRow, col: &str) -> Result<TokenHash, RepoError> {
+    let bytes: Vec<u8> = row.try_get(col).map_err(decode)?;
+    TokenHash::from_slice(&bytes).ok_or_else(|| RepoError::Unavailable(format!("{col}: not a 32-byte hash").into()))
+}
+
+fn token_with_prefix(row: &PgRow, p: &str) -> Result<RefreshRecord, RepoError> {
+    let parent: Option<Vec<u8>> = row.try_get(format!("{p}_parent_hash").as_str()).map_err(decode)?;
+    Ok(RefreshRecord {
+        hash: hash_col(row, &format!("{p}_hash"))?,
+        session_id: SessionId(row.try_get(format!("{p}_session_id").as_str()).map_err(decode)?),
+        parent: parent.as_deref().and_then(TokenHash::from_slice),
+        access_jti: row.try_get(format!("{p}_access_jti").as_str()).map_err(decode)?,
+        issued_at: row.try_get(format!("{p}_issued_at").as_str()).map_err(decode)?,
+        expires_at: row.try_get(format!("{p}_expires_at").as_str()).map_err(decode)?,
+        rotated_at: row.try_get(format!("{p}_rotated_at").as_str()).map_err(decode)?,
+        sealed_secret: row.try_get(format!("{p}_sealed_secret").as_str()).map_err(decode)?,
+    })
+}
+
+fn token_from_row(row: &PgRow) -> Result<RefreshRecord, RepoError> {
+    token_with_prefix(row, "t")
+}
+
+fn session_from_row(row: &PgRow) -> Result<Session, RepoError> {
+    let name: String = row.try_get("s_profile").map_err(decode)?;
+    let access: i32 = row.try_get("s_access_ttl").map_err(decode)?;
+    let refresh: i32 = row.try_get("s_refresh_ttl").map_err(decode)?;
+    let profile = TokenProfile::new(name, Duration::seconds(access.into()), Duration::seconds(refresh.into()))
+        .map_err(|e| RepoError::Unavailable(format!("stored profile is invalid: {e}").into()))?;
+    Ok(Session {
+        id: SessionId(row.try_get("s_id").map_err(decode)?),
+        user_id: UserId(row.try_get("s_user_id").map_err(decode)?),
+        client_id: row.try_get("s_client_id").map_err(decode)?,
+        face: row.try_get("s_face").map_err(decode)?,
+        profile,
+        created_at: row.try_get("s_created_at").map_err(decode)?,
+        expires_at: row.try_get("s_expires_at").map_err(decode)?,
+        last_refresh_at: row.try_get("s_last_refresh_at").map_err(decode)?,
+        ip: row.try_get("s_ip").map_err(decode)?,
+        user_agent: row.try_get("s_user_agent").map_err(decode)?,
+        revoked_at: row.try_get("s_revoked_at").map_err(decode)?,
+        revoked_reason: row.try_get("s_revoked_reason").map_err(decode)?,
+    })
+}
+
+fn user_from_row(row: &PgRow) -> Result<User, RepoError> {
+    let email: String = row.try_get("email").map_err(decode)?;
+    let status: String = row.try_get("status").map_err(decode)?;
+    let hash: Option<String> = row.try_get("password_hash").map_err(decode)?;
+    Ok(User {
+        id: UserId(row.try_get("id").map_err(decode)?),
+        email: Email::parse(&email).map_err(|e| RepoError::Unavailable(format!("stored e-mail is invalid: {e}").into()))?,
+        password_hash: hash.map(PasswordHash::from_phc),
+        status: UserStatus::parse(&status).ok_or_else(|| RepoError::Unavailable(format!("unknown user status {status:?}").into()))?,
+        created_at: row.try_get("created_at").map_err(decode)?,
+        password_changed_at: row.try_get("password_changed_at").map_err(decode)?,
+    })
+}
+
+fn client_from_row(row: &PgRow) -> Result<OAuthClient, RepoError> {
+    let id: String = row.try_get("client_id").map_err(decode)?;
+    let secret: Option<Vec<u8>> = row.try_get("secret_hash").map_err(decode)?;
+    Ok(OAuthClient {
+        client_id: ClientId::parse(&id).map_err(|e| RepoError::Unavailable(format!("stored client id is invalid: {e}").into()))?,
+        name: row.try_get("name").map_err(decode)?,
+        secret_hash: secret.as_deref().and_then(TokenHash::from_slice),
+        profile: row.try_get("profile").map_err(decode)?,
+        created_at: row.try_get("created_at").map_err(decode)?,
+    })
+}
+
+/// Revokes the sessions a `where` clause selects, records the audit events and notifies every
+/// instance, in one statement. `$1` is the time, `$2` the reason; the clause may use `$3` and `$4`.
+fn revoke_sql(where_clause: &str) -> String {
+    format!(
+        "with r as (update sessions set revoked_at = $1, revoked_reason = $2 where revoked_at is null and ({where_clause}) returning id, user_id), \
+         a as (insert into audit_events (at, kind, user_id, session_id, detail) \
+               select $1, 'session_revoked', user_id, id, jsonb_build_object('reason', $2::text) from r) \
+         select id, pg_notify('{REVOCATION_CHANNEL}', id::text) from r"
+    )
+}
+
+async fn revoke_where<'c, E>(exec: E, clause: &str, now: OffsetDateTime, reason: &str, a3: Option<i64>, a4: Option<Uuid>) -> Result<Vec<SessionId>, RepoError>
+where
+    E: sqlx::Executor<'c, Database = Postgres>,
+{
+    let rows = sqlx::query(sqlx::AssertSqlSafe(revoke_sql(clause)))
+        .bind(now)
+        .bind(reason)
+        .bind(a3)
+        .bind(a4)
+        .fetch_all(exec)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(|r| r.try_get::<Uuid, _>("id").map(SessionId).map_err(decode)).collect()
+}
+
+#[async_trait]
+impl UserRepository for PgStore {
+    async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
+        let row = sqlx::query(
+            "insert into users (email, password_hash, status, created_at, password_changed_at) values ($1, $2, 'active', $3, $3) \
+             returning id, email, password_hash, status, created_at, password_changed_at",
+        )
+        .bind(email.as_str())
+        .bind(password.map(PasswordHash::as_str))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where lower(email) = $1")))
+            .bind(email.normalized())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let updated = sqlx::query(
+            "with u as (update users set status = $2 where id = $1 returning id) \
+             insert into audit_events (at, kind, user_id) select $3, 'user_' || $2, id from u returning user_id",
+        )
+        .bind(id.0)
+        .bind(status.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if updated.is_none() {
+            return Err(RepoError::NotFound);
+        }
+        let revoked = if status == UserStatus::Blocked {
+            revoke_where(&mut *tx, "user_id = $3", now, "user_blocked", Some(id.0), None).await?
+        } else {
+            vec![]
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+}
+
+#[async_trait]
+impl ClientRepository for PgStore {
+    async fn create_client(&self, client: &OAuthClient) -> Result<(), RepoError> {
+        sqlx::query("insert into clients (client_id, name, secret_hash, profile, created_at) values ($1, $2, $3, $4, $5)")
+            .bind(client.client_id.as_str())
+            .bind(&client.name)
+            .bind(client.secret_hash.map(|h| h.0.to_vec()))
+            .bind(&client.profile)
+            .bind(client.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError> {
+        let row = sqlx::query("select client_id, name, secret_hash, profile, created_at from clients where client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl SessionRepository for PgStore {
+    async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
+        // One statement: session, first token and audit event land together or not at all.
+        sqlx::query(
+            "with s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent) \
+                        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id), \
+                  t as (insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
+                        select $12, id, null, $13, $8, $14, $15 from s) \
+             insert into audit_events (at, kind, user_id, session_id, detail) select $8, 'login', $2, id, jsonb_build_object('face', $4::text) from s",
+        )
+        .bind(s.id.0)
+        .bind(s.user_id.0)
+        .bind(s.client_id.as_deref())
+        .bind(&s.face)
+        .bind(s.profile.name())
+        .bind(i32::try_from(s.profile.access_ttl().whole_seconds()).unwrap_or(i32::MAX))
+        .bind(i32::try_from(s.profile.refresh_ttl().whole_seconds()).unwrap_or(i32::MAX))
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
+        .bind(first.hash.0.to_vec())
+        .bind(first.access_jti)
+        .bind(first.expires_at)
+        .bind(first.sealed_secret.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // One read locks the presented token and its session: a concurrent rotation of the same
+        // token waits here and then sees `rotated_at` set.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS}, {SESSION_COLS}, {CHILD_COLS}, (u.status = 'active') as user_active \
+             from refresh_tokens t join sessions s on s.id = t.session_id join users u on u.id = s.user_id \
+             left join refresh_tokens c on c.parent_hash = t.hash \
+             where t.hash = $1 for update of t, s"
+        )))
+        .bind(req.presented.0.to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
+        };
+        let token = token_from_row(&row)?;
+        let session = session_from_row(&row)?;
+        let has_child: Option<Vec<u8>> = row.try_get("c_hash").map_err(decode)?;
+        let child = if has_child.is_some() { Some(token_with_prefix(&row, "c")?) } else { None };
+        let user_active: bool = row.try_get("user_active").map_err(decode)?;
+        let facts = RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+
+        match decide(&facts, req.now, req.grace) {
+            RefreshDecision::Rotate => {
+                let new = RefreshRecord {
+                    hash: req.child.hash,
+                    session_id: session.id,
+                    parent: Some(token.hash),
+                    access_jti: req.child.access_jti,
+                    issued_at: req.now,
+                    expires_at: refresh_expiry(&session, req.now),
+                    rotated_at: None,
+                    sealed_secret: Some(req.child.sealed_secret),
+                };
+                sqlx::query(
+                    "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null where hash = $2), \
+                          s as (update sessions set last_refresh_at = $1 where id = $3), \
+                          a as (insert into audit_events (at, kind, user_id, session_id) values ($1, 'refresh', $8, $3)) \
+                     insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
+                     values ($4, $3, $2, $5, $1, $6, $7)",
+                )
+                .bind(req.now)
+                .bind(token.hash.0.to_vec())
+                .bind(session.id.0)
+                .bind(new.hash.0.to_vec())
+                .bind(new.access_jti)
+                .bind(new.expires_at)
+                .bind(new.sealed_secret.as_deref())
+                .bind(session.user_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                let mut session = session;
+                session.last_refresh_at = Some(req.now);
+                Ok(RotateOutcome::Rotated { session, child: new })
+            }
+            RefreshDecision::Reissue => {
+                tx.commit().await.map_err(map_err)?;
+                match child {
+                    Some(child) => Ok(RotateOutcome::Reissued { session, child }),
+                    None => Err(RepoError::NotFound),
+                }
+            }
+            RefreshDecision::Refuse(refusal) => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(RotateOutcome::Refused { refusal, session: Some(session.id) })
+            }
+            RefreshDecision::RevokeFamily => {
+                revoke_where(&mut *tx, "id = $4", req.now, "reuse_detected", None, Some(session.id.0)).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id) })
+            }
+        }
+    }
+
+    async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS}, {SESSION_COLS} from refresh_tokens t join sessions s on s.id = t.session_id where t.hash = $1"
+        )))
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(r) => Ok(Some((token_from_row(&r)?, session_from_row(&r)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {SESSION_COLS} from sessions s where s.id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
+        Ok(!revoke_where(&self.pool, "id = $4", now, reason, None, Some(id.0)).await?.is_empty())
+    }
+
+    async fn revoke_user_sessions(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        revoke_where(&self.pool, "user_id = $3 and ($4::uuid is null or id <> $4)", now, reason, Some(user.0), except.map(|s| s.0)).await
+    }
+
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError> {
+        let rows = sqlx::query("select id, revoked_at from sessions where revoked_at >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((SessionId(r.try_get("id").map_err(decode)?), r.try_get("revoked_at").map_err(decode)?)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl KeyRepository for PgStore {
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, RepoError> {
+        let rows = sqlx::query("select kid, alg, state, sealed_secret, created_at from signing_keys order by created_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state").map_err(decode)?;
+                Ok(StoredKey {
+                    kid: r.try_get("kid").map_err(decode)?,
+                    alg: r.try_get("alg").map_err(decode)?,
+                    state: KeyState::parse(&state).ok_or_else(|| RepoError::Unavailable(format!("unknown key state {state:?}").into()))?,
+                    sealed_secret: r.try_get("sealed_secret").map_err(decode)?,
+                    created_at: r.try_get("created_at").map_err(decode)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), RepoError> {
+        sqlx::query("insert into signing_keys (kid, alg, state, sealed_secret, created_at) values ($1, $2, $3, $4, $5)")
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(key.state.as_str())
+            .bind(&key.sealed_secret)
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn ensure_signing_key(&self, candidate: &StoredKey) -> Result<Vec<StoredKey>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("select pg_advisory_xact_lock(hashtext('tessera_signing_keys'))").execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query(
+            "insert into signing_keys (kid, alg, state, sealed_secret, created_at) select $1, $2, 'active', $3, $4 \
+             where not exists (select 1 from signing_keys where alg = $2 and state = 'active')",
+        )
+        .bind(&candidate.kid)
+        .bind(&candidate.alg)
+        .bind(&candidate.sealed_secret)
+        .bind(candidate.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.signing_keys().await
+    }
+}
