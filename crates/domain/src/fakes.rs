@@ -9,11 +9,13 @@ use time::OffsetDateTime;
 
 use crate::password::Argon2Hasher;
 use crate::ports::{
-    ClientRepository, KeyRepository, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
+    ClientRepository, KeyRepository, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, SessionRepository, StoredKey,
+    UserRepository,
 };
 use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
 use crate::{
-    DomainError, Email, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus,
+    DomainError, Email, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId,
+    UserStatus,
 };
 
 #[derive(Default)]
@@ -113,7 +115,8 @@ impl SessionRepository for InMemoryStore {
         let session = s.sessions.get(&token.session_id).cloned().ok_or(RepoError::NotFound)?;
         let child = s.tokens.values().find(|t| t.parent == Some(token.hash)).cloned();
         let user_active = s.users.iter().any(|u| u.id == session.user_id && u.status == UserStatus::Active);
-        let facts = RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+        let facts =
+            RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
                 let new = RefreshRecord {
@@ -168,7 +171,13 @@ impl SessionRepository for InMemoryStore {
             _ => Ok(false),
         }
     }
-    async fn revoke_user_sessions(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError> {
         let mut s = self.lock()?;
         let mut ids = vec![];
         for sess in s.sessions.values_mut().filter(|x| x.user_id == user && x.revoked_at.is_none() && Some(x.id) != except) {

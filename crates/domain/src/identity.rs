@@ -34,7 +34,13 @@ impl Email {
             return bad("is not a valid e-mail address");
         }
         match s.split_once('@') {
-            Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.') && !domain.ends_with('.') => {
+            Some((local, domain))
+                if !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.') =>
+            {
                 Ok(Self(s.to_owned()))
             }
             _ => bad("is not a valid e-mail address"),
@@ -137,7 +143,9 @@ mod tests {
 
     #[test]
     fn email_refuses_what_is_not_an_address() {
-        for bad in ["", "   ", "no-at-sign", "@example.com", "a@", "a@b@c", "a b@c.d", "a@.com", "a@com.", &format!("{}@x.io", "a".repeat(260))] {
+        for bad in
+            ["", "   ", "no-at-sign", "@example.com", "a@", "a@b@c", "a b@c.d", "a@.com", "a@com.", &format!("{}@x.io", "a".repeat(260))]
+        {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

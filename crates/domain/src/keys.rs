@@ -129,7 +129,8 @@ impl SigningKey {
     }
 
     pub fn unseal(stored: &crate::ports::StoredKey, sealer: &crate::Sealer) -> Result<Self, DomainError> {
-        let alg = Algorithm::parse(&stored.alg).ok_or_else(|| DomainError::Internal(format!("key {}: unknown algorithm {}", stored.kid, stored.alg)))?;
+        let alg = Algorithm::parse(&stored.alg)
+            .ok_or_else(|| DomainError::Internal(format!("key {}: unknown algorithm {}", stored.kid, stored.alg)))?;
         let secret = sealer.open(&stored.sealed_secret, stored.kid.as_bytes())?;
         Ok(Self { kid: stored.kid.clone(), alg, state: stored.state, secret, created_at: stored.created_at })
     }
@@ -173,7 +174,12 @@ impl Keyring {
         for k in keys {
             map.insert(
                 k.kid.clone(),
-                LoadedKey { alg: k.alg, state: k.state, encoding: EncodingKey::from_secret(&k.secret), decoding: DecodingKey::from_secret(&k.secret) },
+                LoadedKey {
+                    alg: k.alg,
+                    state: k.state,
+                    encoding: EncodingKey::from_secret(&k.secret),
+                    decoding: DecodingKey::from_secret(&k.secret),
+                },
             );
             if k.state == KeyState::Active {
                 let newer = active.get(&k.alg).is_none_or(|(at, _)| *at < k.created_at);
@@ -182,7 +188,11 @@ impl Keyring {
                 }
             }
         }
-        Self { keys: Arc::new(map), active: Arc::new(active.into_iter().map(|(a, (_, kid))| (a, kid)).collect()), leeway_seconds: leeway_seconds.max(0) }
+        Self {
+            keys: Arc::new(map),
+            active: Arc::new(active.into_iter().map(|(a, (_, kid))| (a, kid)).collect()),
+            leeway_seconds: leeway_seconds.max(0),
+        }
     }
 
     pub fn can_sign(&self, alg: Algorithm) -> bool {
@@ -201,7 +211,12 @@ impl Keyring {
 
     /// Verifies signature, algorithm and times. `allowed` lists the algorithms the calling face
     /// accepts; a token signed by a key of another algorithm is invalid there.
-    pub fn verify<T: DeserializeOwned + TimedClaims>(&self, token: &str, allowed: &[Algorithm], now: OffsetDateTime) -> Result<T, AuthError> {
+    pub fn verify<T: DeserializeOwned + TimedClaims>(
+        &self,
+        token: &str,
+        allowed: &[Algorithm],
+        now: OffsetDateTime,
+    ) -> Result<T, AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TokenInvalid);
         }
@@ -224,10 +239,10 @@ impl Keyring {
         if claims.exp() + self.leeway_seconds <= now {
             return Err(AuthError::TokenExpired);
         }
-        if let Some(nbf) = claims.nbf() {
-            if nbf > now + self.leeway_seconds {
-                return Err(AuthError::TokenInvalid);
-            }
+        if let Some(nbf) = claims.nbf()
+            && nbf > now + self.leeway_seconds
+        {
+            return Err(AuthError::TokenInvalid);
         }
         Ok(claims)
     }

@@ -120,10 +120,8 @@ impl Argon2Hasher {
     }
 
     pub fn hash(&self, password: &Password) -> Result<PasswordHash, DomainError> {
-        let phc = self
-            .argon
-            .hash_password(password.0.as_bytes())
-            .map_err(|e| DomainError::Internal(format!("argon2 hashing failed: {e}")))?;
+        let phc =
+            self.argon.hash_password(password.0.as_bytes()).map_err(|e| DomainError::Internal(format!("argon2 hashing failed: {e}")))?;
         Ok(PasswordHash(phc.to_string()))
     }
 

@@ -7,8 +7,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::rotation::RefreshRefusal;
 use crate::{
-    DomainError, Email, KeyState, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId,
-    UserStatus,
+    DomainError, Email, KeyState, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User,
+    UserId, UserStatus,
 };
 
 #[async_trait]
@@ -69,7 +69,13 @@ pub trait SessionRepository: Send + Sync {
     /// Revokes one session; `false` when it was already revoked or does not exist.
     async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError>;
     /// Revokes every live session of a user but `except`; returns the ids revoked.
-    async fn revoke_user_sessions(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError>;
     /// Sessions revoked at or after `since`: what an instance loads into its revocation list.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError>;
 }

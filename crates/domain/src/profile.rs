@@ -27,7 +27,10 @@ impl TokenProfile {
             return Err(DomainError::invalid("profile", format!("profile {name}: lifetimes must be positive")));
         }
         if access >= refresh {
-            return Err(DomainError::invalid("profile", format!("profile {name}: the access lifetime must be shorter than the refresh lifetime")));
+            return Err(DomainError::invalid(
+                "profile",
+                format!("profile {name}: the access lifetime must be shorter than the refresh lifetime"),
+            ));
         }
         Ok(Self { name, access_ttl_seconds: access.whole_seconds(), refresh_ttl_seconds: refresh.whole_seconds() })
     }

@@ -153,10 +153,7 @@ impl Sealer {
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, DomainError> {
         let nonce_bytes = random_bytes::<24>()?;
         let nonce = XNonce::from_slice(&nonce_bytes);
-        let ct = self
-            .cipher
-            .encrypt(nonce, Payload { msg: plaintext, aad })
-            .map_err(|_| DomainError::Internal("sealing failed".into()))?;
+        let ct = self.cipher.encrypt(nonce, Payload { msg: plaintext, aad }).map_err(|_| DomainError::Internal("sealing failed".into()))?;
         let mut out = Vec::with_capacity(24 + ct.len());
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&ct);

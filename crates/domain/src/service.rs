@@ -11,7 +11,10 @@ use crate::keys::TimedClaims;
 use crate::ports::{NewRefresh, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, Store};
 use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
-use crate::{Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordPolicy, TokenHash, TokenProfile, User, UserId, UserStatus};
+use crate::{
+    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordPolicy, TokenHash, TokenProfile, User, UserId,
+    UserStatus,
+};
 
 /// Settings of the use-cases, from configuration.
 #[derive(Debug, Clone)]
@@ -182,7 +185,13 @@ impl TokenService {
 
     /// Password login: a new session and its first pair.
     #[tracing::instrument(skip_all, fields(face = origin.face))]
-    pub async fn login_password(&self, email: &str, password: String, origin: LoginOrigin<'_>, now: OffsetDateTime) -> Result<IssuedPair, DomainError> {
+    pub async fn login_password(
+        &self,
+        email: &str,
+        password: String,
+        origin: LoginOrigin<'_>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedPair, DomainError> {
         let user = self.check_password(email, password).await?;
         self.open_session(&user, origin, now).await
     }
@@ -231,7 +240,13 @@ impl TokenService {
     pub async fn refresh(&self, presented: &RefreshSecret, client: Option<&str>, now: OffsetDateTime) -> Result<IssuedPair, DomainError> {
         let secret = RefreshSecret::generate()?;
         let child = self.prepare_refresh(&secret)?;
-        let req = RotateRequest { presented: self.secret_hash(presented.as_bytes()), presenting_client: client, now, grace: self.settings.refresh_grace, child };
+        let req = RotateRequest {
+            presented: self.secret_hash(presented.as_bytes()),
+            presenting_client: client,
+            now,
+            grace: self.settings.refresh_grace,
+            child,
+        };
         match self.store.rotate(req).await? {
             RotateOutcome::Rotated { session, child } => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
@@ -239,9 +254,11 @@ impl TokenService {
             }
             RotateOutcome::Reissued { session, child } => {
                 tracing::info!(session_id = %session.id, "parent presented again within the grace window; same child returned");
-                let sealed = child.sealed_secret.as_deref().ok_or_else(|| DomainError::Internal("grace child has no sealed secret".into()))?;
+                let sealed =
+                    child.sealed_secret.as_deref().ok_or_else(|| DomainError::Internal("grace child has no sealed secret".into()))?;
                 let bytes = self.sealer.open(sealed, &child.hash.0)?;
-                let bytes: [u8; 32] = bytes.try_into().map_err(|_| DomainError::Internal("sealed refresh secret has the wrong length".into()))?;
+                let bytes: [u8; 32] =
+                    bytes.try_into().map_err(|_| DomainError::Internal("sealed refresh secret has the wrong length".into()))?;
                 let secret = RefreshSecret::from_bytes(bytes);
                 if !self.secret_hash(secret.as_bytes()).ct_eq(&child.hash) {
                     return Err(DomainError::Internal("sealed refresh secret does not match its hash".into()));
@@ -264,10 +281,10 @@ impl TokenService {
     #[tracing::instrument(skip_all)]
     pub async fn revoke_refresh(&self, presented: &RefreshSecret, client: Option<&str>, now: OffsetDateTime) -> Result<(), DomainError> {
         let hash = self.secret_hash(presented.as_bytes());
-        if let Some((_, session)) = self.store.refresh_by_hash(hash).await? {
-            if client.is_none() || session.client_id.as_deref() == client {
-                self.revoke_session(session.id, "revoked", now).await?;
-            }
+        if let Some((_, session)) = self.store.refresh_by_hash(hash).await?
+            && (client.is_none() || session.client_id.as_deref() == client)
+        {
+            self.revoke_session(session.id, "revoked", now).await?;
         }
         Ok(())
     }
@@ -282,7 +299,13 @@ impl TokenService {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
-    pub async fn revoke_all(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<usize, DomainError> {
+    pub async fn revoke_all(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, DomainError> {
         let ids = self.store.revoke_user_sessions(user, except, reason, now).await?;
         for id in &ids {
             self.revocations.note_revoked(*id, now);
@@ -341,7 +364,13 @@ impl TokenService {
 
     /// The native access token of a refresh record: a pure function of the record, so the same
     /// record re-signed within the grace window gives the same token.
-    fn pair(&self, session: &Session, record: &RefreshRecord, secret: RefreshSecret, now: OffsetDateTime) -> Result<IssuedPair, DomainError> {
+    fn pair(
+        &self,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: RefreshSecret,
+        now: OffsetDateTime,
+    ) -> Result<IssuedPair, DomainError> {
         let iat = record.issued_at.unix_timestamp();
         let exp = iat + session.profile.access_ttl().whole_seconds();
         let claims = AccessClaims {

@@ -7,13 +7,11 @@ use async_trait::async_trait;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row};
-use tessera_domain::ports::{
-    ClientRepository, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
-};
+use tessera_domain::ports::{ClientRepository, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository};
 use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
 use tessera_domain::{
-    ClientId, Email, KeyState, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, TokenProfile, User, UserId,
-    UserStatus,
+    ClientId, Email, KeyState, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, TokenProfile, User,
+    UserId, UserStatus,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -26,16 +24,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 /// Maps a sqlx error to the domain's: unique violations by constraint name, the rest opaque
 /// (with the cause kept for the log).
 pub fn map_err(e: sqlx::Error) -> RepoError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return match db.constraint() {
-                Some("users_email_key") => RepoError::Conflict("users_email_key"),
-                Some("clients_pkey") => RepoError::Conflict("clients_pkey"),
-                Some("signing_keys_pkey") => RepoError::Conflict("signing_keys_pkey"),
-                Some("refresh_tokens_parent_key") => RepoError::Conflict("refresh_tokens_parent_key"),
-                _ => RepoError::Unavailable(Box::new(e)),
-            };
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return match db.constraint() {
+            Some("users_email_key") => RepoError::Conflict("users_email_key"),
+            Some("clients_pkey") => RepoError::Conflict("clients_pkey"),
+            Some("signing_keys_pkey") => RepoError::Conflict("signing_keys_pkey"),
+            Some("refresh_tokens_parent_key") => RepoError::Conflict("refresh_tokens_parent_key"),
+            _ => RepoError::Unavailable(Box::new(e)),
+        };
     }
     if let sqlx::Error::RowNotFound = e {
         return RepoError::NotFound;
@@ -96,11 +94,13 @@ impl PgStore {
 
     /// Every refresh record of a session, oldest first (tests and admin tools).
     pub async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last")))
-            .bind(session.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last"
+        )))
+        .bind(session.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
         rows.iter().map(token_from_row).collect()
     }
 }
@@ -201,7 +201,14 @@ fn revoke_sql(where_clause: &str) -> String {
     )
 }
 
-async fn revoke_where<'c, E>(exec: E, clause: &str, now: OffsetDateTime, reason: &str, a3: Option<i64>, a4: Option<Uuid>) -> Result<Vec<SessionId>, RepoError>
+async fn revoke_where<'c, E>(
+    exec: E,
+    clause: &str,
+    now: OffsetDateTime,
+    reason: &str,
+    a3: Option<i64>,
+    a4: Option<Uuid>,
+) -> Result<Vec<SessionId>, RepoError>
 where
     E: sqlx::Executor<'c, Database = Postgres>,
 {
@@ -354,7 +361,8 @@ impl SessionRepository for PgStore {
         let has_child: Option<Vec<u8>> = row.try_get("c_hash").map_err(decode)?;
         let child = if has_child.is_some() { Some(token_with_prefix(&row, "c")?) } else { None };
         let user_active: bool = row.try_get("user_active").map_err(decode)?;
-        let facts = RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+        let facts =
+            RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
 
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
@@ -437,7 +445,13 @@ impl SessionRepository for PgStore {
         Ok(!revoke_where(&self.pool, "id = $4", now, reason, None, Some(id.0)).await?.is_empty())
     }
 
-    async fn revoke_user_sessions(&self, user: UserId, except: Option<SessionId>, reason: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError> {
         revoke_where(&self.pool, "user_id = $3 and ($4::uuid is null or id <> $4)", now, reason, Some(user.0), except.map(|s| s.0)).await
     }
 
@@ -447,9 +461,7 @@ impl SessionRepository for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        rows.iter()
-            .map(|r| Ok((SessionId(r.try_get("id").map_err(decode)?), r.try_get("revoked_at").map_err(decode)?)))
-            .collect()
+        rows.iter().map(|r| Ok((SessionId(r.try_get("id").map_err(decode)?), r.try_get("revoked_at").map_err(decode)?))).collect()
     }
 }
 

@@ -200,7 +200,13 @@ async fn a_blocked_user_can_neither_log_in_nor_refresh() {
 async fn confidential_clients_must_present_their_secret() {
     let w = world();
     let hash = w.svc.secret_hash(b"s3cret");
-    let client = OAuthClient { client_id: crate::ClientId::parse("conf").unwrap(), name: "c".into(), secret_hash: Some(hash), profile: "standard".into(), created_at: T0 };
+    let client = OAuthClient {
+        client_id: crate::ClientId::parse("conf").unwrap(),
+        name: "c".into(),
+        secret_hash: Some(hash),
+        profile: "standard".into(),
+        created_at: T0,
+    };
     w.store.create_client(&client).await.unwrap();
     assert!(w.svc.authenticate_client("conf", Some("s3cret")).await.is_ok());
     assert!(w.svc.authenticate_client("conf", Some("wrong")).await.is_err());
