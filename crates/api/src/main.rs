@@ -1,1 +1,21 @@
-fn main() {}
+//! The `tessera` binary: `serve`, `migrate` and the admin commands.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = tessera_api::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tessera: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tessera_api::cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The command line: `serve`, `migrate`, `openapi` and the admin commands.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Parser, Subcommand};
+use tessera_domain::ports::{ClientRepository, UserRepository};
+use tessera_domain::{ClientId, Email, OAuthClient, OffsetDateTime, UserStatus};
+
+use crate::config::Settings;
+use crate::startup::{Application, Core, connect_store};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "Tessera: a token service (JWT access / refresh pairs)")]
+pub struct Cli {
+    /// Configuration file (default: config/default.toml, if present).
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Overrides database.url.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the HTTP service (applies migrations first unless database.migrate_on_start = false).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from the first line of standard input unless given.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Visible to other local users in the process list: prefer standard input.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Block a user: every session ends at once and every face refuses the user.
+    Block {
+        #[arg(long)]
+        email: String,
+    },
+    /// Unblock a user.
+    Unblock {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create an OAuth client; a confidential client's secret is printed once and stored hashed.
+    Create {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Give the client a secret it must present.
+        #[arg(long)]
+        confidential: bool,
+        /// The token profile of its sessions (standard, extended or a configured one).
+        #[arg(long, default_value = "standard")]
+        profile: String,
+    },
+}
+
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(url) = &cli.database_url {
+        settings.database.url = url.clone();
+    }
+    Ok(settings)
+}
+
+#[expect(clippy::print_stdout, reason = "the admin commands' output is for the operator")]
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        print!("{}", crate::openapi::spec_json()?);
+        return Ok(());
+    }
+    let settings = load_settings(&cli)?;
+    crate::telemetry::init(&settings.log);
+    match cli.command {
+        Command::Openapi => Ok(()),
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await.context("the server failed")
+        }
+        Command::Migrate => {
+            settings.check()?;
+            connect_store(&settings, true).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let core = Core::build(settings, true, false).await?;
+            let service = &core.state.service;
+            let now = OffsetDateTime::now_utc();
+            match cmd {
+                UserCommand::Create { email, password } => {
+                    let password = match password {
+                        Some(p) => p,
+                        None => read_password()?,
+                    };
+                    let user = service.register(&email, password, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("created user {} <{}>", user.id, user.email);
+                }
+                UserCommand::Block { email } => {
+                    let user = find_user(&core, &email).await?;
+                    service.set_user_status(user, UserStatus::Blocked, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("blocked user {user}; every session revoked");
+                }
+                UserCommand::Unblock { email } => {
+                    let user = find_user(&core, &email).await?;
+                    service.set_user_status(user, UserStatus::Active, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("unblocked user {user}");
+                }
+            }
+            Ok(())
+        }
+        Command::Client(ClientCommand::Create { client_id, name, confidential, profile }) => {
+            let core = Core::build(settings, true, false).await?;
+            if core.state.profile(&profile).is_none() {
+                bail!("--profile: no profile named {profile:?}");
+            }
+            let id = ClientId::parse(&client_id).map_err(|e| anyhow::anyhow!("--client-id: {e}"))?;
+            let secret = if confidential { Some(URL_SAFE_NO_PAD.encode(tessera_domain::secret::random_bytes::<32>()?)) } else { None };
+            let client = OAuthClient {
+                client_id: id,
+                name: if name.is_empty() { client_id.clone() } else { name },
+                secret_hash: secret.as_ref().map(|s| core.state.service.secret_hash(s.as_bytes())),
+                profile,
+                created_at: OffsetDateTime::now_utc(),
+            };
+            core.state.store.create_client(&client).await.map_err(|e| match e {
+                tessera_domain::RepoError::Conflict(_) => anyhow::anyhow!("--client-id: a client {client_id:?} exists already"),
+                other => anyhow::Error::from(other),
+            })?;
+            println!("client_id: {client_id}");
+            if let Some(s) = secret {
+                println!("client_secret: {s}");
+                println!("(shown once: Tessera stores only its hash)");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn find_user(core: &Core, email: &str) -> anyhow::Result<tessera_domain::UserId> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    match core.state.store.user_by_email(&email).await? {
+        Some(u) => Ok(u.id),
+        None => bail!("--email: no user {email}"),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    eprint!("password: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}

@@ -1,0 +1,363 @@
+//! Typed configuration: `config/default.toml` (optional), then `TESSERA__SECTION__KEY`
+//! environment variables, checked once at start. A bad value stops the start with a message that
+//! names its key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tessera_domain::password::Argon2Params;
+use tessera_domain::{Algorithm, Duration, TokenProfile};
+
+/// Where the settings came from is irrelevant after loading; only this struct is passed on.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `development` (the default) or `production`: production refuses generated secrets.
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub secrets: SecretSettings,
+    pub tokens: TokenSettings,
+    pub password: PasswordSettings,
+    /// Custom token profiles, by name, beside the presets `standard` and `extended`.
+    pub profiles: BTreeMap<String, ProfileSettings>,
+    pub oauth: OAuthSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Development,
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            secrets: SecretSettings::default(),
+            tokens: TokenSettings::default(),
+            password: PasswordSettings::default(),
+            profiles: BTreeMap::new(),
+            oauth: OAuthSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds requests in flight get to finish after SIGTERM.
+    pub shutdown_timeout_seconds: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8080, workers: 0, shutdown_timeout_seconds: 30, max_body_bytes: 64 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// A `postgres://` URL. `DATABASE_URL` is used when this is not set in the file or by
+    /// `TESSERA__DATABASE__URL`.
+    pub url: String,
+    pub max_connections: u32,
+    /// Apply pending migrations when `tessera serve` starts.
+    pub migrate_on_start: bool,
+    /// Create the database named in the URL if it does not exist (development convenience).
+    pub create_if_missing: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/tessera".into(),
+            max_connections: 16,
+            migrate_on_start: true,
+            create_if_missing: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretSettings {
+    /// Base64 of at least 32 random bytes. Every server secret (refresh-token hashing key,
+    /// the key sealing signing keys) is derived from it. Required in production.
+    pub master_key: Option<String>,
+    /// Development only: where a generated master key is kept between starts.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl SecretSettings {
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file.clone().unwrap_or_else(|| PathBuf::from("data/master.key"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// `iss` of native access tokens.
+    pub issuer: String,
+    /// HS256, HS384 or HS512.
+    pub algorithm: String,
+    /// Seconds of clock skew tolerated on `exp`; 0: a token whose `exp` is now is expired.
+    pub leeway_seconds: u32,
+    /// Seconds after a rotation during which the parent refresh token gets the same child.
+    pub refresh_grace_seconds: u32,
+    /// No session outlives this (humantime, e.g. `365d`), however often it is refreshed.
+    pub max_session_lifetime: String,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "tessera".into(),
+            algorithm: "HS256".into(),
+            leeway_seconds: 0,
+            refresh_grace_seconds: 5,
+            max_session_lifetime: "365d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    pub argon2: Argon2Params,
+    /// Argon2 runs at most this many at once (0: one per core); the rest queue.
+    pub max_concurrent_hashes: usize,
+    /// Minimum length of a new password, in characters.
+    pub min_length: usize,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self { argon2: Argon2Params::default(), max_concurrent_hashes: 0, min_length: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    /// Access-token lifetime (humantime: `15m`, `2h`).
+    pub access: String,
+    /// Refresh-token lifetime (humantime: `7d`).
+    pub refresh: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthSettings {
+    /// A public client that exists on every install, so examples work without creating one.
+    pub default_client_enabled: bool,
+    pub default_client_id: String,
+    /// The profile of the default client's sessions.
+    pub default_profile: String,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        Self { default_client_enabled: true, default_client_id: "tessera".into(), default_profile: TokenProfile::STANDARD.into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "pretty".into(), level: "info".into() }
+    }
+}
+
+/// A configuration error naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// Settings after checking: typed values the rest of the program uses.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub algorithm: Algorithm,
+    pub profiles: BTreeMap<String, TokenProfile>,
+    pub max_session_lifetime: Duration,
+}
+
+impl Settings {
+    /// Loads `file` (if it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("config/default.toml"));
+        let mut builder = config::Config::builder();
+        if path.exists() {
+            builder = builder.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+        } else if file.is_some() {
+            return Err(ConfigError::new("--config", format!("{} does not exist", path.display())));
+        }
+        let env_has_db_url = std::env::var_os("TESSERA__DATABASE__URL").is_some();
+        builder = builder.add_source(config::Environment::with_prefix("TESSERA").prefix_separator("__").separator("__"));
+        if !env_has_db_url && let Ok(url) = std::env::var("DATABASE_URL") {
+            builder = builder.set_override("database.url", url).map_err(|e| ConfigError::new("database.url", e.to_string()))?;
+        }
+        let cfg = builder.build().map_err(from_config_error)?;
+        cfg.try_deserialize().map_err(from_config_error)
+    }
+
+    /// Checks every rule a value must follow; the error names the key.
+    pub fn check(&self) -> Result<Checked, ConfigError> {
+        let algorithm = tessera_domain::Algorithm::parse(&self.tokens.algorithm).ok_or_else(|| {
+            ConfigError::new("tokens.algorithm", format!("{:?} is not one of HS256, HS384, HS512", self.tokens.algorithm))
+        })?;
+        if self.tokens.issuer.trim().is_empty() {
+            return Err(ConfigError::new("tokens.issuer", "may not be empty"));
+        }
+        let max_session_lifetime = parse_duration("tokens.max_session_lifetime", &self.tokens.max_session_lifetime)?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        if !self.database.url.starts_with("postgres://") && !self.database.url.starts_with("postgresql://") {
+            return Err(ConfigError::new("database.url", "must be a postgres:// URL"));
+        }
+        tessera_domain::password::Argon2Hasher::new(self.password.argon2)
+            .map_err(|e| ConfigError::new("password.argon2", e.to_string()))?;
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(ConfigError::new("log.format", "must be `pretty` or `json`"));
+        }
+        let mut profiles = BTreeMap::new();
+        profiles.insert(TokenProfile::STANDARD.to_owned(), TokenProfile::standard());
+        profiles.insert(TokenProfile::EXTENDED.to_owned(), TokenProfile::extended());
+        for (name, p) in &self.profiles {
+            let key = format!("profiles.{name}");
+            if profiles.contains_key(name) {
+                return Err(ConfigError::new(key, "redefines a preset"));
+            }
+            let access = parse_duration(&format!("{key}.access"), &p.access)?;
+            let refresh = parse_duration(&format!("{key}.refresh"), &p.refresh)?;
+            let profile = TokenProfile::new(name.clone(), access, refresh).map_err(|e| ConfigError::new(key.clone(), e.to_string()))?;
+            profiles.insert(name.clone(), profile);
+        }
+        if !profiles.contains_key(&self.oauth.default_profile) {
+            return Err(ConfigError::new("oauth.default_profile", format!("no profile named {:?}", self.oauth.default_profile)));
+        }
+        if self.oauth.default_client_enabled {
+            tessera_domain::ClientId::parse(&self.oauth.default_client_id)
+                .map_err(|e| ConfigError::new("oauth.default_client_id", e.to_string()))?;
+        }
+        if self.environment == Environment::Production && self.secrets.master_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+            return Err(ConfigError::new(
+                "secrets.master_key",
+                "production refuses generated secrets: set TESSERA__SECRETS__MASTER_KEY to base64 of 32 random bytes",
+            ));
+        }
+        Ok(Checked { algorithm, profiles, max_session_lifetime })
+    }
+
+    /// The longest access-token lifetime any profile has: how long a revocation must be
+    /// remembered in memory.
+    pub fn max_access_ttl(checked: &Checked) -> Duration {
+        checked.profiles.values().map(TokenProfile::access_ttl).max().unwrap_or(Duration::hours(2))
+    }
+}
+
+fn parse_duration(key: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let d =
+        humantime::parse_duration(raw).map_err(|e| ConfigError::new(key, format!("{raw:?} is not a duration like `15m` or `7d`: {e}")))?;
+    let secs = i64::try_from(d.as_secs()).map_err(|_| ConfigError::new(key, "is too long"))?;
+    Ok(Duration::seconds(secs))
+}
+
+fn from_config_error(e: config::ConfigError) -> ConfigError {
+    // config's messages already name the key ("invalid type: ... for key `server.port`").
+    let text = e.to_string();
+    let key = text.split('`').nth(1).unwrap_or("configuration").to_owned();
+    ConfigError::new(key, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_default_toml_matches_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let cfg = config::Config::builder().add_source(config::File::from(path.as_path())).build().unwrap();
+        let from_file: Settings = cfg.try_deserialize().unwrap();
+        assert_eq!(from_file, Settings::default());
+    }
+
+    #[test]
+    fn defaults_check_out() {
+        let c = Settings::default().check().unwrap();
+        assert_eq!(c.algorithm, Algorithm::HS256);
+        assert!(c.profiles.contains_key("standard") && c.profiles.contains_key("extended"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut s = Settings::default();
+        s.tokens.algorithm = "none".into();
+        assert_eq!(s.check().unwrap_err().key, "tokens.algorithm");
+
+        let mut s = Settings::default();
+        s.profiles.insert("short".into(), ProfileSettings { access: "1h".into(), refresh: "10m".into() });
+        assert_eq!(s.check().unwrap_err().key, "profiles.short");
+
+        let mut s = Settings::default();
+        s.profiles.insert("x".into(), ProfileSettings { access: "soon".into(), refresh: "10m".into() });
+        assert_eq!(s.check().unwrap_err().key, "profiles.x.access");
+
+        let mut s = Settings::default();
+        s.oauth.default_profile = "nope".into();
+        assert_eq!(s.check().unwrap_err().key, "oauth.default_profile");
+    }
+
+    #[test]
+    fn production_refuses_a_missing_master_key() {
+        let mut s = Settings { environment: Environment::Production, ..Default::default() };
+        assert_eq!(s.check().unwrap_err().key, "secrets.master_key");
+        s.secrets.master_key = Some("c2VjcmV0".into());
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn custom_profiles_are_parsed() {
+        let mut s = Settings::default();
+        s.profiles.insert("mobile".into(), ProfileSettings { access: "15m".into(), refresh: "30d".into() });
+        let c = s.check().unwrap();
+        let p = &c.profiles["mobile"];
+        assert_eq!(p.access_ttl(), Duration::minutes(15));
+        assert_eq!(p.refresh_ttl(), Duration::days(30));
+    }
+}

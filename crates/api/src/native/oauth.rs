@@ -1,0 +1,272 @@
+//! RFC 6749 token endpoint (password and refresh_token grants) and RFC 7009 revocation.
+//! Errors are RFC 6749 §5.2 bodies; every response carries `Cache-Control: no-store`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use tessera_domain::secret::SecretEncoding;
+use tessera_domain::service::LoginOrigin;
+use tessera_domain::{AuthError, DomainError, OAuthClient, OffsetDateTime, RefreshSecret};
+use utoipa::ToSchema;
+
+use crate::body::{BodyError, param, parse_params, read_limited};
+use crate::state::AppState;
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"error": "invalid_grant", "error_description": "Invalid credentials given."}))]
+pub struct OAuthErrorBody {
+    pub error: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    status: StatusCode,
+    body: OAuthErrorBody,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self { status, body: OAuthErrorBody { error, error_description: Some(description.into()) } }
+    }
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+    fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+    fn invalid_client() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.")
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.body.error)
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\"")));
+        }
+        res.json(&self.body)
+    }
+}
+
+fn body_error(e: BodyError) -> OAuthError {
+    match e {
+        BodyError::TooLarge(limit) => {
+            OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", format!("The body is larger than {limit} bytes."))
+        }
+        BodyError::UnsupportedMediaType(ct) => OAuthError::invalid_request(format!(
+            "Unsupported content type {ct:?}: use application/x-www-form-urlencoded or application/json."
+        )),
+        BodyError::Malformed(m) => OAuthError::invalid_request(m),
+        BodyError::Duplicate(p) => OAuthError::invalid_request(format!("Duplicate {p} parameter.")),
+        BodyError::Unreadable => OAuthError::invalid_request("The body could not be read."),
+    }
+}
+
+fn domain_error(e: DomainError) -> OAuthError {
+    match e {
+        DomainError::Auth(a) => match a {
+            AuthError::InvalidCredentials => OAuthError::invalid_grant("Invalid credentials given."),
+            AuthError::UserBlocked => OAuthError::invalid_grant("The account is blocked."),
+            AuthError::TokenExpired => OAuthError::invalid_grant("The refresh token has expired."),
+            AuthError::TokenReused => OAuthError::invalid_grant("The refresh token was already used; its session has been revoked."),
+            AuthError::TokenRevoked => OAuthError::invalid_grant("The refresh token has been revoked."),
+            AuthError::WrongClient => OAuthError::invalid_grant("The refresh token was issued to another client."),
+            _ => OAuthError::invalid_grant("The refresh token is invalid."),
+        },
+        DomainError::Invalid { field, message } => OAuthError::invalid_request(format!("{field} {message}")),
+        other => {
+            let p = crate::problem::unexpected(&other);
+            let (error, desc) = if p.status == StatusCode::SERVICE_UNAVAILABLE {
+                ("temporarily_unavailable", "Try again later.")
+            } else {
+                ("server_error", "An unexpected error occurred.")
+            };
+            OAuthError::new(p.status, error, desc)
+        }
+    }
+}
+
+/// Parameters of the token endpoint (form-encoded or JSON).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"grant_type": "password", "username": "ann@example.com", "password": "correct horse battery", "client_id": "tessera"}))]
+pub struct TokenRequest {
+    /// `password` or `refresh_token`.
+    pub grant_type: String,
+    /// The user's e-mail (password grant).
+    pub username: Option<String>,
+    /// password grant.
+    pub password: Option<String>,
+    /// refresh_token grant.
+    pub refresh_token: Option<String>,
+    /// Optional for the default public client; HTTP Basic works too.
+    pub client_id: Option<String>,
+    /// Confidential clients only; HTTP Basic works too.
+    pub client_secret: Option<String>,
+    /// Accepted and ignored: Tessera's tokens carry no scopes.
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6IjRmM2M...", "token_type": "Bearer", "expires_in": 300, "refresh_token": "q9n2Qm0c7mX8vK4Jt1yZbA2rW5eH6uL3sP0dF8gC1xE"}))]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+/// Parameters of the revocation endpoint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"token": "q9n2Qm0c7mX8vK4Jt1yZbA2rW5eH6uL3sP0dF8gC1xE", "token_type_hint": "refresh_token", "client_id": "tessera"}))]
+pub struct RevokeRequest {
+    /// A refresh token (its session ends) or an access token (its session ends too).
+    pub token: String,
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// `client_id:client_secret` of an HTTP Basic header, each form-urlencoded (RFC 6749 §2.3.1).
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
+    let Some((scheme, rest)) = value.split_once(' ') else { return Err(OAuthError::invalid_client()) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client());
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| OAuthError::invalid_client())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(OAuthError::invalid_client)?;
+    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// Authenticates the client: HTTP Basic or body parameters (never both); no client_id at all
+/// means the default public client, when it is enabled.
+async fn authenticate_client(state: &AppState, req: &HttpRequest, params: &[(String, String)]) -> Result<OAuthClient, OAuthError> {
+    let basic = basic_credentials(req)?;
+    let body_id = param(params, "client_id");
+    let body_secret = param(params, "client_secret");
+    let (id, secret) = match basic {
+        Some((id, secret)) => {
+            if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_request("Use one client authentication method, not several."));
+            }
+            (id, Some(secret).filter(|s| !s.is_empty()))
+        }
+        None => match body_id {
+            Some(id) => (id.to_owned(), body_secret.map(str::to_owned)),
+            None if state.settings.oauth.default_client_enabled => (state.settings.oauth.default_client_id.clone(), None),
+            None => return Err(OAuthError::invalid_request("Missing client_id parameter.")),
+        },
+    };
+    match state.service.authenticate_client(&id, secret.as_deref()).await {
+        Ok(c) => Ok(c),
+        Err(DomainError::Auth(_)) => Err(OAuthError::invalid_client()),
+        Err(e) => Err(domain_error(e)),
+    }
+}
+
+fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+    res
+}
+
+/// Issue tokens: the `password` grant (username is the e-mail) or the `refresh_token` grant
+/// (every refresh rotates the refresh token).
+#[utoipa::path(
+    tag = "oauth2",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded",
+        description = "Form-encoded as RFC 6749 says; a JSON object with the same keys is accepted too."),
+    responses(
+        (status = 200, description = "A token pair", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 413, description = "Body too large", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/token")]
+pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
+    let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(body_error)?;
+    let params = parse_params(&req, &body).map_err(body_error)?;
+    let grant = param(&params, "grant_type").ok_or_else(|| OAuthError::invalid_request("Missing grant_type parameter."))?;
+    if grant != "password" && grant != "refresh_token" {
+        return Err(OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("Grant type {grant:?} is not supported.")));
+    }
+    let client = authenticate_client(&state, &req, &params).await?;
+    let now = OffsetDateTime::now_utc();
+    let pair = if grant == "password" {
+        let username = param(&params, "username").ok_or_else(|| OAuthError::invalid_request("Missing username parameter."))?;
+        let password = param(&params, "password").ok_or_else(|| OAuthError::invalid_request("Missing password parameter."))?;
+        let profile = state.profile(&client.profile).or_else(|| state.profile(&state.settings.oauth.default_profile)).ok_or_else(|| {
+            domain_error(DomainError::Internal(format!("client {} has unknown profile {}", client.client_id.as_str(), client.profile)))
+        })?;
+        let origin = LoginOrigin {
+            client_id: Some(client.client_id.as_str()),
+            face: "native",
+            profile,
+            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
+        };
+        state.service.login_password(username, password.to_owned(), origin, now).await.map_err(domain_error)?
+    } else {
+        let raw = param(&params, "refresh_token").ok_or_else(|| OAuthError::invalid_request("Missing refresh_token parameter."))?;
+        let secret =
+            RefreshSecret::parse(raw, SecretEncoding::UrlSafe).ok_or_else(|| OAuthError::invalid_grant("The refresh token is invalid."))?;
+        state.service.refresh(&secret, Some(client.client_id.as_str()), now).await.map_err(domain_error)?
+    };
+    Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
+        access_token: pair.access_token,
+        token_type: "Bearer",
+        expires_in: pair.expires_in,
+        refresh_token: pair.refresh_token.encode(SecretEncoding::UrlSafe),
+    }))
+}
+
+/// Revoke a token (RFC 7009). A refresh token ends its session, and with it every access token
+/// of the session; an access token of ours ends its session too. Unknown tokens, and tokens of
+/// other clients, get the same 200 and change nothing.
+#[utoipa::path(
+    tag = "oauth2",
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or there was nothing to revoke"),
+        (status = 400, description = "invalid_request", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/revoke")]
+pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
+    let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(body_error)?;
+    let params = parse_params(&req, &body).map_err(body_error)?;
+    let token = param(&params, "token").ok_or_else(|| OAuthError::invalid_request("Missing token parameter."))?;
+    let client = authenticate_client(&state, &req, &params).await?;
+    let now = OffsetDateTime::now_utc();
+    if let Some(secret) = RefreshSecret::parse(token, SecretEncoding::UrlSafe) {
+        state.service.revoke_refresh(&secret, Some(client.client_id.as_str()), now).await.map_err(domain_error)?;
+    } else if let Ok(ctx) = state.service.resolve_access(token, now)
+        && ctx.client_id.as_deref() == Some(client.client_id.as_str())
+    {
+        state.service.revoke_session(ctx.session_id, "revoked", now).await.map_err(domain_error)?;
+    }
+    Ok(no_store(HttpResponse::Ok()).finish())
+}

@@ -1,0 +1,218 @@
+//! The one place where everything is wired: configuration -> storage -> secrets -> keyring ->
+//! use-cases -> HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
+use anyhow::Context;
+use tessera_domain::password::{Argon2Hasher, PasswordPolicy};
+use tessera_domain::ports::ClientRepository;
+use tessera_domain::{ClientId, Duration, OAuthClient, OffsetDateTime, RepoError, TokenService};
+use tessera_storage::PgStore;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Settings;
+use crate::hasher::BlockingHasher;
+use crate::openapi::ApiDoc;
+use crate::problem::Problem;
+use crate::revocations::{RevocationCache, start_listener};
+use crate::secrets::{ServerSecrets, load_keyring, load_master_key};
+use crate::state::AppState;
+
+/// Connects and (as configured) creates and migrates the database.
+pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result<PgStore> {
+    let url = &settings.database.url;
+    if settings.database.create_if_missing {
+        PgStore::ensure_database(url)
+            .await
+            .with_context(|| format!("database.url: cannot reach or create the database at {}", redact(url)))?;
+    }
+    let store = PgStore::connect_lazy(url, settings.database.max_connections).context("database.url: invalid URL")?;
+    if migrate {
+        store.migrate().await.context("applying migrations")?;
+        tracing::info!("migrations applied");
+    }
+    Ok(store)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Everything but the HTTP server: what `serve` and the admin commands share.
+pub struct Core {
+    pub state: web::Data<AppState>,
+    pub revocations: Arc<RevocationCache>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Core {
+    pub async fn build(settings: Settings, migrate: bool, listen_for_revocations: bool) -> anyhow::Result<Self> {
+        let checked = settings.check()?;
+        let store = connect_store(&settings, migrate).await?;
+        let master = load_master_key(&settings)?;
+        let secrets = ServerSecrets::from_master(&master);
+        let now = OffsetDateTime::now_utc();
+        let keyring = load_keyring(&store, &secrets.sealer, checked.algorithm, i64::from(settings.tokens.leeway_seconds), now).await?;
+
+        let horizon =
+            Settings::max_access_ttl(&checked) + Duration::seconds(i64::from(settings.tokens.leeway_seconds)) + Duration::minutes(1);
+        let revocations = Arc::new(RevocationCache::new(horizon));
+        let listener = if listen_for_revocations {
+            Some(start_listener(store.clone(), revocations.clone()).await.context("listening for revocations")?)
+        } else {
+            None
+        };
+
+        let argon = Argon2Hasher::new(settings.password.argon2)?;
+        let hasher = Arc::new(BlockingHasher::new(argon, settings.password.max_concurrent_hashes));
+        let token_settings = tessera_domain::TokenSettings {
+            refresh_grace: Duration::seconds(i64::from(settings.tokens.refresh_grace_seconds)),
+            max_session_lifetime: checked.max_session_lifetime,
+            issuer: settings.tokens.issuer.clone(),
+            access_alg: checked.algorithm,
+            password_policy: PasswordPolicy { min_chars: settings.password.min_length },
+        };
+        let service = TokenService::new(
+            Arc::new(store.clone()),
+            hasher,
+            revocations.clone(),
+            keyring,
+            secrets.refresh_hasher.clone(),
+            secrets.sealer.clone(),
+            token_settings,
+        );
+        if settings.oauth.default_client_enabled {
+            ensure_default_client(&store, &settings, now).await?;
+        }
+        let state = web::Data::new(AppState { service, store, settings: Arc::new(settings), profiles: checked.profiles });
+        Ok(Self { state, revocations, listener })
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(l) = self.listener.take() {
+            l.abort();
+        }
+    }
+}
+
+async fn ensure_default_client(store: &PgStore, settings: &Settings, now: OffsetDateTime) -> anyhow::Result<()> {
+    let id = &settings.oauth.default_client_id;
+    if store.client_by_id(id).await?.is_some() {
+        return Ok(());
+    }
+    let client = OAuthClient {
+        client_id: ClientId::parse(id)?,
+        name: "Default public client".into(),
+        secret_hash: None,
+        profile: settings.oauth.default_profile.clone(),
+        created_at: now,
+    };
+    match store.create_client(&client).await {
+        Ok(()) => {
+            tracing::info!(client_id = %id, "created the default public OAuth client");
+            Ok(())
+        }
+        Err(RepoError::Conflict(_)) => Ok(()), // another instance created it first
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    _core: Arc<Core>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let migrate = settings.database.migrate_on_start;
+        let core = Core::build(settings, migrate, true).await?;
+        let server_settings = core.state.settings.server.clone();
+        let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
+            .with_context(|| format!("server.port: cannot listen on {}:{}", server_settings.host, server_settings.port))?;
+        let port = listener.local_addr()?.port();
+        let core = Arc::new(core);
+        let server = build_server(listener, core.clone())?;
+        tracing::info!(address = %format!("http://{}:{port}", server_settings.host), "Tessera is listening; API docs at /docs/");
+        Ok(Self { port, server, _core: core })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until SIGTERM/SIGINT, then lets requests in flight finish (server.shutdown_timeout_seconds).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let problem = match &err {
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "the body must be application/json")
+        }
+        JsonPayloadError::Deserialize(e) => Problem::bad_request("invalid_body", format!("invalid JSON body: {e}")),
+        other => Problem::bad_request("invalid_body", format!("the body could not be read: {other}")),
+    };
+    problem.into()
+}
+
+async fn not_found() -> HttpResponse {
+    use actix_web::ResponseError;
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response()
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+}
+
+fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server> {
+    let settings = core.state.settings.clone();
+    let workers = if settings.server.workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        settings.server.workers
+    };
+    let max_body = settings.server.max_body_bytes;
+    let state = core.state.clone();
+    let server = HttpServer::new(move || {
+        let (app, api) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .map(|app| app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/health/live")))
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
+            .configure(crate::native::configure)
+            .split_for_parts();
+        app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+            .route("/docs", web::get().to(docs_redirect))
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

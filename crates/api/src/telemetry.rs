@@ -1,0 +1,13 @@
+//! Logging: `tracing` with a pretty or JSON formatter. Nothing secret is ever a field: the
+//! newtypes that hold secrets print `..` in their `Debug`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogSettings;
+
+/// Installs the global subscriber; `RUST_LOG` wins over `log.level`. Safe to call twice.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if settings.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
