@@ -129,7 +129,10 @@ pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> Ref
     let Some(rotated_at) = f.token.rotated_at else {
         return Rotate;
     };
-    let within_grace = now - rotated_at <= grace && now >= rotated_at;
+    // A request whose clock reading precedes the rotation raced with it (it read the time, then
+    // waited for the row lock): that is the concurrent case the grace window exists for.
+    // A zero window switches the grace path off entirely: strict single use.
+    let within_grace = grace > Duration::ZERO && now - rotated_at <= grace;
     match f.child {
         Some(child) if within_grace && child.rotated_at.is_none() && child.sealed_secret.is_some() && child.expires_at > now => Reissue,
         _ => RevokeFamily,
@@ -200,6 +203,15 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_read_the_clock_before_the_rotation_is_concurrent_not_reuse() {
+        let mut t = token(1, None);
+        t.rotated_at = Some(T0);
+        let c = token(2, Some(1));
+        let s = session();
+        assert_eq!(decide(&facts(&t, &s, Some(&c)), T0 - Duration::milliseconds(3), GRACE), RefreshDecision::Reissue);
+    }
+
+    #[test]
     fn the_parent_again_after_grace_revokes_the_family() {
         let mut t = token(1, None);
         t.rotated_at = Some(T0);
@@ -225,6 +237,7 @@ mod tests {
         let c = token(2, Some(1));
         let s = session();
         assert_eq!(decide(&facts(&t, &s, Some(&c)), T0 + Duration::milliseconds(1), Duration::ZERO), RefreshDecision::RevokeFamily);
+        assert_eq!(decide(&facts(&t, &s, Some(&c)), T0 - Duration::milliseconds(1), Duration::ZERO), RefreshDecision::RevokeFamily);
     }
 
     #[test]

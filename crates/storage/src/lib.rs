@@ -7,3 +7,48 @@
 pub mod postgres;
 
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
+
+pub mod testing {
+    //! Fresh, migrated databases for tests: one per test, on the server `DATABASE_URL` names.
+
+    use sqlx::Connection;
+
+    use crate::PgStore;
+
+    /// The server tests use: `DATABASE_URL`, or the local default.
+    pub fn server_url() -> String {
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// `url` with its database name replaced.
+    pub fn with_database(url: &str, name: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (url, String::new()),
+        };
+        let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+        let host_part = match base[scheme_end..].find('/') {
+            Some(i) => &base[..scheme_end + i],
+            None => base,
+        };
+        format!("{host_part}/{name}{query}")
+    }
+
+    /// Creates an empty database with a unique name; returns its URL.
+    pub async fn create_database() -> Result<String, sqlx::Error> {
+        let server = server_url();
+        let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&with_database(&server, "postgres")).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(with_database(&server, &name))
+    }
+
+    /// A store on a fresh, migrated database.
+    pub async fn fresh_store() -> Result<PgStore, Box<dyn std::error::Error + Send + Sync>> {
+        let url = create_database().await?;
+        let store = PgStore::connect_lazy(&url, 20)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+}

@@ -1,0 +1,239 @@
+//! Storage tests against a real Postgres, a fresh database per test.
+
+use std::sync::Arc;
+
+use tessera_domain::ports::{ClientRepository, KeyRepository, NewRefresh, RotateOutcome, RotateRequest, SessionRepository, UserRepository};
+use tessera_domain::rotation::RefreshRefusal;
+use tessera_domain::{
+    ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash,
+    TokenProfile, User, UserStatus,
+};
+use tessera_storage::PgStore;
+use tessera_storage::testing::fresh_store;
+use uuid::Uuid;
+
+fn now() -> OffsetDateTime {
+    // Postgres keeps microseconds; round so values compare equal after a round trip.
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.microsecond() * 1000).unwrap()
+}
+
+async fn user(store: &PgStore, email: &str) -> User {
+    store.create_user(&Email::parse(email).unwrap(), Some(&PasswordHash::from_phc("$argon2id$fake".into())), now()).await.unwrap()
+}
+
+async fn client(store: &PgStore, id: &str) {
+    let c = OAuthClient { client_id: ClientId::parse(id).unwrap(), name: id.into(), secret_hash: None, profile: "standard".into(), created_at: now() };
+    store.create_client(&c).await.unwrap();
+}
+
+fn random_hash() -> TokenHash {
+    let mut h = [0u8; 32];
+    h[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    h[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    TokenHash(h)
+}
+
+async fn open(store: &PgStore, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
+    client(store, &format!("c{}", Uuid::new_v4().simple())).await;
+    let session = Session {
+        id: SessionId(Uuid::now_v7()),
+        user_id: u.id,
+        client_id: None,
+        face: "native".into(),
+        profile: TokenProfile::standard(),
+        created_at: t0,
+        expires_at: t0 + Duration::days(30),
+        last_refresh_at: None,
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    let first = RefreshRecord {
+        hash: random_hash(),
+        session_id: session.id,
+        parent: None,
+        access_jti: Uuid::new_v4(),
+        issued_at: t0,
+        expires_at: t0 + Duration::hours(24),
+        rotated_at: None,
+        sealed_secret: Some(vec![9; 56]),
+    };
+    store.open_session(&session, &first).await.unwrap();
+    (session, first)
+}
+
+fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> RotateRequest<'static> {
+    let h = random_hash();
+    RotateRequest { presented, presenting_client: None, now, grace, child: NewRefresh { hash: h, sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() } }
+}
+
+#[tokio::test]
+async fn emails_are_unique_case_insensitively() {
+    let store = fresh_store().await.unwrap();
+    user(&store, "Ann@Example.com").await;
+    let err = store.create_user(&Email::parse("ann@EXAMPLE.COM").unwrap(), None, now()).await.unwrap_err();
+    assert!(matches!(err, RepoError::Conflict("users_email_key")), "{err:?}");
+    let found = store.user_by_email(&Email::parse("ANN@example.com").unwrap()).await.unwrap().unwrap();
+    assert_eq!(found.email.as_str(), "Ann@Example.com");
+    assert_eq!(found.status, UserStatus::Active);
+}
+
+#[tokio::test]
+async fn a_session_round_trips_and_its_token_rotates_once() {
+    let store = fresh_store().await.unwrap();
+    let u = user(&store, "a@example.com").await;
+    let t0 = now();
+    let (session, first) = open(&store, &u, t0).await;
+    let (tok, sess) = store.refresh_by_hash(first.hash).await.unwrap().unwrap();
+    assert_eq!(sess.id, session.id);
+    assert_eq!(sess.profile, TokenProfile::standard());
+    assert_eq!(tok.expires_at, first.expires_at);
+
+    let req = child_req(first.hash, t0 + Duration::minutes(1), Duration::seconds(5));
+    let new_hash = req.child.hash;
+    let RotateOutcome::Rotated { child, .. } = store.rotate(req).await.unwrap() else { panic!("expected a rotation") };
+    assert_eq!(child.hash, new_hash);
+    assert_eq!(child.parent, Some(first.hash));
+    let family = store.family(session.id).await.unwrap();
+    assert_eq!(family.len(), 2);
+    let parent = family.iter().find(|t| t.hash == first.hash).unwrap();
+    assert!(parent.rotated_at.is_some());
+    assert!(parent.sealed_secret.is_none(), "a rotated token keeps no sealed secret");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child() {
+    let store = Arc::new(fresh_store().await.unwrap());
+    let u = user(&store, "race@example.com").await;
+    let t0 = now();
+    let (session, first) = open(&store, &u, t0).await;
+    let mut tasks = vec![];
+    for _ in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.rotate(child_req(first.hash, now(), Duration::seconds(30))).await }));
+    }
+    let (mut rotated, mut reissued, mut children) = (0, 0, std::collections::HashSet::new());
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            RotateOutcome::Rotated { child, .. } => {
+                rotated += 1;
+                children.insert(child.hash);
+            }
+            RotateOutcome::Reissued { child, .. } => {
+                reissued += 1;
+                children.insert(child.hash);
+            }
+            RotateOutcome::Refused { refusal, .. } => panic!("unexpected refusal {refusal:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    assert_eq!(reissued, 49);
+    assert_eq!(children.len(), 1, "every caller got the same child");
+    let family = store.family(session.id).await.unwrap();
+    assert_eq!(family.len(), 2);
+    assert_eq!(family.iter().filter(|t| t.rotated_at.is_none()).count(), 1);
+}
+
+#[tokio::test]
+async fn without_grace_a_concurrent_second_use_revokes_the_family() {
+    let store = Arc::new(fresh_store().await.unwrap());
+    let u = user(&store, "nograce@example.com").await;
+    let (session, first) = open(&store, &u, now()).await;
+    let mut tasks = vec![];
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.rotate(child_req(first.hash, now(), Duration::ZERO)).await }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            RotateOutcome::Rotated { .. } => rotated += 1,
+            RotateOutcome::Refused { refusal, .. } => assert!(matches!(refusal, RefreshRefusal::Reused | RefreshRefusal::Revoked), "{refusal:?}"),
+            RotateOutcome::Reissued { .. } => panic!("no grace, no reissue"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    let s = store.session(session.id).await.unwrap().unwrap();
+    assert_eq!(s.revoked_reason.as_deref(), Some("reuse_detected"));
+}
+
+#[tokio::test]
+async fn revocations_are_announced_to_listeners() {
+    let store = fresh_store().await.unwrap();
+    let mut listener = store.revocation_listener().await.unwrap();
+    let u = user(&store, "n@example.com").await;
+    let (session, _) = open(&store, &u, now()).await;
+    assert!(store.revoke_session(session.id, "logout", now()).await.unwrap());
+    assert!(!store.revoke_session(session.id, "logout", now()).await.unwrap(), "second revocation is a no-op");
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    assert_eq!(n.payload(), session.id.0.to_string());
+    let since = store.revoked_since(now() - Duration::minutes(1)).await.unwrap();
+    assert!(since.iter().any(|(id, _)| *id == session.id));
+}
+
+#[tokio::test]
+async fn blocking_a_user_revokes_every_session_in_the_same_transaction() {
+    let store = fresh_store().await.unwrap();
+    let u = user(&store, "b@example.com").await;
+    let (s1, _) = open(&store, &u, now()).await;
+    let (s2, _) = open(&store, &u, now()).await;
+    let other = user(&store, "other@example.com").await;
+    let (s3, _) = open(&store, &other, now()).await;
+    let mut revoked = store.set_user_status(u.id, UserStatus::Blocked, now()).await.unwrap();
+    revoked.sort_by_key(|s| s.0);
+    let mut expected = vec![s1.id, s2.id];
+    expected.sort_by_key(|s| s.0);
+    assert_eq!(revoked, expected);
+    assert!(store.session(s3.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Blocked);
+    assert!(matches!(store.set_user_status(tessera_domain::UserId(999_999), UserStatus::Blocked, now()).await, Err(RepoError::NotFound)));
+}
+
+#[tokio::test]
+async fn revoke_user_sessions_can_spare_one() {
+    let store = fresh_store().await.unwrap();
+    let u = user(&store, "o@example.com").await;
+    let (keep, _) = open(&store, &u, now()).await;
+    let (drop1, _) = open(&store, &u, now()).await;
+    let ids = store.revoke_user_sessions(u.id, Some(keep.id), "logout_others", now()).await.unwrap();
+    assert_eq!(ids, vec![drop1.id]);
+    assert!(store.session(keep.id).await.unwrap().unwrap().revoked_at.is_none());
+}
+
+#[tokio::test]
+async fn concurrent_instances_agree_on_one_signing_key() {
+    let store = Arc::new(fresh_store().await.unwrap());
+    let mut tasks = vec![];
+    for i in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = tessera_domain::ports::StoredKey {
+                kid: format!("kid{i}"),
+                alg: "HS256".into(),
+                state: KeyState::Active,
+                sealed_secret: vec![i; 40],
+                created_at: now(),
+            };
+            store.ensure_signing_key(&key).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+}
+
+#[tokio::test]
+async fn clients_are_unique_and_keep_their_secret_hash() {
+    let store = fresh_store().await.unwrap();
+    let c = OAuthClient { client_id: ClientId::parse("conf").unwrap(), name: "Conf".into(), secret_hash: Some(random_hash()), profile: "extended".into(), created_at: now() };
+    store.create_client(&c).await.unwrap();
+    assert!(matches!(store.create_client(&c).await, Err(RepoError::Conflict("clients_pkey"))));
+    let back = store.client_by_id("conf").await.unwrap().unwrap();
+    assert_eq!(back.secret_hash, c.secret_hash);
+    assert_eq!(back.profile, "extended");
+    assert!(store.client_by_id("nobody").await.unwrap().is_none());
+}
