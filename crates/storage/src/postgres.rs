@@ -108,8 +108,6 @@ impl PgStore {
 // Column lists with stable aliases, so joined rows decode without ambiguity.
 const TOKEN_COLS: &str = "t.hash as t_hash, t.session_id as t_session_id, t.parent_hash as t_parent_hash, t.access_jti as t_access_jti, \
      t.issued_at as t_issued_at, t.expires_at as t_expires_at, t.rotated_at as t_rotated_at, t.sealed_secret as t_sealed_secret";
-const CHILD_COLS: &str = "c.hash as c_hash, c.session_id as c_session_id, c.parent_hash as c_parent_hash, c.access_jti as c_access_jti, \
-     c.issued_at as c_issued_at, c.expires_at as c_expires_at, c.rotated_at as c_rotated_at, c.sealed_secret as c_sealed_secret";
 const SESSION_COLS: &str = "s.id as s_id, s.user_id as s_user_id, s.client_id as s_client_id, s.face as s_face, s.profile as s_profile, \
      s.access_ttl_seconds as s_access_ttl, s.refresh_ttl_seconds as s_refresh_ttl, s.created_at as s_created_at, s.expires_at as s_expires_at, \
      s.last_refresh_at as s_last_refresh_at, s.ip as s_ip, s.user_agent as s_user_agent, s.revoked_at as s_revoked_at, s.revoked_reason as s_revoked_reason";
@@ -344,9 +342,8 @@ impl SessionRepository for PgStore {
         // One read locks the presented token and its session: a concurrent rotation of the same
         // token waits here and then sees `rotated_at` set.
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "select {TOKEN_COLS}, {SESSION_COLS}, {CHILD_COLS}, (u.status = 'active') as user_active \
+            "select {TOKEN_COLS}, {SESSION_COLS}, (u.status = 'active') as user_active \
              from refresh_tokens t join sessions s on s.id = t.session_id join users u on u.id = s.user_id \
-             left join refresh_tokens c on c.parent_hash = t.hash \
              where t.hash = $1 for update of t, s"
         )))
         .bind(req.presented.0.to_vec())
@@ -358,9 +355,20 @@ impl SessionRepository for PgStore {
         };
         let token = token_from_row(&row)?;
         let session = session_from_row(&row)?;
-        let has_child: Option<Vec<u8>> = row.try_get("c_hash").map_err(decode)?;
-        let child = if has_child.is_some() { Some(token_with_prefix(&row, "c")?) } else { None };
         let user_active: bool = row.try_get("user_active").map_err(decode)?;
+        // The child is read in a statement of its own, after the lock is held: a waiting
+        // `select ... for update` re-checks only the locked rows, so a child joined into it would
+        // come from the snapshot taken before the concurrent rotation committed.
+        let child = if token.rotated_at.is_some() {
+            let c = sqlx::query(sqlx::AssertSqlSafe(format!("select {TOKEN_COLS} from refresh_tokens t where t.parent_hash = $1")))
+                .bind(token.hash.0.to_vec())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            c.as_ref().map(token_from_row).transpose()?
+        } else {
+            None
+        };
         let facts =
             RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
 

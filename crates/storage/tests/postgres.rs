@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tessera_domain::ports::{ClientRepository, KeyRepository, NewRefresh, RotateOutcome, RotateRequest, SessionRepository, UserRepository};
 use tessera_domain::rotation::RefreshRefusal;
 use tessera_domain::{
-    ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash,
-    TokenProfile, User, UserStatus,
+    ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, Session, SessionId,
+    TokenHash, TokenProfile, User, UserStatus,
 };
 use tessera_storage::PgStore;
 use tessera_storage::testing::fresh_store;
@@ -23,7 +23,13 @@ async fn user(store: &PgStore, email: &str) -> User {
 }
 
 async fn client(store: &PgStore, id: &str) {
-    let c = OAuthClient { client_id: ClientId::parse(id).unwrap(), name: id.into(), secret_hash: None, profile: "standard".into(), created_at: now() };
+    let c = OAuthClient {
+        client_id: ClientId::parse(id).unwrap(),
+        name: id.into(),
+        secret_hash: None,
+        profile: "standard".into(),
+        created_at: now(),
+    };
     store.create_client(&c).await.unwrap();
 }
 
@@ -66,7 +72,13 @@ async fn open(store: &PgStore, u: &User, t0: OffsetDateTime) -> (Session, Refres
 
 fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> RotateRequest<'static> {
     let h = random_hash();
-    RotateRequest { presented, presenting_client: None, now, grace, child: NewRefresh { hash: h, sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() } }
+    RotateRequest {
+        presented,
+        presenting_client: None,
+        now,
+        grace,
+        child: NewRefresh { hash: h, sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() },
+    }
 }
 
 #[tokio::test]
@@ -150,7 +162,9 @@ async fn without_grace_a_concurrent_second_use_revokes_the_family() {
     for t in tasks {
         match t.await.unwrap().unwrap() {
             RotateOutcome::Rotated { .. } => rotated += 1,
-            RotateOutcome::Refused { refusal, .. } => assert!(matches!(refusal, RefreshRefusal::Reused | RefreshRefusal::Revoked), "{refusal:?}"),
+            RotateOutcome::Refused { refusal, .. } => {
+                assert!(matches!(refusal, RefreshRefusal::Reused | RefreshRefusal::Revoked), "{refusal:?}")
+            }
             RotateOutcome::Reissued { .. } => panic!("no grace, no reissue"),
         }
     }
@@ -229,7 +243,13 @@ async fn concurrent_instances_agree_on_one_signing_key() {
 #[tokio::test]
 async fn clients_are_unique_and_keep_their_secret_hash() {
     let store = fresh_store().await.unwrap();
-    let c = OAuthClient { client_id: ClientId::parse("conf").unwrap(), name: "Conf".into(), secret_hash: Some(random_hash()), profile: "extended".into(), created_at: now() };
+    let c = OAuthClient {
+        client_id: ClientId::parse("conf").unwrap(),
+        name: "Conf".into(),
+        secret_hash: Some(random_hash()),
+        profile: "extended".into(),
+        created_at: now(),
+    };
     store.create_client(&c).await.unwrap();
     assert!(matches!(store.create_client(&c).await, Err(RepoError::Conflict("clients_pkey"))));
     let back = store.client_by_id("conf").await.unwrap().unwrap();
