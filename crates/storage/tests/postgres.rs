@@ -1,4 +1,5 @@
 //! Storage tests against a real Postgres, a fresh database per test.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly; clippy counts only #[test] fns as tests")]
 
 use std::sync::Arc;
 
