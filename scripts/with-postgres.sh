@@ -52,6 +52,15 @@ if [ ! -f "$dir/data/PG_VERSION" ]; then
     || { cat "$dir/initdb.log" >&2; exit 1; }
 fi
 
+# A cluster of this directory that is already running (`make run` in another terminal) is
+# shared, and left running afterwards.
+if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+  port=$(sed -n 4p "$dir/data/postmaster.pid")
+  echo "with-postgres: using the running cluster in $dir on 127.0.0.1:$port" >&2
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/$db"
+  exec "$@"
+fi
+
 # a free port: the first of a range nobody answers on
 port=""
 for p in $(seq 55432 55632); do

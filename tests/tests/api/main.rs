@@ -1,0 +1,9 @@
+//! End-to-end tests: real HTTP against a spawned Tessera on a fresh Postgres database each.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly; clippy counts only #[test] fns as tests")]
+
+mod bad_input;
+mod helpers;
+mod native;
+mod oauth2_client;
+mod openapi;
+mod race;
