@@ -34,7 +34,13 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let secrets = ServerSecrets::from_master(&master);
     let key_secret: [u8; 32] = tessera_domain::secret::random_bytes().unwrap();
     let kid = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let key = SigningKey { kid: kid.clone(), alg: Algorithm::HS256, state: KeyState::Active, secret: key_secret.to_vec(), created_at: OffsetDateTime::now_utc() };
+    let key = SigningKey {
+        kid: kid.clone(),
+        alg: Algorithm::HS256,
+        state: KeyState::Active,
+        secret: key_secret.to_vec(),
+        created_at: OffsetDateTime::now_utc(),
+    };
     store.insert_signing_key(&key.seal(&secrets.sealer).unwrap()).await.unwrap();
 
     let mut settings = Settings::default();
