@@ -247,7 +247,8 @@ async fn confidential_clients_must_authenticate_by_exactly_one_method() {
 #[tokio::test]
 async fn token_endpoint_speaks_rfc_6749_errors() {
     let app = spawn_app().await;
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Form<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Form, u16, &str)> = vec![
         (vec![], 400, "invalid_request"),
         (vec![("grant_type", "client_credentials")], 400, "unsupported_grant_type"),
         (vec![("grant_type", "password"), ("username", "a@b.c")], 400, "invalid_request"),
