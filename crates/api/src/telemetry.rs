@@ -8,6 +8,7 @@ use crate::config::LogSettings;
 /// Installs the global subscriber; `RUST_LOG` wins over `log.level`. Safe to call twice.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     let _ = if settings.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }

@@ -1,0 +1,147 @@
+//! The `tessera` binary as an operator runs it: configuration errors name their key,
+//! production refuses generated secrets, a fresh start needs no configuration and persists the
+//! secrets it generates, and SIGTERM stops the server cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tessera(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    c.current_dir(dir).env_remove("RUST_LOG").env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("tessera-cli-{}", uuid_like()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{t:x}-{}", std::process::id())
+}
+
+#[test]
+fn bad_configuration_stops_the_start_with_a_message_naming_the_key() {
+    let dir = temp_dir();
+    let out = tessera(&dir).arg("serve").env("TESSERA__SERVER__PORT", "not-a-port").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.port"), "{err}");
+
+    let out = tessera(&dir).arg("serve").env("TESSERA__TOKENS__ALGORITHM", "none").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.algorithm"));
+
+    let out = tessera(&dir).arg("serve").env("TESSERA__SERVER__NO_SUCH_KEY", "1").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"));
+}
+
+#[test]
+fn production_refuses_generated_secrets() {
+    let dir = temp_dir();
+    let out = tessera(&dir).arg("serve").env("TESSERA__ENVIRONMENT", "production").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("secrets.master_key") && err.contains("production"), "{err}");
+    assert!(!dir.join("data/master.key").exists(), "nothing was generated");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Starts `tessera serve` on port 0 and returns it with its port and its log so far.
+fn serve(dir: &std::path::Path, db: &str) -> (std::process::Child, u16, Vec<String>) {
+    let mut child = tessera(dir)
+        .arg("serve")
+        .env("DATABASE_URL", db)
+        .env("TESSERA__SERVER__PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = vec![];
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let port = line.split("address=http://127.0.0.1:").nth(1).and_then(|p| p.trim().parse::<u16>().ok());
+            log.push(line);
+            if let Some(port) = port {
+                return (child, port, log);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("tessera exited with {status}: {err}\n{log:?}");
+        }
+    }
+    panic!("tessera did not report its address: {log:?}");
+}
+
+fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "tessera did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_start_needs_no_configuration_persists_its_secrets_and_stops_on_sigterm() {
+    let db = tessera_storage::testing::create_database().await.unwrap();
+    let dir = temp_dir();
+    let (mut child, port, log) = tokio::task::spawn_blocking({
+        let (dir, db) = (dir.clone(), db.clone());
+        move || serve(&dir, &db)
+    })
+    .await
+    .unwrap();
+    let generated = log.iter().filter(|l| l.contains("generated a new master key")).count();
+    assert_eq!(generated, 1, "one clear log line: {log:?}");
+    let key_file = dir.join("data/master.key");
+    assert!(key_file.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let ready = http_get(port, "/health/ready");
+    assert!(ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(sigterm(&mut child).success(), "a clean exit after SIGTERM");
+
+    // the second start reuses the persisted key: no new one, and the stored signing key opens
+    let (mut child, port, log) = tokio::task::spawn_blocking(move || serve(&dir, &db)).await.unwrap();
+    assert!(!log.iter().any(|l| l.contains("generated a new master key")), "{log:?}");
+    assert!(http_get(port, "/health/live").contains("200"));
+    assert!(sigterm(&mut child).success());
+}
