@@ -96,10 +96,13 @@ fn serve(dir: &std::path::Path, db: &str) -> (std::process::Child, u16, Vec<Stri
         }
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
+            let _ = child.wait();
             child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
             panic!("tessera exited with {status}: {err}\n{log:?}");
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("tessera did not report its address: {log:?}");
 }
 
