@@ -1,14 +1,20 @@
 # Tessera. The two commands a newcomer needs: `make run` and `make test`.
-# Both use Postgres at $DATABASE_URL when it is set; otherwise they start a private cluster with
-# the `postgresql` package's initdb/pg_ctl and stop it afterwards (run keeps its files in
-# data/pg, test throws them away).
+# `make run` needs no database server: it stores everything in SQLite (data/tessera.db), or uses
+# $DATABASE_URL when set. `make test` runs every test against both SQLite and Postgres: Postgres
+# at $DATABASE_URL when set, otherwise a private throwaway cluster started with the `postgresql`
+# package's initdb/pg_ctl and removed afterwards.
 
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test ci fmt fmt-check lint openapi build
 
 run:
+	$(CARGO) build -p tessera-api --bin tessera
+	./target/debug/tessera serve
+
+# The service on a local Postgres cluster kept in data/pg (or on $DATABASE_URL).
+run-postgres:
 	$(CARGO) build -p tessera-api --bin tessera
 	scripts/with-postgres.sh --keep data/pg --db tessera -- ./target/debug/tessera serve
 

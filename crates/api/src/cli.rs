@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
-use tessera_domain::ports::{ClientRepository, UserRepository};
 use tessera_domain::{ClientId, Email, OAuthClient, OffsetDateTime, UserStatus};
 
 use crate::config::Settings;

@@ -9,6 +9,9 @@ use serde::Deserialize;
 use tessera_domain::password::Argon2Params;
 use tessera_domain::{Algorithm, Duration, TokenProfile};
 
+/// The store when no database is configured: a SQLite file beside the working directory.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite:data/tessera.db";
+
 /// Where the settings came from is irrelevant after loading; only this struct is passed on.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -71,24 +74,20 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// A `postgres://` URL. `DATABASE_URL` is used when this is not set in the file or by
-    /// `TESSERA__DATABASE__URL`.
+    /// Empty (the default): SQLite in `data/tessera.db`. Otherwise `sqlite:PATH`,
+    /// `sqlite::memory:` (a throwaway run) or a `postgres://` URL. `DATABASE_URL` is used when
+    /// this is not set in the file or by `TESSERA__DATABASE__URL`.
     pub url: String,
     pub max_connections: u32,
     /// Apply pending migrations when `tessera serve` starts.
     pub migrate_on_start: bool,
-    /// Create the database named in the URL if it does not exist (development convenience).
+    /// Postgres: create the database named in the URL if it does not exist.
     pub create_if_missing: bool,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: "postgres://postgres@127.0.0.1:5432/tessera".into(),
-            max_connections: 16,
-            migrate_on_start: true,
-            create_if_missing: true,
-        }
+        Self { url: String::new(), max_connections: 16, migrate_on_start: true, create_if_missing: true }
     }
 }
 
@@ -247,8 +246,12 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));
         }
-        if !self.database.url.starts_with("postgres://") && !self.database.url.starts_with("postgresql://") {
-            return Err(ConfigError::new("database.url", "must be a postgres:// URL"));
+        let url = self.database_url();
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") && !url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "database.url",
+                "must be empty (SQLite in data/), sqlite:PATH, sqlite::memory: or a postgres:// URL",
+            ));
         }
         tessera_domain::password::Argon2Hasher::new(self.password.argon2)
             .map_err(|e| ConfigError::new("password.argon2", e.to_string()))?;
@@ -282,6 +285,11 @@ impl Settings {
             ));
         }
         Ok(Checked { algorithm, profiles, max_session_lifetime })
+    }
+
+    /// The database to use: `database.url`, or the default SQLite file.
+    pub fn database_url(&self) -> String {
+        if self.database.url.trim().is_empty() { DEFAULT_SQLITE_URL.to_owned() } else { self.database.url.trim().to_owned() }
     }
 
     /// The longest access-token lifetime any profile has: how long a revocation must be

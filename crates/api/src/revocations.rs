@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tessera_domain::ports::{RevocationList, SessionRepository};
+use tessera_domain::ports::{RevocationList, Store};
 use tessera_domain::{Duration, OffsetDateTime, SessionId};
 use tessera_storage::PgStore;
 use uuid::Uuid;
@@ -38,7 +38,7 @@ impl RevocationCache {
     }
 
     /// Loads the revocations that can still matter.
-    pub async fn reload(&self, store: &PgStore) -> Result<(), tessera_domain::RepoError> {
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), tessera_domain::RepoError> {
         let now = OffsetDateTime::now_utc();
         let rows = store.revoked_since(now - self.horizon).await?;
         if let Ok(mut m) = self.revoked.write() {
@@ -62,8 +62,8 @@ impl RevocationList for RevocationCache {
     }
 }
 
-/// Subscribes first and then loads, so nothing revoked in between is missed; then follows the
-/// channel until the process ends.
+/// Postgres, where instances share the database: subscribes first and then loads, so nothing
+/// revoked in between is missed; then follows the channel until the process ends.
 pub async fn start_listener(store: PgStore, cache: Arc<RevocationCache>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut listener = store.revocation_listener().await?;
     cache.reload(&store).await?;

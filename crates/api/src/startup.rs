@@ -10,9 +10,9 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
 use anyhow::Context;
 use tessera_domain::password::{Argon2Hasher, PasswordPolicy};
-use tessera_domain::ports::ClientRepository;
+use tessera_domain::ports::Store;
 use tessera_domain::{ClientId, Duration, OAuthClient, OffsetDateTime, RepoError, TokenService};
-use tessera_storage::PgStore;
+use tessera_storage::{PgStore, SqliteStore};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -25,20 +25,51 @@ use crate::revocations::{RevocationCache, start_listener};
 use crate::secrets::{ServerSecrets, load_keyring, load_master_key};
 use crate::state::AppState;
 
-/// Connects and (as configured) creates and migrates the database.
-pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result<PgStore> {
-    let url = &settings.database.url;
-    if settings.database.create_if_missing {
-        PgStore::ensure_database(url)
-            .await
-            .with_context(|| format!("database.url: cannot reach or create the database at {}", redact(url)))?;
+/// The configured store.
+#[derive(Clone)]
+pub enum Backend {
+    /// Production, and several instances sharing one database.
+    Postgres(PgStore),
+    /// The default: one process, one file, nothing to install.
+    Sqlite(SqliteStore),
+}
+
+impl Backend {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Postgres(s) => Arc::new(s.clone()),
+            Backend::Sqlite(s) => Arc::new(s.clone()),
+        }
     }
-    let store = PgStore::connect_lazy(url, settings.database.max_connections).context("database.url: invalid URL")?;
+}
+
+/// Connects and (as configured) creates and migrates the database.
+pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result<Backend> {
+    let url = settings.database_url();
+    let backend = if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(&url).await.with_context(|| format!("database.url: cannot open the SQLite database {url}"))?;
+        tracing::info!(database = %url, "using SQLite (set database.url to a postgres:// URL for production)");
+        if migrate {
+            store.migrate().await.context("applying migrations")?;
+        }
+        Backend::Sqlite(store)
+    } else {
+        if settings.database.create_if_missing {
+            PgStore::ensure_database(&url)
+                .await
+                .with_context(|| format!("database.url: cannot reach or create the database at {}", redact(&url)))?;
+        }
+        let store = PgStore::connect_lazy(&url, settings.database.max_connections).context("database.url: invalid URL")?;
+        tracing::info!(database = %redact(&url), "using PostgreSQL");
+        if migrate {
+            store.migrate().await.context("applying migrations")?;
+        }
+        Backend::Postgres(store)
+    };
     if migrate {
-        store.migrate().await.context("applying migrations")?;
         tracing::info!("migrations applied");
     }
-    Ok(store)
+    Ok(backend)
 }
 
 /// A database URL without its password, for messages.
@@ -63,19 +94,26 @@ pub struct Core {
 impl Core {
     pub async fn build(settings: Settings, migrate: bool, listen_for_revocations: bool) -> anyhow::Result<Self> {
         let checked = settings.check()?;
-        let store = connect_store(&settings, migrate).await?;
+        let backend = connect_store(&settings, migrate).await?;
+        let store = backend.store();
         let master = load_master_key(&settings)?;
         let secrets = ServerSecrets::from_master(&master);
         let now = OffsetDateTime::now_utc();
-        let keyring = load_keyring(&store, &secrets.sealer, checked.algorithm, i64::from(settings.tokens.leeway_seconds), now).await?;
+        let keyring = load_keyring(&*store, &secrets.sealer, checked.algorithm, i64::from(settings.tokens.leeway_seconds), now).await?;
 
         let horizon =
             Settings::max_access_ttl(&checked) + Duration::seconds(i64::from(settings.tokens.leeway_seconds)) + Duration::minutes(1);
         let revocations = Arc::new(RevocationCache::new(horizon));
-        let listener = if listen_for_revocations {
-            Some(start_listener(store.clone(), revocations.clone()).await.context("listening for revocations")?)
-        } else {
-            None
+        let listener = match (&backend, listen_for_revocations) {
+            (Backend::Postgres(pg), true) => {
+                Some(start_listener(pg.clone(), revocations.clone()).await.context("listening for revocations")?)
+            }
+            (Backend::Sqlite(_), true) => {
+                // One process per file: its own revocations are the only ones.
+                revocations.reload(&*store).await.context("loading revocations")?;
+                None
+            }
+            (_, false) => None,
         };
 
         let argon = Argon2Hasher::new(settings.password.argon2)?;
@@ -88,7 +126,7 @@ impl Core {
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
         };
         let service = TokenService::new(
-            Arc::new(store.clone()),
+            store.clone(),
             hasher,
             revocations.clone(),
             keyring,
@@ -97,7 +135,7 @@ impl Core {
             token_settings,
         );
         if settings.oauth.default_client_enabled {
-            ensure_default_client(&store, &settings, now).await?;
+            ensure_default_client(&*store, &settings, now).await?;
         }
         let state = web::Data::new(AppState { service, store, settings: Arc::new(settings), profiles: checked.profiles });
         Ok(Self { state, revocations, listener })
@@ -112,7 +150,7 @@ impl Drop for Core {
     }
 }
 
-async fn ensure_default_client(store: &PgStore, settings: &Settings, now: OffsetDateTime) -> anyhow::Result<()> {
+async fn ensure_default_client(store: &dyn Store, settings: &Settings, now: OffsetDateTime) -> anyhow::Result<()> {
     let id = &settings.oauth.default_client_id;
     if store.client_by_id(id).await?.is_some() {
         return Ok(());

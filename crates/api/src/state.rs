@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tessera_domain::ports::Store;
 use tessera_domain::{TokenProfile, TokenService};
-use tessera_storage::PgStore;
 
 use crate::config::Settings;
 
 pub struct AppState {
     pub service: TokenService,
-    pub store: PgStore,
+    pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub profiles: BTreeMap<String, TokenProfile>,
 }

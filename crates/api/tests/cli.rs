@@ -65,16 +65,24 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
-/// Starts `tessera serve` on port 0 and returns it with its port and its log so far.
-fn serve(dir: &std::path::Path, db: &str) -> (std::process::Child, u16, Vec<String>) {
-    let mut child = tessera(dir)
-        .arg("serve")
-        .env("DATABASE_URL", db)
-        .env("TESSERA__SERVER__PORT", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+fn http_post(port: u16, path: &str, content_type: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Starts `tessera serve` on port 0 and returns it with its port and its log so far. `db`
+/// empty: nothing configured at all.
+fn serve(dir: &std::path::Path, db: &str) -> (std::process::Child, u16, Vec<String>) {
+    let mut cmd = tessera(dir);
+    cmd.env_remove("DATABASE_URL");
+    if !db.is_empty() {
+        cmd.env("DATABASE_URL", db);
+    }
+    let mut child = cmd.arg("serve").env("TESSERA__SERVER__PORT", "0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -147,4 +155,39 @@ async fn a_fresh_start_needs_no_configuration_persists_its_secrets_and_stops_on_
     assert!(!log.iter().any(|l| l.contains("generated a new master key")), "{log:?}");
     assert!(http_get(port, "/health/live").contains("200"));
     assert!(sigterm(&mut child).success());
+}
+
+#[test]
+fn a_new_user_runs_it_with_nothing_installed_and_finds_their_data_after_a_restart() {
+    let dir = temp_dir();
+    let (mut child, port, log) = serve(&dir, "");
+    assert!(log.iter().any(|l| l.contains("using SQLite") && l.contains("data/tessera.db")), "one line names the file: {log:?}");
+    assert!(dir.join("data/tessera.db").exists());
+    let created = http_post(port, "/v1/users", "application/json", r#"{"email":"ann@example.com","password":"correct horse battery"}"#);
+    assert!(created.contains(" 201 "), "{created}");
+    let login = "grant_type=password&username=ann%40example.com&password=correct+horse+battery";
+    let tokens = http_post(port, "/oauth/token", "application/x-www-form-urlencoded", login);
+    assert!(tokens.contains(" 200 ") && tokens.contains("refresh_token"), "{tokens}");
+    let refresh = tokens.split("\"refresh_token\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
+    assert!(sigterm(&mut child).success());
+
+    // stop, start again: the user and the session are still there
+    let (mut child, port, _) = serve(&dir, "");
+    let again = http_post(port, "/oauth/token", "application/x-www-form-urlencoded", login);
+    assert!(again.contains(" 200 "), "the user survived the restart: {again}");
+    let refreshed =
+        http_post(port, "/oauth/token", "application/x-www-form-urlencoded", &format!("grant_type=refresh_token&refresh_token={refresh}"));
+    assert!(refreshed.contains(" 200 "), "the session survived the restart: {refreshed}");
+    assert!(sigterm(&mut child).success());
+}
+
+#[test]
+fn database_url_sqlite_memory_gives_a_throwaway_run() {
+    let dir = temp_dir();
+    let (mut child, port, log) = serve(&dir, "sqlite::memory:");
+    assert!(log.iter().any(|l| l.contains("sqlite::memory:")), "{log:?}");
+    let created = http_post(port, "/v1/users", "application/json", r#"{"email":"ann@example.com","password":"correct horse battery"}"#);
+    assert!(created.contains(" 201 "), "{created}");
+    assert!(sigterm(&mut child).success());
+    assert!(!dir.join("data/tessera.db").exists());
 }

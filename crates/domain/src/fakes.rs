@@ -36,11 +36,6 @@ impl InMemoryStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, RepoError> {
         self.state.lock().map_err(|_| RepoError::Unavailable("poisoned".into()))
     }
-
-    /// Every refresh record of a session (for assertions).
-    pub fn family(&self, session: SessionId) -> Vec<RefreshRecord> {
-        self.lock().map(|s| s.tokens.values().filter(|t| t.session_id == session).cloned().collect()).unwrap_or_default()
-    }
 }
 
 #[async_trait]
@@ -187,6 +182,11 @@ impl SessionRepository for InMemoryStore {
         }
         Ok(ids)
     }
+    async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
+        let mut v: Vec<RefreshRecord> = self.lock()?.tokens.values().filter(|t| t.session_id == session).cloned().collect();
+        v.sort_by_key(|t| t.issued_at);
+        Ok(v)
+    }
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError> {
         let s = self.lock()?;
         Ok(s.sessions.values().filter_map(|x| x.revoked_at.filter(|at| *at >= since).map(|at| (x.id, at))).collect())
@@ -208,6 +208,13 @@ impl KeyRepository for InMemoryStore {
             s.keys.push(candidate.clone());
         }
         Ok(s.keys.clone())
+    }
+}
+
+#[async_trait]
+impl crate::ports::Health for InMemoryStore {
+    async fn ping(&self) -> Result<(), RepoError> {
+        self.lock().map(drop)
     }
 }
 

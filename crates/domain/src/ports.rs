@@ -78,6 +78,14 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<Vec<SessionId>, RepoError>;
     /// Sessions revoked at or after `since`: what an instance loads into its revocation list.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError>;
+    /// Every refresh record of a session, oldest first (admin tools and tests).
+    async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError>;
+}
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// Answers when the store can serve (readiness).
+    async fn ping(&self) -> Result<(), RepoError>;
 }
 
 /// A signing key as stored: material sealed under the server key.
@@ -100,8 +108,8 @@ pub trait KeyRepository: Send + Sync {
 }
 
 /// Everything the use-cases need from storage.
-pub trait Store: UserRepository + ClientRepository + SessionRepository + KeyRepository {}
-impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository> Store for T {}
+pub trait Store: UserRepository + ClientRepository + SessionRepository + KeyRepository + Health {}
+impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + Health> Store for T {}
 
 /// Password hashing, run wherever the runtime wants it (a bounded blocking pool in the server).
 #[async_trait]

@@ -5,8 +5,11 @@
 //! to domain errors in one place ([`postgres::map_err`]).
 
 pub mod postgres;
+mod rows;
+pub mod sqlite;
 
 pub use postgres::{PgStore, REVOCATION_CHANNEL};
+pub use sqlite::SqliteStore;
 
 pub mod testing {
     //! Fresh, migrated databases for tests: one per test, on the server `DATABASE_URL` names.
@@ -42,6 +45,19 @@ pub mod testing {
         sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(&mut conn).await?;
         conn.close().await?;
         Ok(with_database(&server, &name))
+    }
+
+    /// A SQLite store on a fresh, migrated database file under the system temp directory.
+    pub async fn fresh_sqlite() -> Result<crate::SqliteStore, Box<dyn std::error::Error + Send + Sync>> {
+        let store = crate::SqliteStore::connect(&sqlite_url()).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A URL for a fresh SQLite database file.
+    pub fn sqlite_url() -> String {
+        let path = std::env::temp_dir().join(format!("tessera-test-{}.db", uuid::Uuid::new_v4().simple()));
+        format!("sqlite:{}", path.display())
     }
 
     /// A store on a fresh, migrated database.

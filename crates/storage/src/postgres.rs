@@ -5,15 +5,16 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row};
-use tessera_domain::ports::{ClientRepository, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository};
-use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
-use tessera_domain::{
-    ClientId, Email, KeyState, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, TokenProfile, User,
-    UserId, UserStatus,
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS};
+use tessera_domain::ports::{
+    ClientRepository, Health, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
 };
-use time::{Duration, OffsetDateTime};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The channel every instance listens on; the payload is a revoked session's id.
@@ -81,111 +82,12 @@ impl PgStore {
         MIGRATOR.run(&self.pool).await
     }
 
-    pub async fn ping(&self) -> Result<(), RepoError> {
-        sqlx::query("select 1").execute(&self.pool).await.map(drop).map_err(map_err)
-    }
-
     /// A listener subscribed to [`REVOCATION_CHANNEL`].
     pub async fn revocation_listener(&self) -> Result<PgListener, sqlx::Error> {
         let mut l = PgListener::connect_with(&self.pool).await?;
         l.listen(REVOCATION_CHANNEL).await?;
         Ok(l)
     }
-
-    /// Every refresh record of a session, oldest first (tests and admin tools).
-    pub async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last"
-        )))
-        .bind(session.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(token_from_row).collect()
-    }
-}
-
-// Column lists with stable aliases, so joined rows decode without ambiguity.
-const TOKEN_COLS: &str = "t.hash as t_hash, t.session_id as t_session_id, t.parent_hash as t_parent_hash, t.access_jti as t_access_jti, \
-     t.issued_at as t_issued_at, t.expires_at as t_expires_at, t.rotated_at as t_rotated_at, t.sealed_secret as t_sealed_secret";
-const SESSION_COLS: &str = "s.id as s_id, s.user_id as s_user_id, s.client_id as s_client_id, s.face as s_face, s.profile as s_profile, \
-     s.access_ttl_seconds as s_access_ttl, s.refresh_ttl_seconds as s_refresh_ttl, s.created_at as s_created_at, s.expires_at as s_expires_at, \
-     s.last_refresh_at as s_last_refresh_at, s.ip as s_ip, s.user_agent as s_user_agent, s.revoked_at as s_revoked_at, s.revoked_reason as s_revoked_reason";
-const USER_COLS: &str = "id, email, password_hash, status, created_at, password_changed_at";
-
-fn decode(e: sqlx::Error) -> RepoError {
-    RepoError::Unavailable(Box::new(e))
-}
-
-fn hash_col(row: &PgRow, col: &str) -> Result<TokenHash, RepoError> {
-    let bytes: Vec<u8> = row.try_get(col).map_err(decode)?;
-    TokenHash::from_slice(&bytes).ok_or_else(|| RepoError::Unavailable(format!("{col}: not a 32-byte hash").into()))
-}
-
-fn token_with_prefix(row: &PgRow, p: &str) -> Result<RefreshRecord, RepoError> {
-    let parent: Option<Vec<u8>> = row.try_get(format!("{p}_parent_hash").as_str()).map_err(decode)?;
-    Ok(RefreshRecord {
-        hash: hash_col(row, &format!("{p}_hash"))?,
-        session_id: SessionId(row.try_get(format!("{p}_session_id").as_str()).map_err(decode)?),
-        parent: parent.as_deref().and_then(TokenHash::from_slice),
-        access_jti: row.try_get(format!("{p}_access_jti").as_str()).map_err(decode)?,
-        issued_at: row.try_get(format!("{p}_issued_at").as_str()).map_err(decode)?,
-        expires_at: row.try_get(format!("{p}_expires_at").as_str()).map_err(decode)?,
-        rotated_at: row.try_get(format!("{p}_rotated_at").as_str()).map_err(decode)?,
-        sealed_secret: row.try_get(format!("{p}_sealed_secret").as_str()).map_err(decode)?,
-    })
-}
-
-fn token_from_row(row: &PgRow) -> Result<RefreshRecord, RepoError> {
-    token_with_prefix(row, "t")
-}
-
-fn session_from_row(row: &PgRow) -> Result<Session, RepoError> {
-    let name: String = row.try_get("s_profile").map_err(decode)?;
-    let access: i32 = row.try_get("s_access_ttl").map_err(decode)?;
-    let refresh: i32 = row.try_get("s_refresh_ttl").map_err(decode)?;
-    let profile = TokenProfile::new(name, Duration::seconds(access.into()), Duration::seconds(refresh.into()))
-        .map_err(|e| RepoError::Unavailable(format!("stored profile is invalid: {e}").into()))?;
-    Ok(Session {
-        id: SessionId(row.try_get("s_id").map_err(decode)?),
-        user_id: UserId(row.try_get("s_user_id").map_err(decode)?),
-        client_id: row.try_get("s_client_id").map_err(decode)?,
-        face: row.try_get("s_face").map_err(decode)?,
-        profile,
-        created_at: row.try_get("s_created_at").map_err(decode)?,
-        expires_at: row.try_get("s_expires_at").map_err(decode)?,
-        last_refresh_at: row.try_get("s_last_refresh_at").map_err(decode)?,
-        ip: row.try_get("s_ip").map_err(decode)?,
-        user_agent: row.try_get("s_user_agent").map_err(decode)?,
-        revoked_at: row.try_get("s_revoked_at").map_err(decode)?,
-        revoked_reason: row.try_get("s_revoked_reason").map_err(decode)?,
-    })
-}
-
-fn user_from_row(row: &PgRow) -> Result<User, RepoError> {
-    let email: String = row.try_get("email").map_err(decode)?;
-    let status: String = row.try_get("status").map_err(decode)?;
-    let hash: Option<String> = row.try_get("password_hash").map_err(decode)?;
-    Ok(User {
-        id: UserId(row.try_get("id").map_err(decode)?),
-        email: Email::parse(&email).map_err(|e| RepoError::Unavailable(format!("stored e-mail is invalid: {e}").into()))?,
-        password_hash: hash.map(PasswordHash::from_phc),
-        status: UserStatus::parse(&status).ok_or_else(|| RepoError::Unavailable(format!("unknown user status {status:?}").into()))?,
-        created_at: row.try_get("created_at").map_err(decode)?,
-        password_changed_at: row.try_get("password_changed_at").map_err(decode)?,
-    })
-}
-
-fn client_from_row(row: &PgRow) -> Result<OAuthClient, RepoError> {
-    let id: String = row.try_get("client_id").map_err(decode)?;
-    let secret: Option<Vec<u8>> = row.try_get("secret_hash").map_err(decode)?;
-    Ok(OAuthClient {
-        client_id: ClientId::parse(&id).map_err(|e| RepoError::Unavailable(format!("stored client id is invalid: {e}").into()))?,
-        name: row.try_get("name").map_err(decode)?,
-        secret_hash: secret.as_deref().and_then(TokenHash::from_slice),
-        profile: row.try_get("profile").map_err(decode)?,
-        created_at: row.try_get("created_at").map_err(decode)?,
-    })
 }
 
 /// Revokes the sessions a `where` clause selects, records the audit events and notifies every
@@ -218,32 +120,33 @@ where
         .fetch_all(exec)
         .await
         .map_err(map_err)?;
-    rows.iter().map(|r| r.try_get::<Uuid, _>("id").map(SessionId).map_err(decode)).collect()
+    rows.iter().map(|r| r.uuid("id").map(SessionId)).collect()
 }
 
 #[async_trait]
 impl UserRepository for PgStore {
     async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
         let row = sqlx::query(
-            "insert into users (email, password_hash, status, created_at, password_changed_at) values ($1, $2, 'active', $3, $3) \
-             returning id, email, password_hash, status, created_at, password_changed_at",
+            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at) \
+             values ($1, $4, $2, 'active', $3, $3) returning id, email, password_hash, status, created_at, password_changed_at",
         )
         .bind(email.as_str())
         .bind(password.map(PasswordHash::as_str))
         .bind(now)
+        .bind(email.normalized())
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
-        user_from_row(&row)
+        rows::user(&row)
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where lower(email) = $1")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where email_normalized = $1")))
             .bind(email.normalized())
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(rows::user).transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError> {
@@ -252,7 +155,7 @@ impl UserRepository for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(rows::user).transpose()
     }
 
     async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
@@ -296,12 +199,12 @@ impl ClientRepository for PgStore {
     }
 
     async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError> {
-        let row = sqlx::query("select client_id, name, secret_hash, profile, created_at from clients where client_id = $1")
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {CLIENT_COLS} from clients where client_id = $1")))
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(client_from_row).transpose()
+        row.as_ref().map(rows::client).transpose()
     }
 }
 
@@ -353,9 +256,9 @@ impl SessionRepository for PgStore {
         let Some(row) = row else {
             return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
         };
-        let token = token_from_row(&row)?;
-        let session = session_from_row(&row)?;
-        let user_active: bool = row.try_get("user_active").map_err(decode)?;
+        let token = rows::token(&row)?;
+        let session = rows::session(&row)?;
+        let user_active = row.boolean("user_active")?;
         // The child is read in a statement of its own, after the lock is held: a waiting
         // `select ... for update` re-checks only the locked rows, so a child joined into it would
         // come from the snapshot taken before the concurrent rotation committed.
@@ -365,7 +268,7 @@ impl SessionRepository for PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            c.as_ref().map(token_from_row).transpose()?
+            c.as_ref().map(rows::token).transpose()?
         } else {
             None
         };
@@ -435,7 +338,7 @@ impl SessionRepository for PgStore {
         .await
         .map_err(map_err)?;
         match row {
-            Some(r) => Ok(Some((token_from_row(&r)?, session_from_row(&r)?))),
+            Some(r) => Ok(Some((rows::token(&r)?, rows::session(&r)?))),
             None => Ok(None),
         }
     }
@@ -446,7 +349,7 @@ impl SessionRepository for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(rows::session).transpose()
     }
 
     async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
@@ -469,7 +372,25 @@ impl SessionRepository for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        rows.iter().map(|r| Ok((SessionId(r.try_get("id").map_err(decode)?), r.try_get("revoked_at").map_err(decode)?))).collect()
+        rows.iter().map(rows::revoked).collect()
+    }
+
+    async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last"
+        )))
+        .bind(session.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::token).collect()
+    }
+}
+
+#[async_trait]
+impl Health for PgStore {
+    async fn ping(&self) -> Result<(), RepoError> {
+        sqlx::query("select 1").execute(&self.pool).await.map(drop).map_err(map_err)
     }
 }
 
@@ -480,18 +401,7 @@ impl KeyRepository for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                let state: String = r.try_get("state").map_err(decode)?;
-                Ok(StoredKey {
-                    kid: r.try_get("kid").map_err(decode)?,
-                    alg: r.try_get("alg").map_err(decode)?,
-                    state: KeyState::parse(&state).ok_or_else(|| RepoError::Unavailable(format!("unknown key state {state:?}").into()))?,
-                    sealed_secret: r.try_get("sealed_secret").map_err(decode)?,
-                    created_at: r.try_get("created_at").map_err(decode)?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::stored_key).collect()
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), RepoError> {

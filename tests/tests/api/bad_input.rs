@@ -84,7 +84,6 @@ fn tokens(app: &TestApp, good: &str) -> Vec<(&'static str, String, &'static str)
     ]
 }
 
-#[tokio::test]
 async fn every_route_answers_bad_input_with_its_own_4xx() {
     let app = spawn_app().await;
     let good = app.user_with_pair("ann@example.com").await;
@@ -179,7 +178,6 @@ async fn every_route_answers_bad_input_with_its_own_4xx() {
     assert_eq!(app.me(&good.access).await.status(), 200);
 }
 
-#[tokio::test]
 async fn bad_tokens_get_the_documented_problem_codes() {
     let app = spawn_app().await;
     let good = app.user_with_pair("ann@example.com").await;
@@ -194,3 +192,5 @@ async fn bad_tokens_get_the_documented_problem_codes() {
         assert_eq!(body["code"], code, "{name}");
     }
 }
+
+crate::both_backends!(every_route_answers_bad_input_with_its_own_4xx, bad_tokens_get_the_documented_problem_codes,);

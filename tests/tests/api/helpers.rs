@@ -8,14 +8,45 @@ use serde_json::Value;
 use sha2::Sha256;
 use tessera_api::Settings;
 use tessera_api::secrets::ServerSecrets;
-use tessera_domain::ports::KeyRepository;
+use tessera_api::startup::Backend as Store;
 use tessera_domain::{Algorithm, KeyState, OffsetDateTime, SigningKey};
-use tessera_storage::PgStore;
+use tessera_storage::{PgStore, SqliteStore};
+
+/// Which store the tests of a task run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+tokio::task_local! {
+    pub static BACKEND: Backend;
+}
+
+/// Instantiates each named `async fn` test once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::helpers::BACKEND.scope($crate::helpers::Backend::Postgres, super::$name()).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::helpers::BACKEND.scope($crate::helpers::Backend::Sqlite, super::$name()).await
+            })*
+        }
+    };
+}
 
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
-    pub store: PgStore,
+    pub store: std::sync::Arc<dyn tessera_domain::ports::Store>,
+    pub backend: Store,
     pub secrets: ServerSecrets,
     pub kid: String,
     pub key_secret: Vec<u8>,
@@ -26,9 +57,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let db_url = tessera_storage::testing::create_database().await.expect("create a test database");
-    let store = PgStore::connect_lazy(&db_url, 10).unwrap();
-    store.migrate().await.unwrap();
+    let kind = BACKEND.try_with(|b| *b).unwrap_or(Backend::Postgres);
+    let (db_url, backend) = match kind {
+        Backend::Postgres => {
+            let url = tessera_storage::testing::create_database().await.expect("create a test database");
+            let pg = PgStore::connect_lazy(&url, 10).unwrap();
+            pg.migrate().await.unwrap();
+            (url, Store::Postgres(pg))
+        }
+        Backend::Sqlite => {
+            let url = tessera_storage::testing::sqlite_url();
+            let lite = SqliteStore::connect(&url).await.unwrap();
+            lite.migrate().await.unwrap();
+            (url, Store::Sqlite(lite))
+        }
+    };
+    let store = backend.store();
 
     let master: [u8; 32] = tessera_domain::secret::random_bytes().unwrap();
     let secrets = ServerSecrets::from_master(&master);
@@ -55,7 +99,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, http, store, secrets, kid, key_secret: key_secret.to_vec() }
+    TestApp { address, http, store, backend, secrets, kid, key_secret: key_secret.to_vec() }
 }
 
 pub struct Pair {

@@ -3,7 +3,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
-use tessera_domain::ports::{ClientRepository, UserRepository};
 use tessera_domain::{ClientId, Email, OAuthClient, OffsetDateTime, UserStatus};
 
 use crate::helpers::{now_unix, pair, spawn_app, spawn_with};
@@ -14,7 +13,6 @@ async fn problem(res: reqwest::Response) -> (u16, Value) {
     (status, res.json().await.unwrap())
 }
 
-#[tokio::test]
 async fn register_returns_201_and_refuses_a_taken_email_case_insensitively() {
     let app = spawn_app().await;
     let res = app.register("Ann@Example.com", "correct horse battery").await;
@@ -28,7 +26,6 @@ async fn register_returns_201_and_refuses_a_taken_email_case_insensitively() {
     assert_eq!(body["code"], "email_taken");
 }
 
-#[tokio::test]
 async fn register_refuses_weak_passwords_and_bad_emails_with_a_problem() {
     let app = spawn_app().await;
     let (status, body) = problem(app.register("ann@example.com", "short").await).await;
@@ -39,7 +36,6 @@ async fn register_refuses_weak_passwords_and_bad_emails_with_a_problem() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test]
 async fn password_grant_issues_a_pair_whose_access_token_verifies_independently() {
     let app = spawn_app().await;
     let res = app.register("ann@example.com", "correct horse battery").await;
@@ -66,7 +62,6 @@ async fn password_grant_issues_a_pair_whose_access_token_verifies_independently(
     assert_eq!(claims["exp"].as_i64().unwrap() - iat, 300);
 }
 
-#[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_invalid_grant() {
     let app = spawn_app().await;
     app.register("ann@example.com", "correct horse battery").await;
@@ -77,7 +72,6 @@ async fn wrong_password_and_unknown_user_get_the_same_invalid_grant() {
     }
 }
 
-#[tokio::test]
 async fn me_returns_the_caller_and_requires_a_bearer_token() {
     let app = spawn_app().await;
     let p = app.user_with_pair("ann@example.com").await;
@@ -93,7 +87,6 @@ async fn me_returns_the_caller_and_requires_a_bearer_token() {
     assert_eq!(body["code"], "missing_token");
 }
 
-#[tokio::test]
 async fn refresh_rotates_and_the_parent_within_grace_gets_the_identical_pair() {
     let app = spawn_app().await;
     let p0 = app.user_with_pair("ann@example.com").await;
@@ -107,7 +100,6 @@ async fn refresh_rotates_and_the_parent_within_grace_gets_the_identical_pair() {
     assert_eq!(app.me(&p2.access).await.status(), 200);
 }
 
-#[tokio::test]
 async fn refresh_token_reuse_outside_grace_revokes_the_family() {
     let app = spawn_with(|s| s.tokens.refresh_grace_seconds = 0).await;
     let p0 = app.user_with_pair("ann@example.com").await;
@@ -121,7 +113,6 @@ async fn refresh_token_reuse_outside_grace_revokes_the_family() {
     assert_eq!((status, body["code"].as_str()), (401, Some("token_revoked")));
 }
 
-#[tokio::test]
 async fn revoking_a_refresh_token_ends_the_session_at_once() {
     let app = spawn_app().await;
     let p = app.user_with_pair("ann@example.com").await;
@@ -135,7 +126,6 @@ async fn revoking_a_refresh_token_ends_the_session_at_once() {
     assert_eq!(app.revoke("garbage").await.status(), 200);
 }
 
-#[tokio::test]
 async fn revoking_an_access_token_ends_its_session() {
     let app = spawn_app().await;
     let p = app.user_with_pair("ann@example.com").await;
@@ -144,7 +134,6 @@ async fn revoking_an_access_token_ends_its_session() {
     assert_eq!(app.refresh(&p.refresh).await.status(), 400);
 }
 
-#[tokio::test]
 async fn logout_scopes_end_the_right_sessions() {
     let app = spawn_app().await;
     let a = app.user_with_pair("ann@example.com").await;
@@ -197,7 +186,6 @@ async fn confidential(app: &crate::helpers::TestApp, id: &str, secret: &str, pro
     app.store.create_client(&client).await.unwrap();
 }
 
-#[tokio::test]
 async fn confidential_clients_must_authenticate_by_exactly_one_method() {
     let app = spawn_app().await;
     app.register("ann@example.com", "correct horse battery").await;
@@ -244,7 +232,6 @@ async fn confidential_clients_must_authenticate_by_exactly_one_method() {
     assert_eq!(own.status(), 200);
 }
 
-#[tokio::test]
 async fn token_endpoint_speaks_rfc_6749_errors() {
     let app = spawn_app().await;
     type Form<'a> = Vec<(&'a str, &'a str)>;
@@ -273,7 +260,6 @@ async fn token_endpoint_speaks_rfc_6749_errors() {
     assert_eq!(dup.json::<Value>().await.unwrap()["error_description"], "Duplicate grant_type parameter.");
 }
 
-#[tokio::test]
 async fn the_token_endpoint_accepts_json_too() {
     let app = spawn_app().await;
     app.register("ann@example.com", "correct horse battery").await;
@@ -287,7 +273,6 @@ async fn the_token_endpoint_accepts_json_too() {
     assert_eq!(res.status(), 200);
 }
 
-#[tokio::test]
 async fn health_probes_answer() {
     let app = spawn_app().await;
     for path in ["/health/live", "/health/ready"] {
@@ -297,29 +282,55 @@ async fn health_probes_answer() {
     }
 }
 
-#[tokio::test]
 async fn unknown_routes_get_a_problem_404() {
     let app = spawn_app().await;
     let (status, body) = problem(app.http.get(app.url("/nope")).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 }
 
-#[tokio::test]
 async fn nothing_secret_is_stored_in_the_clear() {
     let app = spawn_app().await;
     let p = app.user_with_pair("ann@example.com").await;
-    let pool = app.store.pool();
-    let hash: String = sqlx::query_scalar("select password_hash from users").fetch_one(pool).await.unwrap();
+    // read the tables raw, as someone with a copy of the database would
+    type Rows = (String, Vec<(Vec<u8>, Option<Vec<u8>>)>, Vec<Vec<u8>>);
+    let (hash, rows, keys): Rows = match &app.backend {
+        tessera_api::startup::Backend::Postgres(pg) => (
+            sqlx::query_scalar("select password_hash from users").fetch_one(pg.pool()).await.unwrap(),
+            sqlx::query_as("select hash, sealed_secret from refresh_tokens").fetch_all(pg.pool()).await.unwrap(),
+            sqlx::query_scalar("select sealed_secret from signing_keys").fetch_all(pg.pool()).await.unwrap(),
+        ),
+        tessera_api::startup::Backend::Sqlite(lite) => (
+            sqlx::query_scalar("select password_hash from users").fetch_one(lite.pool()).await.unwrap(),
+            sqlx::query_as("select hash, sealed_secret from refresh_tokens").fetch_all(lite.pool()).await.unwrap(),
+            sqlx::query_scalar("select sealed_secret from signing_keys").fetch_all(lite.pool()).await.unwrap(),
+        ),
+    };
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&p.refresh).unwrap();
-    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-        sqlx::query_as("select hash, sealed_secret from refresh_tokens").fetch_all(pool).await.unwrap();
     assert!(!rows.is_empty());
     for (hash, sealed) in rows {
         assert_ne!(hash, raw, "the stored hash is not the token");
         let sealed = sealed.unwrap_or_default();
         assert!(!sealed.windows(raw.len()).any(|w| w == raw.as_slice()), "the sealed secret is not the token");
     }
-    let keys: Vec<Vec<u8>> = sqlx::query_scalar("select sealed_secret from signing_keys").fetch_all(pool).await.unwrap();
     assert!(keys.iter().all(|k| !k.windows(app.key_secret.len()).any(|w| w == app.key_secret.as_slice())));
 }
+
+crate::both_backends!(
+    register_returns_201_and_refuses_a_taken_email_case_insensitively,
+    register_refuses_weak_passwords_and_bad_emails_with_a_problem,
+    password_grant_issues_a_pair_whose_access_token_verifies_independently,
+    wrong_password_and_unknown_user_get_the_same_invalid_grant,
+    me_returns_the_caller_and_requires_a_bearer_token,
+    refresh_rotates_and_the_parent_within_grace_gets_the_identical_pair,
+    refresh_token_reuse_outside_grace_revokes_the_family,
+    revoking_a_refresh_token_ends_the_session_at_once,
+    revoking_an_access_token_ends_its_session,
+    logout_scopes_end_the_right_sessions,
+    confidential_clients_must_authenticate_by_exactly_one_method,
+    token_endpoint_speaks_rfc_6749_errors,
+    the_token_endpoint_accepts_json_too,
+    health_probes_answer,
+    unknown_routes_get_a_problem_404,
+    nothing_secret_is_stored_in_the_clear,
+);

@@ -6,7 +6,6 @@ use oauth2::{ClientId, RequestTokenError, ResourceOwnerPassword, ResourceOwnerUs
 
 use crate::helpers::spawn_app;
 
-#[tokio::test]
 async fn a_standard_oauth2_client_logs_in_refreshes_and_calls_the_api() {
     let app = spawn_app().await;
     assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
@@ -42,3 +41,5 @@ async fn a_standard_oauth2_client_logs_in_refreshes_and_calls_the_api() {
         other => panic!("expected an RFC 6749 error, got {other:?}"),
     }
 }
+
+crate::both_backends!(a_standard_oauth2_client_logs_in_refreshes_and_calls_the_api,);

@@ -26,7 +26,6 @@ fn every_operation_documents_its_responses_and_has_an_operation_id() {
     }
 }
 
-#[tokio::test]
 async fn swagger_ui_and_the_spec_are_served() {
     let app = spawn_app().await;
     let res = app.http.get(app.url("/docs/")).send().await.unwrap();
@@ -36,3 +35,5 @@ async fn swagger_ui_and_the_spec_are_served() {
     let generated: Value = serde_json::from_str(&tessera_api::openapi::spec_json().unwrap()).unwrap();
     assert_eq!(served, generated);
 }
+
+crate::both_backends!(swagger_ui_and_the_spec_are_served,);

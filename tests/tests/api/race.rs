@@ -17,7 +17,6 @@ async fn race(app: &crate::helpers::TestApp, refresh: &str, n: usize) -> Vec<(u1
     futures::future::join_all(futures).await
 }
 
-#[tokio::test]
 async fn fifty_concurrent_refreshes_of_one_token_rotate_once() {
     let app = spawn_app().await;
     let p = app.user_with_pair("race@example.com").await;
@@ -46,7 +45,6 @@ async fn fifty_concurrent_refreshes_of_one_token_rotate_once() {
     assert_eq!(app.refresh(child).await.status(), 200);
 }
 
-#[tokio::test]
 async fn without_grace_concurrent_refreshes_rotate_once_and_revoke_the_family() {
     let app = spawn_with(|s| s.tokens.refresh_grace_seconds = 0).await;
     let p = app.user_with_pair("strict@example.com").await;
@@ -57,3 +55,8 @@ async fn without_grace_concurrent_refreshes_rotate_once_and_revoke_the_family() 
     let winner = results.iter().find(|(s, _)| *s == 200).unwrap();
     assert_eq!(app.me(winner.1["access_token"].as_str().unwrap()).await.status(), 401);
 }
+
+crate::both_backends!(
+    fifty_concurrent_refreshes_of_one_token_rotate_once,
+    without_grace_concurrent_refreshes_rotate_once_and_revoke_the_family,
+);

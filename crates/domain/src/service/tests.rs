@@ -227,7 +227,7 @@ async fn rotated_tokens_drop_their_sealed_secret() {
     let w = world();
     let p0 = logged_in(&w).await;
     w.svc.refresh(&p0.refresh_token, Some("app"), T0).await.unwrap();
-    let family = w.store.family(p0.session_id);
+    let family = w.store.family(p0.session_id).await.unwrap();
     assert_eq!(family.len(), 2);
     assert_eq!(family.iter().filter(|t| t.sealed_secret.is_some()).count(), 1);
     assert_eq!(family.iter().filter(|t| t.rotated_at.is_none()).count(), 1);

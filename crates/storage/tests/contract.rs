@@ -1,16 +1,15 @@
-//! Storage tests against a real Postgres, a fresh database per test.
+//! The repository contract: every storage behaviour, written once and run against both
+//! backends (Postgres and SQLite), a fresh database per test.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly; clippy counts only #[test] fns as tests")]
 
 use std::sync::Arc;
 
-use tessera_domain::ports::{ClientRepository, KeyRepository, NewRefresh, RotateOutcome, RotateRequest, SessionRepository, UserRepository};
+use tessera_domain::ports::{NewRefresh, RotateOutcome, RotateRequest, Store};
 use tessera_domain::rotation::RefreshRefusal;
 use tessera_domain::{
     ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, Session, SessionId,
     TokenHash, TokenProfile, User, UserStatus,
 };
-use tessera_storage::PgStore;
-use tessera_storage::testing::fresh_store;
 use uuid::Uuid;
 
 fn now() -> OffsetDateTime {
@@ -19,11 +18,11 @@ fn now() -> OffsetDateTime {
     t.replace_nanosecond(t.microsecond() * 1000).unwrap()
 }
 
-async fn user(store: &PgStore, email: &str) -> User {
+async fn user(store: &dyn Store, email: &str) -> User {
     store.create_user(&Email::parse(email).unwrap(), Some(&PasswordHash::from_phc("$argon2id$fake".into())), now()).await.unwrap()
 }
 
-async fn client(store: &PgStore, id: &str) {
+async fn client(store: &dyn Store, id: &str) {
     let c = OAuthClient {
         client_id: ClientId::parse(id).unwrap(),
         name: id.into(),
@@ -41,7 +40,7 @@ fn random_hash() -> TokenHash {
     TokenHash(h)
 }
 
-async fn open(store: &PgStore, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
+async fn open(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
     client(store, &format!("c{}", Uuid::new_v4().simple())).await;
     let session = Session {
         id: SessionId(Uuid::now_v7()),
@@ -82,10 +81,8 @@ fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> Rota
     }
 }
 
-#[tokio::test]
-async fn emails_are_unique_case_insensitively() {
-    let store = fresh_store().await.unwrap();
-    user(&store, "Ann@Example.com").await;
+async fn emails_are_unique_case_insensitively(store: Arc<dyn Store>) {
+    user(&*store, "Ann@Example.com").await;
     let err = store.create_user(&Email::parse("ann@EXAMPLE.COM").unwrap(), None, now()).await.unwrap_err();
     assert!(matches!(err, RepoError::Conflict("users_email_key")), "{err:?}");
     let found = store.user_by_email(&Email::parse("ANN@example.com").unwrap()).await.unwrap().unwrap();
@@ -93,12 +90,10 @@ async fn emails_are_unique_case_insensitively() {
     assert_eq!(found.status, UserStatus::Active);
 }
 
-#[tokio::test]
-async fn a_session_round_trips_and_its_token_rotates_once() {
-    let store = fresh_store().await.unwrap();
-    let u = user(&store, "a@example.com").await;
+async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>) {
+    let u = user(&*store, "a@example.com").await;
     let t0 = now();
-    let (session, first) = open(&store, &u, t0).await;
+    let (session, first) = open(&*store, &u, t0).await;
     let (tok, sess) = store.refresh_by_hash(first.hash).await.unwrap().unwrap();
     assert_eq!(sess.id, session.id);
     assert_eq!(sess.profile, TokenProfile::standard());
@@ -116,12 +111,10 @@ async fn a_session_round_trips_and_its_token_rotates_once() {
     assert!(parent.sealed_secret.is_none(), "a rotated token keeps no sealed secret");
 }
 
-#[tokio::test]
-async fn fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child() {
-    let store = Arc::new(fresh_store().await.unwrap());
-    let u = user(&store, "race@example.com").await;
+async fn fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child(store: Arc<dyn Store>) {
+    let u = user(&*store, "race@example.com").await;
     let t0 = now();
-    let (session, first) = open(&store, &u, t0).await;
+    let (session, first) = open(&*store, &u, t0).await;
     let mut tasks = vec![];
     for _ in 0..50 {
         let store = store.clone();
@@ -149,11 +142,9 @@ async fn fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_chil
     assert_eq!(family.iter().filter(|t| t.rotated_at.is_none()).count(), 1);
 }
 
-#[tokio::test]
-async fn without_grace_a_concurrent_second_use_revokes_the_family() {
-    let store = Arc::new(fresh_store().await.unwrap());
-    let u = user(&store, "nograce@example.com").await;
-    let (session, first) = open(&store, &u, now()).await;
+async fn without_grace_a_concurrent_second_use_revokes_the_family(store: Arc<dyn Store>) {
+    let u = user(&*store, "nograce@example.com").await;
+    let (session, first) = open(&*store, &u, now()).await;
     let mut tasks = vec![];
     for _ in 0..20 {
         let store = store.clone();
@@ -174,28 +165,42 @@ async fn without_grace_a_concurrent_second_use_revokes_the_family() {
     assert_eq!(s.revoked_reason.as_deref(), Some("reuse_detected"));
 }
 
-#[tokio::test]
-async fn revocations_are_announced_to_listeners() {
-    let store = fresh_store().await.unwrap();
-    let mut listener = store.revocation_listener().await.unwrap();
-    let u = user(&store, "n@example.com").await;
-    let (session, _) = open(&store, &u, now()).await;
+async fn revocations_are_recorded_once(store: Arc<dyn Store>) {
+    let u = user(&*store, "n@example.com").await;
+    let (session, _) = open(&*store, &u, now()).await;
     assert!(store.revoke_session(session.id, "logout", now()).await.unwrap());
     assert!(!store.revoke_session(session.id, "logout", now()).await.unwrap(), "second revocation is a no-op");
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
-    assert_eq!(n.payload(), session.id.0.to_string());
     let since = store.revoked_since(now() - Duration::minutes(1)).await.unwrap();
     assert!(since.iter().any(|(id, _)| *id == session.id));
+    assert!(store.revoked_since(now() + Duration::minutes(1)).await.unwrap().is_empty());
+    let s = store.session(session.id).await.unwrap().unwrap();
+    assert_eq!(s.revoked_reason.as_deref(), Some("logout"));
 }
 
-#[tokio::test]
-async fn blocking_a_user_revokes_every_session_in_the_same_transaction() {
-    let store = fresh_store().await.unwrap();
-    let u = user(&store, "b@example.com").await;
-    let (s1, _) = open(&store, &u, now()).await;
-    let (s2, _) = open(&store, &u, now()).await;
-    let other = user(&store, "other@example.com").await;
-    let (s3, _) = open(&store, &other, now()).await;
+async fn emails_compare_case_insensitively_beyond_ascii(store: Arc<dyn Store>) {
+    user(&*store, "Ärger@Example.com").await;
+    let found = store.user_by_email(&Email::parse("ärger@example.COM").unwrap()).await.unwrap();
+    assert_eq!(found.map(|u| u.email.as_str().to_owned()).as_deref(), Some("Ärger@Example.com"));
+    let err = store.create_user(&Email::parse("ÄRGER@example.com").unwrap(), None, now()).await.unwrap_err();
+    assert!(matches!(err, RepoError::Conflict("users_email_key")), "{err:?}");
+}
+
+async fn unknown_tokens_and_sessions_are_absent(store: Arc<dyn Store>) {
+    assert!(store.refresh_by_hash(random_hash()).await.unwrap().is_none());
+    assert!(store.session(SessionId(Uuid::now_v7())).await.unwrap().is_none());
+    assert!(matches!(
+        store.rotate(child_req(random_hash(), now(), Duration::seconds(5))).await.unwrap(),
+        RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, .. }
+    ));
+    store.ping().await.unwrap();
+}
+
+async fn blocking_a_user_revokes_every_session_in_the_same_transaction(store: Arc<dyn Store>) {
+    let u = user(&*store, "b@example.com").await;
+    let (s1, _) = open(&*store, &u, now()).await;
+    let (s2, _) = open(&*store, &u, now()).await;
+    let other = user(&*store, "other@example.com").await;
+    let (s3, _) = open(&*store, &other, now()).await;
     let mut revoked = store.set_user_status(u.id, UserStatus::Blocked, now()).await.unwrap();
     revoked.sort_by_key(|s| s.0);
     let mut expected = vec![s1.id, s2.id];
@@ -206,20 +211,16 @@ async fn blocking_a_user_revokes_every_session_in_the_same_transaction() {
     assert!(matches!(store.set_user_status(tessera_domain::UserId(999_999), UserStatus::Blocked, now()).await, Err(RepoError::NotFound)));
 }
 
-#[tokio::test]
-async fn revoke_user_sessions_can_spare_one() {
-    let store = fresh_store().await.unwrap();
-    let u = user(&store, "o@example.com").await;
-    let (keep, _) = open(&store, &u, now()).await;
-    let (drop1, _) = open(&store, &u, now()).await;
+async fn revoke_user_sessions_can_spare_one(store: Arc<dyn Store>) {
+    let u = user(&*store, "o@example.com").await;
+    let (keep, _) = open(&*store, &u, now()).await;
+    let (drop1, _) = open(&*store, &u, now()).await;
     let ids = store.revoke_user_sessions(u.id, Some(keep.id), "logout_others", now()).await.unwrap();
     assert_eq!(ids, vec![drop1.id]);
     assert!(store.session(keep.id).await.unwrap().unwrap().revoked_at.is_none());
 }
 
-#[tokio::test]
-async fn concurrent_instances_agree_on_one_signing_key() {
-    let store = Arc::new(fresh_store().await.unwrap());
+async fn concurrent_instances_agree_on_one_signing_key(store: Arc<dyn Store>) {
     let mut tasks = vec![];
     for i in 0..8u8 {
         let store = store.clone();
@@ -241,9 +242,7 @@ async fn concurrent_instances_agree_on_one_signing_key() {
     assert_eq!(keys.len(), 1);
 }
 
-#[tokio::test]
-async fn clients_are_unique_and_keep_their_secret_hash() {
-    let store = fresh_store().await.unwrap();
+async fn clients_are_unique_and_keep_their_secret_hash(store: Arc<dyn Store>) {
     let c = OAuthClient {
         client_id: ClientId::parse("conf").unwrap(),
         name: "Conf".into(),
@@ -258,3 +257,34 @@ async fn clients_are_unique_and_keep_their_secret_hash() {
     assert_eq!(back.profile, "extended");
     assert!(store.client_by_id("nobody").await.unwrap().is_none());
 }
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(tessera_storage::testing::fresh_store().await.unwrap())).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(tessera_storage::testing::fresh_sqlite().await.unwrap())).await
+            })*
+        }
+    };
+}
+
+contract!(
+    emails_are_unique_case_insensitively,
+    emails_compare_case_insensitively_beyond_ascii,
+    a_session_round_trips_and_its_token_rotates_once,
+    fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child,
+    without_grace_a_concurrent_second_use_revokes_the_family,
+    revocations_are_recorded_once,
+    blocking_a_user_revokes_every_session_in_the_same_transaction,
+    revoke_user_sessions_can_spare_one,
+    concurrent_instances_agree_on_one_signing_key,
+    clients_are_unique_and_keep_their_secret_hash,
+    unknown_tokens_and_sessions_are_absent,
+);

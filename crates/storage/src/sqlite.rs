@@ -1,0 +1,481 @@
+//! The SQLite backend: the default store, so Tessera runs with no database server. One file
+//! (WAL mode) or `sqlite::memory:`. Multi-statement writes run under `BEGIN IMMEDIATE`, which
+//! takes SQLite's single write lock up front: rotations of one token are serialised exactly as
+//! the row locks serialise them on Postgres. One process per database file: revocations reach
+//! the process's own list directly, so no cross-instance notification is needed.
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tessera_domain::ports::{
+    ClientRepository, Health, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
+};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// Maps SQLite errors to the domain's: SQLite names the violated index or columns in the message.
+pub fn map_err(e: sqlx::Error) -> RepoError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let msg = db.message();
+        let name = if msg.contains("users_email_key") || msg.contains("users.email_normalized") {
+            Some("users_email_key")
+        } else if msg.contains("clients.client_id") {
+            Some("clients_pkey")
+        } else if msg.contains("signing_keys.kid") {
+            Some("signing_keys_pkey")
+        } else if msg.contains("refresh_tokens.parent_hash") {
+            Some("refresh_tokens_parent_key")
+        } else {
+            None
+        };
+        if let Some(n) = name {
+            return RepoError::Conflict(n);
+        }
+    }
+    if let sqlx::Error::RowNotFound = e {
+        return RepoError::NotFound;
+    }
+    RepoError::Unavailable(Box::new(e))
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite:path` or `sqlite::memory:`).
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(StdDuration::from_secs(10))
+            .synchronous(SqliteSynchronous::Normal);
+        if !memory {
+            options = options.journal_mode(SqliteJournalMode::Wal);
+            if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            }
+        }
+        // An in-memory database lives as long as its one connection.
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?
+        } else {
+            SqlitePoolOptions::new().max_connections(8).connect_with(options).await?
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// A write transaction holding SQLite's write lock from its first statement.
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, RepoError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    }
+}
+
+/// Revokes the sessions a `where` clause selects (`?1` time, `?2` reason, `?3` user, `?4`
+/// session) and records an audit event for each, inside `tx`.
+async fn revoke_where(
+    tx: &mut Transaction<'static, Sqlite>,
+    clause: &str,
+    now: OffsetDateTime,
+    reason: &str,
+    user: Option<i64>,
+    session: Option<Uuid>,
+) -> Result<Vec<SessionId>, RepoError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update sessions set revoked_at = ?1, revoked_reason = ?2 where revoked_at is null and ({clause}) returning id, user_id"
+    )))
+    .bind(now)
+    .bind(reason)
+    .bind(user)
+    .bind(session)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id = r.uuid("id")?;
+        sqlx::query("insert into audit_events (at, kind, user_id, session_id, detail) values (?1, 'session_revoked', ?2, ?3, json_object('reason', ?4))")
+            .bind(now)
+            .bind(r.int("user_id")?)
+            .bind(id)
+            .bind(reason)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        ids.push(SessionId(id));
+    }
+    Ok(ids)
+}
+
+#[async_trait]
+impl UserRepository for SqliteStore {
+    async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at) \
+             values (?1, ?2, ?3, 'active', ?4, ?4) returning {USER_COLS}"
+        )))
+        .bind(email.as_str())
+        .bind(email.normalized())
+        .bind(password.map(PasswordHash::as_str))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows::user(&row)
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where email_normalized = ?1")))
+            .bind(email.normalized())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id = ?1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query("update users set status = ?2 where id = ?1")
+            .bind(id.0)
+            .bind(status.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if updated.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        sqlx::query("insert into audit_events (at, kind, user_id) values (?1, 'user_' || ?2, ?3)")
+            .bind(now)
+            .bind(status.as_str())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let revoked = if status == UserStatus::Blocked {
+            revoke_where(&mut tx, "user_id = ?3", now, "user_blocked", Some(id.0), None).await?
+        } else {
+            vec![]
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+}
+
+#[async_trait]
+impl ClientRepository for SqliteStore {
+    async fn create_client(&self, client: &OAuthClient) -> Result<(), RepoError> {
+        sqlx::query("insert into clients (client_id, name, secret_hash, profile, created_at) values (?1, ?2, ?3, ?4, ?5)")
+            .bind(client.client_id.as_str())
+            .bind(&client.name)
+            .bind(client.secret_hash.map(|h| h.0.to_vec()))
+            .bind(&client.profile)
+            .bind(client.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {CLIENT_COLS} from clients where client_id = ?1")))
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::client).transpose()
+    }
+}
+
+async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &RefreshRecord) -> Result<(), RepoError> {
+    sqlx::query(
+        "insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(t.hash.0.to_vec())
+    .bind(t.session_id.0)
+    .bind(t.parent.map(|p| p.0.to_vec()))
+    .bind(t.access_jti)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .bind(t.sealed_secret.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    at: OffsetDateTime,
+    kind: &str,
+    user: UserId,
+    session: SessionId,
+) -> Result<(), RepoError> {
+    sqlx::query("insert into audit_events (at, kind, user_id, session_id) values (?1, ?2, ?3, ?4)")
+        .bind(at)
+        .bind(kind)
+        .bind(user.0)
+        .bind(session.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl SessionRepository for SqliteStore {
+    async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .bind(s.id.0)
+        .bind(s.user_id.0)
+        .bind(s.client_id.as_deref())
+        .bind(&s.face)
+        .bind(s.profile.name())
+        .bind(s.profile.access_ttl().whole_seconds())
+        .bind(s.profile.refresh_ttl().whole_seconds())
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_token(&mut tx, first).await?;
+        audit(&mut tx, s.created_at, "login", s.user_id, s.id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {
+        // The write lock is taken before the first read: concurrent rotations of one token run
+        // one after another, and each sees what the previous one committed.
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS}, {SESSION_COLS}, (u.status = 'active') as user_active \
+             from refresh_tokens t join sessions s on s.id = t.session_id join users u on u.id = s.user_id where t.hash = ?1"
+        )))
+        .bind(req.presented.0.to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
+        };
+        let token = rows::token(&row)?;
+        let session = rows::session(&row)?;
+        let user_active = row.boolean("user_active")?;
+        let child = if token.rotated_at.is_some() {
+            let c = sqlx::query(sqlx::AssertSqlSafe(format!("select {TOKEN_COLS} from refresh_tokens t where t.parent_hash = ?1")))
+                .bind(token.hash.0.to_vec())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            c.as_ref().map(rows::token).transpose()?
+        } else {
+            None
+        };
+        let facts =
+            RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+        match decide(&facts, req.now, req.grace) {
+            RefreshDecision::Rotate => {
+                let new = RefreshRecord {
+                    hash: req.child.hash,
+                    session_id: session.id,
+                    parent: Some(token.hash),
+                    access_jti: req.child.access_jti,
+                    issued_at: req.now,
+                    expires_at: refresh_expiry(&session, req.now),
+                    rotated_at: None,
+                    sealed_secret: Some(req.child.sealed_secret),
+                };
+                sqlx::query("update refresh_tokens set rotated_at = ?1, sealed_secret = null where hash = ?2")
+                    .bind(req.now)
+                    .bind(token.hash.0.to_vec())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("update sessions set last_refresh_at = ?1 where id = ?2")
+                    .bind(req.now)
+                    .bind(session.id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                insert_token(&mut tx, &new).await?;
+                audit(&mut tx, req.now, "refresh", session.user_id, session.id).await?;
+                tx.commit().await.map_err(map_err)?;
+                let mut session = session;
+                session.last_refresh_at = Some(req.now);
+                Ok(RotateOutcome::Rotated { session, child: new })
+            }
+            RefreshDecision::Reissue => {
+                tx.commit().await.map_err(map_err)?;
+                match child {
+                    Some(child) => Ok(RotateOutcome::Reissued { session, child }),
+                    None => Err(RepoError::NotFound),
+                }
+            }
+            RefreshDecision::Refuse(refusal) => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(RotateOutcome::Refused { refusal, session: Some(session.id) })
+            }
+            RefreshDecision::RevokeFamily => {
+                revoke_where(&mut tx, "id = ?4", req.now, "reuse_detected", None, Some(session.id.0)).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id) })
+            }
+        }
+    }
+
+    async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS}, {SESSION_COLS} from refresh_tokens t join sessions s on s.id = t.session_id where t.hash = ?1"
+        )))
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(r) => Ok(Some((rows::token(&r)?, rows::session(&r)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {SESSION_COLS} from sessions s where s.id = ?1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut tx = self.write_tx().await?;
+        let ids = revoke_where(&mut tx, "id = ?4", now, reason, None, Some(id.0)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(!ids.is_empty())
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.write_tx().await?;
+        let ids =
+            revoke_where(&mut tx, "user_id = ?3 and (?4 is null or id <> ?4)", now, reason, Some(user.0), except.map(|s| s.0)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
+    }
+
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError> {
+        // Timestamps are stored as RFC 3339 text in UTC, which orders like the instants.
+        let rows = sqlx::query("select id, revoked_at from sessions where revoked_at >= ?1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::revoked).collect()
+    }
+
+    async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {TOKEN_COLS} from refresh_tokens t where t.session_id = ?1 order by t.issued_at, t.rotated_at is null, t.rotated_at"
+        )))
+        .bind(session.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::token).collect()
+    }
+}
+
+#[async_trait]
+impl KeyRepository for SqliteStore {
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, RepoError> {
+        let rows = sqlx::query("select kid, alg, state, sealed_secret, created_at from signing_keys order by created_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::stored_key).collect()
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), RepoError> {
+        sqlx::query("insert into signing_keys (kid, alg, state, sealed_secret, created_at) values (?1, ?2, ?3, ?4, ?5)")
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(key.state.as_str())
+            .bind(&key.sealed_secret)
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn ensure_signing_key(&self, candidate: &StoredKey) -> Result<Vec<StoredKey>, RepoError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "insert into signing_keys (kid, alg, state, sealed_secret, created_at) select ?1, ?2, 'active', ?3, ?4 \
+             where not exists (select 1 from signing_keys where alg = ?2 and state = 'active')",
+        )
+        .bind(&candidate.kid)
+        .bind(&candidate.alg)
+        .bind(&candidate.sealed_secret)
+        .bind(candidate.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.signing_keys().await
+    }
+}
+
+#[async_trait]
+impl Health for SqliteStore {
+    async fn ping(&self) -> Result<(), RepoError> {
+        sqlx::query("select 1").execute(&self.pool).await.map(drop).map_err(map_err)
+    }
+}
