@@ -10,13 +10,12 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: run run-postgres test ci fmt fmt-check lint openapi build
 
 run:
-	$(CARGO) build -p tessera-api --bin tessera
-	./target/debug/tessera serve
+	$(CARGO) run -p tessera-api --bin tessera -- serve
 
 # The service on a local Postgres cluster kept in data/pg (or on $DATABASE_URL).
 run-postgres:
 	$(CARGO) build -p tessera-api --bin tessera
-	scripts/with-postgres.sh --keep data/pg --db tessera -- ./target/debug/tessera serve
+	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
 
 test:
 	scripts/with-postgres.sh -- $(CARGO) test --workspace --all-targets
