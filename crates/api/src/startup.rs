@@ -137,7 +137,13 @@ impl Core {
         if settings.oauth.default_client_enabled {
             ensure_default_client(&*store, &settings, now).await?;
         }
-        let state = web::Data::new(AppState { service, store, settings: Arc::new(settings), profiles: checked.profiles });
+        let state = web::Data::new(AppState {
+            native: service.native_format(),
+            service,
+            store,
+            settings: Arc::new(settings),
+            profiles: checked.profiles,
+        });
         Ok(Self { state, revocations, listener })
     }
 }

@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tessera_domain::ports::Store;
-use tessera_domain::{TokenProfile, TokenService};
+use tessera_domain::{NativeFormat, TokenProfile, TokenService};
 
 use crate::config::Settings;
 
 pub struct AppState {
     pub service: TokenService,
+    /// How the native face writes its tokens.
+    pub native: NativeFormat,
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub profiles: BTreeMap<String, TokenProfile>,

@@ -24,6 +24,8 @@ pub enum AuthError {
     WrongClient,
     #[error("the user of this token no longer exists")]
     UnknownUser,
+    #[error("the access and refresh tokens are not of one pair")]
+    PairMismatch,
 }
 
 /// Failures of a repository (port) call.

@@ -110,8 +110,14 @@ impl SessionRepository for InMemoryStore {
         let session = s.sessions.get(&token.session_id).cloned().ok_or(RepoError::NotFound)?;
         let child = s.tokens.values().find(|t| t.parent == Some(token.hash)).cloned();
         let user_active = s.users.iter().any(|u| u.id == session.user_id && u.status == UserStatus::Active);
-        let facts =
-            RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+        let facts = RefreshFacts {
+            token: &token,
+            session: &session,
+            child: child.as_ref(),
+            user_active,
+            presenting_client: req.presenting_client,
+            bound_access: req.bound_access,
+        };
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
                 let new = RefreshRecord {

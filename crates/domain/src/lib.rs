@@ -22,7 +22,9 @@ pub use password::{Argon2Params, Password, PasswordHash, PasswordPolicy};
 pub use profile::TokenProfile;
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
 pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
-pub use service::{AccessClaims, AccessContext, IssuedPair, LogoutScope, TokenService, TokenSettings};
+pub use service::{
+    AccessClaims, AccessContext, IssuedPair, LogoutScope, NativeFormat, RenderedPair, TokenFormat, TokenService, TokenSettings,
+};
 
 /// Re-exported so that callers name one time type.
 pub use time::{Duration, OffsetDateTime};

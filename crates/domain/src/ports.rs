@@ -45,6 +45,8 @@ pub struct RotateRequest<'a> {
     pub now: OffsetDateTime,
     pub grace: Duration,
     pub child: NewRefresh,
+    /// For faces that bind a pair: the `jti` of the access token presented with the refresh.
+    pub bound_access: Option<uuid::Uuid>,
 }
 
 #[derive(Debug)]

@@ -84,6 +84,8 @@ pub enum RefreshRefusal {
     Reused,
     WrongClient,
     UserBlocked,
+    /// The access token presented with it is not the one it was issued with.
+    PairMismatch,
 }
 
 impl From<RefreshRefusal> for AuthError {
@@ -95,6 +97,7 @@ impl From<RefreshRefusal> for AuthError {
             RefreshRefusal::Reused => AuthError::TokenReused,
             RefreshRefusal::WrongClient => AuthError::WrongClient,
             RefreshRefusal::UserBlocked => AuthError::UserBlocked,
+            RefreshRefusal::PairMismatch => AuthError::PairMismatch,
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct RefreshFacts<'a> {
     pub user_active: bool,
     /// The client presenting the token; `None` for faces without OAuth clients.
     pub presenting_client: Option<&'a str>,
+    /// For faces that bind a pair: the `jti` of the access token presented with the refresh.
+    pub bound_access: Option<Uuid>,
 }
 
 /// The rotation rule.
@@ -119,6 +124,9 @@ pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> Ref
     }
     if f.session.client_id.as_deref() != f.presenting_client && f.presenting_client.is_some() {
         return Refuse(RefreshRefusal::WrongClient);
+    }
+    if f.bound_access.is_some_and(|jti| jti != f.token.access_jti) {
+        return Refuse(RefreshRefusal::PairMismatch);
     }
     if !f.user_active {
         return Refuse(RefreshRefusal::UserBlocked);
@@ -184,7 +192,7 @@ mod tests {
     }
 
     fn facts<'a>(t: &'a RefreshRecord, s: &'a Session, c: Option<&'a RefreshRecord>) -> RefreshFacts<'a> {
-        RefreshFacts { token: t, session: s, child: c, user_active: true, presenting_client: Some("app") }
+        RefreshFacts { token: t, session: s, child: c, user_active: true, presenting_client: Some("app"), bound_access: None }
     }
 
     #[test]
@@ -263,6 +271,17 @@ mod tests {
         let mut f = facts(&t, &s, None);
         f.presenting_client = Some("other");
         assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::WrongClient));
+    }
+
+    #[test]
+    fn a_bound_pair_must_present_its_own_access_token() {
+        let t = token(1, None);
+        let s = session();
+        let mut f = facts(&t, &s, None);
+        f.bound_access = Some(Uuid::from_u128(7));
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::PairMismatch));
+        f.bound_access = Some(t.access_jti);
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Rotate);
     }
 
     #[test]

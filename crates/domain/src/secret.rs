@@ -18,9 +18,11 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], DomainError> {
     Ok(buf)
 }
 
-/// An opaque refresh token: 256 bits from the CSPRNG. Its `Debug` never prints it.
+/// The secret of a refresh token, from the CSPRNG: 256 bits for opaque tokens; 128 bits where a
+/// face wraps it as the `jti` of a signed JWT (simplejwt, flask-jwt-extended), whose signature
+/// adds the rest. Its `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RefreshSecret([u8; 32]);
+pub struct RefreshSecret(Vec<u8>);
 
 impl std::fmt::Debug for RefreshSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,22 +40,34 @@ pub enum SecretEncoding {
 }
 
 impl RefreshSecret {
+    /// Bytes of an opaque refresh token.
+    pub const OPAQUE_LEN: usize = 32;
+    /// Bytes of a refresh token's `jti` inside a signed JWT.
+    pub const JTI_LEN: usize = 16;
+
     pub fn generate() -> Result<Self, DomainError> {
-        Ok(Self(random_bytes::<32>()?))
+        Self::generate_len(Self::OPAQUE_LEN)
     }
 
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+    pub fn generate_len(len: usize) -> Result<Self, DomainError> {
+        let mut buf = vec![0u8; len];
+        getrandom::fill(&mut buf).map_err(|e| DomainError::Internal(format!("the OS random generator failed: {e}")))?;
+        Ok(Self(buf))
     }
 
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    /// Secrets shorter than 128 bits are refused.
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() >= Self::JTI_LEN && bytes.len() <= 64).then_some(Self(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     pub fn encode(&self, enc: SecretEncoding) -> String {
         match enc {
-            SecretEncoding::UrlSafe => URL_SAFE_NO_PAD.encode(self.0),
-            SecretEncoding::Standard => STANDARD.encode(self.0),
+            SecretEncoding::UrlSafe => URL_SAFE_NO_PAD.encode(&self.0),
+            SecretEncoding::Standard => STANDARD.encode(&self.0),
         }
     }
 
@@ -67,7 +81,20 @@ impl RefreshSecret {
             SecretEncoding::UrlSafe => URL_SAFE_NO_PAD.decode(raw).ok()?,
             SecretEncoding::Standard => STANDARD.decode(raw).ok()?,
         };
-        Some(Self(bytes.try_into().ok()?))
+        (bytes.len() == Self::OPAQUE_LEN).then_some(Self(bytes))
+    }
+
+    /// Lowercase hex, as simplejwt writes a `jti`.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(raw: &str) -> Option<Self> {
+        if raw.len() != 2 * Self::JTI_LEN || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let bytes = (0..raw.len()).step_by(2).map(|i| u8::from_str_radix(&raw[i..i + 2], 16).ok()).collect::<Option<Vec<u8>>>()?;
+        Some(Self(bytes))
     }
 }
 
@@ -187,6 +214,17 @@ mod tests {
         assert_eq!(std.len(), 44);
         assert_eq!(RefreshSecret::parse(&std, SecretEncoding::Standard), Some(a.clone()));
         assert!(!format!("{a:?}").contains(&url));
+    }
+
+    #[test]
+    fn jti_secrets_round_trip_as_hex() {
+        let s = RefreshSecret::generate_len(RefreshSecret::JTI_LEN).unwrap();
+        let hex = s.to_hex();
+        assert_eq!(hex.len(), 32);
+        assert_eq!(RefreshSecret::from_hex(&hex), Some(s));
+        assert!(RefreshSecret::from_hex("zz").is_none());
+        assert!(RefreshSecret::from_hex(&"g".repeat(32)).is_none());
+        assert!(RefreshSecret::from_bytes(vec![1; 8]).is_none());
     }
 
     #[test]

@@ -77,12 +77,71 @@ pub struct AccessContext {
 pub struct IssuedPair {
     pub access_token: String,
     pub access_jti: Uuid,
-    pub refresh_token: RefreshSecret,
+    /// The refresh token as the face writes it on the wire.
+    pub refresh_token: String,
+    pub refresh_secret: RefreshSecret,
     /// Seconds until the access token expires.
     pub expires_in: i64,
     pub session_id: SessionId,
     pub user_id: UserId,
     pub refresh_expires_at: OffsetDateTime,
+}
+
+/// The two tokens of a pair, as a face writes them.
+#[derive(Debug, Clone)]
+pub struct RenderedPair {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// How a face writes a token pair. `render` must be a pure function of its inputs: within the
+/// grace window the stored record is rendered again and must give the very tokens issued the
+/// first time.
+pub trait TokenFormat: Send + Sync {
+    /// Bytes of a new refresh secret.
+    fn secret_len(&self) -> usize {
+        RefreshSecret::OPAQUE_LEN
+    }
+    fn render(
+        &self,
+        keyring: &Keyring,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: &RefreshSecret,
+    ) -> Result<RenderedPair, DomainError>;
+}
+
+/// The native face: an RFC 9068-style access JWT and an opaque base64url refresh token.
+#[derive(Debug, Clone)]
+pub struct NativeFormat {
+    pub issuer: String,
+    pub alg: Algorithm,
+}
+
+impl TokenFormat for NativeFormat {
+    fn render(
+        &self,
+        keyring: &Keyring,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: &RefreshSecret,
+    ) -> Result<RenderedPair, DomainError> {
+        let iat = record.issued_at.unix_timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: session.user_id.0.to_string(),
+            sid: session.id.0,
+            jti: record.access_jti,
+            iat,
+            exp: iat + session.profile.access_ttl().whole_seconds(),
+            token_type: "access".into(),
+            client_id: session.client_id.clone(),
+        };
+        Ok(RenderedPair {
+            access_token: keyring.sign(self.alg, "at+jwt", &claims)?,
+            refresh_token: secret.encode(crate::secret::SecretEncoding::UrlSafe),
+        })
+    }
 }
 
 /// Where a login comes from.
@@ -190,16 +249,23 @@ impl TokenService {
         email: &str,
         password: String,
         origin: LoginOrigin<'_>,
+        format: &dyn TokenFormat,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
         let user = self.check_password(email, password).await?;
-        self.open_session(&user, origin, now).await
+        self.open_session(&user, origin, format, now).await
     }
 
     /// Opens a session for a user already authenticated (by password, a trusted caller, or an
     /// external identity provider) and issues its first pair.
     #[tracing::instrument(skip_all, fields(user_id = %user.id, face = origin.face))]
-    pub async fn open_session(&self, user: &User, origin: LoginOrigin<'_>, now: OffsetDateTime) -> Result<IssuedPair, DomainError> {
+    pub async fn open_session(
+        &self,
+        user: &User,
+        origin: LoginOrigin<'_>,
+        format: &dyn TokenFormat,
+        now: OffsetDateTime,
+    ) -> Result<IssuedPair, DomainError> {
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
         }
@@ -217,7 +283,7 @@ impl TokenService {
             revoked_at: None,
             revoked_reason: None,
         };
-        let secret = RefreshSecret::generate()?;
+        let secret = RefreshSecret::generate_len(format.secret_len())?;
         let fresh = self.prepare_refresh(&secret)?;
         let record = RefreshRecord {
             hash: fresh.hash,
@@ -231,14 +297,21 @@ impl TokenService {
         };
         self.store.open_session(&session, &record).await?;
         tracing::info!(session_id = %session.id, "session opened");
-        self.pair(&session, &record, secret, now)
+        self.pair(format, &session, &record, secret, now)
     }
 
     /// Rotates a refresh token. `client` is the authenticated OAuth client, for faces that have
     /// them: a token issued to another client is refused.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, presented: &RefreshSecret, client: Option<&str>, now: OffsetDateTime) -> Result<IssuedPair, DomainError> {
-        let secret = RefreshSecret::generate()?;
+    pub async fn refresh(
+        &self,
+        presented: &RefreshSecret,
+        client: Option<&str>,
+        bound_access: Option<Uuid>,
+        format: &dyn TokenFormat,
+        now: OffsetDateTime,
+    ) -> Result<IssuedPair, DomainError> {
+        let secret = RefreshSecret::generate_len(format.secret_len())?;
         let child = self.prepare_refresh(&secret)?;
         let req = RotateRequest {
             presented: self.secret_hash(presented.as_bytes()),
@@ -246,24 +319,24 @@ impl TokenService {
             now,
             grace: self.settings.refresh_grace,
             child,
+            bound_access,
         };
         match self.store.rotate(req).await? {
             RotateOutcome::Rotated { session, child } => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
-                self.pair(&session, &child, secret, now)
+                self.pair(format, &session, &child, secret, now)
             }
             RotateOutcome::Reissued { session, child } => {
                 tracing::info!(session_id = %session.id, "parent presented again within the grace window; same child returned");
                 let sealed =
                     child.sealed_secret.as_deref().ok_or_else(|| DomainError::Internal("grace child has no sealed secret".into()))?;
                 let bytes = self.sealer.open(sealed, &child.hash.0)?;
-                let bytes: [u8; 32] =
-                    bytes.try_into().map_err(|_| DomainError::Internal("sealed refresh secret has the wrong length".into()))?;
-                let secret = RefreshSecret::from_bytes(bytes);
+                let secret = RefreshSecret::from_bytes(bytes)
+                    .ok_or_else(|| DomainError::Internal("sealed refresh secret has the wrong length".into()))?;
                 if !self.secret_hash(secret.as_bytes()).ct_eq(&child.hash) {
                     return Err(DomainError::Internal("sealed refresh secret does not match its hash".into()));
                 }
-                self.pair(&session, &child, secret, now)
+                self.pair(format, &session, &child, secret, now)
             }
             RotateOutcome::Refused { refusal, session } => {
                 if let (crate::RefreshRefusal::Reused, Some(sid)) = (refusal, session) {
@@ -362,37 +435,59 @@ impl TokenService {
         Ok(NewRefresh { hash, sealed_secret, access_jti: Uuid::new_v4() })
     }
 
-    /// The native access token of a refresh record: a pure function of the record, so the same
-    /// record re-signed within the grace window gives the same token.
     fn pair(
         &self,
+        format: &dyn TokenFormat,
         session: &Session,
         record: &RefreshRecord,
         secret: RefreshSecret,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
-        let iat = record.issued_at.unix_timestamp();
-        let exp = iat + session.profile.access_ttl().whole_seconds();
-        let claims = AccessClaims {
-            iss: self.settings.issuer.clone(),
-            sub: session.user_id.0.to_string(),
-            sid: session.id.0,
-            jti: record.access_jti,
-            iat,
-            exp,
-            token_type: "access".into(),
-            client_id: session.client_id.clone(),
-        };
-        let access_token = self.keyring.sign(self.settings.access_alg, "at+jwt", &claims)?;
+        let rendered = format.render(&self.keyring, session, record, &secret)?;
+        let exp = record.issued_at.unix_timestamp() + session.profile.access_ttl().whole_seconds();
         Ok(IssuedPair {
-            access_token,
+            access_token: rendered.access_token,
             access_jti: record.access_jti,
-            refresh_token: secret,
+            refresh_token: rendered.refresh_token,
+            refresh_secret: secret,
             expires_in: (exp - now.unix_timestamp()).max(0),
             session_id: session.id,
             user_id: session.user_id,
             refresh_expires_at: record.expires_at,
         })
+    }
+
+    /// The format of the native face.
+    pub fn native_format(&self) -> NativeFormat {
+        NativeFormat { issuer: self.settings.issuer.clone(), alg: self.settings.access_alg }
+    }
+
+    /// Whether a session's access tokens must be refused (an in-memory look-up).
+    pub fn is_revoked(&self, session: SessionId) -> bool {
+        self.revocations.is_revoked(session)
+    }
+
+    /// Checks a refresh token without rotating it, for faces whose refresh keeps the refresh
+    /// token (flask-jwt-extended): it must exist, be the newest of its family, be unexpired, and
+    /// its session and user must be live.
+    pub async fn check_refresh(
+        &self,
+        presented: &RefreshSecret,
+        now: OffsetDateTime,
+    ) -> Result<(RefreshRecord, Session, User), DomainError> {
+        let hash = self.secret_hash(presented.as_bytes());
+        let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+        if session.is_revoked() || record.rotated_at.is_some() {
+            return Err(AuthError::TokenRevoked.into());
+        }
+        if record.expires_at <= now || session.expires_at <= now {
+            return Err(AuthError::TokenExpired.into());
+        }
+        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        if user.status == UserStatus::Blocked {
+            return Err(AuthError::UserBlocked.into());
+        }
+        Ok((record, session, user))
     }
 }
 

@@ -314,8 +314,14 @@ impl SessionRepository for SqliteStore {
         } else {
             None
         };
-        let facts =
-            RefreshFacts { token: &token, session: &session, child: child.as_ref(), user_active, presenting_client: req.presenting_client };
+        let facts = RefreshFacts {
+            token: &token,
+            session: &session,
+            child: child.as_ref(),
+            user_active,
+            presenting_client: req.presenting_client,
+            bound_access: req.bound_access,
+        };
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
                 let new = RefreshRecord {

@@ -78,6 +78,7 @@ fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> Rota
         now,
         grace,
         child: NewRefresh { hash: h, sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() },
+        bound_access: None,
     }
 }
 

@@ -227,18 +227,18 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
             ip: req.peer_addr().map(|a| a.ip().to_string()),
             user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
         };
-        state.service.login_password(username, password.to_owned(), origin, now).await.map_err(domain_error)?
+        state.service.login_password(username, password.to_owned(), origin, &state.native, now).await.map_err(domain_error)?
     } else {
         let raw = param(&params, "refresh_token").ok_or_else(|| OAuthError::invalid_request("Missing refresh_token parameter."))?;
         let secret =
             RefreshSecret::parse(raw, SecretEncoding::UrlSafe).ok_or_else(|| OAuthError::invalid_grant("The refresh token is invalid."))?;
-        state.service.refresh(&secret, Some(client.client_id.as_str()), now).await.map_err(domain_error)?
+        state.service.refresh(&secret, Some(client.client_id.as_str()), None, &state.native, now).await.map_err(domain_error)?
     };
     Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
         access_token: pair.access_token,
         token_type: "Bearer",
         expires_in: pair.expires_in,
-        refresh_token: pair.refresh_token.encode(SecretEncoding::UrlSafe),
+        refresh_token: pair.refresh_token,
     }))
 }
 

@@ -15,6 +15,7 @@ const T0: OffsetDateTime = datetime!(2026-05-01 09:00 UTC);
 struct World {
     svc: TokenService,
     store: Arc<InMemoryStore>,
+    fmt: NativeFormat,
 }
 
 fn world() -> World {
@@ -30,7 +31,8 @@ fn world() -> World {
         Sealer::new([4; 32]),
         TokenSettings::default(),
     );
-    World { svc, store }
+    let fmt = svc.native_format();
+    World { svc, store, fmt }
 }
 
 fn origin(profile: &TokenProfile) -> LoginOrigin<'_> {
@@ -39,7 +41,7 @@ fn origin(profile: &TokenProfile) -> LoginOrigin<'_> {
 
 async fn logged_in(w: &World) -> IssuedPair {
     w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
-    w.svc.login_password("ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), T0).await.unwrap()
+    w.svc.login_password("ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), &w.fmt, T0).await.unwrap()
 }
 
 fn auth(e: DomainError) -> AuthError {
@@ -72,8 +74,8 @@ async fn login_with_a_wrong_password_or_unknown_email_is_the_same_error() {
     let w = world();
     w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
     let p = TokenProfile::standard();
-    let a = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), T0).await.unwrap_err();
-    let b = w.svc.login_password("bob@example.com", "correct horse".into(), origin(&p), T0).await.unwrap_err();
+    let a = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
+    let b = w.svc.login_password("bob@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(a), AuthError::InvalidCredentials);
     assert_eq!(auth(b), AuthError::InvalidCredentials);
 }
@@ -93,10 +95,10 @@ async fn login_issues_an_access_token_that_resolves_until_it_expires() {
 async fn refresh_rotates_and_the_new_token_works_once_more() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let p1 = w.svc.refresh(&p0.refresh_token, Some("app"), T0 + Duration::minutes(1)).await.unwrap();
+    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::minutes(1)).await.unwrap();
     assert_ne!(p1.refresh_token, p0.refresh_token);
     assert_eq!(p1.session_id, p0.session_id);
-    let p2 = w.svc.refresh(&p1.refresh_token, Some("app"), T0 + Duration::minutes(2)).await.unwrap();
+    let p2 = w.svc.refresh(&p1.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::minutes(2)).await.unwrap();
     assert_ne!(p2.refresh_token, p1.refresh_token);
 }
 
@@ -105,12 +107,12 @@ async fn the_parent_within_grace_gets_the_identical_pair() {
     let w = world();
     let p0 = logged_in(&w).await;
     let t = T0 + Duration::minutes(1);
-    let p1 = w.svc.refresh(&p0.refresh_token, Some("app"), t).await.unwrap();
-    let again = w.svc.refresh(&p0.refresh_token, Some("app"), t + Duration::seconds(5)).await.unwrap();
+    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t).await.unwrap();
+    let again = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(5)).await.unwrap();
     assert_eq!(again.refresh_token, p1.refresh_token);
     assert_eq!(again.access_token, p1.access_token);
     // the family is intact: the child still rotates
-    w.svc.refresh(&p1.refresh_token, Some("app"), t + Duration::seconds(6)).await.unwrap();
+    w.svc.refresh(&p1.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(6)).await.unwrap();
 }
 
 #[tokio::test]
@@ -118,11 +120,11 @@ async fn refresh_token_presented_after_grace_revokes_the_family() {
     let w = world();
     let p0 = logged_in(&w).await;
     let t = T0 + Duration::minutes(1);
-    let p1 = w.svc.refresh(&p0.refresh_token, Some("app"), t).await.unwrap();
-    let err = w.svc.refresh(&p0.refresh_token, Some("app"), t + Duration::seconds(6)).await.unwrap_err();
+    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t).await.unwrap();
+    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(6)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenReused);
     // the legitimate child is dead too, and so are the family's access tokens
-    let err = w.svc.refresh(&p1.refresh_token, Some("app"), t + Duration::seconds(7)).await.unwrap_err();
+    let err = w.svc.refresh(&p1.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(7)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenRevoked);
     assert_eq!(w.svc.resolve_access(&p1.access_token, t + Duration::seconds(7)), Err(AuthError::TokenRevoked));
     let session = w.store.session(p0.session_id).await.unwrap().unwrap();
@@ -133,30 +135,30 @@ async fn refresh_token_presented_after_grace_revokes_the_family() {
 async fn refresh_is_refused_at_the_exact_expiry_instant() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let err = w.svc.refresh(&p0.refresh_token, Some("app"), T0 + Duration::hours(24)).await.unwrap_err();
+    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::hours(24)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenExpired);
-    assert!(w.svc.refresh(&p0.refresh_token, Some("app"), T0 + Duration::hours(24) - Duration::seconds(1)).await.is_ok());
+    assert!(w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::hours(24) - Duration::seconds(1)).await.is_ok());
 }
 
 #[tokio::test]
 async fn unknown_refresh_tokens_and_other_clients_are_refused() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let err = w.svc.refresh(&RefreshSecret::generate().unwrap(), Some("app"), T0).await.unwrap_err();
+    let err = w.svc.refresh(&RefreshSecret::generate().unwrap(), Some("app"), None, &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenInvalid);
-    let err = w.svc.refresh(&p0.refresh_token, Some("other"), T0).await.unwrap_err();
+    let err = w.svc.refresh(&p0.refresh_secret, Some("other"), None, &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::WrongClient);
     // refusing for the wrong client did not consume the token
-    assert!(w.svc.refresh(&p0.refresh_token, Some("app"), T0).await.is_ok());
+    assert!(w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.is_ok());
 }
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_session_and_its_access_tokens() {
     let w = world();
     let p0 = logged_in(&w).await;
-    w.svc.revoke_refresh(&p0.refresh_token, Some("app"), T0).await.unwrap();
+    w.svc.revoke_refresh(&p0.refresh_secret, Some("app"), T0).await.unwrap();
     assert_eq!(w.svc.resolve_access(&p0.access_token, T0), Err(AuthError::TokenRevoked));
-    let err = w.svc.refresh(&p0.refresh_token, Some("app"), T0).await.unwrap_err();
+    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenRevoked);
     // unknown tokens are fine
     w.svc.revoke_refresh(&RefreshSecret::generate().unwrap(), Some("app"), T0).await.unwrap();
@@ -167,8 +169,8 @@ async fn logout_scopes_revoke_the_right_sessions() {
     let w = world();
     let a = logged_in(&w).await;
     let p = TokenProfile::standard();
-    let b = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap();
-    let c = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap();
+    let b = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap();
+    let c = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap();
     let ctx_a = w.svc.resolve_access(&a.access_token, T0).unwrap();
     w.svc.logout(&ctx_a, LogoutScope::Others, T0).await.unwrap();
     assert!(w.svc.resolve_access(&a.access_token, T0).is_ok());
@@ -176,7 +178,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
     assert_eq!(w.svc.resolve_access(&c.access_token, T0), Err(AuthError::TokenRevoked));
     w.svc.logout(&ctx_a, LogoutScope::Local, T0).await.unwrap();
     assert_eq!(w.svc.resolve_access(&a.access_token, T0), Err(AuthError::TokenRevoked));
-    let d = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap();
+    let d = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap();
     let ctx_d = w.svc.resolve_access(&d.access_token, T0).unwrap();
     w.svc.logout(&ctx_d, LogoutScope::Global, T0).await.unwrap();
     assert_eq!(w.svc.resolve_access(&d.access_token, T0), Err(AuthError::TokenRevoked));
@@ -189,10 +191,10 @@ async fn a_blocked_user_can_neither_log_in_nor_refresh() {
     w.svc.set_user_status(p0.user_id, UserStatus::Blocked, T0).await.unwrap();
     assert_eq!(w.svc.resolve_access(&p0.access_token, T0), Err(AuthError::TokenRevoked));
     let p = TokenProfile::standard();
-    let err = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap_err();
+    let err = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::UserBlocked);
     // a wrong password does not reveal that the account is blocked
-    let err = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), T0).await.unwrap_err();
+    let err = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::InvalidCredentials);
 }
 
@@ -226,9 +228,34 @@ async fn access_tokens_signed_by_a_retired_key_still_verify_but_next_keys_do_not
 async fn rotated_tokens_drop_their_sealed_secret() {
     let w = world();
     let p0 = logged_in(&w).await;
-    w.svc.refresh(&p0.refresh_token, Some("app"), T0).await.unwrap();
+    w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.unwrap();
     let family = w.store.family(p0.session_id).await.unwrap();
     assert_eq!(family.len(), 2);
     assert_eq!(family.iter().filter(|t| t.sealed_secret.is_some()).count(), 1);
     assert_eq!(family.iter().filter(|t| t.rotated_at.is_none()).count(), 1);
+}
+
+#[tokio::test]
+async fn a_bound_pair_refreshes_only_with_its_own_access_token() {
+    let w = world();
+    let p0 = logged_in(&w).await;
+    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), Some(Uuid::new_v4()), &w.fmt, T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::PairMismatch);
+    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), Some(p0.access_jti), &w.fmt, T0).await.unwrap();
+    // another pair's access token is refused for the new refresh token
+    let err = w.svc.refresh(&p1.refresh_secret, Some("app"), Some(p0.access_jti), &w.fmt, T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::PairMismatch);
+}
+
+#[tokio::test]
+async fn check_refresh_accepts_a_live_token_without_rotating_it() {
+    let w = world();
+    let p0 = logged_in(&w).await;
+    for _ in 0..2 {
+        let (record, session, user) = w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap();
+        assert_eq!((record.access_jti, session.id, user.id), (p0.access_jti, p0.session_id, p0.user_id));
+    }
+    assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0 + Duration::hours(24)).await.unwrap_err()), AuthError::TokenExpired);
+    w.svc.revoke_session(p0.session_id, "logout", T0).await.unwrap();
+    assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap_err()), AuthError::TokenRevoked);
 }
