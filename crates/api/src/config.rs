@@ -26,6 +26,8 @@ pub struct Settings {
     /// Custom token profiles, by name, beside the presets `standard` and `extended`.
     pub profiles: BTreeMap<String, ProfileSettings>,
     pub oauth: OAuthSettings,
+    /// The five client contracts served beside the native API.
+    pub dialects: DialectSettings,
     pub log: LogSettings,
 }
 
@@ -40,6 +42,7 @@ impl Default for Settings {
             password: PasswordSettings::default(),
             profiles: BTreeMap::new(),
             oauth: OAuthSettings::default(),
+            dialects: DialectSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -177,6 +180,73 @@ impl Default for OAuthSettings {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct DialectSettings {
+    pub simplejwt: SimpleJwtSettings,
+    pub djoser: SimpleJwtSettings,
+    pub flask: FlaskSettings,
+}
+
+impl Default for DialectSettings {
+    fn default() -> Self {
+        Self {
+            simplejwt: SimpleJwtSettings::default(),
+            djoser: SimpleJwtSettings { profile: TokenProfile::EXTENDED.into(), ..SimpleJwtSettings::default() },
+            flask: FlaskSettings::default(),
+        }
+    }
+}
+
+/// djangorestframework-simplejwt, and djoser (which mounts simplejwt's views).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimpleJwtSettings {
+    pub enabled: bool,
+    /// Mounted under this path prefix (e.g. `/v1/zonesmart`); empty: at the root.
+    pub prefix: String,
+    /// `5.4` (the seed's era: one text for every bad token, `user_id` a number) or `5.5`.
+    pub era: String,
+    /// The login field: `email` (the seed's) or `username`.
+    pub username_field: String,
+    pub profile: String,
+    /// simplejwt refuses every second use of a refresh token: 0 by default.
+    pub refresh_grace_seconds: u32,
+}
+
+impl Default for SimpleJwtSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            era: "5.4".into(),
+            username_field: "email".into(),
+            profile: TokenProfile::STANDARD.into(),
+            refresh_grace_seconds: 0,
+        }
+    }
+}
+
+/// flask-jwt-extended.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlaskSettings {
+    pub enabled: bool,
+    pub prefix: String,
+    /// `3` (the seed's library texts and claims) or `4`.
+    pub era: String,
+    /// `seed`: the seed application's error envelopes where it documents them; `library`: the
+    /// library's plain `{"msg": ...}` everywhere.
+    pub envelope: String,
+    pub profile: String,
+}
+
+impl Default for FlaskSettings {
+    fn default() -> Self {
+        Self { enabled: true, prefix: String::new(), era: "3".into(), envelope: "seed".into(), profile: TokenProfile::EXTENDED.into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `pretty` or `json`.
     pub format: String,
@@ -278,6 +348,29 @@ impl Settings {
             tessera_domain::ClientId::parse(&self.oauth.default_client_id)
                 .map_err(|e| ConfigError::new("oauth.default_client_id", e.to_string()))?;
         }
+        for (key, d) in [("dialects.simplejwt", &self.dialects.simplejwt), ("dialects.djoser", &self.dialects.djoser)] {
+            if !matches!(d.era.as_str(), "5.4" | "5.5") {
+                return Err(ConfigError::new(format!("{key}.era"), "must be 5.4 or 5.5"));
+            }
+            if !matches!(d.username_field.as_str(), "email" | "username") {
+                return Err(ConfigError::new(format!("{key}.username_field"), "must be email or username"));
+            }
+            check_prefix(&format!("{key}.prefix"), &d.prefix)?;
+            if !profiles.contains_key(&d.profile) {
+                return Err(ConfigError::new(format!("{key}.profile"), format!("no profile named {:?}", d.profile)));
+            }
+        }
+        let f = &self.dialects.flask;
+        if !matches!(f.era.as_str(), "3" | "4") {
+            return Err(ConfigError::new("dialects.flask.era", "must be 3 or 4"));
+        }
+        if !matches!(f.envelope.as_str(), "seed" | "library") {
+            return Err(ConfigError::new("dialects.flask.envelope", "must be seed or library"));
+        }
+        check_prefix("dialects.flask.prefix", &f.prefix)?;
+        if !profiles.contains_key(&f.profile) {
+            return Err(ConfigError::new("dialects.flask.profile", format!("no profile named {:?}", f.profile)));
+        }
         if self.environment == Environment::Production && self.secrets.master_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
             return Err(ConfigError::new(
                 "secrets.master_key",
@@ -297,6 +390,13 @@ impl Settings {
     pub fn max_access_ttl(checked: &Checked) -> Duration {
         checked.profiles.values().map(TokenProfile::access_ttl).max().unwrap_or(Duration::hours(2))
     }
+}
+
+fn check_prefix(key: &str, prefix: &str) -> Result<(), ConfigError> {
+    if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains(char::is_whitespace)) {
+        return Err(ConfigError::new(key, "a prefix is empty or starts with / and does not end with /"));
+    }
+    Ok(())
 }
 
 fn parse_duration(key: &str, raw: &str) -> Result<Duration, ConfigError> {

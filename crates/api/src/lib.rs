@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod dialects;
 pub mod hasher;
 pub mod native;
 pub mod openapi;

@@ -77,12 +77,21 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     opts.open(path)?.write_all(contents)
 }
 
-/// Loads every signing key, creating an active one for `alg` if there is none yet.
-pub async fn load_keyring(store: &dyn Store, sealer: &Sealer, alg: Algorithm, leeway: i64, now: OffsetDateTime) -> anyhow::Result<Keyring> {
-    let candidate = SigningKey::generate(alg, now)?;
-    let stored = store.ensure_signing_key(&candidate.seal(sealer)?).await.context("loading signing keys")?;
-    if stored.iter().any(|k| k.kid == candidate.kid) {
-        tracing::info!(kid = %candidate.kid, alg = alg.as_str(), "generated a new signing key");
+/// Loads every signing key, creating an active one for each of `algs` that has none yet.
+pub async fn load_keyring(
+    store: &dyn Store,
+    sealer: &Sealer,
+    algs: &[Algorithm],
+    leeway: i64,
+    now: OffsetDateTime,
+) -> anyhow::Result<Keyring> {
+    let mut stored = vec![];
+    for alg in algs {
+        let candidate = SigningKey::generate(*alg, now)?;
+        stored = store.ensure_signing_key(&candidate.seal(sealer)?).await.context("loading signing keys")?;
+        if stored.iter().any(|k| k.kid == candidate.kid) {
+            tracing::info!(kid = %candidate.kid, alg = alg.as_str(), "generated a new signing key");
+        }
     }
     let keys = stored
         .iter()

@@ -99,7 +99,9 @@ impl Core {
         let master = load_master_key(&settings)?;
         let secrets = ServerSecrets::from_master(&master);
         let now = OffsetDateTime::now_utc();
-        let keyring = load_keyring(&*store, &secrets.sealer, checked.algorithm, i64::from(settings.tokens.leeway_seconds), now).await?;
+        let mut algs = vec![checked.algorithm];
+        algs.extend(crate::dialects::algorithms(&settings).into_iter().filter(|a| *a != checked.algorithm));
+        let keyring = load_keyring(&*store, &secrets.sealer, &algs, i64::from(settings.tokens.leeway_seconds), now).await?;
 
         let horizon =
             Settings::max_access_ttl(&checked) + Duration::seconds(i64::from(settings.tokens.leeway_seconds)) + Duration::minutes(1);
@@ -250,7 +252,8 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
             .configure(crate::native::configure)
             .split_for_parts();
-        app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.profiles))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))
     })

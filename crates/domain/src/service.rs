@@ -102,6 +102,11 @@ pub trait TokenFormat: Send + Sync {
     fn secret_len(&self) -> usize {
         RefreshSecret::OPAQUE_LEN
     }
+    /// The face's own grace window, when it differs from the configured one (a face whose
+    /// clients expect every second use to fail says zero).
+    fn refresh_grace(&self) -> Option<Duration> {
+        None
+    }
     fn render(
         &self,
         keyring: &Keyring,
@@ -317,7 +322,7 @@ impl TokenService {
             presented: self.secret_hash(presented.as_bytes()),
             presenting_client: client,
             now,
-            grace: self.settings.refresh_grace,
+            grace: format.refresh_grace().unwrap_or(self.settings.refresh_grace),
             child,
             bound_access,
         };

@@ -1,0 +1,336 @@
+//! flask-jwt-extended (seed 004): both tokens are JWTs, the refresh token rides in
+//! `Authorization: Bearer` and does not rotate, and errors are `{"msg": ...}` (or the seed
+//! application's envelopes where it documents them). Texts and claims follow the 3.x library by
+//! default, 4.x on request.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tessera_domain::keys::TimedClaims;
+use tessera_domain::secret::RefreshSecret;
+use tessera_domain::service::LoginOrigin;
+use tessera_domain::{
+    Algorithm, AuthError, DomainError, Keyring, OffsetDateTime, RefreshRecord, RenderedPair, Session, SessionId, TokenFormat, TokenProfile,
+    UserId,
+};
+use uuid::Uuid;
+
+use crate::body::read_limited;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct FlaskFace {
+    /// 4.x texts and claims (`sub`, `csrf`, `fresh` on both tokens).
+    pub era4: bool,
+    /// The seed application's envelopes for the errors it documents.
+    pub seed_envelope: bool,
+    pub profile: TokenProfile,
+}
+
+/// Claims as a map: the two eras name them differently, and order is kept as written.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct FlaskClaims(Map<String, Value>);
+
+impl TimedClaims for FlaskClaims {
+    fn exp(&self) -> i64 {
+        self.0.get("exp").and_then(Value::as_i64).unwrap_or(0)
+    }
+    fn nbf(&self) -> Option<i64> {
+        self.0.get("nbf").and_then(Value::as_i64)
+    }
+}
+
+impl FlaskClaims {
+    fn kind(&self) -> &str {
+        self.0.get("type").and_then(Value::as_str).unwrap_or("")
+    }
+    fn identity(&self) -> Option<String> {
+        self.0.get("identity").or_else(|| self.0.get("sub")).and_then(Value::as_str).map(str::to_owned)
+    }
+    fn jti(&self) -> Option<Uuid> {
+        self.0.get("jti").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+    }
+    fn sid(&self) -> Option<Uuid> {
+        self.0.get("sid").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+    }
+}
+
+impl FlaskFace {
+    /// A token's claims in the library's order for the configured era.
+    fn claims(&self, kind: &str, identity: i64, jti: Uuid, iat: i64, exp: i64, sid: Option<Uuid>) -> Value {
+        let identity = identity.to_string();
+        let mut m = Map::new();
+        if self.era4 {
+            m.insert("fresh".into(), json!(false));
+            m.insert("iat".into(), json!(iat));
+            m.insert("jti".into(), json!(jti.hyphenated().to_string()));
+            m.insert("type".into(), json!(kind));
+            m.insert("sub".into(), json!(identity));
+            m.insert("nbf".into(), json!(iat));
+            m.insert("csrf".into(), json!(Uuid::new_v4().hyphenated().to_string()));
+            m.insert("exp".into(), json!(exp));
+        } else {
+            m.insert("iat".into(), json!(iat));
+            m.insert("nbf".into(), json!(iat));
+            m.insert("jti".into(), json!(jti.hyphenated().to_string()));
+            m.insert("exp".into(), json!(exp));
+            m.insert("identity".into(), json!(identity));
+            if kind == "access" {
+                m.insert("fresh".into(), json!(false));
+            }
+            m.insert("type".into(), json!(kind));
+        }
+        if let Some(sid) = sid {
+            m.insert("sid".into(), json!(sid));
+        }
+        Value::Object(m)
+    }
+
+    fn access_token(&self, keyring: &Keyring, session: &Session, jti: Uuid, iat: i64) -> Result<String, DomainError> {
+        let exp = iat + session.profile.access_ttl().whole_seconds();
+        keyring.sign(Algorithm::HS256, "JWT", &self.claims("access", session.user_id.0, jti, iat, exp, Some(session.id.0)))
+    }
+}
+
+impl TokenFormat for FlaskFace {
+    fn secret_len(&self) -> usize {
+        RefreshSecret::JTI_LEN
+    }
+
+    fn render(
+        &self,
+        keyring: &Keyring,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: &RefreshSecret,
+    ) -> Result<RenderedPair, DomainError> {
+        let iat = record.issued_at.unix_timestamp();
+        let jti = Uuid::from_slice(secret.as_bytes()).map_err(|_| DomainError::Internal("a flask refresh secret is 16 bytes".into()))?;
+        let refresh = self.claims("refresh", session.user_id.0, jti, iat, record.expires_at.unix_timestamp(), None);
+        Ok(RenderedPair {
+            access_token: self.access_token(keyring, session, record.access_jti, iat)?,
+            refresh_token: keyring.sign(Algorithm::HS256, "JWT", &refresh)?,
+        })
+    }
+}
+
+/// A refusal, already in the face's words.
+struct Refusal {
+    status: u16,
+    body: Value,
+}
+
+fn msg(status: u16, text: &str) -> Refusal {
+    Refusal { status, body: json!({"msg": text}) }
+}
+
+impl FlaskFace {
+    fn respond(&self, status: u16, body: &Value) -> HttpResponse {
+        // Flask's jsonify: compact, with a trailing newline.
+        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+            .body(format!("{body}\n"))
+    }
+
+    fn missing_header(&self) -> Refusal {
+        if self.seed_envelope {
+            Refusal { status: 401, body: json!({"msg": "Missing Authorization Header", "code": "401"}) }
+        } else {
+            msg(401, "Missing Authorization Header")
+        }
+    }
+
+    fn bad_header(&self, other_scheme: bool) -> Refusal {
+        let (status, text) = match (self.era4, other_scheme) {
+            (false, _) => (422, "Bad Authorization header. Expected value 'Bearer <JWT>'"),
+            (true, true) => (401, "Missing 'Bearer' type in 'Authorization' header. Expected 'Authorization: Bearer <JWT>'"),
+            (true, false) => (422, "Bad Authorization header. Expected 'Authorization: Bearer <JWT>'"),
+        };
+        if self.seed_envelope && status == 422 { Refusal { status, body: json!({"msg": text, "code": "422"}) } } else { msg(status, text) }
+    }
+
+    fn expired(&self) -> Refusal {
+        if self.seed_envelope {
+            Refusal { status: 401, body: json!({"code": 401, "errors": [{"msg": "Token has expired", "code": 401}]}) }
+        } else {
+            msg(401, "Token has expired")
+        }
+    }
+
+    fn blocked(&self) -> Refusal {
+        Refusal { status: 403, body: json!({"code": 403, "errors": [{"message": "your account is blocked", "code": 403}]}) }
+    }
+
+    fn refusal(&self, e: AuthError) -> Refusal {
+        match e {
+            AuthError::TokenExpired => self.expired(),
+            AuthError::UserBlocked => self.blocked(),
+            _ => msg(401, "Token has been revoked"),
+        }
+    }
+
+    /// The token of `Authorization: Bearer <JWT>`, as the library splits the header.
+    fn header_token<'r>(&self, req: &'r HttpRequest) -> Result<&'r str, Refusal> {
+        let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Err(self.missing_header()) };
+        let value = value.to_str().map_err(|_| self.bad_header(false))?;
+        let parts: Vec<&str> = value.split_whitespace().collect();
+        match parts.as_slice() {
+            ["Bearer", token] => Ok(token),
+            [first, ..] if *first != "Bearer" => Err(self.bad_header(true)),
+            _ => Err(self.bad_header(false)),
+        }
+    }
+
+    /// Verifies a token as PyJWT would report it: its texts for undecodable tokens.
+    fn decode(&self, state: &AppState, token: &str, want_refresh: bool) -> Result<FlaskClaims, Refusal> {
+        let segments: Vec<&str> = token.split('.').collect();
+        if segments.len() < 3 {
+            return Err(msg(422, "Not enough segments"));
+        }
+        if URL_SAFE_NO_PAD.decode(segments[0].trim_end_matches('=')).ok().and_then(|h| serde_json::from_slice::<Value>(&h).ok()).is_none() {
+            return Err(msg(422, "Invalid header padding"));
+        }
+        if segments.len() > 3 {
+            return Err(msg(422, "Invalid payload padding"));
+        }
+        let claims: FlaskClaims = match state.service.keyring().verify(token, &[Algorithm::HS256], OffsetDateTime::now_utc()) {
+            Ok(c) => c,
+            Err(AuthError::TokenExpired) => return Err(self.expired()),
+            Err(_) => return Err(msg(422, "Signature verification failed")),
+        };
+        match (want_refresh, claims.kind()) {
+            (true, "refresh") | (false, "access") => Ok(claims),
+            (true, _) => Err(msg(422, "Only refresh tokens are allowed")),
+            (false, _) => Err(msg(422, if self.era4 { "Only non-refresh tokens are allowed" } else { "Only access tokens are allowed" })),
+        }
+    }
+
+    fn finish(&self, r: Result<Value, Refusal>) -> HttpResponse {
+        match r {
+            Ok(body) => self.respond(200, &body),
+            Err(Refusal { status, body }) => self.respond(status, &body),
+        }
+    }
+
+    /// The live refresh token of a request: signature, type, then our records.
+    async fn refresh_of(&self, req: &HttpRequest, state: &AppState) -> Result<(RefreshSecret, Session), Refusal> {
+        let token = self.header_token(req)?;
+        let claims = self.decode(state, token, true)?;
+        let secret = claims
+            .jti()
+            .and_then(|j| RefreshSecret::from_bytes(j.as_bytes().to_vec()))
+            .ok_or_else(|| msg(401, "Token has been revoked"))?;
+        match state.service.check_refresh(&secret, OffsetDateTime::now_utc()).await {
+            Ok((_, session, _)) => Ok((secret, session)),
+            Err(DomainError::Auth(a)) => Err(self.refusal(a)),
+            Err(e) => Err(unexpected(e)),
+        }
+    }
+}
+
+fn unexpected(e: DomainError) -> Refusal {
+    let p = crate::problem::unexpected(&e);
+    msg(p.status.as_u16(), "Internal server error")
+}
+
+/// `POST /api/v1/login`: `{"email", "password"}` (or `username`) to a pair.
+pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+    let r = async {
+        let missing = || msg(400, "Missing username or password");
+        let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(|_| missing())?;
+        // get_json(silent=True): anything unreadable is no body at all
+        let data: Map<String, Value> = serde_json::from_slice(&body).unwrap_or_default();
+        let login = data.get("email").or_else(|| data.get("username")).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let password = data.get("password").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let (Some(login), Some(password)) = (login, password) else { return Err(missing()) };
+        let origin = LoginOrigin {
+            client_id: None,
+            face: "flask",
+            profile: &face.profile,
+            ip: super::client_ip(&req),
+            user_agent: super::user_agent(&req),
+        };
+        match state.service.login_password(login, password.to_owned(), origin, &**face, OffsetDateTime::now_utc()).await {
+            Ok(pair) => Ok(json!({"access_token": pair.access_token, "refresh_token": pair.refresh_token})),
+            Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.blocked()),
+            Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => Err(msg(401, "Bad username or password")),
+            Err(e) => Err(unexpected(e)),
+        }
+    }
+    .await;
+    face.finish(r)
+}
+
+/// `POST /api/v1/refresh/token`: the refresh token in `Authorization: Bearer` to a new access
+/// token; the refresh token stays valid (the library does not rotate).
+pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+    let r = async {
+        let (_, session) = face.refresh_of(&req, &state).await?;
+        let token = face
+            .access_token(state.service.keyring(), &session, Uuid::new_v4(), OffsetDateTime::now_utc().unix_timestamp())
+            .map_err(unexpected)?;
+        Ok(json!({"access_token": token}))
+    }
+    .await;
+    face.finish(r)
+}
+
+/// `POST /api/v1/logout`: the refresh token in `Authorization: Bearer`; its session ends.
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+    let r = async {
+        let (_, session) = face.refresh_of(&req, &state).await?;
+        state.service.revoke_session(session.id, "logout", OffsetDateTime::now_utc()).await.map_err(unexpected)?;
+        Ok(json!({"msg": "Refresh token revoked"}))
+    }
+    .await;
+    face.finish(r)
+}
+
+/// `GET /api/v1/protected`: the library's canonical access-token check.
+pub async fn protected(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+    let r = async {
+        let token = face.header_token(&req)?;
+        let claims = face.decode(&state, token, false)?;
+        let sid = claims.sid().ok_or_else(|| msg(401, "Token has been revoked"))?;
+        if state.service.is_revoked(SessionId(sid)) {
+            return Err(msg(401, "Token has been revoked"));
+        }
+        let identity = claims.identity().unwrap_or_default();
+        let id = identity.parse::<i64>().map(UserId).map_err(|_| msg(401, "Token has been revoked"))?;
+        match state.service.store().user_by_id(id).await {
+            Ok(Some(u)) if u.status == tessera_domain::UserStatus::Active => Ok(json!({"logged_in_as": identity})),
+            Ok(Some(_)) => Err(face.blocked()),
+            Ok(None) => Err(msg(401, "Token has been revoked")),
+            Err(e) => Err(unexpected(e.into())),
+        }
+    }
+    .await;
+    face.finish(r)
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    // Werkzeug's page, as the library's clients see it.
+    HttpResponse::MethodNotAllowed().insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))).body(
+        "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n",
+    )
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: FlaskFace) {
+    let face = web::Data::new(face);
+    let routes: [(&str, actix_web::Route); 4] = [
+        ("/api/v1/login", web::post().to(login)),
+        ("/api/v1/refresh/token", web::post().to(refresh)),
+        ("/api/v1/logout", web::post().to(logout)),
+        ("/api/v1/protected", web::get().to(protected)),
+    ];
+    for (path, route) in routes {
+        cfg.service(
+            web::resource(format!("{prefix}{path}")).app_data(face.clone()).route(route).default_service(web::to(method_not_allowed)),
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! The five client contracts, each a thin adapter over the core use-cases: parse the wire format,
+//! call a use-case, render the face's own success and error bodies. No business rule lives here.
+
+pub mod drf;
+pub mod flask;
+pub mod simplejwt;
+
+use tessera_domain::{Algorithm, Duration};
+
+use crate::config::Settings;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+/// The peer address, for the session record.
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect())
+}
+
+/// A path with and without its trailing slash, under a prefix: Django clients send the slash,
+/// others often do not.
+pub fn both_slashes(prefix: &str, path: &str) -> [String; 2] {
+    let base = format!("{prefix}{}", path.trim_end_matches('/'));
+    [base.clone(), format!("{base}/")]
+}
+
+/// The algorithms the enabled faces sign with, beside the native one.
+pub fn algorithms(settings: &Settings) -> Vec<Algorithm> {
+    let d = &settings.dialects;
+    let mut algs = vec![];
+    if d.simplejwt.enabled || d.djoser.enabled || d.flask.enabled {
+        algs.push(Algorithm::HS256);
+    }
+    algs
+}
+
+/// Mounts every enabled dialect.
+pub fn configure(
+    cfg: &mut actix_web::web::ServiceConfig,
+    settings: &Settings,
+    profiles: &std::collections::BTreeMap<String, tessera_domain::TokenProfile>,
+) {
+    let d = &settings.dialects;
+    let profile = |name: &str| profiles.get(name).cloned().unwrap_or_else(tessera_domain::TokenProfile::standard);
+    let sj = |name: &'static str, s: &crate::config::SimpleJwtSettings, scheme: &'static str| simplejwt::SjFace {
+        name,
+        era_55: s.era == "5.5",
+        username_field: if s.username_field == "username" { "username" } else { "email" },
+        scheme,
+        profile: profile(&s.profile),
+        grace: Duration::seconds(i64::from(s.refresh_grace_seconds)),
+    };
+    if d.simplejwt.enabled {
+        simplejwt::configure_simplejwt(cfg, &d.simplejwt.prefix, sj("simplejwt", &d.simplejwt, "Bearer"));
+    }
+    if d.djoser.enabled {
+        simplejwt::configure_djoser(cfg, &d.djoser.prefix, sj("djoser", &d.djoser, "JWT"));
+    }
+    if d.flask.enabled {
+        let face =
+            flask::FlaskFace { era4: d.flask.era == "4", seed_envelope: d.flask.envelope == "seed", profile: profile(&d.flask.profile) };
+        flask::configure(cfg, &d.flask.prefix, face);
+    }
+}
