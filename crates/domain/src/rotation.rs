@@ -119,6 +119,10 @@ pub struct RefreshFacts<'a> {
 /// The rotation rule.
 pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> RefreshDecision {
     use RefreshDecision::*;
+    // Blocking also revokes every session; the block is the reason the faces should name.
+    if !f.user_active {
+        return Refuse(RefreshRefusal::UserBlocked);
+    }
     if f.session.is_revoked() {
         return Refuse(RefreshRefusal::Revoked);
     }
@@ -127,9 +131,6 @@ pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> Ref
     }
     if f.bound_access.is_some_and(|jti| jti != f.token.access_jti) {
         return Refuse(RefreshRefusal::PairMismatch);
-    }
-    if !f.user_active {
-        return Refuse(RefreshRefusal::UserBlocked);
     }
     if f.token.expires_at <= now || f.session.expires_at <= now {
         return Refuse(RefreshRefusal::Expired);

@@ -482,15 +482,15 @@ impl TokenService {
     ) -> Result<(RefreshRecord, Session, User), DomainError> {
         let hash = self.secret_hash(presented.as_bytes());
         let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        if user.status == UserStatus::Blocked {
+            return Err(AuthError::UserBlocked.into());
+        }
         if session.is_revoked() || record.rotated_at.is_some() {
             return Err(AuthError::TokenRevoked.into());
         }
         if record.expires_at <= now || session.expires_at <= now {
             return Err(AuthError::TokenExpired.into());
-        }
-        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
-        if user.status == UserStatus::Blocked {
-            return Err(AuthError::UserBlocked.into());
         }
         Ok((record, session, user))
     }

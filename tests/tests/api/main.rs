@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly; clippy counts only #[test] fns as tests")]
 
 mod bad_input;
+mod dialects;
 mod fixtures;
 mod helpers;
 mod native;

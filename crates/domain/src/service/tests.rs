@@ -196,6 +196,10 @@ async fn a_blocked_user_can_neither_log_in_nor_refresh() {
     // a wrong password does not reveal that the account is blocked
     let err = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::InvalidCredentials);
+    // refreshing names the block, not merely the revocation it caused
+    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::UserBlocked);
+    assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap_err()), AuthError::UserBlocked);
 }
 
 #[tokio::test]
