@@ -181,6 +181,7 @@ impl Default for OAuthSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DialectSettings {
+    pub medods: MedodsSettings,
     pub simplejwt: SimpleJwtSettings,
     pub djoser: SimpleJwtSettings,
     pub flask: FlaskSettings,
@@ -189,10 +190,31 @@ pub struct DialectSettings {
 impl Default for DialectSettings {
     fn default() -> Self {
         Self {
+            medods: MedodsSettings::default(),
             simplejwt: SimpleJwtSettings::default(),
             djoser: SimpleJwtSettings { profile: TokenProfile::EXTENDED.into(), ..SimpleJwtSettings::default() },
             flask: FlaskSettings::default(),
         }
+    }
+}
+
+/// The Medods token API: trusted callers mint pairs for users they name.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MedodsSettings {
+    pub enabled: bool,
+    pub prefix: String,
+    /// The key trusted callers present (`X-Caller-Key`) on `/generate` and `/deleteall`. Unset:
+    /// those routes are open (development only; production refuses to start without it).
+    pub caller_key: Option<String>,
+    pub profile: String,
+    /// The task demands single use: 0 by default.
+    pub refresh_grace_seconds: u32,
+}
+
+impl Default for MedodsSettings {
+    fn default() -> Self {
+        Self { enabled: true, prefix: String::new(), caller_key: None, profile: TokenProfile::STANDARD.into(), refresh_grace_seconds: 0 }
     }
 }
 
@@ -360,6 +382,14 @@ impl Settings {
                 return Err(ConfigError::new(format!("{key}.profile"), format!("no profile named {:?}", d.profile)));
             }
         }
+        let m = &self.dialects.medods;
+        check_prefix("dialects.medods.prefix", &m.prefix)?;
+        if !profiles.contains_key(&m.profile) {
+            return Err(ConfigError::new("dialects.medods.profile", format!("no profile named {:?}", m.profile)));
+        }
+        if m.caller_key.as_deref().is_some_and(|k| k.len() < 16) {
+            return Err(ConfigError::new("dialects.medods.caller_key", "must be at least 16 characters"));
+        }
         let f = &self.dialects.flask;
         if !matches!(f.era.as_str(), "3" | "4") {
             return Err(ConfigError::new("dialects.flask.era", "must be 3 or 4"));
@@ -375,6 +405,15 @@ impl Settings {
             return Err(ConfigError::new(
                 "secrets.master_key",
                 "production refuses generated secrets: set TESSERA__SECRETS__MASTER_KEY to base64 of 32 random bytes",
+            ));
+        }
+        if self.environment == Environment::Production
+            && self.dialects.medods.enabled
+            && self.dialects.medods.caller_key.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::new(
+                "dialects.medods.caller_key",
+                "production refuses open trusted-caller routes: set TESSERA__DIALECTS__MEDODS__CALLER_KEY or disable the dialect",
             ));
         }
         Ok(Checked { algorithm, profiles, max_session_lifetime })
@@ -456,6 +495,10 @@ mod tests {
         let mut s = Settings { environment: Environment::Production, ..Default::default() };
         assert_eq!(s.check().unwrap_err().key, "secrets.master_key");
         s.secrets.master_key = Some("c2VjcmV0".into());
+        assert_eq!(s.check().unwrap_err().key, "dialects.medods.caller_key", "Medods' trusted-caller routes need a key");
+        s.dialects.medods.caller_key = Some("a-long-enough-caller-key".into());
+        assert!(s.check().is_ok());
+        s.dialects.medods = MedodsSettings { enabled: false, caller_key: None, ..Default::default() };
         assert!(s.check().is_ok());
     }
 

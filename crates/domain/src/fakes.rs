@@ -20,6 +20,7 @@ use crate::{
 
 #[derive(Default)]
 struct State {
+    identities: HashMap<(String, String), UserId>,
     users: Vec<User>,
     clients: HashMap<String, OAuthClient>,
     sessions: HashMap<SessionId, Session>,
@@ -61,6 +62,26 @@ impl UserRepository for InMemoryStore {
     }
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError> {
         Ok(self.lock()?.users.iter().find(|u| u.id == id).cloned())
+    }
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> Result<Option<User>, RepoError> {
+        let s = self.lock()?;
+        let id = s.identities.get(&(provider.to_owned(), subject.to_owned())).copied();
+        Ok(id.and_then(|id| s.users.iter().find(|u| u.id == id).cloned()))
+    }
+    async fn create_user_with_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: &Email,
+        now: OffsetDateTime,
+    ) -> Result<User, RepoError> {
+        if let Some(u) = self.user_by_identity(provider, subject).await? {
+            return Ok(u);
+        }
+        let mut u = self.create_user(email, None, now).await?;
+        u.password_changed_at = None;
+        self.lock()?.identities.insert((provider.to_owned(), subject.to_owned()), u.id);
+        Ok(u)
     }
     async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut s = self.lock()?;

@@ -21,6 +21,11 @@ pub trait UserRepository: Send + Sync {
     /// Sets the status; blocking also revokes every live session of the user in the same
     /// transaction and returns their ids.
     async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> Result<Option<User>, RepoError>;
+    /// Creates a user without a password, linked to an external identity, in one transaction;
+    /// when another request linked it first, returns that user.
+    async fn create_user_with_identity(&self, provider: &str, subject: &str, email: &Email, now: OffsetDateTime)
+    -> Result<User, RepoError>;
 }
 
 #[async_trait]

@@ -38,6 +38,8 @@ pub struct Session {
     pub user_agent: Option<String>,
     pub revoked_at: Option<OffsetDateTime>,
     pub revoked_reason: Option<String>,
+    /// What the face needs to render the family's tokens beyond the user (Medods: the GUID).
+    pub subject: Option<String>,
 }
 
 impl Session {
@@ -176,6 +178,7 @@ mod tests {
             user_agent: None,
             revoked_at: None,
             revoked_reason: None,
+            subject: None,
         }
     }
 

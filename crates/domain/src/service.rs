@@ -157,6 +157,8 @@ pub struct LoginOrigin<'a> {
     pub profile: &'a TokenProfile,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The face's subject data for the session (see [`Session::subject`]).
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +289,7 @@ impl TokenService {
             user_agent: origin.user_agent,
             revoked_at: None,
             revoked_reason: None,
+            subject: origin.subject,
         };
         let secret = RefreshSecret::generate_len(format.secret_len())?;
         let fresh = self.prepare_refresh(&secret)?;
@@ -465,6 +468,18 @@ impl TokenService {
     /// The format of the native face.
     pub fn native_format(&self) -> NativeFormat {
         NativeFormat { issuer: self.settings.issuer.clone(), alg: self.settings.access_alg }
+    }
+
+    /// The local user an external identity is linked to, created on first sight.
+    pub async fn user_for_identity(&self, provider: &str, subject: &str, now: OffsetDateTime) -> Result<User, DomainError> {
+        if let Some(u) = self.store.user_by_identity(provider, subject).await? {
+            return Ok(u);
+        }
+        // A reserved-domain placeholder: the user has no e-mail of its own (RFC 2606 .invalid).
+        let tag = self.secret_hash(format!("{provider}\0{subject}").as_bytes());
+        let local: String = tag.0[..10].iter().map(|b| format!("{b:02x}")).collect();
+        let email = Email::parse(&format!("{provider}-{local}@identities.invalid"))?;
+        Ok(self.store.create_user_with_identity(provider, subject, &email, now).await?)
     }
 
     /// Whether a session's access tokens must be refused (an in-memory look-up).

@@ -158,6 +158,66 @@ impl UserRepository for PgStore {
         row.as_ref().map(rows::user).transpose()
     }
 
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLS} from users where id = (select user_id from identities where provider = $1 and subject = $2)"
+        )))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: &Email,
+        now: OffsetDateTime,
+    ) -> Result<User, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Serialise first sightings of one identity, so two at once make one user.
+        sqlx::query("select pg_advisory_xact_lock(hashtext($1 || ':' || $2))")
+            .bind(provider)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLS} from users where id = (select user_id from identities where provider = $1 and subject = $2)"
+        )))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if let Some(row) = existing {
+            return rows::user(&row);
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into users (email, email_normalized, password_hash, status, created_at) values ($1, $2, null, 'active', $3) returning {USER_COLS}"
+        )))
+        .bind(email.as_str())
+        .bind(email.normalized())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let user = rows::user(&row)?;
+        sqlx::query("insert into identities (provider, subject, user_id, created_at) values ($1, $2, $3, $4)")
+            .bind(provider)
+            .bind(subject)
+            .bind(user.id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(user)
+    }
+
     async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let updated = sqlx::query(
@@ -213,8 +273,8 @@ impl SessionRepository for PgStore {
     async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
         // One statement: session, first token and audit event land together or not at all.
         sqlx::query(
-            "with s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent) \
-                        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id), \
+            "with s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject) \
+                        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) returning id), \
                   t as (insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
                         select $12, id, null, $13, $8, $14, $15 from s) \
              insert into audit_events (at, kind, user_id, session_id, detail) select $8, 'login', $2, id, jsonb_build_object('face', $4::text) from s",
@@ -234,6 +294,7 @@ impl SessionRepository for PgStore {
         .bind(first.access_jti)
         .bind(first.expires_at)
         .bind(first.sealed_secret.as_deref())
+        .bind(s.subject.as_deref())
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

@@ -170,6 +170,59 @@ impl UserRepository for SqliteStore {
         row.as_ref().map(rows::user).transpose()
     }
 
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLS} from users where id = (select user_id from identities where provider = ?1 and subject = ?2)"
+        )))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: &Email,
+        now: OffsetDateTime,
+    ) -> Result<User, RepoError> {
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {USER_COLS} from users where id = (select user_id from identities where provider = ?1 and subject = ?2)"
+        )))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if let Some(row) = existing {
+            return rows::user(&row);
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into users (email, email_normalized, password_hash, status, created_at) values (?1, ?2, null, 'active', ?3) returning {USER_COLS}"
+        )))
+        .bind(email.as_str())
+        .bind(email.normalized())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let user = rows::user(&row)?;
+        sqlx::query("insert into identities (provider, subject, user_id, created_at) values (?1, ?2, ?3, ?4)")
+            .bind(provider)
+            .bind(subject)
+            .bind(user.id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(user)
+    }
+
     async fn set_user_status(&self, id: UserId, status: UserStatus, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut tx = self.write_tx().await?;
         let updated = sqlx::query("update users set status = ?2 where id = ?1")
@@ -263,8 +316,8 @@ impl SessionRepository for SqliteStore {
     async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent) \
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .bind(s.id.0)
         .bind(s.user_id.0)
@@ -277,6 +330,7 @@ impl SessionRepository for SqliteStore {
         .bind(s.expires_at)
         .bind(s.ip.as_deref())
         .bind(s.user_agent.as_deref())
+        .bind(s.subject.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

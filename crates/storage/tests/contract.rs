@@ -55,6 +55,7 @@ async fn open(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, Refr
         user_agent: Some("test".into()),
         revoked_at: None,
         revoked_reason: None,
+        subject: None,
     };
     let first = RefreshRecord {
         hash: random_hash(),

@@ -23,6 +23,7 @@ async fn revocations_are_announced_to_listeners() {
         user_agent: None,
         revoked_at: None,
         revoked_reason: None,
+        subject: None,
     };
     let first = tessera_domain::RefreshRecord {
         hash: TokenHash([5; 32]),

@@ -5,6 +5,7 @@ mod bad_input;
 mod dialects;
 mod fixtures;
 mod helpers;
+mod medods;
 mod native;
 mod oauth2_client;
 mod openapi;

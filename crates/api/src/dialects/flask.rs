@@ -254,6 +254,7 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
             profile: &face.profile,
             ip: super::client_ip(&req),
             user_agent: super::user_agent(&req),
+            subject: None,
         };
         match state.service.login_password(login, password.to_owned(), origin, &**face, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok(json!({"access_token": pair.access_token, "refresh_token": pair.refresh_token})),

@@ -3,6 +3,7 @@
 
 pub mod drf;
 pub mod flask;
+pub mod medods;
 pub mod simplejwt;
 
 use tessera_domain::{Algorithm, Duration};
@@ -35,6 +36,9 @@ pub fn algorithms(settings: &Settings) -> Vec<Algorithm> {
     if d.simplejwt.enabled || d.djoser.enabled || d.flask.enabled {
         algs.push(Algorithm::HS256);
     }
+    if d.medods.enabled {
+        algs.push(Algorithm::HS512);
+    }
     algs
 }
 
@@ -54,6 +58,14 @@ pub fn configure(
         profile: profile(&s.profile),
         grace: Duration::seconds(i64::from(s.refresh_grace_seconds)),
     };
+    if d.medods.enabled {
+        let face = medods::MedodsFace {
+            profile: profile(&d.medods.profile),
+            caller_key: d.medods.caller_key.clone().filter(|k| !k.is_empty()),
+            grace: Duration::seconds(i64::from(d.medods.refresh_grace_seconds)),
+        };
+        medods::configure(cfg, &d.medods.prefix, face);
+    }
     if d.simplejwt.enabled {
         simplejwt::configure_simplejwt(cfg, &d.simplejwt.prefix, sj("simplejwt", &d.simplejwt, "Bearer"));
     }

@@ -178,6 +178,7 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
             profile: &face.profile,
             ip: super::client_ip(&req),
             user_agent: super::user_agent(&req),
+            subject: None,
         };
         match state.service.login_password(&login, password, origin, &**face, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok((200, json!({"refresh": pair.refresh_token, "access": pair.access_token}))),

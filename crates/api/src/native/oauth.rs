@@ -226,6 +226,7 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
             profile,
             ip: req.peer_addr().map(|a| a.ip().to_string()),
             user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
+            subject: None,
         };
         state.service.login_password(username, password.to_owned(), origin, &state.native, now).await.map_err(domain_error)?
     } else {

@@ -36,7 +36,7 @@ fn world() -> World {
 }
 
 fn origin(profile: &TokenProfile) -> LoginOrigin<'_> {
-    LoginOrigin { client_id: Some("app"), face: "native", profile, ip: None, user_agent: None }
+    LoginOrigin { client_id: Some("app"), face: "native", profile, ip: None, user_agent: None, subject: None }
 }
 
 async fn logged_in(w: &World) -> IssuedPair {
@@ -262,4 +262,16 @@ async fn check_refresh_accepts_a_live_token_without_rotating_it() {
     assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0 + Duration::hours(24)).await.unwrap_err()), AuthError::TokenExpired);
     w.svc.revoke_session(p0.session_id, "logout", T0).await.unwrap();
     assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap_err()), AuthError::TokenRevoked);
+}
+
+#[tokio::test]
+async fn an_external_identity_maps_to_one_local_user() {
+    let w = world();
+    let a = w.svc.user_for_identity("medods", "64842", T0).await.unwrap();
+    let b = w.svc.user_for_identity("medods", "64842", T0).await.unwrap();
+    let c = w.svc.user_for_identity("medods", "1", T0).await.unwrap();
+    assert_eq!(a.id, b.id);
+    assert_ne!(a.id, c.id);
+    assert!(a.password_hash.is_none());
+    assert!(a.email.as_str().ends_with("@identities.invalid"));
 }
