@@ -43,7 +43,7 @@ impl Modify for SecuritySchemes {
 /// The whole document, as served at `/openapi.json`.
 pub fn spec() -> utoipa::openapi::OpenApi {
     let (_, api) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::native::configure).split_for_parts();
-    api
+    api.merge_from(crate::dialects::docs::DialectsDoc::openapi())
 }
 
 /// The document as committed in `openapi/openapi.json` (pretty, trailing newline).

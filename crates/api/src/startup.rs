@@ -252,6 +252,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
             .configure(crate::native::configure)
             .split_for_parts();
+        let api = api.merge_from(<crate::dialects::docs::DialectsDoc as utoipa::OpenApi>::openapi());
         app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.profiles))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
             .route("/docs", web::get().to(docs_redirect))

@@ -18,6 +18,18 @@ fn every_operation_documents_its_responses_and_has_an_operation_id() {
     for p in ["/v1/users", "/v1/me", "/v1/logout", "/oauth/token", "/oauth/revoke", "/health/live", "/health/ready"] {
         assert!(paths.contains_key(p), "{p} is documented");
     }
+    // every dialect is a tag of its own, with its routes
+    let tags: Vec<&str> = spec["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for (tag, path) in [
+        ("medods", "/generate"),
+        ("simplejwt", "/api/token/"),
+        ("djoser", "/auth/jwt/create/"),
+        ("flask-jwt-extended", "/api/v1/refresh/token"),
+    ] {
+        assert!(tags.contains(&tag), "tag {tag}");
+        let op = paths[path].as_object().unwrap().values().next().unwrap();
+        assert_eq!(op["tags"][0], tag, "{path}");
+    }
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {
             assert!(op["operationId"].is_string(), "{method} {path} has an operation id");

@@ -1,6 +1,7 @@
 //! The five client contracts, each a thin adapter over the core use-cases: parse the wire format,
 //! call a use-case, render the face's own success and error bodies. No business rule lives here.
 
+pub mod docs;
 pub mod drf;
 pub mod flask;
 pub mod medods;
