@@ -209,6 +209,35 @@ impl SessionRepository for InMemoryStore {
         }
         Ok(ids)
     }
+    async fn revoke_client_sessions(
+        &self,
+        user: UserId,
+        client_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError> {
+        let mut s = self.lock()?;
+        let mut ids = vec![];
+        for sess in
+            s.sessions.values_mut().filter(|x| x.user_id == user && x.revoked_at.is_none() && x.client_id.as_deref() == Some(client_id))
+        {
+            sess.revoked_at = Some(now);
+            sess.revoked_reason = Some(reason.into());
+            ids.push(sess.id);
+        }
+        Ok(ids)
+    }
+    async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, RepoError> {
+        let mut s = self.lock()?;
+        let ids: Vec<SessionId> =
+            s.sessions.values().filter(|x| x.user_id == user && x.client_id.as_deref() == Some(client_id)).map(|x| x.id).collect();
+        let mut n = 0;
+        for t in s.tokens.values_mut().filter(|t| ids.contains(&t.session_id) && t.rotated_at.is_none() && t.expires_at > now) {
+            t.expires_at = now;
+            n += 1;
+        }
+        Ok(n)
+    }
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
         let mut v: Vec<RefreshRecord> = self.lock()?.tokens.values().filter(|t| t.session_id == session).cloned().collect();
         v.sort_by_key(|t| t.issued_at);

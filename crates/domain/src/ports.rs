@@ -85,6 +85,17 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<Vec<SessionId>, RepoError>;
     /// Sessions revoked at or after `since`: what an instance loads into its revocation list.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError>;
+    /// Revokes every live session of a user with one OAuth client; returns the ids revoked.
+    async fn revoke_client_sessions(
+        &self,
+        user: UserId,
+        client_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError>;
+    /// Ends the live refresh tokens of a user's sessions with one client, leaving the sessions
+    /// (and their access tokens, until they expire) alone; returns how many.
+    async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, RepoError>;
     /// Every refresh record of a session, oldest first (admin tools and tests).
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError>;
 }

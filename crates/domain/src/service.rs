@@ -395,6 +395,20 @@ impl TokenService {
         Ok(ids.len())
     }
 
+    /// drf-social-oauth2's `invalidate-sessions`: every session of the user with that client.
+    pub async fn revoke_client_sessions(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<usize, DomainError> {
+        let ids = self.store.revoke_client_sessions(user, client_id, "invalidate_sessions", now).await?;
+        for id in &ids {
+            self.revocations.note_revoked(*id, now);
+        }
+        Ok(ids.len())
+    }
+
+    /// drf-social-oauth2's `invalidate-refresh-tokens`: the refresh tokens only.
+    pub async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, DomainError> {
+        Ok(self.store.expire_client_refresh_tokens(user, client_id, now).await?)
+    }
+
     pub async fn logout(&self, ctx: &AccessContext, scope: LogoutScope, now: OffsetDateTime) -> Result<(), DomainError> {
         match scope {
             LogoutScope::Local => self.revoke_session(ctx.session_id, "logout", now).await,

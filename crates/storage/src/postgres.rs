@@ -442,6 +442,44 @@ impl SessionRepository for PgStore {
         rows.iter().map(rows::revoked).collect()
     }
 
+    async fn revoke_client_sessions(
+        &self,
+        user: UserId,
+        client_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // the client is matched first, by a query of its own, so the shared revocation clause keeps its parameters
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("select id from sessions where user_id = $1 and client_id = $2 and revoked_at is null for update")
+                .bind(user.0)
+                .bind(client_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let mut out = vec![];
+        for id in ids {
+            out.extend(revoke_where(&mut *tx, "id = $4", now, reason, None, Some(id)).await?);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, RepoError> {
+        let done = sqlx::query(
+            "update refresh_tokens t set expires_at = $3 from sessions s \
+             where s.id = t.session_id and s.user_id = $1 and s.client_id = $2 and t.rotated_at is null and t.expires_at > $3",
+        )
+        .bind(user.0)
+        .bind(client_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last"

@@ -480,6 +480,42 @@ impl SessionRepository for SqliteStore {
         rows.iter().map(rows::revoked).collect()
     }
 
+    async fn revoke_client_sessions(
+        &self,
+        user: UserId,
+        client_id: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar("select id from sessions where user_id = ?1 and client_id = ?2 and revoked_at is null")
+            .bind(user.0)
+            .bind(client_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut out = vec![];
+        for id in ids {
+            out.extend(revoke_where(&mut tx, "id = ?4", now, reason, None, Some(id)).await?);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, RepoError> {
+        let done = sqlx::query(
+            "update refresh_tokens set expires_at = ?3 where rotated_at is null and expires_at > ?3 \
+             and session_id in (select id from sessions where user_id = ?1 and client_id = ?2)",
+        )
+        .bind(user.0)
+        .bind(client_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "select {TOKEN_COLS} from refresh_tokens t where t.session_id = ?1 order by t.issued_at, t.rotated_at is null, t.rotated_at"

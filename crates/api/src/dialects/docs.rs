@@ -82,15 +82,13 @@ pub struct FlaskError {
 macro_rules! doc_route {
     ($name:ident, $method:ident, $path:literal, $tag:literal, $summary:literal, body = $req:ty, ok = $ok:ty, err = $err:ty) => {
         #[doc = $summary]
-        #[utoipa::path($method, path = $path, tag = $tag, request_body = $req,
-                    responses((status = 200, body = $ok), (status = 400, body = $err), (status = 401, body = $err)))]
+        #[utoipa::path($method, path = $path, tag = $tag, request_body = $req, responses((status = 200, body = $ok), (status = 400, body = $err), (status = 401, body = $err)))]
         #[expect(dead_code, reason = "an OpenAPI description; the router mounts the real handler")]
         fn $name() {}
     };
     ($name:ident, $method:ident, $path:literal, $tag:literal, $summary:literal, auth, ok = $ok:ty, err = $err:ty) => {
         #[doc = $summary]
-        #[utoipa::path($method, path = $path, tag = $tag, security(("bearer" = [])),
-                    responses((status = 200, body = $ok), (status = 401, body = $err), (status = 422, body = $err)))]
+        #[utoipa::path($method, path = $path, tag = $tag, security(("bearer" = [])), responses((status = 200, body = $ok), (status = 401, body = $err), (status = 422, body = $err)))]
         #[expect(dead_code, reason = "an OpenAPI description; the router mounts the real handler")]
         fn $name() {}
     };
