@@ -182,6 +182,7 @@ impl Default for OAuthSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct DialectSettings {
     pub medods: MedodsSettings,
+    pub drf_social_oauth2: DrfSocialSettings,
     pub simplejwt: SimpleJwtSettings,
     pub djoser: SimpleJwtSettings,
     pub flask: FlaskSettings,
@@ -191,6 +192,7 @@ impl Default for DialectSettings {
     fn default() -> Self {
         Self {
             medods: MedodsSettings::default(),
+            drf_social_oauth2: DrfSocialSettings::default(),
             simplejwt: SimpleJwtSettings::default(),
             djoser: SimpleJwtSettings { profile: TokenProfile::EXTENDED.into(), ..SimpleJwtSettings::default() },
             flask: FlaskSettings::default(),
@@ -216,6 +218,49 @@ impl Default for MedodsSettings {
     fn default() -> Self {
         Self { enabled: true, prefix: String::new(), caller_key: None, profile: TokenProfile::STANDARD.into(), refresh_grace_seconds: 0 }
     }
+}
+
+/// drf-social-oauth2 (django-oauth-toolkit, oauthlib): OAuth clients, and external identity
+/// providers whose tokens `convert-token` exchanges for local pairs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrfSocialSettings {
+    pub enabled: bool,
+    pub prefix: String,
+    /// `expires_in` of access tokens (django-oauth-toolkit's ACCESS_TOKEN_EXPIRE_SECONDS).
+    pub access_token_expire_seconds: u32,
+    pub refresh_token_expire_seconds: u32,
+    /// The `scope` string of token responses.
+    pub scope: String,
+    /// Trusted issuers by backend name (the `backend` parameter of convert-token).
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+impl Default for DrfSocialSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            access_token_expire_seconds: 36_000,
+            refresh_token_expire_seconds: 90 * 86_400,
+            scope: "read write".into(),
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+/// An external identity provider: a trusted issuer of JWTs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The `iss` its tokens must carry.
+    pub issuer: String,
+    /// Where its signing keys are published (JWKS).
+    pub jwks_url: Option<String>,
+    /// Or its keys inline: a JWKS document (`{"keys":[...]}`) as JSON.
+    pub jwks: Option<String>,
+    /// The `aud` its tokens must carry, when set.
+    pub audience: Option<String>,
 }
 
 /// djangorestframework-simplejwt, and djoser (which mounts simplejwt's views).
@@ -389,6 +434,25 @@ impl Settings {
         }
         if m.caller_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(ConfigError::new("dialects.medods.caller_key", "must be at least 16 characters"));
+        }
+        let d = &self.dialects.drf_social_oauth2;
+        check_prefix("dialects.drf_social_oauth2.prefix", &d.prefix)?;
+        if d.access_token_expire_seconds == 0 || d.refresh_token_expire_seconds <= d.access_token_expire_seconds {
+            return Err(ConfigError::new(
+                "dialects.drf_social_oauth2.refresh_token_expire_seconds",
+                "must be longer than the access token's, which is positive",
+            ));
+        }
+        for (name, p) in &d.providers {
+            let key = format!("dialects.drf_social_oauth2.providers.{name}");
+            match (&p.jwks_url, &p.jwks) {
+                (Some(_), None) => {}
+                (None, Some(doc)) => {
+                    serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(doc)
+                        .map_err(|e| ConfigError::new(format!("{key}.jwks"), format!("not a JWKS document: {e}")))?;
+                }
+                _ => return Err(ConfigError::new(key, "set exactly one of jwks_url and jwks")),
+            }
         }
         let f = &self.dialects.flask;
         if !matches!(f.era.as_str(), "3" | "4") {

@@ -243,6 +243,12 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     };
     let max_body = settings.server.max_body_bytes;
     let state = core.state.clone();
+    // Shared by every worker: its HTTP client and the identity providers' cached keys.
+    let drf = if settings.dialects.drf_social_oauth2.enabled {
+        Some(Arc::new(crate::dialects::drf_social::DrfFace::new(&settings.dialects.drf_social_oauth2, state.native.clone())?))
+    } else {
+        None
+    };
     let server = HttpServer::new(move || {
         let (app, api) = App::new()
             .into_utoipa_app()
@@ -253,7 +259,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .configure(crate::native::configure)
             .split_for_parts();
         let api = api.merge_from(<crate::dialects::docs::DialectsDoc as utoipa::OpenApi>::openapi());
-        app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.profiles))
+        app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.profiles, drf.clone()))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))

@@ -496,6 +496,29 @@ impl TokenService {
         Ok(self.store.create_user_with_identity(provider, subject, &email, now).await?)
     }
 
+    /// The local user of an external identity provider's subject, created on first sight with
+    /// the provider's e-mail when that e-mail is free. An existing account with the same
+    /// e-mail is not linked automatically: whoever controls the provider would take it over.
+    pub async fn user_for_external_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<User, DomainError> {
+        if let Some(u) = self.store.user_by_identity(provider, subject).await? {
+            return Ok(u);
+        }
+        if let Some(e) = email.and_then(|e| Email::parse(e).ok()) {
+            match self.store.create_user_with_identity(provider, subject, &e, now).await {
+                Ok(u) => return Ok(u),
+                Err(crate::RepoError::Conflict("users_email_key")) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.user_for_identity(provider, subject, now).await
+    }
+
     /// Whether a session's access tokens must be refused (an in-memory look-up).
     pub fn is_revoked(&self, session: SessionId) -> bool {
         self.revocations.is_revoked(session)

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod dialects;
+mod drf_social;
 mod fixtures;
 mod helpers;
 mod medods;

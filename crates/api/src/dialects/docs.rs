@@ -79,6 +79,39 @@ pub struct FlaskError {
     pub msg: Option<String>,
 }
 
+#[derive(Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"grant_type": "password", "username": "ann@example.com", "password": "correct horse battery", "client_id": "<client_id>", "client_secret": "<client_secret>"}))]
+pub struct DrfTokenRequest {
+    /// `password`, `refresh_token` or (convert-token) `convert_token`.
+    pub grant_type: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
+    /// convert-token: the configured identity provider's name, and its token.
+    pub backend: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJ0eXAiOiJhdCtqd3Qi...", "expires_in": 36000, "token_type": "Bearer", "scope": "read write", "refresh_token": "q9n2Qm0c7mX8vK4Jt1yZbA2rW5eH6uL3sP0dF8gC1xE"}))]
+pub struct DrfTokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub token_type: String,
+    pub scope: String,
+    pub refresh_token: String,
+}
+
+/// oauthlib's error.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": "invalid_grant", "error_description": "Invalid credentials given."}))]
+pub struct DrfError {
+    pub error: String,
+    pub error_description: Option<String>,
+}
+
 macro_rules! doc_route {
     ($name:ident, $method:ident, $path:literal, $tag:literal, $summary:literal, body = $req:ty, ok = $ok:ty, err = $err:ty) => {
         #[doc = $summary]
@@ -158,6 +191,56 @@ doc_route!(
 doc_route!(dj_register, post, "/users/", "djoser", "Register (201).", body = SjObtain, ok = DjoserUser, err = SjError);
 doc_route!(dj_me, get, "/users/me/", "djoser", "The caller, with `Authorization: JWT <access>`.", auth, ok = DjoserUser, err = SjError);
 doc_route!(
+    drf_token,
+    post,
+    "/auth/token",
+    "drf-social-oauth2",
+    "The password and refresh_token grants (form-encoded; client credentials in the body or HTTP Basic).",
+    body = DrfTokenRequest,
+    ok = DrfTokenResponse,
+    err = DrfError
+);
+doc_route!(
+    drf_convert,
+    post,
+    "/auth/convert-token",
+    "drf-social-oauth2",
+    "Exchange a configured identity provider's JWT for a local pair.",
+    body = DrfTokenRequest,
+    ok = DrfTokenResponse,
+    err = DrfError
+);
+doc_route!(
+    drf_revoke,
+    post,
+    "/auth/revoke-token",
+    "drf-social-oauth2",
+    "Revoke a token: `token` + client credentials, or `Authorization: Bearer` + `client_id` (204).",
+    body = DrfTokenRequest,
+    ok = serde_json::Value,
+    err = DrfError
+);
+doc_route!(
+    drf_invalidate_sessions,
+    post,
+    "/auth/invalidate-sessions",
+    "drf-social-oauth2",
+    "Bearer access + `client_id`: every token of the user for that client ends (204).",
+    auth,
+    ok = serde_json::Value,
+    err = DrfError
+);
+doc_route!(
+    drf_invalidate_refresh,
+    post,
+    "/auth/invalidate-refresh-tokens",
+    "drf-social-oauth2",
+    "Bearer access + `client_id`: only the refresh tokens end (204).",
+    auth,
+    ok = serde_json::Value,
+    err = DrfError
+);
+doc_route!(
     fl_login,
     post,
     "/api/v1/login",
@@ -204,11 +287,13 @@ doc_route!(
         super::medods::generate, super::medods::refresh, super::medods::delete, super::medods::delete_all, super::medods::me, super::medods::logout,
         sj_obtain, sj_refresh, sj_verify, sj_blacklist, dj_create, dj_refresh, dj_verify, dj_register, dj_me,
         fl_login, fl_refresh, fl_logout, fl_protected,
+        drf_token, drf_convert, drf_revoke, drf_invalidate_sessions, drf_invalidate_refresh,
     ),
     tags(
         (name = "medods", description = "The Medods token API (seed 000): trusted callers (`X-Caller-Key`) mint HS512 pairs; refresh needs both tokens of one pair."),
         (name = "simplejwt", description = "djangorestframework-simplejwt (seed 001): 5 min / 24 h, rotation with blacklisting, `{\"detail\",\"code\"}` errors."),
         (name = "djoser", description = "djoser's JWT endpoints (seed 003): simplejwt's views under a prefix, `Authorization: JWT <access>`."),
+        (name = "drf-social-oauth2", description = "drf-social-oauth2 (seed 002): OAuth clients, oauthlib's errors, convert-token against trusted identity providers."),
         (name = "flask-jwt-extended", description = "flask-jwt-extended (seed 004): JWT refresh token in `Authorization: Bearer`, `{\"msg\"}` errors."),
     )
 )]

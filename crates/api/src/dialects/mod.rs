@@ -3,6 +3,7 @@
 
 pub mod docs;
 pub mod drf;
+pub mod drf_social;
 pub mod flask;
 pub mod medods;
 pub mod simplejwt;
@@ -48,6 +49,7 @@ pub fn configure(
     cfg: &mut actix_web::web::ServiceConfig,
     settings: &Settings,
     profiles: &std::collections::BTreeMap<String, tessera_domain::TokenProfile>,
+    drf_face: Option<std::sync::Arc<drf_social::DrfFace>>,
 ) {
     let d = &settings.dialects;
     let profile = |name: &str| profiles.get(name).cloned().unwrap_or_else(tessera_domain::TokenProfile::standard);
@@ -66,6 +68,9 @@ pub fn configure(
             grace: Duration::seconds(i64::from(d.medods.refresh_grace_seconds)),
         };
         medods::configure(cfg, &d.medods.prefix, face);
+    }
+    if let Some(face) = drf_face {
+        drf_social::configure(cfg, &d.drf_social_oauth2.prefix, face);
     }
     if d.simplejwt.enabled {
         simplejwt::configure_simplejwt(cfg, &d.simplejwt.prefix, sj("simplejwt", &d.simplejwt, "Bearer"));

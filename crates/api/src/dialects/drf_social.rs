@@ -1,0 +1,422 @@
+//! drf-social-oauth2 (seed 002) on django-oauth-toolkit and oauthlib: OAuth clients with
+//! client_id/secret in the body or HTTP Basic, oauthlib's error bodies, both revocation forms,
+//! session invalidation, and `convert-token`, which exchanges a JWT of a trusted external
+//! identity provider (checked against its JWKS) for a local pair.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tessera_domain::secret::{RefreshSecret, SecretEncoding};
+use tessera_domain::service::LoginOrigin;
+use tessera_domain::{AuthError, DomainError, NativeFormat, OAuthClient, OffsetDateTime, TokenProfile};
+use tokio::sync::RwLock;
+
+use crate::body::{BodyError, param, parse_params, read_limited};
+use crate::config::{DrfSocialSettings, ProviderSettings};
+use crate::state::AppState;
+
+/// A trusted issuer and where its keys come from.
+pub struct Provider {
+    issuer: String,
+    audience: Option<String>,
+    jwks_url: Option<String>,
+    /// Inline keys, or the last fetched JWKS with the time it was fetched.
+    keys: RwLock<Option<(Instant, JwkSet)>>,
+}
+
+/// How long fetched keys are trusted before they are fetched again.
+const JWKS_TTL: StdDuration = StdDuration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+struct ExternalClaims {
+    sub: String,
+    email: Option<String>,
+}
+
+impl Provider {
+    fn new(p: &ProviderSettings) -> Self {
+        let inline = p.jwks.as_deref().and_then(|doc| serde_json::from_str::<JwkSet>(doc).ok()).map(|set| (Instant::now(), set));
+        Self { issuer: p.issuer.clone(), audience: p.audience.clone(), jwks_url: p.jwks_url.clone(), keys: RwLock::new(inline) }
+    }
+
+    async fn key_set(&self, http: &reqwest::Client, refetch: bool) -> Option<JwkSet> {
+        let Some(url) = &self.jwks_url else { return self.keys.read().await.as_ref().map(|(_, k)| k.clone()) };
+        if !refetch
+            && let Some((at, set)) = self.keys.read().await.as_ref()
+            && at.elapsed() < JWKS_TTL
+        {
+            return Some(set.clone());
+        }
+        match http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
+            Ok(res) => match res.json::<JwkSet>().await {
+                Ok(set) => {
+                    *self.keys.write().await = Some((Instant::now(), set.clone()));
+                    Some(set)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "an identity provider's JWKS is not a key set");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch an identity provider's JWKS");
+                self.keys.read().await.as_ref().map(|(_, k)| k.clone())
+            }
+        }
+    }
+
+    /// Checks an external token: a key of the provider's (by `kid`), the algorithm that key is
+    /// for, issuer, audience and expiry.
+    async fn verify(&self, token: &str, http: &reqwest::Client) -> Option<ExternalClaims> {
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let mut set = self.key_set(http, false).await?;
+        let find = |set: &JwkSet| match &header.kid {
+            Some(kid) => set.find(kid).cloned(),
+            None if set.keys.len() == 1 => set.keys.first().cloned(),
+            None => None,
+        };
+        let jwk = match find(&set) {
+            Some(k) => k,
+            None => {
+                // a rotated key: fetch once more
+                set = self.key_set(http, true).await?;
+                find(&set)?
+            }
+        };
+        if let Some(alg) = jwk.common.key_algorithm
+            && format!("{alg:?}") != format!("{:?}", header.alg)
+        {
+            return None;
+        }
+        let key = DecodingKey::from_jwk(&jwk).ok()?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = 0;
+        validation.set_issuer(&[&self.issuer]);
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation).ok().map(|d| d.claims)
+    }
+}
+
+pub struct DrfFace {
+    profile: TokenProfile,
+    scope: String,
+    format: NativeFormat,
+    providers: BTreeMap<String, Provider>,
+    http: reqwest::Client,
+}
+
+impl DrfFace {
+    pub fn new(settings: &DrfSocialSettings, format: NativeFormat) -> Result<Self, DomainError> {
+        let profile = TokenProfile::new(
+            "drf-social-oauth2",
+            tessera_domain::Duration::seconds(i64::from(settings.access_token_expire_seconds)),
+            tessera_domain::Duration::seconds(i64::from(settings.refresh_token_expire_seconds)),
+        )?;
+        let http = reqwest::Client::builder()
+            .timeout(StdDuration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| DomainError::Internal(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            profile,
+            scope: settings.scope.clone(),
+            format,
+            providers: settings.providers.iter().map(|(k, v)| (k.clone(), Provider::new(v))).collect(),
+            http,
+        })
+    }
+}
+
+/// An oauthlib-shaped refusal.
+struct Fail {
+    status: u16,
+    body: Value,
+    challenge: Option<&'static str>,
+}
+
+fn oauth(status: u16, error: &str, description: Option<&str>) -> Fail {
+    let body = match description {
+        Some(d) => json!({"error": error, "error_description": d}),
+        None => json!({"error": error}),
+    };
+    Fail { status, body, challenge: None }
+}
+
+fn invalid_client() -> Fail {
+    Fail { status: 401, body: json!({"error": "invalid_client"}), challenge: Some("Bearer error=\"invalid_client\"") }
+}
+
+fn unexpected(e: DomainError) -> Fail {
+    let p = crate::problem::unexpected(&e);
+    oauth(p.status.as_u16(), "server_error", None)
+}
+
+fn respond(r: Result<(u16, Option<Value>), Fail>) -> HttpResponse {
+    let (status, body, challenge) = match r {
+        Ok((s, b)) => (s, b, None),
+        Err(f) => (f.status, Some(f.body), f.challenge),
+    };
+    let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+    if let Some(c) = challenge {
+        res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(c)));
+    }
+    match body {
+        Some(b) => res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json"))).body(b.to_string()),
+        None => res.finish(),
+    }
+}
+
+async fn params(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Vec<(String, String)>, Fail> {
+    let body = read_limited(payload, state.settings.server.max_body_bytes).await;
+    let body = body.map_err(|e| match e {
+        BodyError::TooLarge(_) => oauth(413, "invalid_request", Some("Request body too large.")),
+        _ => oauth(400, "invalid_request", Some("The request body could not be read.")),
+    })?;
+    parse_params(req, &body).map_err(|e| match e {
+        BodyError::Duplicate(p) => oauth(400, "invalid_request", Some(&format!("Duplicate {p} parameter."))),
+        BodyError::UnsupportedMediaType(_) => oauth(400, "invalid_request", Some("Unsupported content type.")),
+        _ => oauth(400, "invalid_request", Some("The request body is malformed.")),
+    })
+}
+
+/// client_id and secret from HTTP Basic or the body.
+fn client_credentials(req: &HttpRequest, p: &[(String, String)]) -> Result<(Option<String>, Option<String>), Fail> {
+    if let Some(v) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(b64) = v.strip_prefix("Basic ")
+    {
+        let raw = STANDARD.decode(b64.trim()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(invalid_client)?;
+        let (id, secret) = raw.split_once(':').ok_or_else(invalid_client)?;
+        let unescape =
+            |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+        return Ok((Some(unescape(id)), Some(unescape(secret)).filter(|s| !s.is_empty())));
+    }
+    Ok((param(p, "client_id").map(str::to_owned), param(p, "client_secret").map(str::to_owned)))
+}
+
+async fn authenticate_client(state: &AppState, req: &HttpRequest, p: &[(String, String)]) -> Result<OAuthClient, Fail> {
+    let (id, secret) = client_credentials(req, p)?;
+    let id = id.ok_or_else(invalid_client)?;
+    match state.service.authenticate_client(&id, secret.as_deref()).await {
+        Ok(c) => Ok(c),
+        Err(DomainError::Auth(_)) => Err(invalid_client()),
+        Err(e) => Err(unexpected(e)),
+    }
+}
+
+fn token_body(face: &DrfFace, pair: tessera_domain::IssuedPair) -> (u16, Option<Value>) {
+    (
+        200,
+        Some(
+            json!({"access_token": pair.access_token, "expires_in": pair.expires_in, "token_type": "Bearer", "scope": face.scope, "refresh_token": pair.refresh_token}),
+        ),
+    )
+}
+
+fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient, face: &'a DrfFace) -> LoginOrigin<'a> {
+    LoginOrigin {
+        client_id: Some(client.client_id.as_str()),
+        face: "drf-social-oauth2",
+        profile: &face.profile,
+        ip: super::client_ip(req),
+        user_agent: super::user_agent(req),
+        subject: None,
+    }
+}
+
+/// `POST /auth/token`: the password and refresh_token grants.
+pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<Arc<DrfFace>>) -> HttpResponse {
+    let r = async {
+        let p = params(&req, payload, &state).await?;
+        let grant = param(&p, "grant_type").unwrap_or("");
+        if grant != "password" && grant != "refresh_token" {
+            return Err(oauth(400, "unsupported_grant_type", None));
+        }
+        let client = authenticate_client(&state, &req, &p).await?;
+        let now = OffsetDateTime::now_utc();
+        if grant == "password" {
+            let username =
+                param(&p, "username").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing username parameter.")))?;
+            let password =
+                param(&p, "password").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing password parameter.")))?;
+            match state.service.login_password(username, password.to_owned(), origin(&req, &client, &face), &face.format, now).await {
+                Ok(pair) => Ok(token_body(&face, pair)),
+                Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => {
+                    Err(oauth(400, "invalid_grant", Some("Invalid credentials given.")))
+                }
+                Err(e) => Err(unexpected(e)),
+            }
+        } else {
+            let raw = param(&p, "refresh_token").ok_or_else(|| oauth(400, "invalid_request", Some("Missing refresh token parameter.")))?;
+            let secret = RefreshSecret::parse(raw, SecretEncoding::UrlSafe).ok_or_else(|| oauth(400, "invalid_grant", None))?;
+            match state.service.refresh(&secret, Some(client.client_id.as_str()), None, &face.format, now).await {
+                Ok(pair) => Ok(token_body(&face, pair)),
+                Err(DomainError::Auth(_)) => Err(oauth(400, "invalid_grant", None)),
+                Err(e) => Err(unexpected(e)),
+            }
+        }
+    }
+    .await;
+    respond(r)
+}
+
+/// `POST /auth/convert-token`: a JWT of a configured identity provider for a local pair; the
+/// user is created on first sight and linked to the provider's subject.
+pub async fn convert_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    face: web::Data<Arc<DrfFace>>,
+) -> HttpResponse {
+    let r = async {
+        let p = params(&req, payload, &state).await?;
+        if param(&p, "grant_type") != Some("convert_token") {
+            return Err(oauth(400, "unsupported_grant_type", None));
+        }
+        let (id, _) = client_credentials(&req, &p)?;
+        let known = match &id {
+            Some(id) => state.service.store().client_by_id(id).await.map_err(|e| unexpected(e.into()))?.is_some(),
+            None => false,
+        };
+        if !known {
+            return Err(Fail {
+                status: 400,
+                body: json!({"detail": "The application for this client_id does not exist."}),
+                challenge: None,
+            });
+        }
+        let client = authenticate_client(&state, &req, &p).await?;
+        let backend = param(&p, "backend").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing backend parameter.")))?;
+        let token = param(&p, "token").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing token parameter.")))?;
+        let provider = face.providers.get(backend).ok_or_else(|| oauth(400, "invalid_request", Some("Invalid backend parameter.")))?;
+        let denied =
+            || Fail { status: 400, body: json!({"access_denied": "The token you provided is invalid or expired."}), challenge: None };
+        let claims = provider.verify(token, &face.http).await.ok_or_else(denied)?;
+        let now = OffsetDateTime::now_utc();
+        let user =
+            state.service.user_for_external_identity(backend, &claims.sub, claims.email.as_deref(), now).await.map_err(unexpected)?;
+        match state.service.open_session(&user, origin(&req, &client, &face), &face.format, now).await {
+            Ok(pair) => Ok(token_body(&face, pair)),
+            Err(DomainError::Auth(AuthError::UserBlocked)) => Err(oauth(400, "invalid_grant", Some("The account is blocked."))),
+            Err(e) => Err(unexpected(e)),
+        }
+    }
+    .await;
+    respond(r)
+}
+
+/// The token of `Authorization: Bearer`, if any.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// `POST /auth/revoke-token`: `token` with client credentials (older form), or
+/// `Authorization: Bearer <token>` with `client_id` (newer form). 204 whatever the token was.
+pub async fn revoke_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let r = async {
+        let p = params(&req, payload, &state).await?;
+        let token = match (param(&p, "token"), bearer(&req)) {
+            (Some(t), _) => t.to_owned(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => return Err(oauth(400, "invalid_request", Some("Missing token parameter."))),
+        };
+        let client = if bearer(&req).is_some() && param(&p, "client_secret").is_none() {
+            let id = param(&p, "client_id").ok_or_else(invalid_client)?;
+            state.service.store().client_by_id(id).await.map_err(|e| unexpected(e.into()))?.ok_or_else(invalid_client)?
+        } else {
+            authenticate_client(&state, &req, &p).await?
+        };
+        let now = OffsetDateTime::now_utc();
+        if let Some(secret) = RefreshSecret::parse(&token, SecretEncoding::UrlSafe) {
+            state.service.revoke_refresh(&secret, Some(client.client_id.as_str()), now).await.map_err(unexpected)?;
+        } else if let Ok(ctx) = state.service.resolve_access(&token, now)
+            && ctx.client_id.as_deref() == Some(client.client_id.as_str())
+        {
+            state.service.revoke_session(ctx.session_id, "revoked", now).await.map_err(unexpected)?;
+        }
+        Ok((204, None))
+    }
+    .await;
+    respond(r)
+}
+
+/// The caller of `invalidate-*`: a live access token of ours.
+fn caller(req: &HttpRequest, state: &AppState) -> Result<tessera_domain::AccessContext, Fail> {
+    let refuse = |expired: bool| Fail {
+        status: 401,
+        body: json!({"detail": "Authentication credentials were not provided."}),
+        challenge: Some(if expired {
+            "Bearer realm=\"api\",error=\"invalid_token\",error_description=\"The access token has expired.\""
+        } else {
+            "Bearer realm=\"api\",error=\"invalid_token\",error_description=\"The access token is invalid.\""
+        }),
+    };
+    let token = bearer(req).ok_or_else(|| refuse(false))?;
+    state.service.resolve_access(token, OffsetDateTime::now_utc()).map_err(|e| refuse(e == AuthError::TokenExpired))
+}
+
+async fn invalidate(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, sessions: bool) -> HttpResponse {
+    let r = async {
+        let ctx = caller(&req, &state)?;
+        let p = params(&req, payload, &state).await?;
+        let client_id = param(&p, "client_id").ok_or_else(|| oauth(400, "invalid_request", Some("Missing client_id parameter.")))?;
+        let now = OffsetDateTime::now_utc();
+        if sessions {
+            state.service.revoke_client_sessions(ctx.user_id, client_id, now).await.map_err(unexpected)?;
+        } else {
+            state.service.expire_client_refresh_tokens(ctx.user_id, client_id, now).await.map_err(unexpected)?;
+        }
+        Ok((204, None))
+    }
+    .await;
+    respond(r)
+}
+
+/// `POST /auth/invalidate-sessions`: every token of the caller for that client ends.
+pub async fn invalidate_sessions(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    invalidate(req, payload, state, true).await
+}
+
+/// `POST /auth/invalidate-refresh-tokens`: only the refresh tokens end.
+pub async fn invalidate_refresh_tokens(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    invalidate(req, payload, state, false).await
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: Arc<DrfFace>) {
+    let face = web::Data::new(face);
+    type MakeRoute = fn() -> actix_web::Route;
+    let routes: [(&str, MakeRoute); 5] = [
+        ("/auth/token", || web::post().to(token)),
+        ("/auth/convert-token", || web::post().to(convert_token)),
+        ("/auth/revoke-token", || web::post().to(revoke_token)),
+        ("/auth/invalidate-sessions", || web::post().to(invalidate_sessions)),
+        ("/auth/invalidate-refresh-tokens", || web::post().to(invalidate_refresh_tokens)),
+    ];
+    for (path, route) in routes {
+        for p in super::both_slashes(prefix, path) {
+            cfg.service(web::resource(p).app_data(face.clone()).route(route()).default_service(web::to(method_not_allowed)));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! drf-social-oauth2 (seed 002): OAuth clients, oauthlib's errors, both revocation forms,
+//! session invalidation, and convert-token against a fake identity provider (a local server
+//! publishing its own key set); nothing off the machine is called.
+
+use std::net::TcpListener;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tessera_domain::{ClientId, OAuthClient, OffsetDateTime};
+
+use crate::helpers::{TestApp, now_unix, sign_hs256, spawn_with};
+
+const IDP_KEY: &[u8] = b"the identity provider's own key, 32+ bytes";
+const ISSUER: &str = "https://idp.example.test";
+
+/// A fake identity provider: serves its JWKS on a local port.
+fn start_idp() -> String {
+    let jwks = json!({"keys": [{"kty": "oct", "kid": "idp-1", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(IDP_KEY)}]});
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(move || {
+        let jwks = jwks.clone();
+        actix_web::App::new().route(
+            "/jwks.json",
+            actix_web::web::get().to(move || {
+                let jwks = jwks.clone();
+                async move { actix_web::HttpResponse::Ok().json(jwks) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}/jwks.json")
+}
+
+fn idp_token(sub: &str, email: &str, exp_in: i64, key: &[u8], iss: &str) -> String {
+    sign_hs256(
+        &json!({"alg": "HS256", "typ": "JWT", "kid": "idp-1"}),
+        &json!({"iss": iss, "sub": sub, "email": email, "exp": now_unix() + exp_in, "iat": now_unix()}),
+        key,
+    )
+}
+
+async fn app() -> TestApp {
+    let jwks_url = start_idp();
+    let inline = json!({"keys": [{"kty": "oct", "kid": "idp-1", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(IDP_KEY)}]}).to_string();
+    let app = spawn_with(move |s| {
+        let p = &mut s.dialects.drf_social_oauth2.providers;
+        p.insert(
+            "idp".into(),
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(jwks_url), jwks: None, audience: None },
+        );
+        p.insert(
+            "inline".into(),
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(inline), audience: None },
+        );
+    })
+    .await;
+    let client = OAuthClient {
+        client_id: ClientId::parse("web").unwrap(),
+        name: "web".into(),
+        secret_hash: Some(app.secrets.refresh_hasher.hash(b"web-secret")),
+        profile: "standard".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    app.store.create_client(&client).await.unwrap();
+    app.register("ann@example.com", "correct horse battery").await;
+    app
+}
+
+async fn form(app: &TestApp, path: &str, body: &[(&str, &str)], bearer: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut r = app.http.post(app.url(path)).form(body);
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    let res = r.send().await.unwrap();
+    let (status, headers) = (res.status().as_u16(), res.headers().clone());
+    (status, res.json().await.unwrap_or(Value::Null), headers)
+}
+
+const CLIENT: [(&str, &str); 2] = [("client_id", "web"), ("client_secret", "web-secret")];
+
+async fn login(app: &TestApp) -> Value {
+    let body =
+        [&CLIENT[..], &[("grant_type", "password"), ("username", "ann@example.com"), ("password", "correct horse battery")]].concat();
+    let (status, body, _) = form(app, "/auth/token", &body, None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn token_endpoint_speaks_oauthlib() {
+    let app = app().await;
+    let t = login(&app).await;
+    assert_eq!(t.as_object().unwrap().keys().collect::<Vec<_>>(), ["access_token", "expires_in", "token_type", "scope", "refresh_token"]);
+    assert_eq!(
+        (t["expires_in"].as_i64(), t["token_type"].as_str(), t["scope"].as_str()),
+        (Some(36000), Some("Bearer"), Some("read write"))
+    );
+    // HTTP Basic works too
+    let res = app
+        .http
+        .post(app.url("/auth/token/"))
+        .basic_auth("web", Some("web-secret"))
+        .form(&[("grant_type", "password"), ("username", "ann@example.com"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let pw = |u: &'static str, p: &'static str| [&CLIENT[..], &[("grant_type", "password"), ("username", u), ("password", p)]].concat();
+    assert_eq!(
+        form(&app, "/auth/token", &pw("ann@example.com", "wrong"), None).await.1,
+        json!({"error": "invalid_grant", "error_description": "Invalid credentials given."})
+    );
+    let (status, body, headers) =
+        form(&app, "/auth/token", &[("client_id", "web"), ("client_secret", "nope"), ("grant_type", "password")], None).await;
+    assert_eq!((status, body), (401, json!({"error": "invalid_client"})));
+    assert_eq!(headers["www-authenticate"], "Bearer error=\"invalid_client\"");
+    assert_eq!(
+        form(&app, "/auth/token", &[&CLIENT[..], &[("grant_type", "magic")]].concat(), None).await.1,
+        json!({"error": "unsupported_grant_type"})
+    );
+    assert_eq!(
+        form(&app, "/auth/token", &[&CLIENT[..], &[("grant_type", "refresh_token")]].concat(), None).await.1,
+        json!({"error": "invalid_request", "error_description": "Missing refresh token parameter."})
+    );
+    let dup = app
+        .http
+        .post(app.url("/auth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&username=a&username=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dup.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_request", "error_description": "Duplicate username parameter."})
+    );
+
+    // refresh rotates; garbage is invalid_grant
+    let r = [&CLIENT[..], &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap())]].concat();
+    let (status, next, _) = form(&app, "/auth/token", &r, None).await;
+    assert_eq!(status, 200);
+    assert_ne!(next["refresh_token"], t["refresh_token"]);
+    let bad = [&CLIENT[..], &[("grant_type", "refresh_token"), ("refresh_token", "garbage")]].concat();
+    assert_eq!(form(&app, "/auth/token", &bad, None).await.1, json!({"error": "invalid_grant"}));
+}
+
+async fn convert_token_exchanges_a_providers_jwt_for_a_local_pair() {
+    let app = app().await;
+    let convert = |backend: &'static str, token: String| {
+        let mut v: Vec<(&str, String)> = CLIENT.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        v.extend([("grant_type", "convert_token".to_owned()), ("backend", backend.to_owned()), ("token", token)]);
+        v
+    };
+    let send = |body: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let res = app.http.post(app.url("/auth/convert-token")).form(&body).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, t) = send(convert("idp", idp_token("sub-42", "bob@idp.example", 300, IDP_KEY, ISSUER))).await;
+    assert_eq!(status, 200, "{t}");
+    let me: Value = app.me(t["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(me["email"], "bob@idp.example", "created on first sight with the provider's e-mail");
+    // the same subject again: the same local user; a provider whose keys are configured inline works too
+    let (_, again) = send(convert("idp", idp_token("sub-42", "bob@idp.example", 300, IDP_KEY, ISSUER))).await;
+    let me2: Value = app.me(again["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(me2["id"], me["id"], "linked: the same local user");
+    assert_eq!(send(convert("inline", idp_token("sub-7", "eve@idp.example", 300, IDP_KEY, ISSUER))).await.0, 200);
+
+    let denied = json!({"access_denied": "The token you provided is invalid or expired."});
+    for bad in [
+        idp_token("sub-42", "x@y.z", -10, IDP_KEY, ISSUER),
+        idp_token("sub-42", "x@y.z", 300, b"somebody else's key entirely, 32 bytes", ISSUER),
+        idp_token("sub-42", "x@y.z", 300, IDP_KEY, "https://evil.example"),
+        "not-a-jwt".to_owned(),
+    ] {
+        assert_eq!(send(convert("idp", bad)).await, (400, denied.clone()));
+    }
+    let (status, body) = send(convert("nope", idp_token("s", "a@b.c", 300, IDP_KEY, ISSUER))).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    let mut unknown = convert("idp", idp_token("s", "a@b.c", 300, IDP_KEY, ISSUER));
+    unknown[0].1 = "ghost".into();
+    assert_eq!(send(unknown).await, (400, json!({"detail": "The application for this client_id does not exist."})));
+}
+
+async fn revocation_in_both_forms_and_invalidation() {
+    let app = app().await;
+    // older form: token + client credentials
+    let t = login(&app).await;
+    let (status, _, _) =
+        form(&app, "/auth/revoke-token", &[&CLIENT[..], &[("token", t["refresh_token"].as_str().unwrap())]].concat(), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(app.me(t["access_token"].as_str().unwrap()).await.status(), 401);
+    // newer form: Bearer + client_id
+    let t = login(&app).await;
+    let (status, _, _) = form(&app, "/auth/revoke-token", &[("client_id", "web")], Some(t["access_token"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+    assert_eq!(app.me(t["access_token"].as_str().unwrap()).await.status(), 401);
+
+    // invalidate-refresh-tokens: access tokens live on, refresh tokens end
+    let a = login(&app).await;
+    let (status, _, _) =
+        form(&app, "/auth/invalidate-refresh-tokens", &[("client_id", "web")], Some(a["access_token"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+    assert_eq!(app.me(a["access_token"].as_str().unwrap()).await.status(), 200);
+    let r = [&CLIENT[..], &[("grant_type", "refresh_token"), ("refresh_token", a["refresh_token"].as_str().unwrap())]].concat();
+    assert_eq!(form(&app, "/auth/token", &r, None).await.1, json!({"error": "invalid_grant"}));
+
+    // invalidate-sessions: everything of that client ends
+    let b = login(&app).await;
+    let c = login(&app).await;
+    let (status, _, _) = form(&app, "/auth/invalidate-sessions", &[("client_id", "web")], Some(b["access_token"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+    assert_eq!(app.me(c["access_token"].as_str().unwrap()).await.status(), 401);
+
+    // a bad bearer on the protected routes
+    let (status, body, headers) = form(&app, "/auth/invalidate-sessions", &[("client_id", "web")], Some("garbage")).await;
+    assert_eq!((status, body), (401, json!({"detail": "Authentication credentials were not provided."})));
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"api\",error=\"invalid_token\",error_description=\"The access token is invalid.\""
+    );
+}
+
+crate::both_backends!(
+    token_endpoint_speaks_oauthlib,
+    convert_token_exchanges_a_providers_jwt_for_a_local_pair,
+    revocation_in_both_forms_and_invalidation,
+);
