@@ -98,3 +98,17 @@ pub async fn start_listener(store: PgStore, cache: Arc<RevocationCache>) -> anyh
         }
     }))
 }
+
+/// SQLite: reloads the recent revocations every second, so a revocation written by another
+/// process on the same file (an admin command) holds here within a second.
+pub fn start_polling(store: std::sync::Arc<dyn Store>, cache: Arc<RevocationCache>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = cache.reload(&*store).await {
+                tracing::warn!(error = %e, "reloading revocations failed");
+            }
+        }
+    })
+}

@@ -111,9 +111,10 @@ impl Core {
                 Some(start_listener(pg.clone(), revocations.clone()).await.context("listening for revocations")?)
             }
             (Backend::Sqlite(_), true) => {
-                // One process per file: its own revocations are the only ones.
+                // Admin commands (`tessera user block`) are other processes on the same file:
+                // poll for their revocations, as Postgres instances hear them through NOTIFY.
                 revocations.reload(&*store).await.context("loading revocations")?;
-                None
+                Some(crate::revocations::start_polling(store.clone(), revocations.clone()))
             }
             (_, false) => None,
         };

@@ -156,6 +156,53 @@ async fn one_set_of_users_and_a_block_holds_in_every_dialect() {
     let res = app.login("ann@example.com", "correct horse battery").await;
     assert_eq!(res.json::<Value>().await.unwrap()["error_description"], "The account is blocked.");
     assert_eq!(send(&app, reqwest::Method::GET, "/users/me/", Some(&format!("JWT {}", dj["access"].as_str().unwrap()))).await.0, 401);
+    // drf-social-oauth2 with the default public client
+    let res = app.token(&[("grant_type", "password"), ("username", "ann@example.com"), ("password", "correct horse battery")]).await;
+    assert_eq!(res.status(), 400);
+    let drf = app
+        .http
+        .post(app.url("/auth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "tessera"),
+            ("username", "ann@example.com"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drf.json::<Value>().await.unwrap(), json!({"error": "invalid_grant", "error_description": "Invalid credentials given."}));
+}
+
+/// `tessera user block`, run as the operator runs it: another process on the same database.
+async fn the_block_command_reaches_a_running_server() {
+    let app = spawn_app().await;
+    app.user_with_pair("ann@example.com").await;
+    let (_, sj) = post_json(&app, "/api/token/", json!({"email": "ann@example.com", "password": "correct horse battery"})).await;
+    let user = app.store.user_by_email(&tessera_domain::Email::parse("ann@example.com").unwrap()).await.unwrap().unwrap();
+    let url = app.db_url.clone();
+    let core = tessera_api::startup::Core::build(
+        tessera_api::Settings {
+            database: tessera_api::config::DatabaseSettings { url, ..Default::default() },
+            secrets: tessera_api::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
+            ..Default::default()
+        },
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    core.state.service.set_user_status(user.id, UserStatus::Blocked, OffsetDateTime::now_utc()).await.unwrap();
+    let mut refused = false;
+    for _ in 0..60 {
+        // simplejwt's verify consults only the signature and the revocation list
+        if post_json(&app, "/api/token/verify/", json!({"token": sj["access"]})).await.0 == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the running server refuses the blocked user's access tokens");
 }
 
 async fn a_global_logout_holds_in_every_dialect() {
@@ -205,6 +252,7 @@ async fn simplejwt_5_5_writes_user_id_as_a_string_and_splits_its_texts() {
 }
 
 crate::both_backends!(
+    the_block_command_reaches_a_running_server,
     simplejwt_seed_001_exchanges_work_unchanged,
     djoser_seed_003_exchanges_work_under_the_zonesmart_prefix,
     flask_seed_004_exchanges_and_envelopes,

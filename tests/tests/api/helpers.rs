@@ -50,6 +50,9 @@ pub struct TestApp {
     pub secrets: ServerSecrets,
     pub kid: String,
     pub key_secret: Vec<u8>,
+    /// What an admin command of the same deployment would be configured with.
+    pub db_url: String,
+    pub master_key: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -88,7 +91,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     store.insert_signing_key(&key.seal(&secrets.sealer).unwrap()).await.unwrap();
 
     let mut settings = Settings::default();
-    settings.database.url = db_url;
+    settings.database.url = db_url.clone();
     settings.database.create_if_missing = false;
     settings.server.port = 0;
     settings.server.workers = 2;
@@ -99,7 +102,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, http, store, backend, secrets, kid, key_secret: key_secret.to_vec() }
+    TestApp { address, http, store, backend, secrets, kid, key_secret: key_secret.to_vec(), db_url, master_key: STANDARD.encode(master) }
 }
 
 pub struct Pair {
