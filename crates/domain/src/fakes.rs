@@ -12,7 +12,7 @@ use crate::ports::{
     ClientRepository, KeyRepository, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, SessionRepository, StoredKey,
     UserRepository,
 };
-use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, child_record, decide};
 use crate::{
     DomainError, Email, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId,
     UserStatus,
@@ -141,16 +141,7 @@ impl SessionRepository for InMemoryStore {
         };
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
-                let new = RefreshRecord {
-                    hash: req.child.hash,
-                    session_id: session.id,
-                    parent: Some(token.hash),
-                    access_jti: req.child.access_jti,
-                    issued_at: req.now,
-                    expires_at: refresh_expiry(&session, req.now),
-                    rotated_at: None,
-                    sealed_secret: Some(req.child.sealed_secret),
-                };
+                let new = child_record(&session, &token, req.child, req.now);
                 if let Some(t) = s.tokens.get_mut(&token.hash) {
                     t.rotated_at = Some(req.now);
                     t.sealed_secret = None;

@@ -150,6 +150,20 @@ pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> Ref
     }
 }
 
+/// The child a rotation inserts: the new token of the request, a child of `parent`.
+pub fn child_record(session: &Session, parent: &RefreshRecord, new: crate::ports::NewRefresh, now: OffsetDateTime) -> RefreshRecord {
+    RefreshRecord {
+        hash: new.hash,
+        session_id: session.id,
+        parent: Some(parent.hash),
+        access_jti: new.access_jti,
+        issued_at: now,
+        expires_at: refresh_expiry(session, now),
+        rotated_at: None,
+        sealed_secret: Some(new.sealed_secret),
+    }
+}
+
 /// When a token issued now in `session` expires: its profile's refresh lifetime, capped by the
 /// session's absolute expiry.
 pub fn refresh_expiry(session: &Session, now: OffsetDateTime) -> OffsetDateTime {

@@ -12,7 +12,7 @@ use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS
 use tessera_domain::ports::{
     ClientRepository, Health, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
 };
-use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, child_record, decide};
 use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -344,16 +344,7 @@ impl SessionRepository for PgStore {
 
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
-                let new = RefreshRecord {
-                    hash: req.child.hash,
-                    session_id: session.id,
-                    parent: Some(token.hash),
-                    access_jti: req.child.access_jti,
-                    issued_at: req.now,
-                    expires_at: refresh_expiry(&session, req.now),
-                    rotated_at: None,
-                    sealed_secret: Some(req.child.sealed_secret),
-                };
+                let new = child_record(&session, &token, req.child, req.now);
                 sqlx::query(
                     "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null where hash = $2), \
                           s as (update sessions set last_refresh_at = $1 where id = $3), \

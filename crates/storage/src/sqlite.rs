@@ -14,7 +14,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tessera_domain::ports::{
     ClientRepository, Health, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
 };
-use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, decide, refresh_expiry};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, child_record, decide};
 use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -378,16 +378,7 @@ impl SessionRepository for SqliteStore {
         };
         match decide(&facts, req.now, req.grace) {
             RefreshDecision::Rotate => {
-                let new = RefreshRecord {
-                    hash: req.child.hash,
-                    session_id: session.id,
-                    parent: Some(token.hash),
-                    access_jti: req.child.access_jti,
-                    issued_at: req.now,
-                    expires_at: refresh_expiry(&session, req.now),
-                    rotated_at: None,
-                    sealed_secret: Some(req.child.sealed_secret),
-                };
+                let new = child_record(&session, &token, req.child, req.now);
                 sqlx::query("update refresh_tokens set rotated_at = ?1, sealed_secret = null where hash = ?2")
                     .bind(req.now)
                     .bind(token.hash.0.to_vec())
