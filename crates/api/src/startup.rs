@@ -137,6 +137,14 @@ impl Core {
             secrets.sealer.clone(),
             token_settings,
         );
+        if settings.dialects.medods.enabled
+            && settings.dialects.medods.caller_key.as_deref().is_none_or(str::is_empty)
+            && listen_for_revocations
+        {
+            tracing::warn!(
+                "the Medods dialect's /generate and /deleteall are open to anyone: set dialects.medods.caller_key (production refuses to start without it)"
+            );
+        }
         if settings.oauth.default_client_enabled {
             ensure_default_client(&*store, &settings, now).await?;
         }

@@ -138,7 +138,19 @@ async fn bad_input_gets_medods_json_errors() {
     assert_eq!(res.status(), 405);
 }
 
+async fn a_blocked_user_gets_medods_403() {
+    let app = app().await;
+    let (access, refresh) = generate(&app, 77).await;
+    let user = app.store.user_by_identity("medods", "77").await.unwrap().unwrap();
+    app.store.set_user_status(user.id, tessera_domain::UserStatus::Blocked, tessera_domain::OffsetDateTime::now_utc()).await.unwrap();
+    let (status, body) = call(&app, "/refresh", json!({"access": access, "refresh": refresh}), None, "client/1").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("user_blocked")));
+    let (status, body) = call(&app, "/generate", json!({"user_id": 77, "GUID": "g"}), Some(KEY), "client/1").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("user_blocked")));
+}
+
 crate::both_backends!(
+    a_blocked_user_gets_medods_403,
     the_seed_flow_generate_refresh_delete_deleteall,
     refresh_needs_the_access_token_of_its_own_pair,
     trusted_caller_routes_need_the_key,
