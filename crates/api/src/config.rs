@@ -212,11 +212,20 @@ pub struct MedodsSettings {
     pub profile: String,
     /// The task demands single use: 0 by default.
     pub refresh_grace_seconds: u32,
+    /// Where a refresh from a new IP address is reported (POST, JSON); the refresh goes ahead.
+    pub new_ip_webhook: Option<String>,
 }
 
 impl Default for MedodsSettings {
     fn default() -> Self {
-        Self { enabled: true, prefix: String::new(), caller_key: None, profile: TokenProfile::STANDARD.into(), refresh_grace_seconds: 0 }
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            caller_key: None,
+            profile: TokenProfile::STANDARD.into(),
+            refresh_grace_seconds: 0,
+            new_ip_webhook: None,
+        }
     }
 }
 
@@ -431,6 +440,11 @@ impl Settings {
         check_prefix("dialects.medods.prefix", &m.prefix)?;
         if !profiles.contains_key(&m.profile) {
             return Err(ConfigError::new("dialects.medods.profile", format!("no profile named {:?}", m.profile)));
+        }
+        if let Some(url) = m.new_ip_webhook.as_deref().filter(|u| !u.is_empty())
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new("dialects.medods.new_ip_webhook", "must be an http:// or https:// URL"));
         }
         if m.caller_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(ConfigError::new("dialects.medods.caller_key", "must be at least 16 characters"));

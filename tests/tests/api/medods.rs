@@ -149,7 +149,70 @@ async fn a_blocked_user_gets_medods_403() {
     assert_eq!((status, body["code"].as_str()), (403, Some("user_blocked")));
 }
 
+/// A local receiver for the new-IP webhook: the events it got.
+fn start_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = got.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let sink = sink.clone();
+        actix_web::App::new().route(
+            "/hook",
+            actix_web::web::post().to(move |body: actix_web::web::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(body.into_inner());
+                    actix_web::HttpResponse::NoContent().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}/hook"), got)
+}
+
+async fn a_refresh_from_a_new_ip_goes_ahead_and_is_reported() {
+    let (hook, got) = start_receiver();
+    let app = spawn_with(move |s| {
+        s.dialects.medods.caller_key = Some(KEY.into());
+        s.dialects.medods.new_ip_webhook = Some(hook);
+    })
+    .await;
+    let (access, refresh) = generate(&app, 3).await;
+    // the same client, now from another address
+    let moved = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let res = moved
+        .post(app.url("/refresh"))
+        .header("user-agent", "client/1")
+        .json(&json!({"access": access, "refresh": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "refresh still allowed");
+    let mut events = vec![];
+    for _ in 0..100 {
+        events = got.lock().unwrap().clone();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), 1, "one report");
+    let e = &events[0];
+    assert_eq!(
+        (e["event"].as_str(), e["user_id"].as_i64(), e["previous_ip"].as_str(), e["ip"].as_str()),
+        (Some("refresh_from_new_ip"), Some(3), Some("127.0.0.1"), Some("127.0.0.2"))
+    );
+    assert_eq!(e["GUID"], "FF4vjiQAU8e6KYq/edxsrQ==");
+}
+
 crate::both_backends!(
+    a_refresh_from_a_new_ip_goes_ahead_and_is_reported,
     a_blocked_user_gets_medods_403,
     the_seed_flow_generate_refresh_delete_deleteall,
     refresh_needs_the_access_token_of_its_own_pair,

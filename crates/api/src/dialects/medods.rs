@@ -29,6 +29,9 @@ pub struct MedodsFace {
     pub profile: TokenProfile,
     pub caller_key: Option<String>,
     pub grace: tessera_domain::Duration,
+    /// Generation 3 of the task: refreshes from a new IP are reported here.
+    pub new_ip_webhook: Option<String>,
+    pub http: reqwest::Client,
 }
 
 /// What a session of this face remembers about its user.
@@ -268,8 +271,27 @@ pub async fn refresh(
             state.service.revoke_all(session.user_id, None, "user_agent_changed", now).await.map_err(domain_err)?;
             return Err(err(401, "user_agent_changed", "the User-Agent changed since login; every session of the user is revoked"));
         }
-        if session.ip != super::client_ip(&req) {
+        let ip = super::client_ip(&req);
+        if session.ip != ip {
             tracing::warn!(session_id = %session.id, "Medods refresh from a new IP address");
+            if let Some(url) = face.new_ip_webhook.clone() {
+                let guid = session.subject.as_deref().and_then(|s| serde_json::from_str::<Subject>(s).ok());
+                let event = json!({
+                    "event": "refresh_from_new_ip",
+                    "user_id": guid.as_ref().map(|g| g.user_id),
+                    "GUID": guid.map(|g| g.guid),
+                    "previous_ip": session.ip,
+                    "ip": ip,
+                    "at": now.unix_timestamp(),
+                });
+                let http = face.http.clone();
+                // The refresh goes ahead; the report must not hold it up.
+                tokio::spawn(async move {
+                    if let Err(e) = http.post(&url).json(&event).send().await.and_then(reqwest::Response::error_for_status) {
+                        tracing::warn!(error = %e, "the new-IP webhook failed");
+                    }
+                });
+            }
         }
     }
     let pair = state.service.refresh(&secret, None, Some(claims.pair_id), &**face, now).await.map_err(domain_err)?;

@@ -66,6 +66,8 @@ pub fn configure(
             profile: profile(&d.medods.profile),
             caller_key: d.medods.caller_key.clone().filter(|k| !k.is_empty()),
             grace: Duration::seconds(i64::from(d.medods.refresh_grace_seconds)),
+            new_ip_webhook: d.medods.new_ip_webhook.clone().filter(|u| !u.is_empty()),
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default(),
         };
         medods::configure(cfg, &d.medods.prefix, face);
     }
