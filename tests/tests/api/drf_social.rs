@@ -12,6 +12,20 @@ use tessera_domain::{ClientId, OAuthClient, OffsetDateTime};
 use crate::helpers::{TestApp, now_unix, sign_hs256, spawn_with};
 
 const IDP_KEY: &[u8] = b"the identity provider's own key, 32+ bytes";
+/// A P-256 key pair made for this test only (PKCS#8 DER, and the public point for the JWKS),
+/// so the asymmetric path real providers use is exercised too.
+const ES_PRIVATE_PKCS8: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4cZC7pW7mK0Xnqs4Gjg90qcT2RZyzESmM+zgCgFfk2ChRANCAARs1NJs7lKqok4xLPs0vBG3FUYGE/vtgRbnAYiE9Y4qlaJ97iliPWzmHmHLEvfT0luW1U0Fag4QzhJA54gOdArA";
+const ES_X: &str = "bNTSbO5SqqJOMSz7NLwRtxVGBhP77YEW5wGIhPWOKpU";
+const ES_Y: &str = "on3uKWI9bOYeYcsS99PSW5bVTQVqDhDOEkDniA50CsA";
+
+fn es256_token(sub: &str, exp_in: i64) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    let der = STANDARD.decode(ES_PRIVATE_PKCS8).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("es-1".into());
+    jsonwebtoken::encode(&header, &json!({"iss": ISSUER, "sub": sub, "exp": now_unix() + exp_in}), &key).unwrap()
+}
 const ISSUER: &str = "https://idp.example.test";
 
 /// A fake identity provider: serves its JWKS on a local port.
@@ -57,6 +71,11 @@ async fn app() -> TestApp {
         p.insert(
             "inline".into(),
             tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(inline), audience: None },
+        );
+        let es = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "es-1", "alg": "ES256", "x": ES_X, "y": ES_Y}]}).to_string();
+        p.insert(
+            "es".into(),
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(es), audience: None },
         );
     })
     .await;
@@ -174,7 +193,24 @@ async fn convert_token_exchanges_a_providers_jwt_for_a_local_pair() {
     assert_eq!(me2["id"], me["id"], "linked: the same local user");
     assert_eq!(send(convert("inline", idp_token("sub-7", "eve@idp.example", 300, IDP_KEY, ISSUER))).await.0, 200);
 
+    // an asymmetric provider (ES256), as real identity providers sign
+    let (status, es) = send(convert("es", es256_token("es-sub", 300))).await;
+    assert_eq!(status, 200, "{es}");
+    let tampered = {
+        let t = es256_token("es-sub", 300);
+        let (head, sig) = t.rsplit_once('.').unwrap();
+        format!("{head}.{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..])
+    };
+    // algorithm confusion: an HMAC token under the EC key's public coordinates
+    let confused = sign_hs256(
+        &json!({"alg": "HS256", "typ": "JWT", "kid": "es-1"}),
+        &json!({"iss": ISSUER, "sub": "x", "exp": now_unix() + 300}),
+        ES_X.as_bytes(),
+    );
     let denied = json!({"access_denied": "The token you provided is invalid or expired."});
+    for bad in [tampered, confused, es256_token("es-sub", -5)] {
+        assert_eq!(send(convert("es", bad)).await, (400, denied.clone()));
+    }
     for bad in [
         idp_token("sub-42", "x@y.z", -10, IDP_KEY, ISSUER),
         idp_token("sub-42", "x@y.z", 300, b"somebody else's key entirely, 32 bytes", ISSUER),
