@@ -405,18 +405,13 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: Arc<DrfFace>) {
-    let face = web::Data::new(face);
-    type MakeRoute = fn() -> actix_web::Route;
-    let routes: [(&str, MakeRoute); 5] = [
-        ("/auth/token", || web::post().to(token)),
-        ("/auth/convert-token", || web::post().to(convert_token)),
-        ("/auth/revoke-token", || web::post().to(revoke_token)),
-        ("/auth/invalidate-sessions", || web::post().to(invalidate_sessions)),
-        ("/auth/invalidate-refresh-tokens", || web::post().to(invalidate_refresh_tokens)),
+    let at = |path: &str| super::both_slashes(prefix, path).to_vec();
+    let routes: [(Vec<String>, super::MakeRoute); 5] = [
+        (at("/auth/token"), || web::post().to(token)),
+        (at("/auth/convert-token"), || web::post().to(convert_token)),
+        (at("/auth/revoke-token"), || web::post().to(revoke_token)),
+        (at("/auth/invalidate-sessions"), || web::post().to(invalidate_sessions)),
+        (at("/auth/invalidate-refresh-tokens"), || web::post().to(invalidate_refresh_tokens)),
     ];
-    for (path, route) in routes {
-        for p in super::both_slashes(prefix, path) {
-            cfg.service(web::resource(p).app_data(face.clone()).route(route()).default_service(web::to(method_not_allowed)));
-        }
-    }
+    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

@@ -322,16 +322,12 @@ async fn method_not_allowed() -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: FlaskFace) {
-    let face = web::Data::new(face);
-    let routes: [(&str, actix_web::Route); 4] = [
-        ("/api/v1/login", web::post().to(login)),
-        ("/api/v1/refresh/token", web::post().to(refresh)),
-        ("/api/v1/logout", web::post().to(logout)),
-        ("/api/v1/protected", web::get().to(protected)),
+    let at = |path: &str| vec![format!("{prefix}{path}")];
+    let routes: [(Vec<String>, super::MakeRoute); 4] = [
+        (at("/api/v1/login"), || web::post().to(login)),
+        (at("/api/v1/refresh/token"), || web::post().to(refresh)),
+        (at("/api/v1/logout"), || web::post().to(logout)),
+        (at("/api/v1/protected"), || web::get().to(protected)),
     ];
-    for (path, route) in routes {
-        cfg.service(
-            web::resource(format!("{prefix}{path}")).app_data(face.clone()).route(route).default_service(web::to(method_not_allowed)),
-        );
-    }
+    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

@@ -364,18 +364,14 @@ async fn method_not_allowed() -> Result<HttpResponse, Fail> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: MedodsFace) {
-    let face = web::Data::new(face);
-    let routes: [(&str, actix_web::Route); 6] = [
-        ("/generate", web::post().to(generate)),
-        ("/refresh", web::post().to(refresh)),
-        ("/delete", web::post().to(delete)),
-        ("/deleteall", web::post().to(delete_all)),
-        ("/me", web::get().to(me)),
-        ("/logout", web::post().to(logout)),
+    let at = |path: &str| vec![format!("{prefix}{path}")];
+    let routes: [(Vec<String>, super::MakeRoute); 6] = [
+        (at("/generate"), || web::post().to(generate)),
+        (at("/refresh"), || web::post().to(refresh)),
+        (at("/delete"), || web::post().to(delete)),
+        (at("/deleteall"), || web::post().to(delete_all)),
+        (at("/me"), || web::get().to(me)),
+        (at("/logout"), || web::post().to(logout)),
     ];
-    for (path, route) in routes {
-        cfg.service(
-            web::resource(format!("{prefix}{path}")).app_data(face.clone()).route(route).default_service(web::to(method_not_allowed)),
-        );
-    }
+    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

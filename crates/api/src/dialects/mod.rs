@@ -24,6 +24,24 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect())
 }
 
+/// Builds one route of a face (its method and handler).
+pub type MakeRoute = fn() -> actix_web::Route;
+
+/// Mounts a face's routes at `paths`, each with the face's data and the face's own answer to
+/// any other method.
+pub fn mount<T: 'static>(
+    cfg: &mut actix_web::web::ServiceConfig,
+    face: &actix_web::web::Data<T>,
+    routes: &[(Vec<String>, MakeRoute)],
+    other_methods: MakeRoute,
+) {
+    for (paths, route) in routes {
+        for p in paths {
+            cfg.service(actix_web::web::resource(p.as_str()).app_data(face.clone()).route(route()).default_service(other_methods()));
+        }
+    }
+}
+
 /// A path with and without its trailing slash, under a prefix: Django clients send the slash,
 /// others often do not.
 pub fn both_slashes(prefix: &str, path: &str) -> [String; 2] {

@@ -347,52 +347,25 @@ async fn method_not_allowed(req: HttpRequest, face: web::Data<SjFace>) -> HttpRe
 
 /// Mounts a simplejwt face: the four token views under `prefix`.
 pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, prefix: &str, face: SjFace) {
-    let face = web::Data::new(face);
-    for (path, handler) in [
-        ("/api/token", Route::Obtain),
-        ("/api/token/refresh", Route::Refresh),
-        ("/api/token/verify", Route::Verify),
-        ("/api/token/blacklist", Route::Blacklist),
-    ] {
-        mount(cfg, prefix, path, handler, face.clone());
-    }
+    let at = |path: &str| super::both_slashes(prefix, path).to_vec();
+    let routes: [(Vec<String>, super::MakeRoute); 4] = [
+        (at("/api/token"), || web::post().to(obtain_pair)),
+        (at("/api/token/refresh"), || web::post().to(refresh_pair)),
+        (at("/api/token/verify"), || web::post().to(verify_token)),
+        (at("/api/token/blacklist"), || web::post().to(blacklist_token)),
+    ];
+    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }
 
 /// Mounts djoser: its JWT views, registration and the caller's account, under `prefix`.
 pub fn configure_djoser(cfg: &mut web::ServiceConfig, prefix: &str, face: SjFace) {
-    let face = web::Data::new(face);
-    for (path, handler) in [
-        ("/auth/jwt/create", Route::Obtain),
-        ("/auth/jwt/refresh", Route::Refresh),
-        ("/auth/jwt/verify", Route::Verify),
-        ("/users", Route::CreateUser),
-        ("/users/me", Route::Me),
-    ] {
-        mount(cfg, prefix, path, handler, face.clone());
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Route {
-    Obtain,
-    Refresh,
-    Verify,
-    Blacklist,
-    CreateUser,
-    Me,
-}
-
-fn mount(cfg: &mut web::ServiceConfig, prefix: &str, path: &str, route: Route, face: web::Data<SjFace>) {
-    for p in super::both_slashes(prefix, path) {
-        let r = web::resource(p).app_data(face.clone()).default_service(web::to(method_not_allowed));
-        let r = match route {
-            Route::Obtain => r.route(web::post().to(obtain_pair)),
-            Route::Refresh => r.route(web::post().to(refresh_pair)),
-            Route::Verify => r.route(web::post().to(verify_token)),
-            Route::Blacklist => r.route(web::post().to(blacklist_token)),
-            Route::CreateUser => r.route(web::post().to(create_user)),
-            Route::Me => r.route(web::get().to(get_me)),
-        };
-        cfg.service(r);
-    }
+    let at = |path: &str| super::both_slashes(prefix, path).to_vec();
+    let routes: [(Vec<String>, super::MakeRoute); 5] = [
+        (at("/auth/jwt/create"), || web::post().to(obtain_pair)),
+        (at("/auth/jwt/refresh"), || web::post().to(refresh_pair)),
+        (at("/auth/jwt/verify"), || web::post().to(verify_token)),
+        (at("/users"), || web::post().to(create_user)),
+        (at("/users/me"), || web::get().to(get_me)),
+    ];
+    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }
