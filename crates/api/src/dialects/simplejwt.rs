@@ -224,16 +224,12 @@ pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::D
         match (claims.token_type.as_str(), claims.sid) {
             ("refresh", _) => {
                 let secret = RefreshSecret::from_hex(&claims.jti).ok_or_else(|| face.token_error(AuthError::TokenInvalid))?;
-                let found = state
-                    .service
-                    .store()
-                    .refresh_by_hash(state.service.secret_hash(secret.as_bytes()))
-                    .await
-                    .map_err(|e| unexpected(e.into()))?;
-                match found {
-                    Some((record, session)) if record.rotated_at.is_none() && !session.is_revoked() => Ok((200, json!({}))),
-                    Some(_) => Err(blacklisted),
-                    None => Err(face.token_error(AuthError::TokenInvalid)),
+                match state.service.check_refresh(&secret, OffsetDateTime::now_utc()).await {
+                    Ok(_) => Ok((200, json!({}))),
+                    // blocking revokes every session: its tokens are blacklisted too
+                    Err(DomainError::Auth(AuthError::TokenRevoked | AuthError::UserBlocked)) => Err(blacklisted),
+                    Err(DomainError::Auth(a)) => Err(face.token_error(a)),
+                    Err(e) => Err(unexpected(e)),
                 }
             }
             ("access", Some(sid)) if !state.service.is_revoked(SessionId(sid)) => Ok((200, json!({}))),
@@ -251,15 +247,15 @@ pub async fn blacklist_token(req: HttpRequest, payload: web::Payload, state: web
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "refresh", &mut errors) else { return Err((400, Value::Object(errors))) };
         let secret = face.refresh_secret(&state, &token).map_err(|e| face.token_error(e))?;
-        let found =
-            state.service.store().refresh_by_hash(state.service.secret_hash(secret.as_bytes())).await.map_err(|e| unexpected(e.into()))?;
-        match found {
-            Some((record, session)) if record.rotated_at.is_none() && !session.is_revoked() => {
-                state.service.revoke_session(session.id, "logout", OffsetDateTime::now_utc()).await.map_err(unexpected)?;
+        let now = OffsetDateTime::now_utc();
+        match state.service.check_refresh(&secret, now).await {
+            Ok((_, session, _)) => {
+                state.service.revoke_session(session.id, "logout", now).await.map_err(unexpected)?;
                 Ok((200, json!({})))
             }
-            Some(_) => Err(face.token_error(AuthError::TokenRevoked)),
-            None => Err(face.token_error(AuthError::TokenInvalid)),
+            Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.token_error(AuthError::TokenRevoked)),
+            Err(DomainError::Auth(a)) => Err(face.token_error(a)),
+            Err(e) => Err(unexpected(e)),
         }
     }
     .await;
