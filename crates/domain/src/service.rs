@@ -370,6 +370,21 @@ impl TokenService {
         Ok(())
     }
 
+    /// RFC 7009 for tokens of the native format: a refresh token ends its session, and so does
+    /// an access token of ours. Tokens of other clients, unknown tokens and garbage change
+    /// nothing and are not an error: the answer must not tell them apart.
+    pub async fn revoke_token(&self, raw: &str, client_id: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        if let Some(secret) = RefreshSecret::parse(raw, crate::secret::SecretEncoding::UrlSafe) {
+            return self.revoke_refresh(&secret, Some(client_id), now).await;
+        }
+        if let Ok(ctx) = self.resolve_access(raw, now)
+            && ctx.client_id.as_deref() == Some(client_id)
+        {
+            self.revoke_session(ctx.session_id, "revoked", now).await?;
+        }
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<(), DomainError> {
         if self.store.revoke_session(id, reason, now).await? {

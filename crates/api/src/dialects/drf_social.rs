@@ -345,13 +345,7 @@ pub async fn revoke_token(req: HttpRequest, payload: web::Payload, state: web::D
             authenticate_client(&state, &req, &p).await?
         };
         let now = OffsetDateTime::now_utc();
-        if let Some(secret) = RefreshSecret::parse(&token, SecretEncoding::UrlSafe) {
-            state.service.revoke_refresh(&secret, Some(client.client_id.as_str()), now).await.map_err(unexpected)?;
-        } else if let Ok(ctx) = state.service.resolve_access(&token, now)
-            && ctx.client_id.as_deref() == Some(client.client_id.as_str())
-        {
-            state.service.revoke_session(ctx.session_id, "revoked", now).await.map_err(unexpected)?;
-        }
+        state.service.revoke_token(&token, client.client_id.as_str(), now).await.map_err(unexpected)?;
         Ok((204, None))
     }
     .await;

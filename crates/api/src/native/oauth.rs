@@ -262,12 +262,6 @@ pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>, payload:
     let token = param(&params, "token").ok_or_else(|| OAuthError::invalid_request("Missing token parameter."))?;
     let client = authenticate_client(&state, &req, &params).await?;
     let now = OffsetDateTime::now_utc();
-    if let Some(secret) = RefreshSecret::parse(token, SecretEncoding::UrlSafe) {
-        state.service.revoke_refresh(&secret, Some(client.client_id.as_str()), now).await.map_err(domain_error)?;
-    } else if let Ok(ctx) = state.service.resolve_access(token, now)
-        && ctx.client_id.as_deref() == Some(client.client_id.as_str())
-    {
-        state.service.revoke_session(ctx.session_id, "revoked", now).await.map_err(domain_error)?;
-    }
+    state.service.revoke_token(token, client.client_id.as_str(), now).await.map_err(domain_error)?;
     Ok(no_store(HttpResponse::Ok()).finish())
 }

@@ -275,3 +275,19 @@ async fn an_external_identity_maps_to_one_local_user() {
     assert!(a.password_hash.is_none());
     assert!(a.email.as_str().ends_with("@identities.invalid"));
 }
+
+#[tokio::test]
+async fn revoke_token_ends_the_session_of_either_token_of_the_client_only() {
+    let w = world();
+    let p0 = logged_in(&w).await;
+    // another client's revocation changes nothing, and says nothing
+    w.svc.revoke_token(&p0.refresh_token, "other", T0).await.unwrap();
+    w.svc.revoke_token(&p0.access_token, "other", T0).await.unwrap();
+    w.svc.revoke_token("garbage", "app", T0).await.unwrap();
+    assert!(w.svc.resolve_access(&p0.access_token, T0).is_ok());
+    w.svc.revoke_token(&p0.access_token, "app", T0).await.unwrap();
+    assert_eq!(w.svc.resolve_access(&p0.access_token, T0), Err(AuthError::TokenRevoked));
+    let p1 = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), &w.fmt, T0).await.unwrap();
+    w.svc.revoke_token(&p1.refresh_token, "app", T0).await.unwrap();
+    assert_eq!(w.svc.resolve_access(&p1.access_token, T0), Err(AuthError::TokenRevoked));
+}
