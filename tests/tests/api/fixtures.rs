@@ -1,4 +1,4 @@
-//! Replays the captured exchanges of the original Python libraries (`shared/fixtures/`) against
+//! Replays the captured exchanges of the original Python libraries (`tests/fixtures/`) against
 //! Tessera's dialects. The peers' tokens are replaced by tokens of ours of the same kind (valid,
 //! expired, tampered, rotated, ...); status, the headers that matter and the JSON body are
 //! compared exactly, JWTs by shape (same claims, same JSON types; our extra `sid` aside).
@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, now_unix, sign_hs256, spawn_with};
 
 fn fixtures_dir() -> PathBuf {
-    // shared/ sits beside the repository (CI clones main next to it)
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    // committed with the tests, so a clone of the repository alone runs them
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 fn load(peer: &str) -> BTreeMap<String, Value> {
