@@ -56,5 +56,5 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, Problem> {
             return Err(Problem::unauthorized("invalid_token", detail, bearer_challenge(Some(("invalid_request", detail)))));
         }
     };
-    state.service.resolve_access(token, OffsetDateTime::now_utc()).map(Authenticated).map_err(auth_problem)
+    state.service.resolve_access(&state.native, token, OffsetDateTime::now_utc()).map(Authenticated).map_err(auth_problem)
 }

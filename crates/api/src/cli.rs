@@ -148,7 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 profile,
                 created_at: OffsetDateTime::now_utc(),
             };
-            core.state.store.create_client(&client).await.map_err(|e| match e {
+            core.store.create_client(&client).await.map_err(|e| match e {
                 tessera_domain::RepoError::Conflict(_) => anyhow::anyhow!("--client-id: a client {client_id:?} exists already"),
                 other => anyhow::Error::from(other),
             })?;
@@ -164,7 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn find_user(core: &Core, email: &str) -> anyhow::Result<tessera_domain::UserId> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-    match core.state.store.user_by_email(&email).await? {
+    match core.store.user_by_email(&email).await? {
         Some(u) => Ok(u.id),
         None => bail!("--email: no user {email}"),
     }

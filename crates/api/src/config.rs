@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tessera_domain::password::Argon2Params;
-use tessera_domain::{Algorithm, Duration, TokenProfile};
+use tessera_domain::{Algorithm, Duration, RefreshPolicy, RiskAction, RiskCondition, RiskRule, TokenProfile};
 
 /// The store when no database is configured: a SQLite file beside the working directory.
 pub const DEFAULT_SQLITE_URL: &str = "sqlite:data/tessera.db";
@@ -123,6 +123,12 @@ pub struct TokenSettings {
     pub refresh_grace_seconds: u32,
     /// No session outlives this (humantime, e.g. `365d`), however often it is refreshed.
     pub max_session_lifetime: String,
+    /// `aud` of native tokens; faces of one audience accept each other's tokens.
+    pub audience: String,
+    /// `rotate` (single-use refresh tokens) or `reuse`.
+    pub refresh_policy: RefreshPolicy,
+    /// Refresh-time risk rules of the native face.
+    pub risk: Vec<RiskRule>,
 }
 
 impl Default for TokenSettings {
@@ -133,6 +139,9 @@ impl Default for TokenSettings {
             leeway_seconds: 0,
             refresh_grace_seconds: 5,
             max_session_lifetime: "365d".into(),
+            audience: "native".into(),
+            refresh_policy: RefreshPolicy::Rotate,
+            risk: vec![],
         }
     }
 }
@@ -212,8 +221,15 @@ pub struct MedodsSettings {
     pub profile: String,
     /// The task demands single use: 0 by default.
     pub refresh_grace_seconds: u32,
-    /// Where a refresh from a new IP address is reported (POST, JSON); the refresh goes ahead.
+    /// Where the `notify` risk signals are reported (POST, JSON), such as a refresh from a new
+    /// IP address; the refresh goes ahead.
     pub new_ip_webhook: Option<String>,
+    /// More prefixes the routes are also mounted under.
+    pub prefixes: Vec<String>,
+    pub audience: String,
+    pub refresh_policy: RefreshPolicy,
+    /// The task's rules: a new IP is reported, a changed User-Agent logs the user out everywhere.
+    pub risk: Vec<RiskRule>,
 }
 
 impl Default for MedodsSettings {
@@ -225,6 +241,13 @@ impl Default for MedodsSettings {
             profile: TokenProfile::STANDARD.into(),
             refresh_grace_seconds: 0,
             new_ip_webhook: None,
+            prefixes: vec![],
+            audience: "medods".into(),
+            refresh_policy: RefreshPolicy::Rotate,
+            risk: vec![
+                RiskRule { when: RiskCondition::IpChanged, then: RiskAction::Notify },
+                RiskRule { when: RiskCondition::UserAgentChanged, then: RiskAction::RevokeUser },
+            ],
         }
     }
 }
@@ -243,6 +266,11 @@ pub struct DrfSocialSettings {
     pub scope: String,
     /// Trusted issuers by backend name (the `backend` parameter of convert-token).
     pub providers: BTreeMap<String, ProviderSettings>,
+    pub prefixes: Vec<String>,
+    pub audience: String,
+    pub refresh_policy: RefreshPolicy,
+    pub refresh_grace_seconds: u32,
+    pub risk: Vec<RiskRule>,
 }
 
 impl Default for DrfSocialSettings {
@@ -254,6 +282,11 @@ impl Default for DrfSocialSettings {
             refresh_token_expire_seconds: 90 * 86_400,
             scope: "read write".into(),
             providers: BTreeMap::new(),
+            prefixes: vec![],
+            audience: "drf-social-oauth2".into(),
+            refresh_policy: RefreshPolicy::Rotate,
+            refresh_grace_seconds: 5,
+            risk: vec![],
         }
     }
 }
@@ -284,8 +317,16 @@ pub struct SimpleJwtSettings {
     /// The login field: `email` (the seed's) or `username`.
     pub username_field: String,
     pub profile: String,
-    /// simplejwt refuses every second use of a refresh token: 0 by default.
+    /// With `rotate`, simplejwt refuses every second use of a refresh token: 0 by default.
     pub refresh_grace_seconds: u32,
+    /// More prefixes the routes are also mounted under (seed 003 calls djoser at two).
+    pub prefixes: Vec<String>,
+    /// simplejwt and djoser share one by default, as one Django application did.
+    pub audience: String,
+    /// `reuse` (the library's default, `ROTATE_REFRESH_TOKENS = False`: refresh answers
+    /// `{"access"}`) or `rotate` (`{"access","refresh"}`, the old one blacklisted).
+    pub refresh_policy: RefreshPolicy,
+    pub risk: Vec<RiskRule>,
 }
 
 impl Default for SimpleJwtSettings {
@@ -297,6 +338,10 @@ impl Default for SimpleJwtSettings {
             username_field: "email".into(),
             profile: TokenProfile::STANDARD.into(),
             refresh_grace_seconds: 0,
+            prefixes: vec![],
+            audience: "django".into(),
+            refresh_policy: RefreshPolicy::Reuse,
+            risk: vec![],
         }
     }
 }
@@ -313,11 +358,28 @@ pub struct FlaskSettings {
     /// library's plain `{"msg": ...}` everywhere.
     pub envelope: String,
     pub profile: String,
+    pub prefixes: Vec<String>,
+    pub audience: String,
+    /// `reuse`: the library does not rotate refresh tokens.
+    pub refresh_policy: RefreshPolicy,
+    pub refresh_grace_seconds: u32,
+    pub risk: Vec<RiskRule>,
 }
 
 impl Default for FlaskSettings {
     fn default() -> Self {
-        Self { enabled: true, prefix: String::new(), era: "3".into(), envelope: "seed".into(), profile: TokenProfile::EXTENDED.into() }
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            era: "3".into(),
+            envelope: "seed".into(),
+            profile: TokenProfile::EXTENDED.into(),
+            prefixes: vec![],
+            audience: "flask".into(),
+            refresh_policy: RefreshPolicy::Reuse,
+            refresh_grace_seconds: 0,
+            risk: vec![],
+        }
     }
 }
 
@@ -478,6 +540,22 @@ impl Settings {
         check_prefix("dialects.flask.prefix", &f.prefix)?;
         if !profiles.contains_key(&f.profile) {
             return Err(ConfigError::new("dialects.flask.profile", format!("no profile named {:?}", f.profile)));
+        }
+        let d = &self.dialects;
+        for (key, prefixes, audience) in [
+            ("dialects.medods", &d.medods.prefixes, &d.medods.audience),
+            ("dialects.drf_social_oauth2", &d.drf_social_oauth2.prefixes, &d.drf_social_oauth2.audience),
+            ("dialects.simplejwt", &d.simplejwt.prefixes, &d.simplejwt.audience),
+            ("dialects.djoser", &d.djoser.prefixes, &d.djoser.audience),
+            ("dialects.flask", &d.flask.prefixes, &d.flask.audience),
+            ("tokens", &vec![], &self.tokens.audience),
+        ] {
+            for p in prefixes {
+                check_prefix(&format!("{key}.prefixes"), p)?;
+            }
+            if audience.trim().is_empty() || audience.len() > 128 {
+                return Err(ConfigError::new(format!("{key}.audience"), "must be 1-128 characters"));
+            }
         }
         if self.environment == Environment::Production && self.secrets.master_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
             return Err(ConfigError::new(

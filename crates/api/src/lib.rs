@@ -7,6 +7,7 @@ pub mod config;
 pub mod dialects;
 pub mod hasher;
 pub mod native;
+pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod revocations;

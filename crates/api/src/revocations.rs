@@ -30,7 +30,7 @@ impl RevocationCache {
         self.len() == 0
     }
 
-    fn prune(&self, now: OffsetDateTime) {
+    pub fn prune(&self, now: OffsetDateTime) {
         if let Ok(mut m) = self.revoked.write() {
             let cutoff = now - self.horizon;
             m.retain(|_, at| *at >= cutoff);
@@ -39,7 +39,11 @@ impl RevocationCache {
 
     /// Loads the revocations that can still matter.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), tessera_domain::RepoError> {
-        let now = OffsetDateTime::now_utc();
+        self.reload_at(store, OffsetDateTime::now_utc()).await
+    }
+
+    /// [`Self::reload`] at a given instant.
+    pub async fn reload_at(&self, store: &dyn Store, now: OffsetDateTime) -> Result<(), tessera_domain::RepoError> {
         let rows = store.revoked_since(now - self.horizon).await?;
         if let Ok(mut m) = self.revoked.write() {
             m.extend(rows);
@@ -111,4 +115,67 @@ pub fn start_polling(store: std::sync::Arc<dyn Store>, cache: Arc<RevocationCach
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_domain::fakes::InMemoryStore;
+    use tessera_domain::ports::{SessionRepository, UserRepository};
+    use tessera_domain::{Email, RefreshRecord, Session, TokenHash, TokenProfile};
+    use time::macros::datetime;
+
+    use super::*;
+
+    const T: OffsetDateTime = datetime!(2026-06-01 08:00 UTC);
+
+    #[tokio::test]
+    async fn a_revoked_ten_hour_token_stays_refused_three_hours_later_and_after_a_restart() {
+        let store = InMemoryStore::default();
+        let user = store.create_user(&Email::parse("ann@example.com").unwrap(), None, T).await.unwrap();
+        let ten_hours = TokenProfile::new("drf", Duration::hours(10), Duration::days(90)).unwrap();
+        let session = Session {
+            id: SessionId(Uuid::now_v7()),
+            user_id: user.id,
+            client_id: None,
+            face: "drf-social-oauth2".into(),
+            profile: ten_hours.clone(),
+            created_at: T,
+            expires_at: T + Duration::days(90),
+            last_refresh_at: None,
+            ip: None,
+            user_agent: None,
+            revoked_at: None,
+            revoked_reason: None,
+            subject: None,
+        };
+        let first = RefreshRecord {
+            hash: TokenHash([1; 32]),
+            session_id: session.id,
+            parent: None,
+            access_jti: Uuid::new_v4(),
+            issued_at: T,
+            expires_at: T + Duration::days(90),
+            rotated_at: None,
+            sealed_secret: None,
+        };
+        store.open_session(&session, &first).await.unwrap();
+        store.revoke_session(session.id, "revoked", T).await.unwrap();
+        // the horizon startup computes: the longest access lifetime of any face, plus a minute
+        let horizon = ten_hours.access_ttl() + Duration::minutes(1);
+
+        let running = RevocationCache::new(horizon);
+        running.note_revoked(session.id, T);
+        running.prune(T + Duration::hours(3));
+        assert!(running.is_revoked(session.id), "still refused 3 hours later");
+
+        let restarted = RevocationCache::new(horizon);
+        restarted.reload_at(&store, T + Duration::hours(3)).await.unwrap();
+        assert!(restarted.is_revoked(session.id), "still refused after a restart");
+        restarted.reload_at(&store, T + Duration::hours(9) + Duration::minutes(59)).await.unwrap();
+        assert!(restarted.is_revoked(session.id), "refused until the token's last second");
+
+        // once every token it could refuse has expired, the entry may go
+        running.prune(T + Duration::hours(10) + Duration::minutes(2));
+        assert!(!running.is_revoked(session.id));
+    }
 }

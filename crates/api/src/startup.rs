@@ -11,14 +11,17 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
 use anyhow::Context;
 use tessera_domain::password::{Argon2Hasher, PasswordPolicy};
 use tessera_domain::ports::Store;
-use tessera_domain::{ClientId, Duration, OAuthClient, OffsetDateTime, RepoError, TokenService};
+use tessera_domain::{
+    ClientId, Duration, Face, Faces, NativeFormat, OAuthClient, OffsetDateTime, RepoError, ServiceParts, TokenProfile, TokenService,
+};
 use tessera_storage::{PgStore, SqliteStore};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Settings;
+use crate::config::{Checked, Settings};
 use crate::hasher::BlockingHasher;
+use crate::notify::WebhookNotifier;
 use crate::openapi::ApiDoc;
 use crate::problem::Problem;
 use crate::revocations::{RevocationCache, start_listener};
@@ -87,6 +90,8 @@ pub fn redact(url: &str) -> String {
 /// Everything but the HTTP server: what `serve` and the admin commands share.
 pub struct Core {
     pub state: web::Data<AppState>,
+    /// For the admin commands; the faces reach the store only through the use-cases.
+    pub store: Arc<dyn Store>,
     pub revocations: Arc<RevocationCache>,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
@@ -103,8 +108,12 @@ impl Core {
         algs.extend(crate::dialects::algorithms(&settings).into_iter().filter(|a| *a != checked.algorithm));
         let keyring = load_keyring(&*store, &secrets.sealer, &algs, i64::from(settings.tokens.leeway_seconds), now).await?;
 
-        let horizon =
-            Settings::max_access_ttl(&checked) + Duration::seconds(i64::from(settings.tokens.leeway_seconds)) + Duration::minutes(1);
+        let faces = build_faces(&settings, &checked)?;
+        // A revocation is remembered for as long as any access token it refuses may live: the
+        // longest access lifetime of any face or client profile.
+        let horizon = faces.longest_access_ttl().max(Settings::max_access_ttl(&checked))
+            + Duration::seconds(i64::from(settings.tokens.leeway_seconds))
+            + Duration::minutes(1);
         let revocations = Arc::new(RevocationCache::new(horizon));
         let listener = match (&backend, listen_for_revocations) {
             (Backend::Postgres(pg), true) => {
@@ -128,15 +137,23 @@ impl Core {
             access_alg: checked.algorithm,
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
         };
-        let service = TokenService::new(
-            store.clone(),
+        let webhooks: std::collections::BTreeMap<String, String> =
+            [(crate::dialects::medods::NAME.to_owned(), settings.dialects.medods.new_ip_webhook.clone().filter(|u| !u.is_empty()))]
+                .into_iter()
+                .filter_map(|(face, url)| url.map(|u| (face, u)))
+                .collect();
+        let service = TokenService::new(ServiceParts {
+            store: store.clone(),
             hasher,
-            revocations.clone(),
+            revocations: revocations.clone(),
+            notifier: Some(Arc::new(WebhookNotifier::new(webhooks)?)),
             keyring,
-            secrets.refresh_hasher.clone(),
-            secrets.sealer.clone(),
-            token_settings,
-        );
+            refresh_hasher: secrets.refresh_hasher.clone(),
+            sealer: secrets.sealer.clone(),
+            settings: token_settings,
+            faces,
+        });
+        let native = service.face(NATIVE).context("the native face")?;
         if settings.dialects.medods.enabled
             && settings.dialects.medods.caller_key.as_deref().is_none_or(str::is_empty)
             && listen_for_revocations
@@ -148,14 +165,8 @@ impl Core {
         if settings.oauth.default_client_enabled {
             ensure_default_client(&*store, &settings, now).await?;
         }
-        let state = web::Data::new(AppState {
-            native: service.native_format(),
-            service,
-            store,
-            settings: Arc::new(settings),
-            profiles: checked.profiles,
-        });
-        Ok(Self { state, revocations, listener })
+        let state = web::Data::new(AppState { native, service, settings: Arc::new(settings), profiles: checked.profiles });
+        Ok(Self { state, store, revocations, listener })
     }
 }
 
@@ -165,6 +176,25 @@ impl Drop for Core {
             l.abort();
         }
     }
+}
+
+/// The native face's name, recorded on the sessions it opens.
+pub const NATIVE: &str = "native";
+
+/// Every mounted face: the native API's, then each enabled dialect's.
+fn build_faces(settings: &Settings, checked: &Checked) -> anyhow::Result<Faces> {
+    let native = Face {
+        name: NATIVE.into(),
+        audience: settings.tokens.audience.clone(),
+        profile: checked.profiles.get(&settings.oauth.default_profile).cloned().unwrap_or_else(TokenProfile::standard),
+        refresh: settings.tokens.refresh_policy,
+        grace: Duration::seconds(i64::from(settings.tokens.refresh_grace_seconds)),
+        risk: settings.tokens.risk.clone(),
+        format: Arc::new(NativeFormat { issuer: settings.tokens.issuer.clone(), alg: checked.algorithm }),
+    };
+    let mut all = vec![native];
+    all.extend(crate::dialects::faces(settings, checked)?);
+    Ok(Faces::new(all)?)
 }
 
 async fn ensure_default_client(store: &dyn Store, settings: &Settings, now: OffsetDateTime) -> anyhow::Result<()> {
@@ -254,7 +284,8 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     let state = core.state.clone();
     // Shared by every worker: its HTTP client and the identity providers' cached keys.
     let drf = if settings.dialects.drf_social_oauth2.enabled {
-        Some(Arc::new(crate::dialects::drf_social::DrfFace::new(&settings.dialects.drf_social_oauth2, state.native.clone())?))
+        let face = state.service.face(crate::dialects::drf_social::NAME)?;
+        Some(Arc::new(crate::dialects::drf_social::DrfFace::new(&settings.dialects.drf_social_oauth2, face)?))
     } else {
         None
     };
@@ -268,7 +299,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .configure(crate::native::configure)
             .split_for_parts();
         let api = api.merge_from(<crate::dialects::docs::DialectsDoc as utoipa::OpenApi>::openapi());
-        app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.profiles, drf.clone()))
+        app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.service, drf.clone()))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))

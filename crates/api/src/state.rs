@@ -3,16 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tessera_domain::ports::Store;
-use tessera_domain::{NativeFormat, TokenProfile, TokenService};
+use tessera_domain::{Face, TokenProfile, TokenService};
 
 use crate::config::Settings;
 
 pub struct AppState {
     pub service: TokenService,
-    /// How the native face writes its tokens.
-    pub native: NativeFormat,
-    pub store: Arc<dyn Store>,
+    /// The native face: how its tokens are written, read and refreshed.
+    pub native: Arc<Face>,
     pub settings: Arc<Settings>,
     pub profiles: BTreeMap<String, TokenProfile>,
 }

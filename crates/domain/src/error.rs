@@ -26,6 +26,12 @@ pub enum AuthError {
     UnknownUser,
     #[error("the access and refresh tokens are not of one pair")]
     PairMismatch,
+    /// The token was issued by another face (outside this face's audience).
+    #[error("the token was issued for another audience")]
+    WrongAudience,
+    /// A refresh-time risk rule refused the request; `revoked` when it also ended sessions.
+    #[error("the request was refused by a risk rule ({})", condition.as_str())]
+    RiskRefused { condition: crate::face::RiskCondition, revoked: bool },
 }
 
 /// Failures of a repository (port) call.

@@ -12,7 +12,7 @@ use crate::ports::{
     ClientRepository, KeyRepository, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, SessionRepository, StoredKey,
     UserRepository,
 };
-use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, child_record, decide};
+use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
 use crate::{
     DomainError, Email, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId,
     UserStatus,
@@ -126,7 +126,7 @@ impl SessionRepository for InMemoryStore {
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {
         let mut s = self.lock()?;
         let Some(token) = s.tokens.get(&req.presented).cloned() else {
-            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
+            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None, revoked: vec![] });
         };
         let session = s.sessions.get(&token.session_id).cloned().ok_or(RepoError::NotFound)?;
         let child = s.tokens.values().find(|t| t.parent == Some(token.hash)).cloned();
@@ -138,8 +138,21 @@ impl SessionRepository for InMemoryStore {
             user_active,
             presenting_client: req.presenting_client,
             bound_access: req.bound_access,
+            faces: req.faces,
+            request: req.request,
+            rules: req.rules,
         };
-        match decide(&facts, req.now, req.grace) {
+        let Verdict { decision, signals } = decide_with_risk(&facts, req.now, req.grace);
+        let revoke = |s: &mut State, pick: &dyn Fn(&Session) -> bool, reason: &str| {
+            let mut ids = vec![];
+            for sess in s.sessions.values_mut().filter(|x| x.revoked_at.is_none() && pick(x)) {
+                sess.revoked_at = Some(req.now);
+                sess.revoked_reason = Some(reason.into());
+                ids.push(sess.id);
+            }
+            ids
+        };
+        match decision {
             RefreshDecision::Rotate => {
                 let new = child_record(&session, &token, req.child, req.now);
                 if let Some(t) = s.tokens.get_mut(&token.hash) {
@@ -149,19 +162,25 @@ impl SessionRepository for InMemoryStore {
                 s.tokens.insert(new.hash, new.clone());
                 let sess = s.sessions.get_mut(&session.id).ok_or(RepoError::NotFound)?;
                 sess.last_refresh_at = Some(req.now);
-                Ok(RotateOutcome::Rotated { session: sess.clone(), child: new })
+                sess.record_request(req.request);
+                Ok(RotateOutcome::Rotated { session: sess.clone(), child: new, signals })
             }
             RefreshDecision::Reissue => match child {
-                Some(child) => Ok(RotateOutcome::Reissued { session, child }),
+                Some(child) => Ok(RotateOutcome::Reissued { session, child, signals }),
                 None => Err(RepoError::NotFound),
             },
-            RefreshDecision::Refuse(refusal) => Ok(RotateOutcome::Refused { refusal, session: Some(session.id) }),
+            RefreshDecision::Refuse(refusal) => Ok(RotateOutcome::Refused { refusal, session: Some(session.id), revoked: vec![] }),
             RefreshDecision::RevokeFamily => {
-                if let Some(sess) = s.sessions.get_mut(&session.id) {
-                    sess.revoked_at = Some(req.now);
-                    sess.revoked_reason = Some("reuse_detected".into());
-                }
-                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id) })
+                let revoked = revoke(&mut s, &|x| x.id == session.id, "reuse_detected");
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id), revoked })
+            }
+            RefreshDecision::RiskRevoke { condition, user } => {
+                let revoked = if user {
+                    revoke(&mut s, &|x| x.user_id == session.user_id, condition.as_str())
+                } else {
+                    revoke(&mut s, &|x| x.id == session.id, condition.as_str())
+                };
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::RiskRevoked(condition), session: Some(session.id), revoked })
             }
         }
     }

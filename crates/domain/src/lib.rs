@@ -3,6 +3,7 @@
 //! repository ports and the use-cases written against them. Time is always a parameter.
 
 pub mod error;
+pub mod face;
 pub mod identity;
 pub mod keys;
 pub mod password;
@@ -16,6 +17,7 @@ pub mod service;
 pub mod fakes;
 
 pub use error::{AuthError, DomainError, RepoError};
+pub use face::{Face, Faces, RefreshPolicy, RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal};
 pub use identity::{ClientId, Email, OAuthClient, User, UserId, UserStatus};
 pub use keys::{Algorithm, KeyState, Keyring, SigningKey};
 pub use password::{Argon2Params, Password, PasswordHash, PasswordPolicy};
@@ -23,7 +25,8 @@ pub use profile::TokenProfile;
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
 pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
 pub use service::{
-    AccessClaims, AccessContext, IssuedPair, LogoutScope, NativeFormat, RenderedPair, TokenFormat, TokenService, TokenSettings,
+    AccessClaims, AccessContext, AccessView, CheckedToken, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, NativeFormat, RefreshInput,
+    RefreshView, Refreshed, ServiceParts, TokenFormat, TokenService, TokenSettings,
 };
 
 /// Re-exported so that callers name one time type.

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
+use crate::face::{RequestMeta, RiskRule, RiskSignal};
 use crate::rotation::RefreshRefusal;
 use crate::{
     DomainError, Email, KeyState, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User,
@@ -52,16 +53,22 @@ pub struct RotateRequest<'a> {
     pub child: NewRefresh,
     /// For faces that bind a pair: the `jti` of the access token presented with the refresh.
     pub bound_access: Option<uuid::Uuid>,
+    /// The faces whose sessions may be refreshed here (see [`crate::rotation::RefreshFacts`]).
+    pub faces: Option<&'a [String]>,
+    /// Where the request comes from; a rotation records it on the session.
+    pub request: &'a RequestMeta,
+    pub rules: &'a [RiskRule],
 }
 
 #[derive(Debug)]
 pub enum RotateOutcome {
     /// The presented token was rotated into `child` (the request's new token).
-    Rotated { session: Session, child: RefreshRecord },
+    Rotated { session: Session, child: RefreshRecord, signals: Vec<RiskSignal> },
     /// Within the grace window: the presented token's existing child, unchanged.
-    Reissued { session: Session, child: RefreshRecord },
-    /// Refused; for `Reused` the family was revoked in the same transaction.
-    Refused { refusal: RefreshRefusal, session: Option<SessionId> },
+    Reissued { session: Session, child: RefreshRecord, signals: Vec<RiskSignal> },
+    /// Refused; `revoked` lists the sessions revoked in the same transaction (reuse, or a risk
+    /// rule's revocation).
+    Refused { refusal: RefreshRefusal, session: Option<SessionId>, revoked: Vec<SessionId> },
 }
 
 #[async_trait]
@@ -135,6 +142,12 @@ pub trait PasswordHasher: Send + Sync {
     async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError>;
     /// `None` verifies against a dummy hash and answers `false`, at the same cost.
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError>;
+}
+
+/// Where a face's `notify` risk signals go (a webhook, e-mail): delivered in the background,
+/// never holding up the refresh.
+pub trait Notifier: Send + Sync {
+    fn notify(&self, face: &str, session: &Session, signals: &[RiskSignal], now: OffsetDateTime);
 }
 
 /// The in-memory list of revoked sessions every access-token check consults: a revoked

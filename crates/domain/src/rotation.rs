@@ -9,6 +9,7 @@
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::face::{RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal, assess, strictest};
 use crate::{AuthError, TokenHash, TokenProfile, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +47,16 @@ impl Session {
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
     }
+
+    /// What a rotation records: the address and User-Agent of the request, where it had them.
+    pub fn record_request(&mut self, req: &RequestMeta) {
+        if let Some(ip) = &req.ip {
+            self.ip = Some(ip.clone());
+        }
+        if let Some(ua) = &req.user_agent {
+            self.user_agent = Some(ua.clone());
+        }
+    }
 }
 
 /// A stored refresh token: only its keyed hash, never the secret.
@@ -75,6 +86,9 @@ pub enum RefreshDecision {
     Refuse(RefreshRefusal),
     /// Revoke the whole family, then refuse.
     RevokeFamily,
+    /// A risk rule refused the refresh: revoke the family (or, with `user`, every session of
+    /// the user), then refuse with [`RefreshRefusal::RiskRevoked`].
+    RiskRevoke { condition: RiskCondition, user: bool },
 }
 
 /// Why a refresh was refused, as the faces see it.
@@ -88,6 +102,12 @@ pub enum RefreshRefusal {
     UserBlocked,
     /// The access token presented with it is not the one it was issued with.
     PairMismatch,
+    /// The token's session was opened by a face outside the presenting face's audience.
+    WrongFace,
+    /// A risk rule refused the refresh and changed nothing.
+    RiskDenied(RiskCondition),
+    /// A risk rule refused the refresh and revoked sessions.
+    RiskRevoked(RiskCondition),
 }
 
 impl From<RefreshRefusal> for AuthError {
@@ -100,6 +120,9 @@ impl From<RefreshRefusal> for AuthError {
             RefreshRefusal::WrongClient => AuthError::WrongClient,
             RefreshRefusal::UserBlocked => AuthError::UserBlocked,
             RefreshRefusal::PairMismatch => AuthError::PairMismatch,
+            RefreshRefusal::WrongFace => AuthError::WrongAudience,
+            RefreshRefusal::RiskDenied(c) => AuthError::RiskRefused { condition: c, revoked: false },
+            RefreshRefusal::RiskRevoked(c) => AuthError::RiskRefused { condition: c, revoked: true },
         }
     }
 }
@@ -116,10 +139,44 @@ pub struct RefreshFacts<'a> {
     pub presenting_client: Option<&'a str>,
     /// For faces that bind a pair: the `jti` of the access token presented with the refresh.
     pub bound_access: Option<Uuid>,
+    /// The faces whose sessions the presenting face may refresh (its audience); `None` only for
+    /// storage-level callers that act for no face.
+    pub faces: Option<&'a [String]>,
+    /// Where the request comes from, and the presenting face's risk rules.
+    pub request: &'a RequestMeta,
+    pub rules: &'a [RiskRule],
+}
+
+/// A decision with the risk signals that matched on the way (for `Notify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: RefreshDecision,
+    pub signals: Vec<RiskSignal>,
 }
 
 /// The rotation rule.
 pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> RefreshDecision {
+    decide_with_risk(f, now, grace).decision
+}
+
+/// The rotation rule, then the presenting face's risk rules on a refresh that would go ahead.
+pub fn decide_with_risk(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> Verdict {
+    let decision = rotation_rule(f, now, grace);
+    if !matches!(decision, RefreshDecision::Rotate | RefreshDecision::Reissue) {
+        return Verdict { decision, signals: vec![] };
+    }
+    let signals = assess(f.rules, f.session.ip.as_deref(), f.session.user_agent.as_deref(), f.request);
+    let strict = signals.iter().filter(|s| s.action == strictest(&signals)).map(|s| s.condition).next();
+    let decision = match (strictest(&signals), strict) {
+        (RiskAction::Deny, Some(c)) => RefreshDecision::Refuse(RefreshRefusal::RiskDenied(c)),
+        (RiskAction::RevokeFamily, Some(c)) => RefreshDecision::RiskRevoke { condition: c, user: false },
+        (RiskAction::RevokeUser, Some(c)) => RefreshDecision::RiskRevoke { condition: c, user: true },
+        _ => decision,
+    };
+    Verdict { decision, signals }
+}
+
+fn rotation_rule(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> RefreshDecision {
     use RefreshDecision::*;
     // Blocking also revokes every session; the block is the reason the faces should name.
     if !f.user_active {
@@ -127,6 +184,9 @@ pub fn decide(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> Ref
     }
     if f.session.is_revoked() {
         return Refuse(RefreshRefusal::Revoked);
+    }
+    if f.faces.is_some_and(|faces| !faces.contains(&f.session.face)) {
+        return Refuse(RefreshRefusal::WrongFace);
     }
     if f.session.client_id.as_deref() != f.presenting_client && f.presenting_client.is_some() {
         return Refuse(RefreshRefusal::WrongClient);
@@ -209,8 +269,20 @@ mod tests {
         }
     }
 
+    const NO_REQUEST: &RequestMeta = &RequestMeta { ip: None, user_agent: None };
+
     fn facts<'a>(t: &'a RefreshRecord, s: &'a Session, c: Option<&'a RefreshRecord>) -> RefreshFacts<'a> {
-        RefreshFacts { token: t, session: s, child: c, user_active: true, presenting_client: Some("app"), bound_access: None }
+        RefreshFacts {
+            token: t,
+            session: s,
+            child: c,
+            user_active: true,
+            presenting_client: Some("app"),
+            bound_access: None,
+            faces: None,
+            request: NO_REQUEST,
+            rules: &[],
+        }
     }
 
     #[test]
@@ -308,5 +380,59 @@ mod tests {
         assert_eq!(refresh_expiry(&s, T0), T0 + Duration::hours(24));
         s.expires_at = T0 + Duration::hours(1);
         assert_eq!(refresh_expiry(&s, T0), T0 + Duration::hours(1));
+    }
+
+    #[test]
+    fn a_face_refreshes_only_sessions_of_its_audience() {
+        let t = token(1, None);
+        let s = session();
+        let mut f = facts(&t, &s, None);
+        let medods = ["medods".to_owned()];
+        f.faces = Some(&medods);
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::WrongFace));
+        let natives = ["native".to_owned(), "other".to_owned()];
+        f.faces = Some(&natives);
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Rotate);
+    }
+
+    #[test]
+    fn risk_rules_apply_to_a_refresh_that_would_go_ahead() {
+        let t = token(1, None);
+        let mut s = session();
+        s.ip = Some("10.0.0.1".into());
+        s.user_agent = Some("app/1".into());
+        let rules = [
+            RiskRule { when: RiskCondition::IpChanged, then: RiskAction::Notify },
+            RiskRule { when: RiskCondition::UserAgentChanged, then: RiskAction::RevokeUser },
+        ];
+        let new_ip = RequestMeta { ip: Some("10.0.0.2".into()), user_agent: Some("app/1".into()) };
+        let mut f = facts(&t, &s, None);
+        f.rules = &rules;
+        f.request = &new_ip;
+        let v = decide_with_risk(&f, T0, GRACE);
+        assert_eq!((v.decision, v.signals.len()), (RefreshDecision::Rotate, 1));
+        let new_ua = RequestMeta { ip: Some("10.0.0.1".into()), user_agent: Some("other/2".into()) };
+        f.request = &new_ua;
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::RiskRevoke { condition: RiskCondition::UserAgentChanged, user: true });
+        // an invalid token is refused for what it is, whatever the request looks like
+        let mut expired = token(1, None);
+        expired.expires_at = T0;
+        let mut f = facts(&expired, &s, None);
+        f.rules = &rules;
+        f.request = &new_ua;
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::Expired));
+    }
+
+    #[test]
+    fn a_deny_rule_refuses_without_revoking() {
+        let t = token(1, None);
+        let mut s = session();
+        s.ip = Some("10.0.0.1".into());
+        let rules = [RiskRule { when: RiskCondition::IpChanged, then: RiskAction::Deny }];
+        let req = RequestMeta { ip: Some("10.0.0.9".into()), user_agent: None };
+        let mut f = facts(&t, &s, None);
+        f.rules = &rules;
+        f.request = &req;
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::RiskDenied(RiskCondition::IpChanged)));
     }
 }

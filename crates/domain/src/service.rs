@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::face::{Face, Faces, RequestMeta, RiskAction, RiskSignal, assess, strictest};
 use crate::keys::TimedClaims;
-use crate::ports::{NewRefresh, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, Store};
+use crate::ports::{NewRefresh, Notifier, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, Store};
 use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
 use crate::{
-    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordPolicy, TokenHash, TokenProfile, User, UserId,
-    UserStatus,
+    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordPolicy, RefreshPolicy, TokenHash, TokenProfile, User,
+    UserId, UserStatus,
 };
 
 /// Settings of the use-cases, from configuration.
@@ -47,6 +48,9 @@ impl Default for TokenSettings {
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
+    /// The audience: the face (or group of faces) that accepts the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     pub sid: Uuid,
     pub jti: Uuid,
     pub iat: i64,
@@ -87,33 +91,59 @@ pub struct IssuedPair {
     pub refresh_expires_at: OffsetDateTime,
 }
 
-/// The two tokens of a pair, as a face writes them.
-#[derive(Debug, Clone)]
-pub struct RenderedPair {
-    pub access_token: String,
-    pub refresh_token: String,
+/// What a face's format reads off an access token it accepts (signature, algorithm, type and
+/// times already checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessView {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub jti: Uuid,
+    /// `aud`: the use-cases compare it with the presenting face's audience.
+    pub audience: Option<String>,
+    pub expires_at: i64,
+    pub client_id: Option<String>,
 }
 
-/// How a face writes a token pair. `render` must be a pure function of its inputs: within the
-/// grace window the stored record is rendered again and must give the very tokens issued the
-/// first time.
+/// What a face's format reads off a refresh token: the secret whose keyed hash names the stored
+/// record, and the audience when the token carries one (JWT refresh tokens).
+#[derive(Debug)]
+pub struct RefreshView {
+    pub secret: RefreshSecret,
+    pub audience: Option<String>,
+}
+
+/// How a face writes and reads its tokens. Rendering must be a pure function of its inputs:
+/// within the grace window the stored record is rendered again and must give the very tokens
+/// issued the first time.
 pub trait TokenFormat: Send + Sync {
     /// Bytes of a new refresh secret.
     fn secret_len(&self) -> usize {
         RefreshSecret::OPAQUE_LEN
     }
-    /// The face's own grace window, when it differs from the configured one (a face whose
-    /// clients expect every second use to fail says zero).
-    fn refresh_grace(&self) -> Option<Duration> {
-        None
-    }
-    fn render(
+    /// An access token of `session` with `jti`, issued at `issued_at`, for audience `aud`.
+    fn render_access(
         &self,
         keyring: &Keyring,
+        aud: &str,
+        session: &Session,
+        jti: Uuid,
+        issued_at: OffsetDateTime,
+    ) -> Result<String, DomainError>;
+    /// The refresh token of `record`.
+    fn render_refresh(
+        &self,
+        keyring: &Keyring,
+        aud: &str,
         session: &Session,
         record: &RefreshRecord,
         secret: &RefreshSecret,
-    ) -> Result<RenderedPair, DomainError>;
+    ) -> Result<String, DomainError>;
+    /// Reads an access token: signature, the key's algorithm, the token's type, and its times
+    /// against `now` (`None`: whatever its times, for a face that names a pair with an expired
+    /// access token).
+    fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError>;
+    /// Reads a refresh token as the face writes it.
+    fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError>;
 }
 
 /// The native face: an RFC 9068-style access JWT and an opaque base64url refresh token.
@@ -124,41 +154,126 @@ pub struct NativeFormat {
 }
 
 impl TokenFormat for NativeFormat {
-    fn render(
+    fn render_access(
         &self,
         keyring: &Keyring,
+        aud: &str,
         session: &Session,
-        record: &RefreshRecord,
-        secret: &RefreshSecret,
-    ) -> Result<RenderedPair, DomainError> {
-        let iat = record.issued_at.unix_timestamp();
+        jti: Uuid,
+        issued_at: OffsetDateTime,
+    ) -> Result<String, DomainError> {
+        let iat = issued_at.unix_timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: session.user_id.0.to_string(),
+            aud: Some(aud.to_owned()),
             sid: session.id.0,
-            jti: record.access_jti,
+            jti,
             iat,
             exp: iat + session.profile.access_ttl().whole_seconds(),
             token_type: "access".into(),
             client_id: session.client_id.clone(),
         };
-        Ok(RenderedPair {
-            access_token: keyring.sign(self.alg, "at+jwt", &claims)?,
-            refresh_token: secret.encode(crate::secret::SecretEncoding::UrlSafe),
+        keyring.sign(self.alg, "at+jwt", &claims)
+    }
+
+    fn render_refresh(&self, _: &Keyring, _: &str, _: &Session, _: &RefreshRecord, secret: &RefreshSecret) -> Result<String, DomainError> {
+        Ok(secret.encode(crate::secret::SecretEncoding::UrlSafe))
+    }
+
+    fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
+        let claims: AccessClaims = match now {
+            Some(now) => keyring.verify(token, &[self.alg], now)?,
+            None => keyring.verify_signature(token, &[self.alg])?,
+        };
+        if claims.token_type != "access" || claims.iss != self.issuer {
+            return Err(AuthError::WrongTokenType);
+        }
+        let user_id = claims.sub.parse::<i64>().map(UserId).map_err(|_| AuthError::TokenInvalid)?;
+        Ok(AccessView {
+            user_id,
+            session_id: SessionId(claims.sid),
+            jti: claims.jti,
+            audience: claims.aud,
+            expires_at: claims.exp,
+            client_id: claims.client_id,
         })
+    }
+
+    fn read_refresh(&self, _: &Keyring, token: &str, _: OffsetDateTime) -> Result<RefreshView, AuthError> {
+        let secret = RefreshSecret::parse(token, crate::secret::SecretEncoding::UrlSafe).ok_or(AuthError::TokenInvalid)?;
+        Ok(RefreshView { secret, audience: None })
     }
 }
 
 /// Where a login comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoginOrigin<'a> {
     pub client_id: Option<&'a str>,
-    pub face: &'a str,
-    pub profile: &'a TokenProfile,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+    /// The session's profile when it is not the face's own (a native OAuth client's).
+    pub profile: Option<&'a TokenProfile>,
+    pub request: RequestMeta,
     /// The face's subject data for the session (see [`Session::subject`]).
     pub subject: Option<String>,
+}
+
+/// What a refresh request brings beside its refresh token.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshInput<'a> {
+    /// The authenticated OAuth client, for faces that have them.
+    pub client: Option<&'a str>,
+    /// For faces that bind a pair: the access token presented with the refresh (it may have
+    /// expired; it names the pair).
+    pub bound_access: Option<&'a str>,
+    pub request: RequestMeta,
+}
+
+/// An access token issued by a refresh that keeps its refresh token (`reuse`).
+#[derive(Debug, Clone)]
+pub struct IssuedAccess {
+    pub access_token: String,
+    pub access_jti: Uuid,
+    pub expires_in: i64,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+}
+
+/// What a refresh gives, by the face's policy.
+#[derive(Debug, Clone)]
+pub enum Refreshed {
+    /// `rotate`: a new pair.
+    Pair(IssuedPair),
+    /// `reuse`: a new access token; the refresh token presented stays valid.
+    Access(IssuedAccess),
+}
+
+impl Refreshed {
+    pub fn access_token(&self) -> &str {
+        match self {
+            Refreshed::Pair(p) => &p.access_token,
+            Refreshed::Access(a) => &a.access_token,
+        }
+    }
+    pub fn expires_in(&self) -> i64 {
+        match self {
+            Refreshed::Pair(p) => p.expires_in,
+            Refreshed::Access(a) => a.expires_in,
+        }
+    }
+    /// The new refresh token, when the policy rotated one.
+    pub fn refresh_token(&self) -> Option<&str> {
+        match self {
+            Refreshed::Pair(p) => Some(&p.refresh_token),
+            Refreshed::Access(_) => None,
+        }
+    }
+}
+
+/// What a token a face accepts turned out to be.
+#[derive(Debug, Clone)]
+pub enum CheckedToken {
+    Access(AccessContext),
+    Refresh(Session),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,44 +293,70 @@ pub struct TokenService {
     store: Arc<dyn Store>,
     hasher: Arc<dyn PasswordHasher>,
     revocations: Arc<dyn RevocationList>,
+    notifier: Option<Arc<dyn Notifier>>,
     keyring: Keyring,
     refresh_hasher: KeyedHasher,
     sealer: Sealer,
     settings: TokenSettings,
+    faces: Faces,
 }
 
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenService").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("TokenService").field("settings", &self.settings).field("faces", &self.faces).finish_non_exhaustive()
     }
 }
 
+/// The parts a [`TokenService`] is built from.
+pub struct ServiceParts {
+    pub store: Arc<dyn Store>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub revocations: Arc<dyn RevocationList>,
+    pub notifier: Option<Arc<dyn Notifier>>,
+    pub keyring: Keyring,
+    pub refresh_hasher: KeyedHasher,
+    pub sealer: Sealer,
+    pub settings: TokenSettings,
+    pub faces: Faces,
+}
+
 impl TokenService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        hasher: Arc<dyn PasswordHasher>,
-        revocations: Arc<dyn RevocationList>,
-        keyring: Keyring,
-        refresh_hasher: KeyedHasher,
-        sealer: Sealer,
-        settings: TokenSettings,
-    ) -> Self {
-        Self { store, hasher, revocations, keyring, refresh_hasher, sealer, settings }
+    pub fn new(p: ServiceParts) -> Self {
+        Self {
+            store: p.store,
+            hasher: p.hasher,
+            revocations: p.revocations,
+            notifier: p.notifier,
+            keyring: p.keyring,
+            refresh_hasher: p.refresh_hasher,
+            sealer: p.sealer,
+            settings: p.settings,
+            faces: p.faces,
+        }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
     pub fn settings(&self) -> &TokenSettings {
         &self.settings
     }
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
+    pub fn faces(&self) -> &Faces {
+        &self.faces
+    }
+    /// A mounted face by name.
+    pub fn face(&self, name: &str) -> Result<Arc<Face>, DomainError> {
+        self.faces.get(name).cloned().ok_or(DomainError::NotFound("face"))
+    }
 
     /// The keyed hash under which a refresh secret or client secret is stored.
     pub fn secret_hash(&self, bytes: &[u8]) -> TokenHash {
         self.refresh_hasher.hash(bytes)
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), DomainError> {
+        Ok(self.store.ping().await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -249,49 +390,50 @@ impl TokenService {
         }
     }
 
-    /// Password login: a new session and its first pair.
-    #[tracing::instrument(skip_all, fields(face = origin.face))]
+    /// Password login at a face: a new session and its first pair.
+    #[tracing::instrument(skip_all, fields(face = %face.name))]
     pub async fn login_password(
         &self,
+        face: &Face,
         email: &str,
         password: String,
         origin: LoginOrigin<'_>,
-        format: &dyn TokenFormat,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
         let user = self.check_password(email, password).await?;
-        self.open_session(&user, origin, format, now).await
+        self.open_session(face, &user, origin, now).await
     }
 
-    /// Opens a session for a user already authenticated (by password, a trusted caller, or an
-    /// external identity provider) and issues its first pair.
-    #[tracing::instrument(skip_all, fields(user_id = %user.id, face = origin.face))]
+    /// Opens a session at a face for a user already authenticated (by password, a trusted
+    /// caller, or an external identity provider) and issues its first pair.
+    #[tracing::instrument(skip_all, fields(user_id = %user.id, face = %face.name))]
     pub async fn open_session(
         &self,
+        face: &Face,
         user: &User,
         origin: LoginOrigin<'_>,
-        format: &dyn TokenFormat,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
         }
+        let profile = origin.profile.unwrap_or(&face.profile);
         let session = Session {
             id: SessionId(Uuid::now_v7()),
             user_id: user.id,
             client_id: origin.client_id.map(str::to_owned),
-            face: origin.face.to_owned(),
-            profile: origin.profile.clone(),
+            face: face.name.clone(),
+            profile: profile.clone(),
             created_at: now,
-            expires_at: now + self.settings.max_session_lifetime.max(origin.profile.refresh_ttl()),
+            expires_at: now + self.settings.max_session_lifetime.max(profile.refresh_ttl()),
             last_refresh_at: None,
-            ip: origin.ip,
-            user_agent: origin.user_agent,
+            ip: origin.request.ip,
+            user_agent: origin.request.user_agent,
             revoked_at: None,
             revoked_reason: None,
             subject: origin.subject,
         };
-        let secret = RefreshSecret::generate_len(format.secret_len())?;
+        let secret = RefreshSecret::generate_len(face.format.secret_len())?;
         let fresh = self.prepare_refresh(&secret)?;
         let record = RefreshRecord {
             hash: fresh.hash,
@@ -305,37 +447,76 @@ impl TokenService {
         };
         self.store.open_session(&session, &record).await?;
         tracing::info!(session_id = %session.id, "session opened");
-        self.pair(format, &session, &record, secret, now)
+        self.pair(face, &session, &record, secret, now)
     }
 
-    /// Rotates a refresh token. `client` is the authenticated OAuth client, for faces that have
-    /// them: a token issued to another client is refused.
-    #[tracing::instrument(skip_all)]
+    /// Reads a refresh token of `face`, checking the audience it carries (if any).
+    fn read_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<RefreshSecret, AuthError> {
+        let view = face.format.read_refresh(&self.keyring, presented, now)?;
+        if view.audience.as_ref().is_some_and(|a| *a != face.audience) {
+            return Err(AuthError::WrongAudience);
+        }
+        Ok(view.secret)
+    }
+
+    /// A refresh at a face, under the face's policy: `rotate` gives a new pair (grace, reuse
+    /// detection), `reuse` a new access token. The face's risk rules are decided on the way:
+    /// inside the rotation's transaction for `rotate`.
+    #[tracing::instrument(skip_all, fields(face = %face.name))]
     pub async fn refresh(
         &self,
+        face: &Face,
+        presented: &str,
+        input: RefreshInput<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Refreshed, DomainError> {
+        let secret = self.read_refresh(face, presented, now)?;
+        match face.refresh {
+            RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(Refreshed::Pair),
+            RefreshPolicy::Reuse => self.reissue_access(face, &secret, input, now).await.map(Refreshed::Access),
+        }
+    }
+
+    async fn rotate(
+        &self,
+        face: &Face,
         presented: &RefreshSecret,
-        client: Option<&str>,
-        bound_access: Option<Uuid>,
-        format: &dyn TokenFormat,
+        input: RefreshInput<'_>,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
-        let secret = RefreshSecret::generate_len(format.secret_len())?;
+        let bound_access = match input.bound_access {
+            Some(raw) => {
+                let view = face.format.read_access(&self.keyring, raw, None)?;
+                if view.audience.as_deref() != Some(face.audience.as_str()) {
+                    return Err(AuthError::WrongAudience.into());
+                }
+                Some(view.jti)
+            }
+            None => None,
+        };
+        let secret = RefreshSecret::generate_len(face.format.secret_len())?;
         let child = self.prepare_refresh(&secret)?;
+        let peers = self.faces.peers_of(face);
         let req = RotateRequest {
             presented: self.secret_hash(presented.as_bytes()),
-            presenting_client: client,
+            presenting_client: input.client,
             now,
-            grace: format.refresh_grace().unwrap_or(self.settings.refresh_grace),
+            grace: face.grace,
             child,
             bound_access,
+            faces: Some(&peers),
+            request: &input.request,
+            rules: &face.risk,
         };
         match self.store.rotate(req).await? {
-            RotateOutcome::Rotated { session, child } => {
+            RotateOutcome::Rotated { session, child, signals } => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
-                self.pair(format, &session, &child, secret, now)
+                self.report(face, &session, &signals, now);
+                self.pair(face, &session, &child, secret, now)
             }
-            RotateOutcome::Reissued { session, child } => {
+            RotateOutcome::Reissued { session, child, signals } => {
                 tracing::info!(session_id = %session.id, "parent presented again within the grace window; same child returned");
+                self.report(face, &session, &signals, now);
                 let sealed =
                     child.sealed_secret.as_deref().ok_or_else(|| DomainError::Internal("grace child has no sealed secret".into()))?;
                 let bytes = self.sealer.open(sealed, &child.hash.0)?;
@@ -344,25 +525,141 @@ impl TokenService {
                 if !self.secret_hash(secret.as_bytes()).ct_eq(&child.hash) {
                     return Err(DomainError::Internal("sealed refresh secret does not match its hash".into()));
                 }
-                self.pair(format, &session, &child, secret, now)
+                self.pair(face, &session, &child, secret, now)
             }
-            RotateOutcome::Refused { refusal, session } => {
-                if let (crate::RefreshRefusal::Reused, Some(sid)) = (refusal, session) {
-                    tracing::warn!(session_id = %sid, "refresh token reuse detected; session revoked");
-                    self.revocations.note_revoked(sid, now);
+            RotateOutcome::Refused { refusal, session, revoked } => {
+                for id in &revoked {
+                    self.revocations.note_revoked(*id, now);
+                }
+                match (refusal, session) {
+                    (crate::RefreshRefusal::Reused, Some(sid)) => {
+                        tracing::warn!(session_id = %sid, "refresh token reuse detected; session revoked")
+                    }
+                    (crate::RefreshRefusal::RiskDenied(c) | crate::RefreshRefusal::RiskRevoked(c), Some(sid)) => {
+                        tracing::warn!(session_id = %sid, condition = c.as_str(), revoked = revoked.len(), "a risk rule refused a refresh")
+                    }
+                    _ => {}
                 }
                 Err(AuthError::from(refusal).into())
             }
         }
     }
 
-    /// Revokes the session a refresh token belongs to. Unknown tokens are not an error (RFC
-    /// 7009): the answer is the same whether or not the token existed. A token of another client
-    /// is left alone.
-    #[tracing::instrument(skip_all)]
-    pub async fn revoke_refresh(&self, presented: &RefreshSecret, client: Option<&str>, now: OffsetDateTime) -> Result<(), DomainError> {
+    /// `reuse`: the refresh token is checked, not consumed; a new access token of its session.
+    async fn reissue_access(
+        &self,
+        face: &Face,
+        presented: &RefreshSecret,
+        input: RefreshInput<'_>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedAccess, DomainError> {
+        let (_, session, _) = self.live_refresh(face, presented, input.client, now).await?;
+        let signals = assess(&face.risk, session.ip.as_deref(), session.user_agent.as_deref(), &input.request);
+        let strict = signals.iter().find(|s| s.action == strictest(&signals)).map(|s| s.condition);
+        match (strictest(&signals), strict) {
+            (RiskAction::Deny, Some(c)) => return Err(AuthError::RiskRefused { condition: c, revoked: false }.into()),
+            (RiskAction::RevokeFamily, Some(c)) => {
+                self.revoke_session(session.id, c.as_str(), now).await?;
+                return Err(AuthError::RiskRefused { condition: c, revoked: true }.into());
+            }
+            (RiskAction::RevokeUser, Some(c)) => {
+                self.revoke_all(session.user_id, None, c.as_str(), now).await?;
+                return Err(AuthError::RiskRefused { condition: c, revoked: true }.into());
+            }
+            _ => self.report(face, &session, &signals, now),
+        }
+        let jti = Uuid::new_v4();
+        let access_token = face.format.render_access(&self.keyring, &face.audience, &session, jti, now)?;
+        Ok(IssuedAccess {
+            access_token,
+            access_jti: jti,
+            expires_in: session.profile.access_ttl().whole_seconds(),
+            session_id: session.id,
+            user_id: session.user_id,
+        })
+    }
+
+    fn report(&self, face: &Face, session: &Session, signals: &[RiskSignal], now: OffsetDateTime) {
+        let notify: Vec<RiskSignal> = signals.iter().filter(|s| s.action == RiskAction::Notify).cloned().collect();
+        if notify.is_empty() {
+            return;
+        }
+        for s in &notify {
+            tracing::warn!(session_id = %session.id, condition = s.condition.as_str(), "refresh-time risk signal");
+        }
+        if let Some(n) = &self.notifier {
+            n.notify(&face.name, session, &notify, now);
+        }
+    }
+
+    /// A refresh token that is live at this face: known, the newest of its family, unexpired,
+    /// its session live and of the face's audience, its user active (and its client, when the
+    /// face has clients). Nothing is written.
+    async fn live_refresh(
+        &self,
+        face: &Face,
+        presented: &RefreshSecret,
+        client: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(RefreshRecord, Session, User), DomainError> {
         let hash = self.secret_hash(presented.as_bytes());
+        let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+        if !self.faces.peers_of(face).contains(&session.face) {
+            return Err(AuthError::WrongAudience.into());
+        }
+        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        if user.status == UserStatus::Blocked {
+            return Err(AuthError::UserBlocked.into());
+        }
+        if session.is_revoked() || record.rotated_at.is_some() {
+            return Err(AuthError::TokenRevoked.into());
+        }
+        if client.is_some() && session.client_id.as_deref() != client {
+            return Err(AuthError::WrongClient.into());
+        }
+        if record.expires_at <= now || session.expires_at <= now {
+            return Err(AuthError::TokenExpired.into());
+        }
+        Ok((record, session, user))
+    }
+
+    /// Checks a refresh token of a face without using it (simplejwt's verify).
+    pub async fn check_refresh(
+        &self,
+        face: &Face,
+        presented: &str,
+        now: OffsetDateTime,
+    ) -> Result<(RefreshRecord, Session, User), DomainError> {
+        let secret = self.read_refresh(face, presented, now)?;
+        self.live_refresh(face, &secret, None, now).await
+    }
+
+    /// Checks any token a face accepts: an access token as [`Self::resolve_access`] does, a
+    /// refresh token as [`Self::check_refresh`] does.
+    pub async fn check_token(&self, face: &Face, raw: &str, now: OffsetDateTime) -> Result<CheckedToken, DomainError> {
+        match self.resolve_access(face, raw, now) {
+            Ok(ctx) => Ok(CheckedToken::Access(ctx)),
+            Err(AuthError::WrongTokenType) => self.check_refresh(face, raw, now).await.map(|(_, s, _)| CheckedToken::Refresh(s)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Logout with a refresh token (simplejwt's blacklist, flask's logout): the token must be
+    /// live at this face; its session ends.
+    pub async fn logout_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        let (_, session, _) = self.check_refresh(face, presented, now).await?;
+        self.revoke_session(session.id, "logout", now).await
+    }
+
+    /// Revokes the session a refresh token of the face belongs to. Unknown tokens, tokens of
+    /// another client and of another audience are not an error (RFC 7009): the answer is the
+    /// same whether or not the token existed, and nothing changes.
+    #[tracing::instrument(skip_all, fields(face = %face.name))]
+    pub async fn revoke_refresh(&self, face: &Face, presented: &str, client: Option<&str>, now: OffsetDateTime) -> Result<(), DomainError> {
+        let Ok(secret) = self.read_refresh(face, presented, now) else { return Ok(()) };
+        let hash = self.secret_hash(secret.as_bytes());
         if let Some((_, session)) = self.store.refresh_by_hash(hash).await?
+            && self.faces.peers_of(face).contains(&session.face)
             && (client.is_none() || session.client_id.as_deref() == client)
         {
             self.revoke_session(session.id, "revoked", now).await?;
@@ -370,19 +667,17 @@ impl TokenService {
         Ok(())
     }
 
-    /// RFC 7009 for tokens of the native format: a refresh token ends its session, and so does
-    /// an access token of ours. Tokens of other clients, unknown tokens and garbage change
-    /// nothing and are not an error: the answer must not tell them apart.
-    pub async fn revoke_token(&self, raw: &str, client_id: &str, now: OffsetDateTime) -> Result<(), DomainError> {
-        if let Some(secret) = RefreshSecret::parse(raw, crate::secret::SecretEncoding::UrlSafe) {
-            return self.revoke_refresh(&secret, Some(client_id), now).await;
+    /// RFC 7009 at a face: a refresh token ends its session, and so does an access token of
+    /// the face. Tokens of other clients or faces, unknown tokens and garbage change nothing
+    /// and are not an error: the answer must not tell them apart.
+    pub async fn revoke_token(&self, face: &Face, raw: &str, client_id: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        if let Ok(ctx) = self.resolve_access(face, raw, now) {
+            if ctx.client_id.as_deref() == Some(client_id) {
+                self.revoke_session(ctx.session_id, "revoked", now).await?;
+            }
+            return Ok(());
         }
-        if let Ok(ctx) = self.resolve_access(raw, now)
-            && ctx.client_id.as_deref() == Some(client_id)
-        {
-            self.revoke_session(ctx.session_id, "revoked", now).await?;
-        }
-        Ok(())
+        self.revoke_refresh(face, raw, Some(client_id), now).await
     }
 
     #[tracing::instrument(skip_all, fields(session_id = %id))]
@@ -408,6 +703,15 @@ impl TokenService {
         }
         tracing::info!(count = ids.len(), reason, "sessions revoked");
         Ok(ids.len())
+    }
+
+    /// Every session of the user an external identity is linked to (Medods' `/deleteall`); none
+    /// when the identity is unknown.
+    pub async fn revoke_identity(&self, provider: &str, subject: &str, reason: &str, now: OffsetDateTime) -> Result<usize, DomainError> {
+        match self.store.user_by_identity(provider, subject).await? {
+            Some(u) => self.revoke_all(u.id, None, reason, now).await,
+            None => Ok(0),
+        }
     }
 
     /// drf-social-oauth2's `invalidate-sessions`: every session of the user with that client.
@@ -441,18 +745,33 @@ impl TokenService {
         Ok(())
     }
 
-    /// Accepts a native access token: a signature check and an in-memory look-up, no I/O.
-    pub fn resolve_access(&self, token: &str, now: OffsetDateTime) -> Result<AccessContext, AuthError> {
-        let claims: AccessClaims = self.keyring.verify(token, &[self.settings.access_alg], now)?;
-        if claims.token_type != "access" || claims.iss != self.settings.issuer {
-            return Err(AuthError::WrongTokenType);
+    /// Accepts an access token at a face: signature and algorithm, type, times, audience (the
+    /// face's own, or its group's), and a live session. A blocked user's sessions are revoked,
+    /// so this covers the user too. No I/O: a signature check and an in-memory look-up.
+    pub fn resolve_access(&self, face: &Face, token: &str, now: OffsetDateTime) -> Result<AccessContext, AuthError> {
+        let view = face.format.read_access(&self.keyring, token, Some(now))?;
+        if view.audience.as_deref() != Some(face.audience.as_str()) {
+            return Err(AuthError::WrongAudience);
         }
-        let user_id = claims.sub.parse::<i64>().map(UserId).map_err(|_| AuthError::TokenInvalid)?;
-        let session_id = SessionId(claims.sid);
-        if self.revocations.is_revoked(session_id) {
+        if self.revocations.is_revoked(view.session_id) {
             return Err(AuthError::TokenRevoked);
         }
-        Ok(AccessContext { user_id, session_id, jti: claims.jti, client_id: claims.client_id, expires_at: claims.exp })
+        Ok(AccessContext {
+            user_id: view.user_id,
+            session_id: view.session_id,
+            jti: view.jti,
+            client_id: view.client_id,
+            expires_at: view.expires_at,
+        })
+    }
+
+    /// The user an accepted access token speaks for, as stored now.
+    pub async fn current_user(&self, ctx: &AccessContext) -> Result<User, DomainError> {
+        let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        if user.status == UserStatus::Blocked {
+            return Err(AuthError::UserBlocked.into());
+        }
+        Ok(user)
     }
 
     /// Authenticates an OAuth client. Public clients present no secret; confidential clients
@@ -466,6 +785,11 @@ impl TokenService {
         }
     }
 
+    /// Whether an OAuth client of that id exists (drf-social-oauth2 names a missing one apart).
+    pub async fn client_exists(&self, client_id: &str) -> Result<bool, DomainError> {
+        Ok(self.store.client_by_id(client_id).await?.is_some())
+    }
+
     fn prepare_refresh(&self, secret: &RefreshSecret) -> Result<NewRefresh, DomainError> {
         let hash = self.secret_hash(secret.as_bytes());
         let sealed_secret = self.sealer.seal(secret.as_bytes(), &hash.0)?;
@@ -474,29 +798,25 @@ impl TokenService {
 
     fn pair(
         &self,
-        format: &dyn TokenFormat,
+        face: &Face,
         session: &Session,
         record: &RefreshRecord,
         secret: RefreshSecret,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
-        let rendered = format.render(&self.keyring, session, record, &secret)?;
+        let access_token = face.format.render_access(&self.keyring, &face.audience, session, record.access_jti, record.issued_at)?;
+        let refresh_token = face.format.render_refresh(&self.keyring, &face.audience, session, record, &secret)?;
         let exp = record.issued_at.unix_timestamp() + session.profile.access_ttl().whole_seconds();
         Ok(IssuedPair {
-            access_token: rendered.access_token,
+            access_token,
             access_jti: record.access_jti,
-            refresh_token: rendered.refresh_token,
+            refresh_token,
             refresh_secret: secret,
             expires_in: (exp - now.unix_timestamp()).max(0),
             session_id: session.id,
             user_id: session.user_id,
             refresh_expires_at: record.expires_at,
         })
-    }
-
-    /// The format of the native face.
-    pub fn native_format(&self) -> NativeFormat {
-        NativeFormat { issuer: self.settings.issuer.clone(), alg: self.settings.access_alg }
     }
 
     /// The local user an external identity is linked to, created on first sight.
@@ -532,34 +852,6 @@ impl TokenService {
             }
         }
         self.user_for_identity(provider, subject, now).await
-    }
-
-    /// Whether a session's access tokens must be refused (an in-memory look-up).
-    pub fn is_revoked(&self, session: SessionId) -> bool {
-        self.revocations.is_revoked(session)
-    }
-
-    /// Checks a refresh token without rotating it, for faces whose refresh keeps the refresh
-    /// token (flask-jwt-extended): it must exist, be the newest of its family, be unexpired, and
-    /// its session and user must be live.
-    pub async fn check_refresh(
-        &self,
-        presented: &RefreshSecret,
-        now: OffsetDateTime,
-    ) -> Result<(RefreshRecord, Session, User), DomainError> {
-        let hash = self.secret_hash(presented.as_bytes());
-        let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
-        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
-        if user.status == UserStatus::Blocked {
-            return Err(AuthError::UserBlocked.into());
-        }
-        if session.is_revoked() || record.rotated_at.is_some() {
-            return Err(AuthError::TokenRevoked.into());
-        }
-        if record.expires_at <= now || session.expires_at <= now {
-            return Err(AuthError::TokenExpired.into());
-        }
-        Ok((record, session, user))
     }
 }
 

@@ -12,7 +12,7 @@ use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS
 use tessera_domain::ports::{
     ClientRepository, Health, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
 };
-use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, child_record, decide};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
 use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -315,7 +315,7 @@ impl SessionRepository for PgStore {
         .await
         .map_err(map_err)?;
         let Some(row) = row else {
-            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
+            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None, revoked: vec![] });
         };
         let token = rows::token(&row)?;
         let session = rows::session(&row)?;
@@ -340,14 +340,20 @@ impl SessionRepository for PgStore {
             user_active,
             presenting_client: req.presenting_client,
             bound_access: req.bound_access,
+            faces: req.faces,
+            request: req.request,
+            rules: req.rules,
         };
 
-        match decide(&facts, req.now, req.grace) {
+        let Verdict { decision, signals } = decide_with_risk(&facts, req.now, req.grace);
+        match decision {
             RefreshDecision::Rotate => {
                 let new = child_record(&session, &token, req.child, req.now);
+                // The session keeps the address and User-Agent it was last refreshed from: the
+                // reference of the next refresh's risk rules, and what a session list shows.
                 sqlx::query(
                     "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null where hash = $2), \
-                          s as (update sessions set last_refresh_at = $1 where id = $3), \
+                          s as (update sessions set last_refresh_at = $1, ip = coalesce($9, ip), user_agent = coalesce($10, user_agent) where id = $3), \
                           a as (insert into audit_events (at, kind, user_id, session_id) values ($1, 'refresh', $8, $3)) \
                      insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
                      values ($4, $3, $2, $5, $1, $6, $7)",
@@ -360,29 +366,42 @@ impl SessionRepository for PgStore {
                 .bind(new.expires_at)
                 .bind(new.sealed_secret.as_deref())
                 .bind(session.user_id.0)
+                .bind(req.request.ip.as_deref())
+                .bind(req.request.user_agent.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
                 let mut session = session;
                 session.last_refresh_at = Some(req.now);
-                Ok(RotateOutcome::Rotated { session, child: new })
+                session.record_request(req.request);
+                Ok(RotateOutcome::Rotated { session, child: new, signals })
             }
             RefreshDecision::Reissue => {
                 tx.commit().await.map_err(map_err)?;
                 match child {
-                    Some(child) => Ok(RotateOutcome::Reissued { session, child }),
+                    Some(child) => Ok(RotateOutcome::Reissued { session, child, signals }),
                     None => Err(RepoError::NotFound),
                 }
             }
             RefreshDecision::Refuse(refusal) => {
                 tx.commit().await.map_err(map_err)?;
-                Ok(RotateOutcome::Refused { refusal, session: Some(session.id) })
+                Ok(RotateOutcome::Refused { refusal, session: Some(session.id), revoked: vec![] })
             }
             RefreshDecision::RevokeFamily => {
-                revoke_where(&mut *tx, "id = $4", req.now, "reuse_detected", None, Some(session.id.0)).await?;
+                let revoked = revoke_where(&mut *tx, "id = $4", req.now, "reuse_detected", None, Some(session.id.0)).await?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id) })
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id), revoked })
+            }
+            RefreshDecision::RiskRevoke { condition, user } => {
+                let reason = condition.as_str();
+                let revoked = if user {
+                    revoke_where(&mut *tx, "user_id = $3", req.now, reason, Some(session.user_id.0), None).await?
+                } else {
+                    revoke_where(&mut *tx, "id = $4", req.now, reason, None, Some(session.id.0)).await?
+                };
+                tx.commit().await.map_err(map_err)?;
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::RiskRevoked(condition), session: Some(session.id), revoked })
             }
         }
     }

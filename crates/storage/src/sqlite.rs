@@ -14,7 +14,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tessera_domain::ports::{
     ClientRepository, Health, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository,
 };
-use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, child_record, decide};
+use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
 use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -353,7 +353,7 @@ impl SessionRepository for SqliteStore {
         .await
         .map_err(map_err)?;
         let Some(row) = row else {
-            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None });
+            return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None, revoked: vec![] });
         };
         let token = rows::token(&row)?;
         let session = rows::session(&row)?;
@@ -375,8 +375,12 @@ impl SessionRepository for SqliteStore {
             user_active,
             presenting_client: req.presenting_client,
             bound_access: req.bound_access,
+            faces: req.faces,
+            request: req.request,
+            rules: req.rules,
         };
-        match decide(&facts, req.now, req.grace) {
+        let Verdict { decision, signals } = decide_with_risk(&facts, req.now, req.grace);
+        match decision {
             RefreshDecision::Rotate => {
                 let new = child_record(&session, &token, req.child, req.now);
                 sqlx::query("update refresh_tokens set rotated_at = ?1, sealed_secret = null where hash = ?2")
@@ -385,34 +389,50 @@ impl SessionRepository for SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                sqlx::query("update sessions set last_refresh_at = ?1 where id = ?2")
-                    .bind(req.now)
-                    .bind(session.id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                // The session keeps the address and User-Agent it was last refreshed from.
+                sqlx::query(
+                    "update sessions set last_refresh_at = ?1, ip = coalesce(?3, ip), user_agent = coalesce(?4, user_agent) where id = ?2",
+                )
+                .bind(req.now)
+                .bind(session.id.0)
+                .bind(req.request.ip.as_deref())
+                .bind(req.request.user_agent.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
                 insert_token(&mut tx, &new).await?;
                 audit(&mut tx, req.now, "refresh", session.user_id, session.id).await?;
                 tx.commit().await.map_err(map_err)?;
                 let mut session = session;
                 session.last_refresh_at = Some(req.now);
-                Ok(RotateOutcome::Rotated { session, child: new })
+                session.record_request(req.request);
+                Ok(RotateOutcome::Rotated { session, child: new, signals })
             }
             RefreshDecision::Reissue => {
                 tx.commit().await.map_err(map_err)?;
                 match child {
-                    Some(child) => Ok(RotateOutcome::Reissued { session, child }),
+                    Some(child) => Ok(RotateOutcome::Reissued { session, child, signals }),
                     None => Err(RepoError::NotFound),
                 }
             }
             RefreshDecision::Refuse(refusal) => {
                 tx.commit().await.map_err(map_err)?;
-                Ok(RotateOutcome::Refused { refusal, session: Some(session.id) })
+                Ok(RotateOutcome::Refused { refusal, session: Some(session.id), revoked: vec![] })
             }
             RefreshDecision::RevokeFamily => {
-                revoke_where(&mut tx, "id = ?4", req.now, "reuse_detected", None, Some(session.id.0)).await?;
+                let revoked = revoke_where(&mut tx, "id = ?4", req.now, "reuse_detected", None, Some(session.id.0)).await?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id) })
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Reused, session: Some(session.id), revoked })
+            }
+            RefreshDecision::RiskRevoke { condition, user } => {
+                let reason = condition.as_str();
+                let revoked = if user {
+                    revoke_where(&mut tx, "user_id = ?3", req.now, reason, Some(session.user_id.0), None).await?
+                } else {
+                    revoke_where(&mut tx, "id = ?4", req.now, reason, None, Some(session.id.0)).await?
+                };
+                tx.commit().await.map_err(map_err)?;
+                Ok(RotateOutcome::Refused { refusal: RefreshRefusal::RiskRevoked(condition), session: Some(session.id), revoked })
             }
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tessera_domain::ports::{NewRefresh, RotateOutcome, RotateRequest, Store};
 use tessera_domain::rotation::RefreshRefusal;
 use tessera_domain::{
-    ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, Session, SessionId,
-    TokenHash, TokenProfile, User, UserStatus,
+    ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, RequestMeta, RiskAction,
+    RiskCondition, RiskRule, Session, SessionId, TokenHash, TokenProfile, User, UserStatus,
 };
 use uuid::Uuid;
 
@@ -80,8 +80,13 @@ fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> Rota
         grace,
         child: NewRefresh { hash: h, sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() },
         bound_access: None,
+        faces: None,
+        request: &NO_REQUEST,
+        rules: &[],
     }
 }
+
+static NO_REQUEST: RequestMeta = RequestMeta { ip: None, user_agent: None };
 
 async fn emails_are_unique_case_insensitively(store: Arc<dyn Store>) {
     user(&*store, "Ann@Example.com").await;
@@ -260,6 +265,44 @@ async fn clients_are_unique_and_keep_their_secret_hash(store: Arc<dyn Store>) {
     assert!(store.client_by_id("nobody").await.unwrap().is_none());
 }
 
+async fn a_rotation_records_the_request_and_risk_rules_revoke_in_its_transaction(store: Arc<dyn Store>) {
+    let u = user(&*store, "risk@example.com").await;
+    let t0 = now();
+    let (session, first) = open(&*store, &u, t0).await;
+    let (other, _) = open(&*store, &u, t0).await;
+    let rules = [
+        RiskRule { when: RiskCondition::IpChanged, then: RiskAction::Notify },
+        RiskRule { when: RiskCondition::UserAgentChanged, then: RiskAction::RevokeUser },
+    ];
+    // a new address: rotated, reported, and recorded on the session
+    let moved = RequestMeta { ip: Some("10.1.1.1".into()), user_agent: Some("test".into()) };
+    let faces = ["native".to_owned()];
+    let mut req = child_req(first.hash, t0, Duration::ZERO);
+    req.request = &moved;
+    req.rules = &rules;
+    req.faces = Some(&faces);
+    let RotateOutcome::Rotated { child, signals, session: after } = store.rotate(req).await.unwrap() else { panic!("expected a rotation") };
+    assert_eq!(signals.len(), 1);
+    assert_eq!(after.ip.as_deref(), Some("10.1.1.1"));
+    assert_eq!(store.session(session.id).await.unwrap().unwrap().ip.as_deref(), Some("10.1.1.1"));
+    // another face's sessions are not this face's to refresh
+    let medods = ["medods".to_owned()];
+    let mut req = child_req(child.hash, t0, Duration::ZERO);
+    req.faces = Some(&medods);
+    assert!(matches!(store.rotate(req).await.unwrap(), RotateOutcome::Refused { refusal: RefreshRefusal::WrongFace, .. }));
+    // a new User-Agent: every session of the user ends, in the rotation's transaction
+    let thief = RequestMeta { ip: Some("10.1.1.1".into()), user_agent: Some("curl/8".into()) };
+    let mut req = child_req(child.hash, t0, Duration::ZERO);
+    req.request = &thief;
+    req.rules = &rules;
+    let RotateOutcome::Refused { refusal, revoked, .. } = store.rotate(req).await.unwrap() else { panic!("expected a refusal") };
+    assert_eq!(refusal, RefreshRefusal::RiskRevoked(RiskCondition::UserAgentChanged));
+    assert_eq!(revoked.len(), 2);
+    for id in [session.id, other.id] {
+        assert_eq!(store.session(id).await.unwrap().unwrap().revoked_reason.as_deref(), Some("user_agent_changed"));
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -289,4 +332,5 @@ contract!(
     concurrent_instances_agree_on_one_signing_key,
     clients_are_unique_and_keep_their_secret_hash,
     unknown_tokens_and_sessions_are_absent,
+    a_rotation_records_the_request_and_risk_rules_revoke_in_its_transaction,
 );

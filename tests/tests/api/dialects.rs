@@ -13,8 +13,10 @@ fn claims(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
 
+/// Keys in order, without Tessera's two additions: `sid` (revocation) and `aud` (the face's
+/// audience; both libraries have an audience setting of their own).
 fn keys(v: &Value) -> Vec<String> {
-    v.as_object().unwrap().keys().filter(|k| *k != "sid").cloned().collect()
+    v.as_object().unwrap().keys().filter(|k| *k != "sid" && *k != "aud").cloned().collect()
 }
 
 async fn post_json(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
@@ -49,14 +51,71 @@ async fn simplejwt_seed_001_exchanges_work_unchanged() {
     assert_eq!(r["exp"].as_i64().unwrap() - r["iat"].as_i64().unwrap(), 86_400);
     // verify -> 200 {}
     assert_eq!(post_json(&app, "/api/token/verify", json!({"token": access})).await, (200, json!({})));
-    // refresh -> a new access (and, with rotation, a new refresh)
+    // refresh -> {"access"} only: the seed's deployment does not rotate (changed on purpose:
+    // this answered a new pair and blacklisted the old token, logging seed clients out)
     let (status, body) = post_json(&app, "/api/token/refresh", json!({"refresh": refresh})).await;
     assert_eq!(status, 200);
-    assert!(body["access"].is_string());
+    assert_eq!(keys(&body), ["access"]);
     // blacklisting is the logout: the session's access tokens fail verification from then on
-    let new_refresh = body["refresh"].as_str().unwrap();
-    assert_eq!(post_json(&app, "/api/token/blacklist", json!({"refresh": new_refresh})).await, (200, json!({})));
+    assert_eq!(post_json(&app, "/api/token/blacklist", json!({"refresh": refresh})).await, (200, json!({})));
     assert_eq!(post_json(&app, "/api/token/verify", json!({"token": body["access"]})).await.0, 401);
+}
+
+async fn a_seed_001_client_refreshes_again_and_again_with_one_refresh_token() {
+    let app = spawn_app().await;
+    app.register("user@example.com", "string-long-enough").await;
+    let (_, body) = post_json(&app, "/api/token", json!({"email": "user@example.com", "password": "string-long-enough"})).await;
+    let refresh = body["refresh"].as_str().unwrap().to_owned();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let (status, body) = post_json(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+        assert_eq!((status, keys(&body)), (200, vec!["access".to_owned()]), "{body}");
+        let access = body["access"].as_str().unwrap().to_owned();
+        assert_eq!(post_json(&app, "/api/token/verify/", json!({"token": access})).await, (200, json!({})));
+        assert!(seen.insert(access), "every refresh gives a new access token");
+    }
+    assert_eq!(post_json(&app, "/api/token/verify/", json!({"token": refresh})).await, (200, json!({})));
+}
+
+async fn simplejwt_with_rotation_answers_a_pair_and_blacklists_the_old_token() {
+    let app = spawn_with(|s| s.dialects.simplejwt.refresh_policy = tessera_domain::RefreshPolicy::Rotate).await;
+    app.register("user@example.com", "string-long-enough").await;
+    let (_, body) = post_json(&app, "/api/token", json!({"email": "user@example.com", "password": "string-long-enough"})).await;
+    let refresh = body["refresh"].as_str().unwrap().to_owned();
+    let (status, body) = post_json(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+    assert_eq!((status, keys(&body)), (200, vec!["access".to_owned(), "refresh".to_owned()]));
+    let (status, again) = post_json(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+    assert_eq!((status, again), (401, json!({"detail": "Token is blacklisted", "code": "token_not_valid"})));
+}
+
+async fn a_seed_003_client_refreshes_at_both_paths_with_one_refresh_token_for_its_life() {
+    let app = spawn_with(|s| {
+        s.dialects.djoser.prefix = "/v1/zonesmart".into();
+        s.dialects.djoser.prefixes = vec![String::new()];
+    })
+    .await;
+    let (status, _) = post_json(&app, "/v1/zonesmart/users/", json!({"email": "admin@zonesmart.ru", "password": "4815162342"})).await;
+    assert_eq!(status, 201);
+    // the seed: create under /v1/zonesmart ...
+    let (_, body) =
+        post_json(&app, "/v1/zonesmart/auth/jwt/create/", json!({"email": "admin@zonesmart.ru", "password": "4815162342"})).await;
+    let refresh = body["refresh"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        // ... refresh at the root, as a GET with a JSON body, and as a POST under the prefix
+        let res = app.http.get(app.url("/auth/jwt/refresh/")).json(&json!({"refresh": refresh})).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(keys(&body), ["access"]);
+        let access = body["access"].as_str().unwrap().to_owned();
+        // ... and /users/me/ at the root
+        let (status, me) = send(&app, reqwest::Method::GET, "/users/me/", Some(&format!("JWT {access}"))).await;
+        assert_eq!((status, me["email"].as_str()), (200, Some("admin@zonesmart.ru")));
+        let (status, body) = post_json(&app, "/v1/zonesmart/auth/jwt/refresh", json!({"refresh": refresh})).await;
+        assert_eq!((status, keys(&body)), (200, vec!["access".to_owned()]));
+    }
+    // the refresh token lives 90 days
+    let r = claims(&refresh);
+    assert_eq!(r["exp"].as_i64().unwrap() - r["iat"].as_i64().unwrap(), 90 * 86_400);
 }
 
 async fn djoser_seed_003_exchanges_work_under_the_zonesmart_prefix() {
@@ -260,4 +319,7 @@ crate::both_backends!(
     a_global_logout_holds_in_every_dialect,
     dialects_can_be_switched_off_and_moved,
     simplejwt_5_5_writes_user_id_as_a_string_and_splits_its_texts,
+    a_seed_001_client_refreshes_again_and_again_with_one_refresh_token,
+    simplejwt_with_rotation_answers_a_pair_and_blacklists_the_old_token,
+    a_seed_003_client_refreshes_at_both_paths_with_one_refresh_token_for_its_life,
 );

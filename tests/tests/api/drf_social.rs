@@ -63,6 +63,9 @@ async fn app() -> TestApp {
     let jwks_url = start_idp();
     let inline = json!({"keys": [{"kty": "oct", "kid": "idp-1", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(IDP_KEY)}]}).to_string();
     let app = spawn_with(move |s| {
+        // One audience with the native face, so that these tests can ask the native /v1/me who a
+        // drf-social-oauth2 token speaks for (faces stand alone by default; see faces.rs).
+        s.dialects.drf_social_oauth2.audience = s.tokens.audience.clone();
         let p = &mut s.dialects.drf_social_oauth2.providers;
         p.insert(
             "idp".into(),

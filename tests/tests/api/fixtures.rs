@@ -55,7 +55,8 @@ fn claim_shape(claims: &Value) -> BTreeMap<String, String> {
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(k, _)| *k != "sid" && *k != "email")
+        // ours: `sid` (revocation) and `aud` (the face's audience, the libraries' own setting)
+        .filter(|(k, _)| *k != "sid" && *k != "aud" && *k != "email")
         .map(|(k, v)| {
             let mut t = json_type(v).to_owned();
             if k == "jti" {
@@ -144,6 +145,9 @@ async fn django_app(era: &str) -> TestApp {
     spawn_with(move |s| {
         s.dialects.simplejwt.era = era.clone();
         s.dialects.simplejwt.username_field = "username".into();
+        // the peers were captured with ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION on
+        s.dialects.simplejwt.refresh_policy = tessera_domain::RefreshPolicy::Rotate;
+        s.dialects.djoser.refresh_policy = tessera_domain::RefreshPolicy::Rotate;
         s.dialects.djoser.era = era;
     })
     .await

@@ -5,6 +5,7 @@ mod bad_dialect_input;
 mod bad_input;
 mod dialects;
 mod drf_social;
+mod faces;
 mod fixtures;
 mod helpers;
 mod medods;

@@ -211,7 +211,31 @@ async fn a_refresh_from_a_new_ip_goes_ahead_and_is_reported() {
     assert_eq!(e["GUID"], "FF4vjiQAU8e6KYq/edxsrQ==");
 }
 
+/// A backend that calls `/generate` for a device names the device's address and User-Agent:
+/// they, not the backend's own, are what the refresh-time rules compare against.
+async fn a_backend_names_the_devices_address_and_user_agent_at_generate() {
+    let app = app().await;
+    let body = json!({"user_id": 11, "GUID": "g", "ip": "203.0.113.7", "user_agent": "device/1"});
+    let (status, pair) = call(&app, "/generate", body, Some(KEY), "backend/1").await;
+    assert_eq!(status, 200, "{pair}");
+    let (_, c) = claims(pair["access"].as_str().unwrap());
+    assert_eq!(c["ip"], "203.0.113.7");
+    // the device refreshes: same User-Agent, so it goes ahead (the address changed: reported only)
+    let (status, next) = call(&app, "/refresh", json!({"access": pair["access"], "refresh": pair["refresh"]}), None, "device/1").await;
+    assert_eq!(status, 200, "{next}");
+    // the session now remembers the address it was refreshed from
+    let (_, c) = claims(next["access"].as_str().unwrap());
+    assert_eq!(c["ip"], "127.0.0.1");
+    // the backend's own User-Agent is not the device's: refused, and the user is logged out
+    let (status, body) = call(&app, "/refresh", json!({"access": next["access"], "refresh": next["refresh"]}), None, "backend/1").await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("user_agent_changed")));
+    // a device field that is not what it says is refused
+    let (status, body) = call(&app, "/generate", json!({"user_id": 11, "GUID": "g", "ip": "not-an-ip"}), Some(KEY), "backend/1").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")));
+}
+
 crate::both_backends!(
+    a_backend_names_the_devices_address_and_user_agent_at_generate,
     a_refresh_from_a_new_ip_goes_ahead_and_is_reported,
     a_blocked_user_gets_medods_403,
     the_seed_flow_generate_refresh_delete_deleteall,

@@ -16,9 +16,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_domain::secret::{RefreshSecret, SecretEncoding};
-use tessera_domain::service::LoginOrigin;
-use tessera_domain::{AuthError, DomainError, NativeFormat, OAuthClient, OffsetDateTime, TokenProfile};
+use tessera_domain::{AuthError, DomainError, Face, LoginOrigin, OAuthClient, OffsetDateTime, RefreshInput, Refreshed, TokenProfile};
 use tokio::sync::RwLock;
 
 use crate::body::{BodyError, param, parse_params, read_limited};
@@ -114,30 +112,35 @@ impl Provider {
     }
 }
 
+/// The face's name, recorded on the sessions it opens.
+pub const NAME: &str = "drf-social-oauth2";
+
+/// django-oauth-toolkit's lifetimes, as a profile.
+pub fn profile(settings: &DrfSocialSettings) -> Result<TokenProfile, DomainError> {
+    TokenProfile::new(
+        NAME,
+        tessera_domain::Duration::seconds(i64::from(settings.access_token_expire_seconds)),
+        tessera_domain::Duration::seconds(i64::from(settings.refresh_token_expire_seconds)),
+    )
+}
+
 pub struct DrfFace {
-    profile: TokenProfile,
+    face: Arc<Face>,
     scope: String,
-    format: NativeFormat,
     providers: BTreeMap<String, Provider>,
     http: reqwest::Client,
 }
 
 impl DrfFace {
-    pub fn new(settings: &DrfSocialSettings, format: NativeFormat) -> Result<Self, DomainError> {
-        let profile = TokenProfile::new(
-            "drf-social-oauth2",
-            tessera_domain::Duration::seconds(i64::from(settings.access_token_expire_seconds)),
-            tessera_domain::Duration::seconds(i64::from(settings.refresh_token_expire_seconds)),
-        )?;
+    pub fn new(settings: &DrfSocialSettings, face: Arc<Face>) -> Result<Self, DomainError> {
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DomainError::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {
-            profile,
+            face,
             scope: settings.scope.clone(),
-            format,
             providers: settings.providers.iter().map(|(k, v)| (k.clone(), Provider::new(v))).collect(),
             http,
         })
@@ -231,15 +234,8 @@ fn token_body(face: &DrfFace, pair: tessera_domain::IssuedPair) -> (u16, Option<
     )
 }
 
-fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient, face: &'a DrfFace) -> LoginOrigin<'a> {
-    LoginOrigin {
-        client_id: Some(client.client_id.as_str()),
-        face: "drf-social-oauth2",
-        profile: &face.profile,
-        ip: super::client_ip(req),
-        user_agent: super::user_agent(req),
-        subject: None,
-    }
+fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient) -> LoginOrigin<'a> {
+    LoginOrigin { client_id: Some(client.client_id.as_str()), request: super::request_meta(req), ..LoginOrigin::default() }
 }
 
 /// `POST /auth/token`: the password and refresh_token grants.
@@ -257,7 +253,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<App
                 param(&p, "username").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing username parameter.")))?;
             let password =
                 param(&p, "password").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing password parameter.")))?;
-            match state.service.login_password(username, password.to_owned(), origin(&req, &client, &face), &face.format, now).await {
+            match state.service.login_password(&face.face, username, password.to_owned(), origin(&req, &client), now).await {
                 Ok(pair) => Ok(token_body(&face, pair)),
                 Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => {
                     Err(oauth(400, "invalid_grant", Some("Invalid credentials given.")))
@@ -266,9 +262,14 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<App
             }
         } else {
             let raw = param(&p, "refresh_token").ok_or_else(|| oauth(400, "invalid_request", Some("Missing refresh token parameter.")))?;
-            let secret = RefreshSecret::parse(raw, SecretEncoding::UrlSafe).ok_or_else(|| oauth(400, "invalid_grant", None))?;
-            match state.service.refresh(&secret, Some(client.client_id.as_str()), None, &face.format, now).await {
-                Ok(pair) => Ok(token_body(&face, pair)),
+            let input = RefreshInput { client: Some(client.client_id.as_str()), request: super::request_meta(&req), ..RefreshInput::default() };
+            match state.service.refresh(&face.face, raw, input, now).await {
+                Ok(Refreshed::Pair(pair)) => Ok(token_body(&face, pair)),
+                // `reuse`: the same refresh token is answered again, as oauthlib does without rotation
+                Ok(Refreshed::Access(a)) => Ok((
+                    200,
+                    Some(json!({"access_token": a.access_token, "expires_in": a.expires_in, "token_type": "Bearer", "scope": face.scope, "refresh_token": raw})),
+                )),
                 Err(DomainError::Auth(_)) => Err(oauth(400, "invalid_grant", None)),
                 Err(e) => Err(unexpected(e)),
             }
@@ -293,7 +294,7 @@ pub async fn convert_token(
         }
         let (id, _) = client_credentials(&req, &p)?;
         let known = match &id {
-            Some(id) => state.service.store().client_by_id(id).await.map_err(|e| unexpected(e.into()))?.is_some(),
+            Some(id) => state.service.client_exists(id).await.map_err(unexpected)?,
             None => false,
         };
         if !known {
@@ -313,7 +314,7 @@ pub async fn convert_token(
         let now = OffsetDateTime::now_utc();
         let user =
             state.service.user_for_external_identity(backend, &claims.sub, claims.email.as_deref(), now).await.map_err(unexpected)?;
-        match state.service.open_session(&user, origin(&req, &client, &face), &face.format, now).await {
+        match state.service.open_session(&face.face, &user, origin(&req, &client), now).await {
             Ok(pair) => Ok(token_body(&face, pair)),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(oauth(400, "invalid_grant", Some("The account is blocked."))),
             Err(e) => Err(unexpected(e)),
@@ -330,7 +331,12 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 /// `POST /auth/revoke-token`: `token` with client credentials (older form), or
 /// `Authorization: Bearer <token>` with `client_id` (newer form). 204 whatever the token was.
-pub async fn revoke_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn revoke_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    face: web::Data<Arc<DrfFace>>,
+) -> HttpResponse {
     let r = async {
         let p = params(&req, payload, &state).await?;
         let token = match (param(&p, "token"), bearer(&req)) {
@@ -338,14 +344,17 @@ pub async fn revoke_token(req: HttpRequest, payload: web::Payload, state: web::D
             (None, Some(t)) => t.to_owned(),
             (None, None) => return Err(oauth(400, "invalid_request", Some("Missing token parameter."))),
         };
-        let client = if bearer(&req).is_some() && param(&p, "client_secret").is_none() {
+        let client_id = if bearer(&req).is_some() && param(&p, "client_secret").is_none() {
             let id = param(&p, "client_id").ok_or_else(invalid_client)?;
-            state.service.store().client_by_id(id).await.map_err(|e| unexpected(e.into()))?.ok_or_else(invalid_client)?
+            if !state.service.client_exists(id).await.map_err(unexpected)? {
+                return Err(invalid_client());
+            }
+            id.to_owned()
         } else {
-            authenticate_client(&state, &req, &p).await?
+            authenticate_client(&state, &req, &p).await?.client_id.as_str().to_owned()
         };
         let now = OffsetDateTime::now_utc();
-        state.service.revoke_token(&token, client.client_id.as_str(), now).await.map_err(unexpected)?;
+        state.service.revoke_token(&face.face, &token, &client_id, now).await.map_err(unexpected)?;
         Ok((204, None))
     }
     .await;
@@ -353,7 +362,7 @@ pub async fn revoke_token(req: HttpRequest, payload: web::Payload, state: web::D
 }
 
 /// The caller of `invalidate-*`: a live access token of ours.
-fn caller(req: &HttpRequest, state: &AppState) -> Result<tessera_domain::AccessContext, Fail> {
+fn caller(req: &HttpRequest, state: &AppState, face: &DrfFace) -> Result<tessera_domain::AccessContext, Fail> {
     let refuse = |expired: bool| Fail {
         status: 401,
         body: json!({"detail": "Authentication credentials were not provided."}),
@@ -364,12 +373,18 @@ fn caller(req: &HttpRequest, state: &AppState) -> Result<tessera_domain::AccessC
         }),
     };
     let token = bearer(req).ok_or_else(|| refuse(false))?;
-    state.service.resolve_access(token, OffsetDateTime::now_utc()).map_err(|e| refuse(e == AuthError::TokenExpired))
+    state.service.resolve_access(&face.face, token, OffsetDateTime::now_utc()).map_err(|e| refuse(e == AuthError::TokenExpired))
 }
 
-async fn invalidate(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, sessions: bool) -> HttpResponse {
+async fn invalidate(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    face: web::Data<Arc<DrfFace>>,
+    sessions: bool,
+) -> HttpResponse {
     let r = async {
-        let ctx = caller(&req, &state)?;
+        let ctx = caller(&req, &state, &face)?;
         let p = params(&req, payload, &state).await?;
         let client_id = param(&p, "client_id").ok_or_else(|| oauth(400, "invalid_request", Some("Missing client_id parameter.")))?;
         let now = OffsetDateTime::now_utc();
@@ -385,21 +400,31 @@ async fn invalidate(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
 }
 
 /// `POST /auth/invalidate-sessions`: every token of the caller for that client ends.
-pub async fn invalidate_sessions(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    invalidate(req, payload, state, true).await
+pub async fn invalidate_sessions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    face: web::Data<Arc<DrfFace>>,
+) -> HttpResponse {
+    invalidate(req, payload, state, face, true).await
 }
 
 /// `POST /auth/invalidate-refresh-tokens`: only the refresh tokens end.
-pub async fn invalidate_refresh_tokens(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    invalidate(req, payload, state, false).await
+pub async fn invalidate_refresh_tokens(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    face: web::Data<Arc<DrfFace>>,
+) -> HttpResponse {
+    invalidate(req, payload, state, face, false).await
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     HttpResponse::MethodNotAllowed().json(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: Arc<DrfFace>) {
-    let at = |path: &str| super::both_slashes(prefix, path).to_vec();
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: Arc<DrfFace>) {
+    let at = |path: &str| super::at_prefixes(prefixes, path, true);
     let routes: [(Vec<String>, super::MakeRoute); 5] = [
         (at("/auth/token"), || web::post().to(token)),
         (at("/auth/convert-token"), || web::post().to(convert_token)),

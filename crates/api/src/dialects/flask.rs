@@ -12,23 +12,33 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tessera_domain::keys::TimedClaims;
 use tessera_domain::secret::RefreshSecret;
-use tessera_domain::service::LoginOrigin;
 use tessera_domain::{
-    Algorithm, AuthError, DomainError, Keyring, OffsetDateTime, RefreshRecord, RenderedPair, Session, SessionId, TokenFormat, TokenProfile,
-    UserId,
+    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LoginOrigin, OffsetDateTime, RefreshInput, RefreshRecord, RefreshView,
+    Session, SessionId, TokenFormat, UserId,
 };
 use uuid::Uuid;
 
 use crate::body::read_limited;
 use crate::state::AppState;
 
+/// The face's name, recorded on the sessions it opens.
+pub const NAME: &str = "flask";
+
 #[derive(Debug, Clone)]
 pub struct FlaskFace {
-    /// 4.x texts and claims (`sub`, `csrf`, `fresh` on both tokens).
+    /// 4.x texts (the format has the claims).
     pub era4: bool,
     /// The seed application's envelopes for the errors it documents.
     pub seed_envelope: bool,
-    pub profile: TokenProfile,
+    pub face: std::sync::Arc<Face>,
+}
+
+/// How the face writes and reads its tokens: both HS256 JWTs with the library's claims of the
+/// era (`identity` in 3.x, `sub`, `csrf` and `fresh` on both in 4.x); the refresh token's `jti`
+/// is the refresh secret. `aud` is the library's own `JWT_DECODE_AUDIENCE`, always set.
+#[derive(Debug, Clone)]
+pub struct FlaskFormat {
+    pub era4: bool,
 }
 
 /// Claims as a map: the two eras name them differently, and order is kept as written.
@@ -58,12 +68,17 @@ impl FlaskClaims {
     fn sid(&self) -> Option<Uuid> {
         self.0.get("sid").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
     }
+    fn aud(&self) -> Option<String> {
+        self.0.get("aud").and_then(Value::as_str).map(str::to_owned)
+    }
 }
 
-impl FlaskFace {
+impl FlaskFormat {
     /// A token's claims in the library's order for the configured era.
-    fn claims(&self, kind: &str, identity: i64, jti: Uuid, iat: i64, exp: i64, sid: Option<Uuid>) -> Value {
-        let identity = identity.to_string();
+    fn claims(&self, kind: &str, session: &Session, jti: Uuid, iat: i64, exp: i64, aud: &str) -> Value {
+        let identity = session.user_id.0.to_string();
+        // access tokens name their session (revocation); the refresh token's record does
+        let sid = (kind == "access").then_some(session.id.0);
         let mut m = Map::new();
         if self.era4 {
             m.insert("fresh".into(), json!(false));
@@ -72,7 +87,12 @@ impl FlaskFace {
             m.insert("type".into(), json!(kind));
             m.insert("sub".into(), json!(identity));
             m.insert("nbf".into(), json!(iat));
-            m.insert("csrf".into(), json!(Uuid::new_v4().hyphenated().to_string()));
+            // the library's random double-submit value, derived here so that rendering stays a
+            // pure function of the record
+            m.insert(
+                "csrf".into(),
+                json!(uuid::Builder::from_random_bytes(jti.as_u128().rotate_left(64).to_be_bytes()).into_uuid().hyphenated().to_string()),
+            );
             m.insert("exp".into(), json!(exp));
         } else {
             m.insert("iat".into(), json!(iat));
@@ -88,34 +108,65 @@ impl FlaskFace {
         if let Some(sid) = sid {
             m.insert("sid".into(), json!(sid));
         }
+        m.insert("aud".into(), json!(aud));
         Value::Object(m)
     }
 
-    fn access_token(&self, keyring: &Keyring, session: &Session, jti: Uuid, iat: i64) -> Result<String, DomainError> {
-        let exp = iat + session.profile.access_ttl().whole_seconds();
-        keyring.sign(Algorithm::HS256, "JWT", &self.claims("access", session.user_id.0, jti, iat, exp, Some(session.id.0)))
+    fn read(&self, keyring: &Keyring, token: &str, want: &str, now: Option<OffsetDateTime>) -> Result<FlaskClaims, AuthError> {
+        let claims: FlaskClaims = match now {
+            Some(now) => keyring.verify(token, &[Algorithm::HS256], now)?,
+            None => keyring.verify_signature(token, &[Algorithm::HS256])?,
+        };
+        if claims.kind() != want {
+            return Err(AuthError::WrongTokenType);
+        }
+        Ok(claims)
     }
 }
 
-impl TokenFormat for FlaskFace {
+impl TokenFormat for FlaskFormat {
     fn secret_len(&self) -> usize {
         RefreshSecret::JTI_LEN
     }
 
-    fn render(
+    fn render_access(
         &self,
         keyring: &Keyring,
+        aud: &str,
+        session: &Session,
+        jti: Uuid,
+        issued_at: OffsetDateTime,
+    ) -> Result<String, DomainError> {
+        let iat = issued_at.unix_timestamp();
+        let exp = iat + session.profile.access_ttl().whole_seconds();
+        keyring.sign(Algorithm::HS256, "JWT", &self.claims("access", session, jti, iat, exp, aud))
+    }
+
+    fn render_refresh(
+        &self,
+        keyring: &Keyring,
+        aud: &str,
         session: &Session,
         record: &RefreshRecord,
         secret: &RefreshSecret,
-    ) -> Result<RenderedPair, DomainError> {
+    ) -> Result<String, DomainError> {
         let iat = record.issued_at.unix_timestamp();
         let jti = Uuid::from_slice(secret.as_bytes()).map_err(|_| DomainError::Internal("a flask refresh secret is 16 bytes".into()))?;
-        let refresh = self.claims("refresh", session.user_id.0, jti, iat, record.expires_at.unix_timestamp(), None);
-        Ok(RenderedPair {
-            access_token: self.access_token(keyring, session, record.access_jti, iat)?,
-            refresh_token: keyring.sign(Algorithm::HS256, "JWT", &refresh)?,
-        })
+        let refresh = self.claims("refresh", session, jti, iat, record.expires_at.unix_timestamp(), aud);
+        keyring.sign(Algorithm::HS256, "JWT", &refresh)
+    }
+
+    fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
+        let c = self.read(keyring, token, "access", now)?;
+        let user_id = c.identity().and_then(|i| i.parse::<i64>().ok()).map(UserId).ok_or(AuthError::TokenInvalid)?;
+        let (sid, jti) = c.sid().zip(c.jti()).ok_or(AuthError::TokenInvalid)?;
+        Ok(AccessView { user_id, session_id: SessionId(sid), jti, audience: c.aud(), expires_at: c.exp(), client_id: None })
+    }
+
+    fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError> {
+        let c = self.read(keyring, token, "refresh", Some(now))?;
+        let secret = c.jti().and_then(|j| RefreshSecret::from_bytes(j.as_bytes().to_vec())).ok_or(AuthError::TokenInvalid)?;
+        Ok(RefreshView { secret, audience: c.aud() })
     }
 }
 
@@ -166,10 +217,23 @@ impl FlaskFace {
         Refusal { status: 403, body: json!({"code": 403, "errors": [{"message": "your account is blocked", "code": 403}]}) }
     }
 
-    fn refusal(&self, e: AuthError) -> Refusal {
-        match e {
+    /// The face's words for a token the core refused: the one place its domain errors become
+    /// bodies. `want_refresh`: the route takes a refresh token.
+    fn refusal(&self, e: DomainError, want_refresh: bool) -> Refusal {
+        let a = match e {
+            DomainError::Auth(a) => a,
+            other => return unexpected(other),
+        };
+        match a {
             AuthError::TokenExpired => self.expired(),
             AuthError::UserBlocked => self.blocked(),
+            AuthError::TokenInvalid => msg(422, "Signature verification failed"),
+            // PyJWT's words for a token of another audience
+            AuthError::WrongAudience => msg(422, "Invalid audience"),
+            AuthError::WrongTokenType if want_refresh => msg(422, "Only refresh tokens are allowed"),
+            AuthError::WrongTokenType => {
+                msg(422, if self.era4 { "Only non-refresh tokens are allowed" } else { "Only access tokens are allowed" })
+            }
             _ => msg(401, "Token has been revoked"),
         }
     }
@@ -186,8 +250,8 @@ impl FlaskFace {
         }
     }
 
-    /// Verifies a token as PyJWT would report it: its texts for undecodable tokens.
-    fn decode(&self, state: &AppState, token: &str, want_refresh: bool) -> Result<FlaskClaims, Refusal> {
+    /// PyJWT's texts for a token it cannot even decode; the core judges the rest.
+    fn undecodable(&self, token: &str) -> Result<(), Refusal> {
         let segments: Vec<&str> = token.split('.').collect();
         if segments.len() < 3 {
             return Err(msg(422, "Not enough segments"));
@@ -198,16 +262,7 @@ impl FlaskFace {
         if segments.len() > 3 {
             return Err(msg(422, "Invalid payload padding"));
         }
-        let claims: FlaskClaims = match state.service.keyring().verify(token, &[Algorithm::HS256], OffsetDateTime::now_utc()) {
-            Ok(c) => c,
-            Err(AuthError::TokenExpired) => return Err(self.expired()),
-            Err(_) => return Err(msg(422, "Signature verification failed")),
-        };
-        match (want_refresh, claims.kind()) {
-            (true, "refresh") | (false, "access") => Ok(claims),
-            (true, _) => Err(msg(422, "Only refresh tokens are allowed")),
-            (false, _) => Err(msg(422, if self.era4 { "Only non-refresh tokens are allowed" } else { "Only access tokens are allowed" })),
-        }
+        Ok(())
     }
 
     fn finish(&self, r: Result<Value, Refusal>) -> HttpResponse {
@@ -217,19 +272,11 @@ impl FlaskFace {
         }
     }
 
-    /// The live refresh token of a request: signature, type, then our records.
-    async fn refresh_of(&self, req: &HttpRequest, state: &AppState) -> Result<(RefreshSecret, Session), Refusal> {
+    /// The refresh token of a request, as the library would take it off the header.
+    fn refresh_token<'r>(&self, req: &'r HttpRequest) -> Result<&'r str, Refusal> {
         let token = self.header_token(req)?;
-        let claims = self.decode(state, token, true)?;
-        let secret = claims
-            .jti()
-            .and_then(|j| RefreshSecret::from_bytes(j.as_bytes().to_vec()))
-            .ok_or_else(|| msg(401, "Token has been revoked"))?;
-        match state.service.check_refresh(&secret, OffsetDateTime::now_utc()).await {
-            Ok((_, session, _)) => Ok((secret, session)),
-            Err(DomainError::Auth(a)) => Err(self.refusal(a)),
-            Err(e) => Err(unexpected(e)),
-        }
+        self.undecodable(token)?;
+        Ok(token)
     }
 }
 
@@ -248,15 +295,8 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
         let login = data.get("email").or_else(|| data.get("username")).and_then(Value::as_str).filter(|s| !s.is_empty());
         let password = data.get("password").and_then(Value::as_str).filter(|s| !s.is_empty());
         let (Some(login), Some(password)) = (login, password) else { return Err(missing()) };
-        let origin = LoginOrigin {
-            client_id: None,
-            face: "flask",
-            profile: &face.profile,
-            ip: super::client_ip(&req),
-            user_agent: super::user_agent(&req),
-            subject: None,
-        };
-        match state.service.login_password(login, password.to_owned(), origin, &**face, OffsetDateTime::now_utc()).await {
+        let origin = LoginOrigin { request: super::request_meta(&req), ..LoginOrigin::default() };
+        match state.service.login_password(&face.face, login, password.to_owned(), origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok(json!({"access_token": pair.access_token, "refresh_token": pair.refresh_token})),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.blocked()),
             Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => Err(msg(401, "Bad username or password")),
@@ -271,11 +311,16 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
 /// token; the refresh token stays valid (the library does not rotate).
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
-        let (_, session) = face.refresh_of(&req, &state).await?;
-        let token = face
-            .access_token(state.service.keyring(), &session, Uuid::new_v4(), OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(unexpected)?;
-        Ok(json!({"access_token": token}))
+        let token = face.refresh_token(&req)?;
+        let input = RefreshInput { request: super::request_meta(&req), ..RefreshInput::default() };
+        match state.service.refresh(&face.face, token, input, OffsetDateTime::now_utc()).await {
+            Ok(done) => Ok(match done.refresh_token() {
+                // a face configured to rotate answers the new refresh token too
+                Some(refresh) => json!({"access_token": done.access_token(), "refresh_token": refresh}),
+                None => json!({"access_token": done.access_token()}),
+            }),
+            Err(e) => Err(face.refusal(e, true)),
+        }
     }
     .await;
     face.finish(r)
@@ -284,8 +329,8 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, face: web::Da
 /// `POST /api/v1/logout`: the refresh token in `Authorization: Bearer`; its session ends.
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
-        let (_, session) = face.refresh_of(&req, &state).await?;
-        state.service.revoke_session(session.id, "logout", OffsetDateTime::now_utc()).await.map_err(unexpected)?;
+        let token = face.refresh_token(&req)?;
+        state.service.logout_refresh(&face.face, token, OffsetDateTime::now_utc()).await.map_err(|e| face.refusal(e, true))?;
         Ok(json!({"msg": "Refresh token revoked"}))
     }
     .await;
@@ -296,19 +341,10 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Dat
 pub async fn protected(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.header_token(&req)?;
-        let claims = face.decode(&state, token, false)?;
-        let sid = claims.sid().ok_or_else(|| msg(401, "Token has been revoked"))?;
-        if state.service.is_revoked(SessionId(sid)) {
-            return Err(msg(401, "Token has been revoked"));
-        }
-        let identity = claims.identity().unwrap_or_default();
-        let id = identity.parse::<i64>().map(UserId).map_err(|_| msg(401, "Token has been revoked"))?;
-        match state.service.store().user_by_id(id).await {
-            Ok(Some(u)) if u.status == tessera_domain::UserStatus::Active => Ok(json!({"logged_in_as": identity})),
-            Ok(Some(_)) => Err(face.blocked()),
-            Ok(None) => Err(msg(401, "Token has been revoked")),
-            Err(e) => Err(unexpected(e.into())),
-        }
+        face.undecodable(token)?;
+        let ctx = state.service.resolve_access(&face.face, token, OffsetDateTime::now_utc()).map_err(|e| face.refusal(e.into(), false))?;
+        let user = state.service.current_user(&ctx).await.map_err(|e| face.refusal(e, false))?;
+        Ok(json!({"logged_in_as": user.id.0.to_string()}))
     }
     .await;
     face.finish(r)
@@ -321,8 +357,8 @@ async fn method_not_allowed() -> HttpResponse {
     )
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: FlaskFace) {
-    let at = |path: &str| vec![format!("{prefix}{path}")];
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: FlaskFace) {
+    let at = |path: &str| super::at_prefixes(prefixes, path, false);
     let routes: [(Vec<String>, super::MakeRoute); 4] = [
         (at("/api/v1/login"), || web::post().to(login)),
         (at("/api/v1/refresh/token"), || web::post().to(refresh)),

@@ -11,9 +11,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tessera_domain::keys::TimedClaims;
 use tessera_domain::secret::{RefreshSecret, SecretEncoding};
-use tessera_domain::service::LoginOrigin;
 use tessera_domain::{
-    Algorithm, AuthError, DomainError, Keyring, OffsetDateTime, RefreshRecord, RenderedPair, Session, SessionId, TokenFormat, TokenProfile,
+    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LoginOrigin, OffsetDateTime, RefreshInput, RefreshRecord, RefreshView,
+    Refreshed, RequestMeta, Session, SessionId, TokenFormat, UserId,
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,21 +23,26 @@ use crate::state::AppState;
 
 /// The identity provider name trusted callers' users are linked under.
 const PROVIDER: &str = "medods";
+/// The face's name, recorded on the sessions it opens.
+pub const NAME: &str = "medods";
 
 #[derive(Debug, Clone)]
 pub struct MedodsFace {
-    pub profile: TokenProfile,
+    pub face: std::sync::Arc<Face>,
     pub caller_key: Option<String>,
-    pub grace: tessera_domain::Duration,
-    /// Generation 3 of the task: refreshes from a new IP are reported here.
-    pub new_ip_webhook: Option<String>,
-    pub http: reqwest::Client,
 }
 
-/// What a session of this face remembers about its user.
+/// How the face writes and reads its tokens: an HS512 access JWT, an opaque standard-base64
+/// refresh token.
+#[derive(Debug, Clone, Copy)]
+pub struct MedodsFormat;
+
+/// What a session of this face remembers about its user. Its JSON is also what the risk
+/// notifier's events carry (`user_id`, `GUID`).
 #[derive(Debug, Serialize, Deserialize)]
 struct Subject {
     user_id: i64,
+    #[serde(rename = "GUID", alias = "guid")]
     guid: String,
 }
 
@@ -53,6 +58,8 @@ pub struct MedodsClaims {
     pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 impl TimedClaims for MedodsClaims {
@@ -61,37 +68,57 @@ impl TimedClaims for MedodsClaims {
     }
 }
 
-impl TokenFormat for MedodsFace {
-    fn refresh_grace(&self) -> Option<tessera_domain::Duration> {
-        Some(self.grace)
-    }
-
-    fn render(
+impl TokenFormat for MedodsFormat {
+    fn render_access(
         &self,
         keyring: &Keyring,
+        aud: &str,
         session: &Session,
-        record: &RefreshRecord,
-        secret: &RefreshSecret,
-    ) -> Result<RenderedPair, DomainError> {
+        jti: Uuid,
+        issued_at: OffsetDateTime,
+    ) -> Result<String, DomainError> {
         let subject: Subject = session
             .subject
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| DomainError::Internal("a Medods session without its subject".into()))?;
-        let iat = record.issued_at.unix_timestamp();
+        let iat = issued_at.unix_timestamp();
         let claims = MedodsClaims {
             user_id: subject.user_id,
             guid: subject.guid,
             ip: session.ip.clone(),
-            pair_id: record.access_jti,
+            pair_id: jti,
             sid: session.id.0,
             iat,
             exp: iat + session.profile.access_ttl().whole_seconds(),
+            aud: Some(aud.to_owned()),
         };
-        Ok(RenderedPair {
-            access_token: keyring.sign(Algorithm::HS512, "JWT", &claims)?,
-            refresh_token: secret.encode(SecretEncoding::Standard),
+        keyring.sign(Algorithm::HS512, "JWT", &claims)
+    }
+
+    fn render_refresh(&self, _: &Keyring, _: &str, _: &Session, _: &RefreshRecord, secret: &RefreshSecret) -> Result<String, DomainError> {
+        Ok(secret.encode(SecretEncoding::Standard))
+    }
+
+    fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
+        let c: MedodsClaims = match now {
+            Some(now) => keyring.verify(token, &[Algorithm::HS512], now)?,
+            None => keyring.verify_signature(token, &[Algorithm::HS512])?,
+        };
+        // the local user behind the GUID is not in the token; the session is
+        Ok(AccessView {
+            user_id: UserId(0),
+            session_id: SessionId(c.sid),
+            jti: c.pair_id,
+            audience: c.aud,
+            expires_at: c.exp,
+            client_id: None,
         })
+    }
+
+    fn read_refresh(&self, _: &Keyring, token: &str, _: OffsetDateTime) -> Result<RefreshView, AuthError> {
+        let secret = RefreshSecret::parse(token, SecretEncoding::Standard).ok_or(AuthError::TokenInvalid)?;
+        Ok(RefreshView { secret, audience: None })
     }
 }
 
@@ -139,6 +166,12 @@ fn auth_err(a: AuthError) -> Fail {
         AuthError::TokenRevoked => err(401, "token_revoked", "the token has been revoked"),
         AuthError::PairMismatch => err(401, "pair_mismatch", "the access and refresh tokens are not of one pair"),
         AuthError::UserBlocked => err(403, "user_blocked", "the account is blocked"),
+        AuthError::RiskRefused { condition: tessera_domain::RiskCondition::UserAgentChanged, revoked: true } => {
+            err(401, "user_agent_changed", "the User-Agent changed since login; every session of the user is revoked")
+        }
+        AuthError::RiskRefused { condition, .. } => {
+            err(401, "refresh_refused", format!("the refresh was refused by a risk rule ({})", condition.as_str()))
+        }
         _ => err(401, "invalid_token", "the token is malformed or its signature does not verify"),
     }
 }
@@ -179,18 +212,16 @@ impl MedodsFace {
         }
     }
 
-    /// The live access token of `Authorization: Bearer`.
-    fn caller_token(&self, req: &HttpRequest, state: &AppState) -> Result<MedodsClaims, Fail> {
+    /// The live access token of `Authorization: Bearer`, and its claims.
+    fn caller_token(&self, req: &HttpRequest, state: &AppState) -> Result<(tessera_domain::AccessContext, MedodsClaims), Fail> {
         let token = match crate::auth::bearer_token(req) {
             Ok(Some(t)) => t,
             _ => return Err(err(401, "invalid_token", "an `Authorization: Bearer <access token>` header is required")),
         };
-        let claims: MedodsClaims =
-            state.service.keyring().verify(token, &[Algorithm::HS512], OffsetDateTime::now_utc()).map_err(auth_err)?;
-        if state.service.is_revoked(SessionId(claims.sid)) {
-            return Err(auth_err(AuthError::TokenRevoked));
-        }
-        Ok(claims)
+        let ctx = state.service.resolve_access(&self.face, token, OffsetDateTime::now_utc()).map_err(auth_err)?;
+        // the token verified above; its claims carry the GUID
+        let claims: MedodsClaims = state.service.keyring().verify_signature(token, &[Algorithm::HS512]).map_err(auth_err)?;
+        Ok((ctx, claims))
     }
 }
 
@@ -201,6 +232,13 @@ pub struct GenerateRequest {
     pub user_id: i64,
     #[serde(rename = "GUID")]
     pub guid: String,
+    /// The user's own IP address, when a backend calls on the user's behalf: the reference of
+    /// the refresh-time rules. Unset: the caller's address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The user's own User-Agent, likewise. Unset: the caller's.
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -224,18 +262,21 @@ pub async fn generate(
     if body.guid.is_empty() || body.guid.len() > 128 {
         return Err(err(400, "invalid_request", "GUID must be 1-128 characters"));
     }
+    if body.ip.as_deref().is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
+        return Err(err(400, "invalid_request", "ip must be an IP address"));
+    }
+    if body.user_agent.as_deref().is_some_and(|ua| ua.is_empty() || ua.len() > 512) {
+        return Err(err(400, "invalid_request", "user_agent must be 1-512 characters"));
+    }
     let now = OffsetDateTime::now_utc();
     let user = state.service.user_for_identity(PROVIDER, &body.user_id.to_string(), now).await.map_err(domain_err)?;
     let subject = serde_json::to_string(&Subject { user_id: body.user_id, guid: body.guid }).unwrap_or_default();
-    let origin = LoginOrigin {
-        client_id: None,
-        face: "medods",
-        profile: &face.profile,
-        ip: super::client_ip(&req),
-        user_agent: super::user_agent(&req),
-        subject: Some(subject),
-    };
-    let pair = state.service.open_session(&user, origin, &**face, now).await.map_err(domain_err)?;
+    // The reference of the refresh-time rules is the user's device: named by a backend that
+    // calls on its behalf, else the caller itself (the task's client calling directly).
+    let seen = super::request_meta(&req);
+    let request = RequestMeta { ip: body.ip.or(seen.ip), user_agent: body.user_agent.or(seen.user_agent) };
+    let origin = LoginOrigin { request, subject: Some(subject), ..LoginOrigin::default() };
+    let pair = state.service.open_session(&face.face, &user, origin, now).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(PairResponse { access: pair.access_token, refresh: pair.refresh_token }))
 }
 
@@ -257,45 +298,14 @@ pub async fn refresh(
     face: web::Data<MedodsFace>,
 ) -> Result<HttpResponse, Fail> {
     let body: RefreshRequest = json_body(&req, payload, &state).await?;
-    // The access token names the pair; an expired one still does.
-    let claims: MedodsClaims = state.service.keyring().verify_signature(&body.access, &[Algorithm::HS512]).map_err(auth_err)?;
-    let secret = RefreshSecret::parse(&body.refresh, SecretEncoding::Standard).ok_or_else(|| auth_err(AuthError::TokenInvalid))?;
-    let now = OffsetDateTime::now_utc();
-    if let Ok(Some((_, session))) = state.service.store().refresh_by_hash(state.service.secret_hash(secret.as_bytes())).await {
-        if session.id.0 != claims.sid {
-            return Err(auth_err(AuthError::PairMismatch));
-        }
-        let ua = super::user_agent(&req);
-        if session.user_agent != ua && !session.is_revoked() {
-            tracing::warn!(session_id = %session.id, "Medods refresh with a changed User-Agent; logging the user out everywhere");
-            state.service.revoke_all(session.user_id, None, "user_agent_changed", now).await.map_err(domain_err)?;
-            return Err(err(401, "user_agent_changed", "the User-Agent changed since login; every session of the user is revoked"));
-        }
-        let ip = super::client_ip(&req);
-        if session.ip != ip {
-            tracing::warn!(session_id = %session.id, "Medods refresh from a new IP address");
-            if let Some(url) = face.new_ip_webhook.clone() {
-                let guid = session.subject.as_deref().and_then(|s| serde_json::from_str::<Subject>(s).ok());
-                let event = json!({
-                    "event": "refresh_from_new_ip",
-                    "user_id": guid.as_ref().map(|g| g.user_id),
-                    "GUID": guid.map(|g| g.guid),
-                    "previous_ip": session.ip,
-                    "ip": ip,
-                    "at": now.unix_timestamp(),
-                });
-                let http = face.http.clone();
-                // The refresh goes ahead; the report must not hold it up.
-                tokio::spawn(async move {
-                    if let Err(e) = http.post(&url).json(&event).send().await.and_then(reqwest::Response::error_for_status) {
-                        tracing::warn!(error = %e, "the new-IP webhook failed");
-                    }
-                });
-            }
-        }
+    // The access token names the pair (an expired one still does); the core checks the pair,
+    // the task's rules on IP and User-Agent, and single use, in one transaction.
+    let input = RefreshInput { bound_access: Some(&body.access), request: super::request_meta(&req), ..RefreshInput::default() };
+    match state.service.refresh(&face.face, &body.refresh, input, OffsetDateTime::now_utc()).await.map_err(domain_err)? {
+        Refreshed::Pair(pair) => Ok(HttpResponse::Ok().json(PairResponse { access: pair.access_token, refresh: pair.refresh_token })),
+        // a face configured to keep its refresh tokens answers the one it was given
+        Refreshed::Access(a) => Ok(HttpResponse::Ok().json(PairResponse { access: a.access_token, refresh: body.refresh })),
     }
-    let pair = state.service.refresh(&secret, None, Some(claims.pair_id), &**face, now).await.map_err(domain_err)?;
-    Ok(HttpResponse::Ok().json(PairResponse { access: pair.access_token, refresh: pair.refresh_token }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -306,11 +316,17 @@ pub struct DeleteRequest {
 
 /// `POST /delete`: the refresh token's session ends (its access tokens too), in one transaction.
 #[utoipa::path(post, path = "/delete", tag = "medods", request_body = DeleteRequest, responses((status = 200, description = "Deleted, or nothing to delete"), (status = 400, body = MedodsError)))]
-pub async fn delete(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, Fail> {
+pub async fn delete(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    face: web::Data<MedodsFace>,
+) -> Result<HttpResponse, Fail> {
     let body: DeleteRequest = json_body(&req, payload, &state).await?;
-    let secret = RefreshSecret::parse(&body.refresh, SecretEncoding::Standard)
-        .ok_or_else(|| err(400, "invalid_request", "refresh is not a refresh token"))?;
-    state.service.revoke_refresh(&secret, None, OffsetDateTime::now_utc()).await.map_err(domain_err)?;
+    if RefreshSecret::parse(&body.refresh, SecretEncoding::Standard).is_none() {
+        return Err(err(400, "invalid_request", "refresh is not a refresh token"));
+    }
+    state.service.revoke_refresh(&face.face, &body.refresh, None, OffsetDateTime::now_utc()).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -330,10 +346,7 @@ pub async fn delete_all(
 ) -> Result<HttpResponse, Fail> {
     face.check_caller(&req)?;
     let body: DeleteAllRequest = json_body(&req, payload, &state).await?;
-    let user = state.service.store().user_by_identity(PROVIDER, &body.user_id.to_string()).await.map_err(|e| domain_err(e.into()))?;
-    if let Some(u) = user {
-        state.service.revoke_all(u.id, None, "deleteall", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
-    }
+    state.service.revoke_identity(PROVIDER, &body.user_id.to_string(), "deleteall", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -347,15 +360,15 @@ pub struct MeResponse {
 /// `GET /me`: the caller's GUID.
 #[utoipa::path(get, path = "/me", tag = "medods", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = MedodsError)))]
 pub async fn me(req: HttpRequest, state: web::Data<AppState>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
-    let c = face.caller_token(&req, &state)?;
+    let (_, c) = face.caller_token(&req, &state)?;
     Ok(HttpResponse::Ok().json(MeResponse { guid: c.guid }))
 }
 
 /// `POST /logout`: the caller's session ends.
 #[utoipa::path(post, path = "/logout", tag = "medods", security(("bearer" = [])), responses((status = 200), (status = 401, body = MedodsError)))]
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
-    let claims = face.caller_token(&req, &state)?;
-    state.service.revoke_session(SessionId(claims.sid), "logout", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
+    let (ctx, _) = face.caller_token(&req, &state)?;
+    state.service.revoke_session(ctx.session_id, "logout", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -363,8 +376,8 @@ async fn method_not_allowed() -> Result<HttpResponse, Fail> {
     Err(err(405, "invalid_request", "method not allowed"))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, face: MedodsFace) {
-    let at = |path: &str| vec![format!("{prefix}{path}")];
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: MedodsFace) {
+    let at = |path: &str| super::at_prefixes(prefixes, path, false);
     let routes: [(Vec<String>, super::MakeRoute); 6] = [
         (at("/generate"), || web::post().to(generate)),
         (at("/refresh"), || web::post().to(refresh)),

@@ -8,9 +8,11 @@ pub mod flask;
 pub mod medods;
 pub mod simplejwt;
 
-use tessera_domain::{Algorithm, Duration};
+use std::sync::Arc;
 
-use crate::config::Settings;
+use tessera_domain::{Algorithm, Duration, Face, RequestMeta, TokenProfile};
+
+use crate::config::{Checked, Settings};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -24,29 +26,64 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect())
 }
 
+/// Where a request comes from, as the use-cases see it.
+pub fn request_meta(req: &HttpRequest) -> RequestMeta {
+    RequestMeta { ip: client_ip(req), user_agent: user_agent(req) }
+}
+
 /// Builds one route of a face (its method and handler).
 pub type MakeRoute = fn() -> actix_web::Route;
 
-/// Mounts a face's routes at `paths`, each with the face's data and the face's own answer to
-/// any other method.
+/// Mounts a face's routes, each path once with every method given for it, the face's data and
+/// the face's own answer to any other method.
 pub fn mount<T: 'static>(
     cfg: &mut actix_web::web::ServiceConfig,
     face: &actix_web::web::Data<T>,
     routes: &[(Vec<String>, MakeRoute)],
     other_methods: MakeRoute,
 ) {
+    let mut by_path: Vec<(&str, Vec<MakeRoute>)> = vec![];
     for (paths, route) in routes {
         for p in paths {
-            cfg.service(actix_web::web::resource(p.as_str()).app_data(face.clone()).route(route()).default_service(other_methods()));
+            match by_path.iter_mut().find(|(q, _)| *q == p.as_str()) {
+                Some((_, rs)) => rs.push(*route),
+                None => by_path.push((p.as_str(), vec![*route])),
+            }
         }
+    }
+    for (path, makers) in by_path {
+        let mut resource = actix_web::web::resource(path).app_data(face.clone());
+        for m in makers {
+            resource = resource.route(m());
+        }
+        cfg.service(resource.default_service(other_methods()));
     }
 }
 
-/// A path with and without its trailing slash, under a prefix: Django clients send the slash,
-/// others often do not.
-pub fn both_slashes(prefix: &str, path: &str) -> [String; 2] {
-    let base = format!("{prefix}{}", path.trim_end_matches('/'));
-    [base.clone(), format!("{base}/")]
+/// A path under each prefix, with and (for Django faces, whose clients send the slash) without
+/// its trailing slash.
+pub fn at_prefixes(prefixes: &[String], path: &str, both_slashes: bool) -> Vec<String> {
+    let mut out = vec![];
+    for prefix in prefixes {
+        let base = format!("{prefix}{}", path.trim_end_matches('/'));
+        if both_slashes {
+            out.push(format!("{base}/"));
+        }
+        out.push(base);
+    }
+    out.dedup();
+    out
+}
+
+/// A dialect's mount points: its prefix, then any more it is also mounted under.
+pub fn prefixes(prefix: &str, more: &[String]) -> Vec<String> {
+    let mut all = vec![prefix.to_owned()];
+    for p in more {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    all
 }
 
 /// The algorithms the enabled faces sign with, beside the native one.
@@ -62,45 +99,100 @@ pub fn algorithms(settings: &Settings) -> Vec<Algorithm> {
     algs
 }
 
-/// Mounts every enabled dialect.
+fn profile(checked: &Checked, name: &str) -> TokenProfile {
+    checked.profiles.get(name).cloned().unwrap_or_else(TokenProfile::standard)
+}
+
+fn grace(seconds: u32) -> Duration {
+    Duration::seconds(i64::from(seconds))
+}
+
+/// Every enabled dialect's face: the domain data its tokens live by.
+pub fn faces(settings: &Settings, checked: &Checked) -> Result<Vec<Face>, tessera_domain::DomainError> {
+    let d = &settings.dialects;
+    let mut out = vec![];
+    if d.medods.enabled {
+        let m = &d.medods;
+        out.push(Face {
+            name: medods::NAME.into(),
+            audience: m.audience.clone(),
+            profile: profile(checked, &m.profile),
+            refresh: m.refresh_policy,
+            grace: grace(m.refresh_grace_seconds),
+            risk: m.risk.clone(),
+            format: Arc::new(medods::MedodsFormat),
+        });
+    }
+    if d.drf_social_oauth2.enabled {
+        let s = &d.drf_social_oauth2;
+        out.push(Face {
+            name: drf_social::NAME.into(),
+            audience: s.audience.clone(),
+            profile: drf_social::profile(s)?,
+            refresh: s.refresh_policy,
+            grace: grace(s.refresh_grace_seconds),
+            risk: s.risk.clone(),
+            format: Arc::new(tessera_domain::NativeFormat { issuer: settings.tokens.issuer.clone(), alg: checked.algorithm }),
+        });
+    }
+    for (name, s) in [(simplejwt::SIMPLEJWT, &d.simplejwt), (simplejwt::DJOSER, &d.djoser)] {
+        if s.enabled {
+            out.push(Face {
+                name: name.into(),
+                audience: s.audience.clone(),
+                profile: profile(checked, &s.profile),
+                refresh: s.refresh_policy,
+                grace: grace(s.refresh_grace_seconds),
+                risk: s.risk.clone(),
+                format: Arc::new(simplejwt::SjFormat { era_55: s.era == "5.5" }),
+            });
+        }
+    }
+    if d.flask.enabled {
+        let f = &d.flask;
+        out.push(Face {
+            name: flask::NAME.into(),
+            audience: f.audience.clone(),
+            profile: profile(checked, &f.profile),
+            refresh: f.refresh_policy,
+            grace: grace(f.refresh_grace_seconds),
+            risk: f.risk.clone(),
+            format: Arc::new(flask::FlaskFormat { era4: f.era == "4" }),
+        });
+    }
+    Ok(out)
+}
+
+/// Mounts every enabled dialect, each with its face from the service.
 pub fn configure(
     cfg: &mut actix_web::web::ServiceConfig,
     settings: &Settings,
-    profiles: &std::collections::BTreeMap<String, tessera_domain::TokenProfile>,
-    drf_face: Option<std::sync::Arc<drf_social::DrfFace>>,
+    service: &tessera_domain::TokenService,
+    drf_face: Option<Arc<drf_social::DrfFace>>,
 ) {
     let d = &settings.dialects;
-    let profile = |name: &str| profiles.get(name).cloned().unwrap_or_else(tessera_domain::TokenProfile::standard);
-    let sj = |name: &'static str, s: &crate::config::SimpleJwtSettings, scheme: &'static str| simplejwt::SjFace {
-        name,
+    let face = |name: &str| service.faces().get(name).cloned();
+    if let Some(f) = face(medods::NAME) {
+        let face = medods::MedodsFace { face: f, caller_key: d.medods.caller_key.clone().filter(|k| !k.is_empty()) };
+        medods::configure(cfg, &prefixes(&d.medods.prefix, &d.medods.prefixes), face);
+    }
+    if let Some(face) = drf_face {
+        drf_social::configure(cfg, &prefixes(&d.drf_social_oauth2.prefix, &d.drf_social_oauth2.prefixes), face);
+    }
+    let sj = |f: Arc<Face>, s: &crate::config::SimpleJwtSettings, scheme: &'static str| simplejwt::SjFace {
         era_55: s.era == "5.5",
         username_field: if s.username_field == "username" { "username" } else { "email" },
         scheme,
-        profile: profile(&s.profile),
-        grace: Duration::seconds(i64::from(s.refresh_grace_seconds)),
+        face: f,
     };
-    if d.medods.enabled {
-        let face = medods::MedodsFace {
-            profile: profile(&d.medods.profile),
-            caller_key: d.medods.caller_key.clone().filter(|k| !k.is_empty()),
-            grace: Duration::seconds(i64::from(d.medods.refresh_grace_seconds)),
-            new_ip_webhook: d.medods.new_ip_webhook.clone().filter(|u| !u.is_empty()),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default(),
-        };
-        medods::configure(cfg, &d.medods.prefix, face);
+    if let Some(f) = face(simplejwt::SIMPLEJWT) {
+        simplejwt::configure_simplejwt(cfg, &prefixes(&d.simplejwt.prefix, &d.simplejwt.prefixes), sj(f, &d.simplejwt, "Bearer"));
     }
-    if let Some(face) = drf_face {
-        drf_social::configure(cfg, &d.drf_social_oauth2.prefix, face);
+    if let Some(f) = face(simplejwt::DJOSER) {
+        simplejwt::configure_djoser(cfg, &prefixes(&d.djoser.prefix, &d.djoser.prefixes), sj(f, &d.djoser, "JWT"));
     }
-    if d.simplejwt.enabled {
-        simplejwt::configure_simplejwt(cfg, &d.simplejwt.prefix, sj("simplejwt", &d.simplejwt, "Bearer"));
-    }
-    if d.djoser.enabled {
-        simplejwt::configure_djoser(cfg, &d.djoser.prefix, sj("djoser", &d.djoser, "JWT"));
-    }
-    if d.flask.enabled {
-        let face =
-            flask::FlaskFace { era4: d.flask.era == "4", seed_envelope: d.flask.envelope == "seed", profile: profile(&d.flask.profile) };
-        flask::configure(cfg, &d.flask.prefix, face);
+    if let Some(f) = face(flask::NAME) {
+        let face = flask::FlaskFace { era4: d.flask.era == "4", seed_envelope: d.flask.envelope == "seed", face: f };
+        flask::configure(cfg, &prefixes(&d.flask.prefix, &d.flask.prefixes), face);
     }
 }

@@ -2,6 +2,8 @@
 //! simplejwt's views: token pairs as signed JWTs, `{"detail", "code"}` errors, DRF's field
 //! errors, and `WWW-Authenticate: <scheme> realm="api"` on every 401.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tessera_domain::keys::TimedClaims;
 use tessera_domain::secret::RefreshSecret;
-use tessera_domain::service::LoginOrigin;
 use tessera_domain::{
-    Algorithm, AuthError, DomainError, Duration, Keyring, OffsetDateTime, RefreshRecord, RenderedPair, Session, SessionId, TokenFormat,
-    TokenProfile, User, UserStatus,
+    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LoginOrigin, OffsetDateTime, RefreshInput, RefreshRecord, RefreshView,
+    Refreshed, Session, SessionId, TokenFormat, User, UserId,
 };
 use uuid::Uuid;
 
@@ -20,20 +21,30 @@ use super::drf::{self, DrfError};
 use crate::body::read_limited;
 use crate::state::AppState;
 
+/// The faces' names, recorded on the sessions they open.
+pub const SIMPLEJWT: &str = "simplejwt";
+pub const DJOSER: &str = "djoser";
+
 /// One mounted face: simplejwt itself, or djoser.
 #[derive(Debug, Clone)]
 pub struct SjFace {
-    pub name: &'static str,
     /// 5.5 and later: split invalid/expired texts, `user_id` as a string.
     pub era_55: bool,
     pub username_field: &'static str,
     /// `Bearer` (simplejwt) or `JWT` (djoser).
     pub scheme: &'static str,
-    pub profile: TokenProfile,
-    pub grace: Duration,
+    pub face: Arc<Face>,
 }
 
-/// simplejwt's claims, in its order; `sid` is ours (revocation).
+/// How simplejwt writes and reads its tokens: both are HS256 JWTs; the refresh token's `jti`
+/// is the refresh secret.
+#[derive(Debug, Clone)]
+pub struct SjFormat {
+    pub era_55: bool,
+}
+
+/// simplejwt's claims, in its order; `sid` is ours (revocation), and `aud` is the library's
+/// own `AUDIENCE` setting, which Tessera always sets.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SjClaims {
     pub token_type: String,
@@ -43,6 +54,8 @@ pub struct SjClaims {
     pub user_id: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 impl TimedClaims for SjClaims {
@@ -51,53 +64,87 @@ impl TimedClaims for SjClaims {
     }
 }
 
-impl TokenFormat for SjFace {
+impl SjFormat {
+    fn user_id(&self, id: i64) -> Value {
+        if self.era_55 { Value::String(id.to_string()) } else { json!(id) }
+    }
+
+    fn read(&self, keyring: &Keyring, token: &str, want: &str, now: Option<OffsetDateTime>) -> Result<SjClaims, AuthError> {
+        let claims: SjClaims = match now {
+            Some(now) => keyring.verify(token, &[Algorithm::HS256], now)?,
+            None => keyring.verify_signature(token, &[Algorithm::HS256])?,
+        };
+        if claims.token_type != want {
+            return Err(AuthError::WrongTokenType);
+        }
+        Ok(claims)
+    }
+}
+
+impl TokenFormat for SjFormat {
     fn secret_len(&self) -> usize {
         RefreshSecret::JTI_LEN
     }
 
-    fn refresh_grace(&self) -> Option<Duration> {
-        Some(self.grace)
-    }
-
-    fn render(
+    fn render_access(
         &self,
         keyring: &Keyring,
+        aud: &str,
         session: &Session,
-        record: &RefreshRecord,
-        secret: &RefreshSecret,
-    ) -> Result<RenderedPair, DomainError> {
-        let iat = record.issued_at.unix_timestamp();
+        jti: Uuid,
+        issued_at: OffsetDateTime,
+    ) -> Result<String, DomainError> {
+        let iat = issued_at.unix_timestamp();
         let access = SjClaims {
             token_type: "access".into(),
             exp: iat + session.profile.access_ttl().whole_seconds(),
             iat,
-            jti: record.access_jti.simple().to_string(),
+            jti: jti.simple().to_string(),
             user_id: self.user_id(session.user_id.0),
             sid: Some(session.id.0),
+            aud: Some(aud.to_owned()),
         };
+        keyring.sign(Algorithm::HS256, "JWT", &access)
+    }
+
+    fn render_refresh(
+        &self,
+        keyring: &Keyring,
+        aud: &str,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: &RefreshSecret,
+    ) -> Result<String, DomainError> {
         let refresh = SjClaims {
             token_type: "refresh".into(),
             exp: record.expires_at.unix_timestamp(),
-            iat,
+            iat: record.issued_at.unix_timestamp(),
             jti: secret.to_hex(),
             user_id: self.user_id(session.user_id.0),
             sid: None,
+            aud: Some(aud.to_owned()),
         };
-        Ok(RenderedPair {
-            access_token: keyring.sign(Algorithm::HS256, "JWT", &access)?,
-            refresh_token: keyring.sign(Algorithm::HS256, "JWT", &refresh)?,
-        })
+        keyring.sign(Algorithm::HS256, "JWT", &refresh)
+    }
+
+    fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
+        let c = self.read(keyring, token, "access", now)?;
+        let sid = c.sid.ok_or(AuthError::TokenInvalid)?;
+        let user_id = c.user_id.as_i64().or_else(|| c.user_id.as_str().and_then(|s| s.parse().ok())).ok_or(AuthError::TokenInvalid)?;
+        let jti = Uuid::parse_str(&c.jti).map_err(|_| AuthError::TokenInvalid)?;
+        Ok(AccessView { user_id: UserId(user_id), session_id: SessionId(sid), jti, audience: c.aud, expires_at: c.exp, client_id: None })
+    }
+
+    fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError> {
+        let c = self.read(keyring, token, "refresh", Some(now))?;
+        let secret = RefreshSecret::from_hex(&c.jti).ok_or(AuthError::TokenInvalid)?;
+        Ok(RefreshView { secret, audience: c.aud })
     }
 }
 
 const TOKEN_ALLOW: &str = "POST, OPTIONS";
 
 impl SjFace {
-    fn user_id(&self, id: i64) -> Value {
-        if self.era_55 { Value::String(id.to_string()) } else { json!(id) }
-    }
-
     fn bad_token_text(&self, e: AuthError) -> &'static str {
         match (self.era_55, e) {
             (false, _) => "Token is invalid or expired",
@@ -121,30 +168,22 @@ impl SjFace {
         res.body(body.to_string())
     }
 
-    fn token_error(&self, e: AuthError) -> DrfError {
-        let detail = match e {
+    /// The face's words for a refused token (refresh, verify, blacklist): the one place its
+    /// domain errors become bodies.
+    fn token_error(&self, e: DomainError) -> DrfError {
+        let a = match e {
+            DomainError::Auth(a) => a,
+            other => return unexpected(other),
+        };
+        let detail = match a {
             AuthError::WrongTokenType => "Token has wrong type",
-            AuthError::TokenRevoked | AuthError::TokenReused => "Token is blacklisted",
+            AuthError::TokenRevoked | AuthError::TokenReused | AuthError::RiskRefused { revoked: true, .. } => "Token is blacklisted",
             AuthError::UserBlocked | AuthError::UnknownUser => {
                 return (401, json!({"detail": "No active account found for the given token.", "code": "no_active_account"}));
             }
             other => self.bad_token_text(other),
         };
         (401, json!({"detail": detail, "code": "token_not_valid"}))
-    }
-
-    /// Verifies a token of ours and checks its type.
-    fn decode(&self, state: &AppState, token: &str, want: &str) -> Result<SjClaims, AuthError> {
-        let claims: SjClaims = state.service.keyring().verify(token, &[Algorithm::HS256], OffsetDateTime::now_utc())?;
-        if claims.token_type != want {
-            return Err(AuthError::WrongTokenType);
-        }
-        Ok(claims)
-    }
-
-    fn refresh_secret(&self, state: &AppState, token: &str) -> Result<RefreshSecret, AuthError> {
-        let claims = self.decode(state, token, "refresh")?;
-        RefreshSecret::from_hex(&claims.jti).ok_or(AuthError::TokenInvalid)
     }
 }
 
@@ -172,15 +211,8 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
         let login = drf::char_field(&data, face.username_field, &mut errors);
         let password = drf::char_field(&data, "password", &mut errors);
         let (Some(login), Some(password)) = (login, password) else { return Err((400, Value::Object(errors))) };
-        let origin = LoginOrigin {
-            client_id: None,
-            face: face.name,
-            profile: &face.profile,
-            ip: super::client_ip(&req),
-            user_agent: super::user_agent(&req),
-            subject: None,
-        };
-        match state.service.login_password(&login, password, origin, &**face, OffsetDateTime::now_utc()).await {
+        let origin = LoginOrigin { request: super::request_meta(&req), ..LoginOrigin::default() };
+        match state.service.login_password(&face.face, &login, password, origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok((200, json!({"refresh": pair.refresh_token, "access": pair.access_token}))),
             Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => {
                 Err((401, json!({"detail": "No active account found with the given credentials"})))
@@ -192,17 +224,18 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
     finish(&face, TOKEN_ALLOW, r)
 }
 
-/// `POST /api/token/refresh/`: a refresh token to a new pair (rotation, blacklisting the old).
+/// `POST /api/token/refresh/`: a refresh token to a new access token (`reuse`, the library's
+/// default), or to a new pair with the old token blacklisted (`rotate`).
 pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "refresh", &mut errors) else { return Err((400, Value::Object(errors))) };
-        let secret = face.refresh_secret(&state, &token).map_err(|e| face.token_error(e))?;
-        match state.service.refresh(&secret, None, None, &**face, OffsetDateTime::now_utc()).await {
-            Ok(pair) => Ok((200, json!({"access": pair.access_token, "refresh": pair.refresh_token}))),
-            Err(DomainError::Auth(a)) => Err(face.token_error(a)),
-            Err(e) => Err(unexpected(e)),
+        let input = RefreshInput { request: super::request_meta(&req), ..RefreshInput::default() };
+        match state.service.refresh(&face.face, &token, input, OffsetDateTime::now_utc()).await {
+            Ok(Refreshed::Pair(pair)) => Ok((200, json!({"access": pair.access_token, "refresh": pair.refresh_token}))),
+            Ok(Refreshed::Access(a)) => Ok((200, json!({"access": a.access_token}))),
+            Err(e) => Err(face.token_error(e)),
         }
     }
     .await;
@@ -215,25 +248,20 @@ pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::D
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "token", &mut errors) else { return Err((400, Value::Object(errors))) };
-        let claims: SjClaims = state
-            .service
-            .keyring()
-            .verify(&token, &[Algorithm::HS256], OffsetDateTime::now_utc())
-            .map_err(|e| (401, json!({"detail": face.bad_token_text(e), "code": "token_not_valid"})))?;
-        let blacklisted = (400, json!({"non_field_errors": ["Token is blacklisted"]}));
-        match (claims.token_type.as_str(), claims.sid) {
-            ("refresh", _) => {
-                let secret = RefreshSecret::from_hex(&claims.jti).ok_or_else(|| face.token_error(AuthError::TokenInvalid))?;
-                match state.service.check_refresh(&secret, OffsetDateTime::now_utc()).await {
-                    Ok(_) => Ok((200, json!({}))),
-                    // blocking revokes every session: its tokens are blacklisted too
-                    Err(DomainError::Auth(AuthError::TokenRevoked | AuthError::UserBlocked)) => Err(blacklisted),
-                    Err(DomainError::Auth(a)) => Err(face.token_error(a)),
-                    Err(e) => Err(unexpected(e)),
+        let now = OffsetDateTime::now_utc();
+        match state.service.resolve_access(&face.face, &token, now) {
+            Ok(_) => Ok((200, json!({}))),
+            Err(AuthError::WrongTokenType) => match state.service.check_refresh(&face.face, &token, now).await {
+                Ok(_) => Ok((200, json!({}))),
+                // blocking revokes every session: its tokens are blacklisted too
+                Err(DomainError::Auth(AuthError::TokenRevoked | AuthError::UserBlocked)) => {
+                    Err((400, json!({"non_field_errors": ["Token is blacklisted"]})))
                 }
-            }
-            ("access", Some(sid)) if !state.service.is_revoked(SessionId(sid)) => Ok((200, json!({}))),
-            _ => Err(face.token_error(AuthError::TokenInvalid)),
+                Err(e) => Err(face.token_error(e)),
+            },
+            // an access token of a revoked session is no longer valid
+            Err(AuthError::TokenRevoked) => Err(face.token_error(AuthError::TokenInvalid.into())),
+            Err(e) => Err(face.token_error(e.into())),
         }
     }
     .await;
@@ -246,16 +274,10 @@ pub async fn blacklist_token(req: HttpRequest, payload: web::Payload, state: web
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "refresh", &mut errors) else { return Err((400, Value::Object(errors))) };
-        let secret = face.refresh_secret(&state, &token).map_err(|e| face.token_error(e))?;
-        let now = OffsetDateTime::now_utc();
-        match state.service.check_refresh(&secret, now).await {
-            Ok((_, session, _)) => {
-                state.service.revoke_session(session.id, "logout", now).await.map_err(unexpected)?;
-                Ok((200, json!({})))
-            }
-            Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.token_error(AuthError::TokenRevoked)),
-            Err(DomainError::Auth(a)) => Err(face.token_error(a)),
-            Err(e) => Err(unexpected(e)),
+        match state.service.logout_refresh(&face.face, &token, OffsetDateTime::now_utc()).await {
+            Ok(()) => Ok((200, json!({}))),
+            Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.token_error(AuthError::TokenRevoked.into())),
+            Err(e) => Err(face.token_error(e)),
         }
     }
     .await;
@@ -286,20 +308,16 @@ async fn authenticate(req: &HttpRequest, state: &AppState, face: &SjFace) -> Res
                    "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}]}),
         )
     };
-    let claims = match face.decode(state, parts[1], "access") {
+    let ctx = match state.service.resolve_access(&face.face, parts[1], OffsetDateTime::now_utc()) {
         Ok(c) => c,
         Err(AuthError::WrongTokenType) => return Err(invalid("Token has wrong type")),
         Err(e) => return Err(invalid(face.bad_token_text(e))),
     };
-    let Some(sid) = claims.sid else { return Err(invalid(face.bad_token_text(AuthError::TokenInvalid))) };
-    if state.service.is_revoked(SessionId(sid)) {
-        return Err(invalid(face.bad_token_text(AuthError::TokenRevoked)));
-    }
-    let id = claims.user_id.as_i64().or_else(|| claims.user_id.as_str().and_then(|s| s.parse().ok())).unwrap_or(-1);
-    match state.service.store().user_by_id(tessera_domain::UserId(id)).await.map_err(|e| unexpected(e.into()))? {
-        Some(u) if u.status == UserStatus::Active => Ok(u),
-        Some(_) => Err((401, json!({"detail": "User is inactive", "code": "user_inactive"}))),
-        None => Err((401, json!({"detail": "User not found", "code": "user_not_found"}))),
+    match state.service.current_user(&ctx).await {
+        Ok(u) => Ok(u),
+        Err(DomainError::Auth(AuthError::UserBlocked)) => Err((401, json!({"detail": "User is inactive", "code": "user_inactive"}))),
+        Err(DomainError::Auth(_)) => Err((401, json!({"detail": "User not found", "code": "user_not_found"}))),
+        Err(e) => Err(unexpected(e)),
     }
 }
 
@@ -341,9 +359,9 @@ async fn method_not_allowed(req: HttpRequest, face: web::Data<SjFace>) -> HttpRe
     face.respond(405, json!({"detail": format!("Method \"{}\" not allowed.", req.method())}), TOKEN_ALLOW)
 }
 
-/// Mounts a simplejwt face: the four token views under `prefix`.
-pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, prefix: &str, face: SjFace) {
-    let at = |path: &str| super::both_slashes(prefix, path).to_vec();
+/// Mounts a simplejwt face: the four token views under each of `prefixes`.
+pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, prefixes: &[String], face: SjFace) {
+    let at = |path: &str| super::at_prefixes(prefixes, path, true);
     let routes: [(Vec<String>, super::MakeRoute); 4] = [
         (at("/api/token"), || web::post().to(obtain_pair)),
         (at("/api/token/refresh"), || web::post().to(refresh_pair)),
@@ -353,12 +371,14 @@ pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, prefix: &str, face: SjF
     super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }
 
-/// Mounts djoser: its JWT views, registration and the caller's account, under `prefix`.
-pub fn configure_djoser(cfg: &mut web::ServiceConfig, prefix: &str, face: SjFace) {
-    let at = |path: &str| super::both_slashes(prefix, path).to_vec();
-    let routes: [(Vec<String>, super::MakeRoute); 5] = [
+/// Mounts djoser: its JWT views, registration and the caller's account, under each of
+/// `prefixes`. Seed 003 sends its refresh as a GET with a JSON body: it is answered as the POST.
+pub fn configure_djoser(cfg: &mut web::ServiceConfig, prefixes: &[String], face: SjFace) {
+    let at = |path: &str| super::at_prefixes(prefixes, path, true);
+    let routes: [(Vec<String>, super::MakeRoute); 6] = [
         (at("/auth/jwt/create"), || web::post().to(obtain_pair)),
         (at("/auth/jwt/refresh"), || web::post().to(refresh_pair)),
+        (at("/auth/jwt/refresh"), || web::get().to(refresh_pair)),
         (at("/auth/jwt/verify"), || web::post().to(verify_token)),
         (at("/users"), || web::post().to(create_user)),
         (at("/users/me"), || web::get().to(get_me)),

@@ -24,7 +24,7 @@ pub async fn live() -> HttpResponse {
 #[utoipa::path(tag = "health", responses((status = 200, body = HealthStatus), (status = 503, body = ProblemBody, content_type = "application/problem+json")))]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    match state.store.ping().await {
+    match state.service.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().json(HealthStatus { status: "ok" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed: database unreachable");

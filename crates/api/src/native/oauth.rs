@@ -7,9 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use tessera_domain::secret::SecretEncoding;
-use tessera_domain::service::LoginOrigin;
-use tessera_domain::{AuthError, DomainError, OAuthClient, OffsetDateTime, RefreshSecret};
+use tessera_domain::{AuthError, DomainError, LoginOrigin, OAuthClient, OffsetDateTime, RefreshInput};
 use utoipa::ToSchema;
 
 use crate::body::{BodyError, param, parse_params, read_limited};
@@ -89,6 +87,10 @@ fn domain_error(e: DomainError) -> OAuthError {
             AuthError::TokenReused => OAuthError::invalid_grant("The refresh token was already used; its session has been revoked."),
             AuthError::TokenRevoked => OAuthError::invalid_grant("The refresh token has been revoked."),
             AuthError::WrongClient => OAuthError::invalid_grant("The refresh token was issued to another client."),
+            AuthError::RiskRefused { revoked: true, .. } => {
+                OAuthError::invalid_grant("The refresh was refused by a risk rule and the session has been revoked.")
+            }
+            AuthError::RiskRefused { .. } => OAuthError::invalid_grant("The refresh was refused by a risk rule."),
             _ => OAuthError::invalid_grant("The refresh token is invalid."),
         },
         DomainError::Invalid { field, message } => OAuthError::invalid_request(format!("{field} {message}")),
@@ -130,7 +132,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// Absent when the face keeps the refresh token (`refresh_policy = "reuse"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// Parameters of the revocation endpoint.
@@ -222,25 +226,34 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
         })?;
         let origin = LoginOrigin {
             client_id: Some(client.client_id.as_str()),
-            face: "native",
-            profile,
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
-            user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
+            profile: Some(profile),
+            request: crate::dialects::request_meta(&req),
             subject: None,
         };
-        state.service.login_password(username, password.to_owned(), origin, &state.native, now).await.map_err(domain_error)?
+        let pair = state.service.login_password(&state.native, username, password.to_owned(), origin, now).await.map_err(domain_error)?;
+        TokenResponse {
+            access_token: pair.access_token,
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
+            refresh_token: Some(pair.refresh_token),
+        }
     } else {
         let raw = param(&params, "refresh_token").ok_or_else(|| OAuthError::invalid_request("Missing refresh_token parameter."))?;
-        let secret =
-            RefreshSecret::parse(raw, SecretEncoding::UrlSafe).ok_or_else(|| OAuthError::invalid_grant("The refresh token is invalid."))?;
-        state.service.refresh(&secret, Some(client.client_id.as_str()), None, &state.native, now).await.map_err(domain_error)?
+        let input = RefreshInput {
+            client: Some(client.client_id.as_str()),
+            request: crate::dialects::request_meta(&req),
+            ..RefreshInput::default()
+        };
+        let done = state.service.refresh(&state.native, raw, input, now).await.map_err(domain_error)?;
+        TokenResponse {
+            access_token: done.access_token().to_owned(),
+            token_type: "Bearer",
+            expires_in: done.expires_in(),
+            // `reuse`: the client keeps the refresh token it has (RFC 6749 §6 lets the server omit it)
+            refresh_token: done.refresh_token().map(str::to_owned),
+        }
     };
-    Ok(no_store(HttpResponse::Ok()).json(TokenResponse {
-        access_token: pair.access_token,
-        token_type: "Bearer",
-        expires_in: pair.expires_in,
-        refresh_token: pair.refresh_token,
-    }))
+    Ok(no_store(HttpResponse::Ok()).json(pair))
 }
 
 /// Revoke a token (RFC 7009). A refresh token ends its session, and with it every access token
@@ -262,6 +275,6 @@ pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>, payload:
     let token = param(&params, "token").ok_or_else(|| OAuthError::invalid_request("Missing token parameter."))?;
     let client = authenticate_client(&state, &req, &params).await?;
     let now = OffsetDateTime::now_utc();
-    state.service.revoke_token(token, client.client_id.as_str(), now).await.map_err(domain_error)?;
+    state.service.revoke_token(&state.native, token, client.client_id.as_str(), now).await.map_err(domain_error)?;
     Ok(no_store(HttpResponse::Ok()).finish())
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
-use tessera_domain::{LogoutScope, OffsetDateTime, UserStatus};
+use tessera_domain::{LogoutScope, OffsetDateTime};
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
@@ -56,11 +56,10 @@ pub async fn register_user(state: web::Data<AppState>, body: web::Json<RegisterR
 )]
 #[get("/v1/me")]
 pub async fn get_me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, Problem> {
-    let user = state.service.store().user_by_id(caller.0.user_id).await.map_err(tessera_domain::DomainError::from)?;
-    match user {
-        Some(u) if u.status == UserStatus::Active => Ok(HttpResponse::Ok().json(UserResponse { id: u.id.0, email: u.email.to_string() })),
-        Some(_) => Err(crate::problem::auth_problem(tessera_domain::AuthError::UserBlocked)),
-        None => Err(crate::problem::auth_problem(tessera_domain::AuthError::UnknownUser)),
+    match state.service.current_user(&caller.0).await {
+        Ok(u) => Ok(HttpResponse::Ok().json(UserResponse { id: u.id.0, email: u.email.to_string() })),
+        Err(tessera_domain::DomainError::Auth(a)) => Err(crate::problem::auth_problem(a)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -8,6 +8,7 @@ use super::*;
 use crate::fakes::{InMemoryStore, InlineHasher, MemoryRevocations};
 use crate::password::{Argon2Hasher, Argon2Params};
 use crate::ports::{ClientRepository, SessionRepository, UserRepository};
+use crate::secret::SecretEncoding;
 use crate::{KeyState, SigningKey};
 
 const T0: OffsetDateTime = datetime!(2026-05-01 09:00 UTC);
@@ -15,33 +16,66 @@ const T0: OffsetDateTime = datetime!(2026-05-01 09:00 UTC);
 struct World {
     svc: TokenService,
     store: Arc<InMemoryStore>,
-    fmt: NativeFormat,
+    face: Arc<Face>,
+}
+
+fn native_face() -> Face {
+    Face {
+        name: "native".into(),
+        audience: "native".into(),
+        profile: TokenProfile::standard(),
+        refresh: RefreshPolicy::Rotate,
+        grace: Duration::seconds(5),
+        risk: vec![],
+        format: Arc::new(NativeFormat { issuer: "tessera".into(), alg: Algorithm::HS256 }),
+    }
 }
 
 fn world() -> World {
+    world_with(vec![native_face()])
+}
+
+fn world_with(faces: Vec<Face>) -> World {
     let store = Arc::new(InMemoryStore::default());
     let hasher = Arc::new(InlineHasher(Argon2Hasher::new(Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap()));
     let key = SigningKey::generate(Algorithm::HS256, T0).unwrap();
-    let svc = TokenService::new(
-        store.clone(),
+    let svc = TokenService::new(ServiceParts {
+        store: store.clone(),
         hasher,
-        Arc::new(MemoryRevocations::default()),
-        Keyring::new(&[key], 0),
-        KeyedHasher::new([3; 32]),
-        Sealer::new([4; 32]),
-        TokenSettings::default(),
-    );
-    let fmt = svc.native_format();
-    World { svc, store, fmt }
+        revocations: Arc::new(MemoryRevocations::default()),
+        notifier: None,
+        keyring: Keyring::new(&[key], 0),
+        refresh_hasher: KeyedHasher::new([3; 32]),
+        sealer: Sealer::new([4; 32]),
+        settings: TokenSettings::default(),
+        faces: Faces::new(faces).unwrap(),
+    });
+    let face = svc.face("native").unwrap();
+    World { svc, store, face }
 }
 
 fn origin(profile: &TokenProfile) -> LoginOrigin<'_> {
-    LoginOrigin { client_id: Some("app"), face: "native", profile, ip: None, user_agent: None, subject: None }
+    LoginOrigin { client_id: Some("app"), profile: Some(profile), ..LoginOrigin::default() }
 }
 
 async fn logged_in(w: &World) -> IssuedPair {
     w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
-    w.svc.login_password("ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), &w.fmt, T0).await.unwrap()
+    w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), T0).await.unwrap()
+}
+
+/// A refresh at the native face, which rotates.
+async fn rotate(
+    w: &World,
+    refresh: &str,
+    client: Option<&str>,
+    bound: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<IssuedPair, DomainError> {
+    let input = RefreshInput { client, bound_access: bound, request: RequestMeta::default() };
+    match w.svc.refresh(&w.face, refresh, input, now).await? {
+        Refreshed::Pair(p) => Ok(p),
+        Refreshed::Access(_) => panic!("the native face rotates"),
+    }
 }
 
 fn auth(e: DomainError) -> AuthError {
@@ -74,8 +108,8 @@ async fn login_with_a_wrong_password_or_unknown_email_is_the_same_error() {
     let w = world();
     w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
     let p = TokenProfile::standard();
-    let a = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
-    let b = w.svc.login_password("bob@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
+    let a = w.svc.login_password(&w.face, "ann@example.com", "wrong horse".into(), origin(&p), T0).await.unwrap_err();
+    let b = w.svc.login_password(&w.face, "bob@example.com", "correct horse".into(), origin(&p), T0).await.unwrap_err();
     assert_eq!(auth(a), AuthError::InvalidCredentials);
     assert_eq!(auth(b), AuthError::InvalidCredentials);
 }
@@ -85,20 +119,20 @@ async fn login_issues_an_access_token_that_resolves_until_it_expires() {
     let w = world();
     let pair = logged_in(&w).await;
     assert_eq!(pair.expires_in, 300);
-    let ctx = w.svc.resolve_access(&pair.access_token, T0 + Duration::seconds(299)).unwrap();
+    let ctx = w.svc.resolve_access(&w.face, &pair.access_token, T0 + Duration::seconds(299)).unwrap();
     assert_eq!(ctx.session_id, pair.session_id);
     assert_eq!(ctx.client_id.as_deref(), Some("app"));
-    assert_eq!(w.svc.resolve_access(&pair.access_token, T0 + Duration::seconds(300)), Err(AuthError::TokenExpired));
+    assert_eq!(w.svc.resolve_access(&w.face, &pair.access_token, T0 + Duration::seconds(300)), Err(AuthError::TokenExpired));
 }
 
 #[tokio::test]
 async fn refresh_rotates_and_the_new_token_works_once_more() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::minutes(1)).await.unwrap();
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), None, T0 + Duration::minutes(1)).await.unwrap();
     assert_ne!(p1.refresh_token, p0.refresh_token);
     assert_eq!(p1.session_id, p0.session_id);
-    let p2 = w.svc.refresh(&p1.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::minutes(2)).await.unwrap();
+    let p2 = rotate(&w, &p1.refresh_token, Some("app"), None, T0 + Duration::minutes(2)).await.unwrap();
     assert_ne!(p2.refresh_token, p1.refresh_token);
 }
 
@@ -107,12 +141,12 @@ async fn the_parent_within_grace_gets_the_identical_pair() {
     let w = world();
     let p0 = logged_in(&w).await;
     let t = T0 + Duration::minutes(1);
-    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t).await.unwrap();
-    let again = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(5)).await.unwrap();
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), None, t).await.unwrap();
+    let again = rotate(&w, &p0.refresh_token, Some("app"), None, t + Duration::seconds(5)).await.unwrap();
     assert_eq!(again.refresh_token, p1.refresh_token);
     assert_eq!(again.access_token, p1.access_token);
     // the family is intact: the child still rotates
-    w.svc.refresh(&p1.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(6)).await.unwrap();
+    rotate(&w, &p1.refresh_token, Some("app"), None, t + Duration::seconds(6)).await.unwrap();
 }
 
 #[tokio::test]
@@ -120,13 +154,13 @@ async fn refresh_token_presented_after_grace_revokes_the_family() {
     let w = world();
     let p0 = logged_in(&w).await;
     let t = T0 + Duration::minutes(1);
-    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t).await.unwrap();
-    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(6)).await.unwrap_err();
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), None, t).await.unwrap();
+    let err = rotate(&w, &p0.refresh_token, Some("app"), None, t + Duration::seconds(6)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenReused);
     // the legitimate child is dead too, and so are the family's access tokens
-    let err = w.svc.refresh(&p1.refresh_secret, Some("app"), None, &w.fmt, t + Duration::seconds(7)).await.unwrap_err();
+    let err = rotate(&w, &p1.refresh_token, Some("app"), None, t + Duration::seconds(7)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenRevoked);
-    assert_eq!(w.svc.resolve_access(&p1.access_token, t + Duration::seconds(7)), Err(AuthError::TokenRevoked));
+    assert_eq!(w.svc.resolve_access(&w.face, &p1.access_token, t + Duration::seconds(7)), Err(AuthError::TokenRevoked));
     let session = w.store.session(p0.session_id).await.unwrap().unwrap();
     assert_eq!(session.revoked_reason.as_deref(), Some("reuse_detected"));
 }
@@ -135,33 +169,33 @@ async fn refresh_token_presented_after_grace_revokes_the_family() {
 async fn refresh_is_refused_at_the_exact_expiry_instant() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::hours(24)).await.unwrap_err();
+    let err = rotate(&w, &p0.refresh_token, Some("app"), None, T0 + Duration::hours(24)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenExpired);
-    assert!(w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0 + Duration::hours(24) - Duration::seconds(1)).await.is_ok());
+    assert!(rotate(&w, &p0.refresh_token, Some("app"), None, T0 + Duration::hours(24) - Duration::seconds(1)).await.is_ok());
 }
 
 #[tokio::test]
 async fn unknown_refresh_tokens_and_other_clients_are_refused() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let err = w.svc.refresh(&RefreshSecret::generate().unwrap(), Some("app"), None, &w.fmt, T0).await.unwrap_err();
+    let err = rotate(&w, &RefreshSecret::generate().unwrap().encode(SecretEncoding::UrlSafe), Some("app"), None, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenInvalid);
-    let err = w.svc.refresh(&p0.refresh_secret, Some("other"), None, &w.fmt, T0).await.unwrap_err();
+    let err = rotate(&w, &p0.refresh_token, Some("other"), None, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::WrongClient);
     // refusing for the wrong client did not consume the token
-    assert!(w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.is_ok());
+    assert!(rotate(&w, &p0.refresh_token, Some("app"), None, T0).await.is_ok());
 }
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_session_and_its_access_tokens() {
     let w = world();
     let p0 = logged_in(&w).await;
-    w.svc.revoke_refresh(&p0.refresh_secret, Some("app"), T0).await.unwrap();
-    assert_eq!(w.svc.resolve_access(&p0.access_token, T0), Err(AuthError::TokenRevoked));
-    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.unwrap_err();
+    w.svc.revoke_refresh(&w.face, &p0.refresh_token, Some("app"), T0).await.unwrap();
+    assert_eq!(w.svc.resolve_access(&w.face, &p0.access_token, T0), Err(AuthError::TokenRevoked));
+    let err = rotate(&w, &p0.refresh_token, Some("app"), None, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenRevoked);
     // unknown tokens are fine
-    w.svc.revoke_refresh(&RefreshSecret::generate().unwrap(), Some("app"), T0).await.unwrap();
+    w.svc.revoke_refresh(&w.face, &RefreshSecret::generate().unwrap().encode(SecretEncoding::UrlSafe), Some("app"), T0).await.unwrap();
 }
 
 #[tokio::test]
@@ -169,19 +203,19 @@ async fn logout_scopes_revoke_the_right_sessions() {
     let w = world();
     let a = logged_in(&w).await;
     let p = TokenProfile::standard();
-    let b = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap();
-    let c = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap();
-    let ctx_a = w.svc.resolve_access(&a.access_token, T0).unwrap();
+    let b = w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap();
+    let c = w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap();
+    let ctx_a = w.svc.resolve_access(&w.face, &a.access_token, T0).unwrap();
     w.svc.logout(&ctx_a, LogoutScope::Others, T0).await.unwrap();
-    assert!(w.svc.resolve_access(&a.access_token, T0).is_ok());
-    assert_eq!(w.svc.resolve_access(&b.access_token, T0), Err(AuthError::TokenRevoked));
-    assert_eq!(w.svc.resolve_access(&c.access_token, T0), Err(AuthError::TokenRevoked));
+    assert!(w.svc.resolve_access(&w.face, &a.access_token, T0).is_ok());
+    assert_eq!(w.svc.resolve_access(&w.face, &b.access_token, T0), Err(AuthError::TokenRevoked));
+    assert_eq!(w.svc.resolve_access(&w.face, &c.access_token, T0), Err(AuthError::TokenRevoked));
     w.svc.logout(&ctx_a, LogoutScope::Local, T0).await.unwrap();
-    assert_eq!(w.svc.resolve_access(&a.access_token, T0), Err(AuthError::TokenRevoked));
-    let d = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap();
-    let ctx_d = w.svc.resolve_access(&d.access_token, T0).unwrap();
+    assert_eq!(w.svc.resolve_access(&w.face, &a.access_token, T0), Err(AuthError::TokenRevoked));
+    let d = w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap();
+    let ctx_d = w.svc.resolve_access(&w.face, &d.access_token, T0).unwrap();
     w.svc.logout(&ctx_d, LogoutScope::Global, T0).await.unwrap();
-    assert_eq!(w.svc.resolve_access(&d.access_token, T0), Err(AuthError::TokenRevoked));
+    assert_eq!(w.svc.resolve_access(&w.face, &d.access_token, T0), Err(AuthError::TokenRevoked));
 }
 
 #[tokio::test]
@@ -189,17 +223,17 @@ async fn a_blocked_user_can_neither_log_in_nor_refresh() {
     let w = world();
     let p0 = logged_in(&w).await;
     w.svc.set_user_status(p0.user_id, UserStatus::Blocked, T0).await.unwrap();
-    assert_eq!(w.svc.resolve_access(&p0.access_token, T0), Err(AuthError::TokenRevoked));
+    assert_eq!(w.svc.resolve_access(&w.face, &p0.access_token, T0), Err(AuthError::TokenRevoked));
     let p = TokenProfile::standard();
-    let err = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
+    let err = w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&p), T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::UserBlocked);
     // a wrong password does not reveal that the account is blocked
-    let err = w.svc.login_password("ann@example.com", "wrong horse".into(), origin(&p), &w.fmt, T0).await.unwrap_err();
+    let err = w.svc.login_password(&w.face, "ann@example.com", "wrong horse".into(), origin(&p), T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::InvalidCredentials);
     // refreshing names the block, not merely the revocation it caused
-    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.unwrap_err();
+    let err = rotate(&w, &p0.refresh_token, Some("app"), None, T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::UserBlocked);
-    assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap_err()), AuthError::UserBlocked);
+    assert_eq!(auth(w.svc.check_refresh(&w.face, &p0.refresh_token, T0).await.unwrap_err()), AuthError::UserBlocked);
 }
 
 #[tokio::test]
@@ -232,7 +266,7 @@ async fn access_tokens_signed_by_a_retired_key_still_verify_but_next_keys_do_not
 async fn rotated_tokens_drop_their_sealed_secret() {
     let w = world();
     let p0 = logged_in(&w).await;
-    w.svc.refresh(&p0.refresh_secret, Some("app"), None, &w.fmt, T0).await.unwrap();
+    rotate(&w, &p0.refresh_token, Some("app"), None, T0).await.unwrap();
     let family = w.store.family(p0.session_id).await.unwrap();
     assert_eq!(family.len(), 2);
     assert_eq!(family.iter().filter(|t| t.sealed_secret.is_some()).count(), 1);
@@ -243,11 +277,13 @@ async fn rotated_tokens_drop_their_sealed_secret() {
 async fn a_bound_pair_refreshes_only_with_its_own_access_token() {
     let w = world();
     let p0 = logged_in(&w).await;
-    let err = w.svc.refresh(&p0.refresh_secret, Some("app"), Some(Uuid::new_v4()), &w.fmt, T0).await.unwrap_err();
+    let other =
+        w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), T0).await.unwrap();
+    let err = rotate(&w, &p0.refresh_token, Some("app"), Some(&other.access_token), T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::PairMismatch);
-    let p1 = w.svc.refresh(&p0.refresh_secret, Some("app"), Some(p0.access_jti), &w.fmt, T0).await.unwrap();
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), Some(&p0.access_token), T0).await.unwrap();
     // another pair's access token is refused for the new refresh token
-    let err = w.svc.refresh(&p1.refresh_secret, Some("app"), Some(p0.access_jti), &w.fmt, T0).await.unwrap_err();
+    let err = rotate(&w, &p1.refresh_token, Some("app"), Some(&p0.access_token), T0).await.unwrap_err();
     assert_eq!(auth(err), AuthError::PairMismatch);
 }
 
@@ -256,12 +292,12 @@ async fn check_refresh_accepts_a_live_token_without_rotating_it() {
     let w = world();
     let p0 = logged_in(&w).await;
     for _ in 0..2 {
-        let (record, session, user) = w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap();
+        let (record, session, user) = w.svc.check_refresh(&w.face, &p0.refresh_token, T0).await.unwrap();
         assert_eq!((record.access_jti, session.id, user.id), (p0.access_jti, p0.session_id, p0.user_id));
     }
-    assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0 + Duration::hours(24)).await.unwrap_err()), AuthError::TokenExpired);
+    assert_eq!(auth(w.svc.check_refresh(&w.face, &p0.refresh_token, T0 + Duration::hours(24)).await.unwrap_err()), AuthError::TokenExpired);
     w.svc.revoke_session(p0.session_id, "logout", T0).await.unwrap();
-    assert_eq!(auth(w.svc.check_refresh(&p0.refresh_secret, T0).await.unwrap_err()), AuthError::TokenRevoked);
+    assert_eq!(auth(w.svc.check_refresh(&w.face, &p0.refresh_token, T0).await.unwrap_err()), AuthError::TokenRevoked);
 }
 
 #[tokio::test]
@@ -281,13 +317,104 @@ async fn revoke_token_ends_the_session_of_either_token_of_the_client_only() {
     let w = world();
     let p0 = logged_in(&w).await;
     // another client's revocation changes nothing, and says nothing
-    w.svc.revoke_token(&p0.refresh_token, "other", T0).await.unwrap();
-    w.svc.revoke_token(&p0.access_token, "other", T0).await.unwrap();
-    w.svc.revoke_token("garbage", "app", T0).await.unwrap();
-    assert!(w.svc.resolve_access(&p0.access_token, T0).is_ok());
-    w.svc.revoke_token(&p0.access_token, "app", T0).await.unwrap();
-    assert_eq!(w.svc.resolve_access(&p0.access_token, T0), Err(AuthError::TokenRevoked));
-    let p1 = w.svc.login_password("ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), &w.fmt, T0).await.unwrap();
-    w.svc.revoke_token(&p1.refresh_token, "app", T0).await.unwrap();
-    assert_eq!(w.svc.resolve_access(&p1.access_token, T0), Err(AuthError::TokenRevoked));
+    w.svc.revoke_token(&w.face, &p0.refresh_token, "other", T0).await.unwrap();
+    w.svc.revoke_token(&w.face, &p0.access_token, "other", T0).await.unwrap();
+    w.svc.revoke_token(&w.face, "garbage", "app", T0).await.unwrap();
+    assert!(w.svc.resolve_access(&w.face, &p0.access_token, T0).is_ok());
+    w.svc.revoke_token(&w.face, &p0.access_token, "app", T0).await.unwrap();
+    assert_eq!(w.svc.resolve_access(&w.face, &p0.access_token, T0), Err(AuthError::TokenRevoked));
+    let p1 = w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), T0).await.unwrap();
+    w.svc.revoke_token(&w.face, &p1.refresh_token, "app", T0).await.unwrap();
+    assert_eq!(w.svc.resolve_access(&w.face, &p1.access_token, T0), Err(AuthError::TokenRevoked));
+}
+
+fn face(name: &str, audience: &str, refresh: RefreshPolicy) -> Face {
+    Face { name: name.into(), audience: audience.into(), refresh, ..native_face() }
+}
+
+async fn pair_at(w: &World, face: &str) -> IssuedPair {
+    if w.svc.check_password("ann@example.com", "correct horse".into()).await.is_err() {
+        w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
+    }
+    let f = w.svc.face(face).unwrap();
+    w.svc.login_password(&f, "ann@example.com", "correct horse".into(), LoginOrigin::default(), T0).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_reuse_face_refreshes_again_and_again_with_one_refresh_token() {
+    let w = world_with(vec![native_face(), face("sj", "sj", RefreshPolicy::Reuse)]);
+    let sj = w.svc.face("sj").unwrap();
+    let p0 = pair_at(&w, "sj").await;
+    let mut seen = std::collections::HashSet::new();
+    for minute in 1..=3 {
+        let r = w.svc.refresh(&sj, &p0.refresh_token, RefreshInput::default(), T0 + Duration::minutes(minute)).await.unwrap();
+        let Refreshed::Access(a) = r else { panic!("a reuse face answers an access token only") };
+        assert_eq!(a.session_id, p0.session_id);
+        assert!(w.svc.resolve_access(&sj, &a.access_token, T0 + Duration::minutes(minute)).is_ok());
+        assert!(seen.insert(a.access_token));
+    }
+    assert_eq!(w.store.family(p0.session_id).await.unwrap().len(), 1, "nothing was rotated");
+    // until it expires, or is revoked
+    let late = w.svc.refresh(&sj, &p0.refresh_token, RefreshInput::default(), T0 + Duration::hours(24)).await.unwrap_err();
+    assert_eq!(auth(late), AuthError::TokenExpired);
+    w.svc.logout_refresh(&sj, &p0.refresh_token, T0).await.unwrap();
+    let gone = w.svc.refresh(&sj, &p0.refresh_token, RefreshInput::default(), T0).await.unwrap_err();
+    assert_eq!(auth(gone), AuthError::TokenRevoked);
+}
+
+#[tokio::test]
+async fn every_face_refuses_other_faces_tokens_except_within_its_group() {
+    let w = world_with(vec![native_face(), face("a", "django", RefreshPolicy::Rotate), face("b", "django", RefreshPolicy::Rotate)]);
+    let (native, a, b) = (w.face.clone(), w.svc.face("a").unwrap(), w.svc.face("b").unwrap());
+    let at_native = pair_at(&w, "native").await;
+    let at_a = pair_at(&w, "a").await;
+    // access tokens
+    assert_eq!(w.svc.resolve_access(&a, &at_native.access_token, T0), Err(AuthError::WrongAudience));
+    assert_eq!(w.svc.resolve_access(&native, &at_a.access_token, T0), Err(AuthError::WrongAudience));
+    assert!(w.svc.resolve_access(&b, &at_a.access_token, T0).is_ok(), "one group accepts each other's tokens");
+    // refresh tokens, opaque ones included: the session's face decides
+    let err = w.svc.refresh(&a, &at_native.refresh_token, RefreshInput::default(), T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::WrongAudience);
+    let err = rotate(&w, &at_a.refresh_token, None, None, T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::WrongAudience);
+    assert!(w.svc.refresh(&b, &at_a.refresh_token, RefreshInput::default(), T0).await.is_ok());
+    // revocation at the wrong face changes nothing
+    w.svc.revoke_refresh(&a, &at_native.refresh_token, None, T0).await.unwrap();
+    assert!(w.svc.resolve_access(&native, &at_native.access_token, T0).is_ok());
+}
+
+#[tokio::test]
+async fn a_risk_rule_decided_in_the_rotation_revokes_every_session_of_the_user() {
+    let mut strict = face("m", "m", RefreshPolicy::Rotate);
+    strict.risk = vec![
+        crate::RiskRule { when: crate::RiskCondition::IpChanged, then: crate::RiskAction::Notify },
+        crate::RiskRule { when: crate::RiskCondition::UserAgentChanged, then: crate::RiskAction::RevokeUser },
+    ];
+    let w = world_with(vec![native_face(), strict]);
+    let m = w.svc.face("m").unwrap();
+    w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
+    let device = RequestMeta { ip: Some("10.0.0.1".into()), user_agent: Some("app/1".into()) };
+    let login = |req: RequestMeta| LoginOrigin { request: req, ..LoginOrigin::default() };
+    let p0 = w.svc.login_password(&m, "ann@example.com", "correct horse".into(), login(device.clone()), T0).await.unwrap();
+    let other = pair_at(&w, "native").await;
+    // a new address is only reported, and becomes the session's reference
+    let moved = RequestMeta { ip: Some("10.0.0.2".into()), user_agent: Some("app/1".into()) };
+    let input = |req: RequestMeta| RefreshInput { request: req, ..RefreshInput::default() };
+    let Refreshed::Pair(p1) = w.svc.refresh(&m, &p0.refresh_token, input(moved.clone()), T0).await.unwrap() else { panic!() };
+    assert_eq!(w.store.session(p0.session_id).await.unwrap().unwrap().ip.as_deref(), Some("10.0.0.2"));
+    // a new User-Agent ends every session of the user, here and at other faces
+    let thief = RequestMeta { ip: Some("10.0.0.2".into()), user_agent: Some("curl/8".into()) };
+    let err = w.svc.refresh(&m, &p1.refresh_token, input(thief), T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::RiskRefused { condition: crate::RiskCondition::UserAgentChanged, revoked: true });
+    assert_eq!(w.svc.resolve_access(&w.face, &other.access_token, T0), Err(AuthError::TokenRevoked));
+    let err = w.svc.refresh(&m, &p1.refresh_token, input(moved), T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::TokenRevoked);
+}
+
+#[tokio::test]
+async fn the_revocation_horizon_covers_the_longest_access_lifetime_of_any_face() {
+    let mut long = face("drf", "drf", RefreshPolicy::Rotate);
+    long.profile = TokenProfile::new("drf", Duration::hours(10), Duration::days(90)).unwrap();
+    let w = world_with(vec![native_face(), long]);
+    assert_eq!(w.svc.faces().longest_access_ttl(), Duration::hours(10));
 }
