@@ -4,7 +4,6 @@
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use tessera_domain::{AccessContext, OffsetDateTime};
 
@@ -15,21 +14,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub AccessContext);
 
-/// An Authorization header that names the Bearer scheme but is not `Bearer <token>`.
-#[derive(Debug)]
-pub struct MalformedBearer;
-
-/// The token of a `Bearer` header: `None` when there is no header or another scheme.
-pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, MalformedBearer> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| MalformedBearer)?;
-    let mut parts = value.split(' ').filter(|p| !p.is_empty());
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token)),
-        (Some(scheme), _, _) if !scheme.eq_ignore_ascii_case("bearer") => Ok(None),
-        _ => Err(MalformedBearer),
-    }
-}
+pub use tessera_dialects::http::{Malformed as MalformedBearer, bearer_token};
 
 impl FromRequest for Authenticated {
     type Error = Problem;

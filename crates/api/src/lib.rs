@@ -1,10 +1,8 @@
 //! Tessera's HTTP faces, configuration and startup. `main.rs` only parses the command line.
 
 pub mod auth;
-pub mod body;
 pub mod cli;
 pub mod config;
-pub mod dialects;
 pub mod hasher;
 pub mod native;
 pub mod notify;
@@ -18,3 +16,7 @@ pub mod telemetry;
 
 pub use config::Settings;
 pub use startup::Application;
+
+/// The dialects and the HTTP pieces every face shares live in their own crate.
+pub use tessera_dialects as dialects;
+pub use tessera_dialects::body;

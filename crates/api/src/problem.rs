@@ -90,16 +90,8 @@ impl ResponseError for Problem {
 
 /// Logs an unexpected failure with its whole cause chain; returns what the client sees.
 pub fn unexpected(e: &(dyn std::error::Error + 'static)) -> Problem {
-    let mut chain = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
-    tracing::error!(error = %chain, "request failed");
-    match e.downcast_ref::<DomainError>() {
-        Some(DomainError::Repo(_)) => Problem::unavailable(),
+    match tessera_dialects::http::unexpected(e) {
+        503 => Problem::unavailable(),
         _ => Problem::internal(),
     }
 }

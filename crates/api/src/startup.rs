@@ -105,7 +105,7 @@ impl Core {
         let secrets = ServerSecrets::from_master(&master);
         let now = OffsetDateTime::now_utc();
         let mut algs = vec![checked.algorithm];
-        algs.extend(crate::dialects::algorithms(&settings).into_iter().filter(|a| *a != checked.algorithm));
+        algs.extend(crate::dialects::algorithms(&settings.dialects).into_iter().filter(|a| *a != checked.algorithm));
         let keyring = load_keyring(&*store, &secrets.sealer, &algs, i64::from(settings.tokens.leeway_seconds), now).await?;
 
         let faces = build_faces(&settings, &checked)?;
@@ -192,8 +192,9 @@ fn build_faces(settings: &Settings, checked: &Checked) -> anyhow::Result<Faces> 
         risk: settings.tokens.risk.clone(),
         format: Arc::new(NativeFormat { issuer: settings.tokens.issuer.clone(), alg: checked.algorithm }),
     };
+    let drf_format = NativeFormat { issuer: settings.tokens.issuer.clone(), alg: checked.algorithm };
     let mut all = vec![native];
-    all.extend(crate::dialects::faces(settings, checked)?);
+    all.extend(crate::dialects::faces(&settings.dialects, &checked.profiles, &drf_format)?);
     Ok(Faces::new(all)?)
 }
 
@@ -289,6 +290,11 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     } else {
         None
     };
+    let faces = web::Data::new(crate::dialects::FaceContext {
+        service: state.service.clone(),
+        max_body_bytes: max_body,
+        min_password_len: settings.password.min_length,
+    });
     let server = HttpServer::new(move || {
         let (app, api) = App::new()
             .into_utoipa_app()
@@ -299,7 +305,8 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .configure(crate::native::configure)
             .split_for_parts();
         let api = api.merge_from(<crate::dialects::docs::DialectsDoc as utoipa::OpenApi>::openapi());
-        app.configure(|cfg| crate::dialects::configure(cfg, &state.settings, &state.service, drf.clone()))
+        app.app_data(faces.clone())
+            .configure(|cfg| crate::dialects::configure(cfg, &state.settings.dialects, &state.service, drf.clone()))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))

@@ -4,8 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tessera_domain::{AuthError, DomainError, LoginOrigin, OAuthClient, OffsetDateTime, RefreshInput};
 use utoipa::ToSchema;
@@ -148,19 +146,14 @@ pub struct RevokeRequest {
     pub client_secret: Option<String>,
 }
 
-/// `client_id:client_secret` of an HTTP Basic header, each form-urlencoded (RFC 6749 §2.3.1).
+/// `client_id:client_secret` of an HTTP Basic header. Another scheme is no client
+/// authentication this endpoint knows: `invalid_client`.
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
-    let Some((scheme, rest)) = value.split_once(' ') else { return Err(OAuthError::invalid_client()) };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client());
+    match tessera_dialects::http::basic_credentials(req) {
+        Ok(None) if req.headers().contains_key(header::AUTHORIZATION) => Err(OAuthError::invalid_client()),
+        Ok(c) => Ok(c),
+        Err(_) => Err(OAuthError::invalid_client()),
     }
-    let decoded = STANDARD.decode(rest.trim()).map_err(|_| OAuthError::invalid_client())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(OAuthError::invalid_client)?;
-    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
-    Ok(Some((unescape(id), unescape(secret))))
 }
 
 /// Authenticates the client: HTTP Basic or body parameters (never both); no client_id at all
@@ -227,7 +220,7 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
         let origin = LoginOrigin {
             client_id: Some(client.client_id.as_str()),
             profile: Some(profile),
-            request: crate::dialects::request_meta(&req),
+            request: crate::dialects::http::request_meta(&req),
             subject: None,
         };
         let pair = state.service.login_password(&state.native, username, password.to_owned(), origin, now).await.map_err(domain_error)?;
@@ -241,7 +234,7 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
         let raw = param(&params, "refresh_token").ok_or_else(|| OAuthError::invalid_request("Missing refresh_token parameter."))?;
         let input = RefreshInput {
             client: Some(client.client_id.as_str()),
-            request: crate::dialects::request_meta(&req),
+            request: crate::dialects::http::request_meta(&req),
             ..RefreshInput::default()
         };
         let done = state.service.refresh(&state.native, raw, input, now).await.map_err(domain_error)?;

@@ -18,8 +18,8 @@ use tessera_domain::{
 };
 use uuid::Uuid;
 
+use crate::FaceContext;
 use crate::body::read_limited;
-use crate::state::AppState;
 
 /// The face's name, recorded on the sessions it opens.
 pub const NAME: &str = "flask";
@@ -281,21 +281,20 @@ impl FlaskFace {
 }
 
 fn unexpected(e: DomainError) -> Refusal {
-    let p = crate::problem::unexpected(&e);
-    msg(p.status.as_u16(), "Internal server error")
+    msg(crate::http::unexpected(&e), "Internal server error")
 }
 
 /// `POST /api/v1/login`: `{"email", "password"}` (or `username`) to a pair.
-pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let missing = || msg(400, "Missing username or password");
-        let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(|_| missing())?;
+        let body = read_limited(payload, state.max_body_bytes).await.map_err(|_| missing())?;
         // get_json(silent=True): anything unreadable is no body at all
         let data: Map<String, Value> = serde_json::from_slice(&body).unwrap_or_default();
         let login = data.get("email").or_else(|| data.get("username")).and_then(Value::as_str).filter(|s| !s.is_empty());
         let password = data.get("password").and_then(Value::as_str).filter(|s| !s.is_empty());
         let (Some(login), Some(password)) = (login, password) else { return Err(missing()) };
-        let origin = LoginOrigin { request: super::request_meta(&req), ..LoginOrigin::default() };
+        let origin = LoginOrigin { request: crate::http::request_meta(&req), ..LoginOrigin::default() };
         match state.service.login_password(&face.face, login, password.to_owned(), origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok(json!({"access_token": pair.access_token, "refresh_token": pair.refresh_token})),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.blocked()),
@@ -309,10 +308,10 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<App
 
 /// `POST /api/v1/refresh/token`: the refresh token in `Authorization: Bearer` to a new access
 /// token; the refresh token stays valid (the library does not rotate).
-pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.refresh_token(&req)?;
-        let input = RefreshInput { request: super::request_meta(&req), ..RefreshInput::default() };
+        let input = RefreshInput { request: crate::http::request_meta(&req), ..RefreshInput::default() };
         match state.service.refresh(&face.face, token, input, OffsetDateTime::now_utc()).await {
             Ok(done) => Ok(match done.refresh_token() {
                 // a face configured to rotate answers the new refresh token too
@@ -327,7 +326,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, face: web::Da
 }
 
 /// `POST /api/v1/logout`: the refresh token in `Authorization: Bearer`; its session ends.
-pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.refresh_token(&req)?;
         state.service.logout_refresh(&face.face, token, OffsetDateTime::now_utc()).await.map_err(|e| face.refusal(e, true))?;
@@ -338,7 +337,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Dat
 }
 
 /// `GET /api/v1/protected`: the library's canonical access-token check.
-pub async fn protected(req: HttpRequest, state: web::Data<AppState>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn protected(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.header_token(&req)?;
         face.undecodable(token)?;
@@ -358,12 +357,12 @@ async fn method_not_allowed() -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: FlaskFace) {
-    let at = |path: &str| super::at_prefixes(prefixes, path, false);
-    let routes: [(Vec<String>, super::MakeRoute); 4] = [
+    let at = |path: &str| crate::http::at_prefixes(prefixes, path, false);
+    let routes: [(Vec<String>, crate::http::MakeRoute); 4] = [
         (at("/api/v1/login"), || web::post().to(login)),
         (at("/api/v1/refresh/token"), || web::post().to(refresh)),
         (at("/api/v1/logout"), || web::post().to(logout)),
         (at("/api/v1/protected"), || web::get().to(protected)),
     ];
-    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

@@ -10,8 +10,6 @@ use std::time::{Duration as StdDuration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
@@ -19,9 +17,9 @@ use serde_json::{Value, json};
 use tessera_domain::{AuthError, DomainError, Face, LoginOrigin, OAuthClient, OffsetDateTime, RefreshInput, Refreshed, TokenProfile};
 use tokio::sync::RwLock;
 
+use crate::FaceContext;
 use crate::body::{BodyError, param, parse_params, read_limited};
 use crate::config::{DrfSocialSettings, ProviderSettings};
-use crate::state::AppState;
 
 /// A trusted issuer and where its keys come from.
 pub struct Provider {
@@ -167,8 +165,7 @@ fn invalid_client() -> Fail {
 }
 
 fn unexpected(e: DomainError) -> Fail {
-    let p = crate::problem::unexpected(&e);
-    oauth(p.status.as_u16(), "server_error", None)
+    oauth(crate::http::unexpected(&e), "server_error", None)
 }
 
 fn respond(r: Result<(u16, Option<Value>), Fail>) -> HttpResponse {
@@ -188,8 +185,8 @@ fn respond(r: Result<(u16, Option<Value>), Fail>) -> HttpResponse {
     }
 }
 
-async fn params(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Vec<(String, String)>, Fail> {
-    let body = read_limited(payload, state.settings.server.max_body_bytes).await;
+async fn params(req: &HttpRequest, payload: web::Payload, state: &FaceContext) -> Result<Vec<(String, String)>, Fail> {
+    let body = read_limited(payload, state.max_body_bytes).await;
     let body = body.map_err(|e| match e {
         BodyError::TooLarge(_) => oauth(413, "invalid_request", Some("Request body too large.")),
         _ => oauth(400, "invalid_request", Some("The request body could not be read.")),
@@ -203,19 +200,14 @@ async fn params(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
 
 /// client_id and secret from HTTP Basic or the body.
 fn client_credentials(req: &HttpRequest, p: &[(String, String)]) -> Result<(Option<String>, Option<String>), Fail> {
-    if let Some(v) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(b64) = v.strip_prefix("Basic ")
-    {
-        let raw = STANDARD.decode(b64.trim()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(invalid_client)?;
-        let (id, secret) = raw.split_once(':').ok_or_else(invalid_client)?;
-        let unescape =
-            |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
-        return Ok((Some(unescape(id)), Some(unescape(secret)).filter(|s| !s.is_empty())));
+    match crate::http::basic_credentials(req) {
+        Ok(Some((id, secret))) => Ok((Some(id), Some(secret).filter(|s| !s.is_empty()))),
+        Ok(None) => Ok((param(p, "client_id").map(str::to_owned), param(p, "client_secret").map(str::to_owned))),
+        Err(_) => Err(invalid_client()),
     }
-    Ok((param(p, "client_id").map(str::to_owned), param(p, "client_secret").map(str::to_owned)))
 }
 
-async fn authenticate_client(state: &AppState, req: &HttpRequest, p: &[(String, String)]) -> Result<OAuthClient, Fail> {
+async fn authenticate_client(state: &FaceContext, req: &HttpRequest, p: &[(String, String)]) -> Result<OAuthClient, Fail> {
     let (id, secret) = client_credentials(req, p)?;
     let id = id.ok_or_else(invalid_client)?;
     match state.service.authenticate_client(&id, secret.as_deref()).await {
@@ -235,11 +227,11 @@ fn token_body(face: &DrfFace, pair: tessera_domain::IssuedPair) -> (u16, Option<
 }
 
 fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient) -> LoginOrigin<'a> {
-    LoginOrigin { client_id: Some(client.client_id.as_str()), request: super::request_meta(req), ..LoginOrigin::default() }
+    LoginOrigin { client_id: Some(client.client_id.as_str()), request: crate::http::request_meta(req), ..LoginOrigin::default() }
 }
 
 /// `POST /auth/token`: the password and refresh_token grants.
-pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<Arc<DrfFace>>) -> HttpResponse {
+pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<Arc<DrfFace>>) -> HttpResponse {
     let r = async {
         let p = params(&req, payload, &state).await?;
         let grant = param(&p, "grant_type").unwrap_or("");
@@ -262,7 +254,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<App
             }
         } else {
             let raw = param(&p, "refresh_token").ok_or_else(|| oauth(400, "invalid_request", Some("Missing refresh token parameter.")))?;
-            let input = RefreshInput { client: Some(client.client_id.as_str()), request: super::request_meta(&req), ..RefreshInput::default() };
+            let input = RefreshInput { client: Some(client.client_id.as_str()), request: crate::http::request_meta(&req), ..RefreshInput::default() };
             match state.service.refresh(&face.face, raw, input, now).await {
                 Ok(Refreshed::Pair(pair)) => Ok(token_body(&face, pair)),
                 // `reuse`: the same refresh token is answered again, as oauthlib does without rotation
@@ -284,7 +276,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<App
 pub async fn convert_token(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
 ) -> HttpResponse {
     let r = async {
@@ -334,7 +326,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 pub async fn revoke_token(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
 ) -> HttpResponse {
     let r = async {
@@ -362,7 +354,7 @@ pub async fn revoke_token(
 }
 
 /// The caller of `invalidate-*`: a live access token of ours.
-fn caller(req: &HttpRequest, state: &AppState, face: &DrfFace) -> Result<tessera_domain::AccessContext, Fail> {
+fn caller(req: &HttpRequest, state: &FaceContext, face: &DrfFace) -> Result<tessera_domain::AccessContext, Fail> {
     let refuse = |expired: bool| Fail {
         status: 401,
         body: json!({"detail": "Authentication credentials were not provided."}),
@@ -379,7 +371,7 @@ fn caller(req: &HttpRequest, state: &AppState, face: &DrfFace) -> Result<tessera
 async fn invalidate(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
     sessions: bool,
 ) -> HttpResponse {
@@ -403,7 +395,7 @@ async fn invalidate(
 pub async fn invalidate_sessions(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
 ) -> HttpResponse {
     invalidate(req, payload, state, face, true).await
@@ -413,7 +405,7 @@ pub async fn invalidate_sessions(
 pub async fn invalidate_refresh_tokens(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
 ) -> HttpResponse {
     invalidate(req, payload, state, face, false).await
@@ -424,13 +416,13 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: Arc<DrfFace>) {
-    let at = |path: &str| super::at_prefixes(prefixes, path, true);
-    let routes: [(Vec<String>, super::MakeRoute); 5] = [
+    let at = |path: &str| crate::http::at_prefixes(prefixes, path, true);
+    let routes: [(Vec<String>, crate::http::MakeRoute); 5] = [
         (at("/auth/token"), || web::post().to(token)),
         (at("/auth/convert-token"), || web::post().to(convert_token)),
         (at("/auth/revoke-token"), || web::post().to(revoke_token)),
         (at("/auth/invalidate-sessions"), || web::post().to(invalidate_sessions)),
         (at("/auth/invalidate-refresh-tokens"), || web::post().to(invalidate_refresh_tokens)),
     ];
-    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

@@ -17,9 +17,9 @@ use tessera_domain::{
 };
 use uuid::Uuid;
 
-use super::drf::{self, DrfError};
+use crate::FaceContext;
 use crate::body::read_limited;
-use crate::state::AppState;
+use crate::drf::{self, DrfError};
 
 /// The faces' names, recorded on the sessions they open.
 pub const SIMPLEJWT: &str = "simplejwt";
@@ -188,12 +188,11 @@ impl SjFace {
 }
 
 fn unexpected(e: DomainError) -> DrfError {
-    let p = crate::problem::unexpected(&e);
-    (p.status.as_u16(), json!({"detail": "A server error occurred."}))
+    (crate::http::unexpected(&e), json!({"detail": "A server error occurred."}))
 }
 
-async fn body(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Map<String, Value>, DrfError> {
-    let bytes = read_limited(payload, state.settings.server.max_body_bytes).await;
+async fn body(req: &HttpRequest, payload: web::Payload, state: &FaceContext) -> Result<Map<String, Value>, DrfError> {
+    let bytes = read_limited(payload, state.max_body_bytes).await;
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     drf::parse_json(ct, bytes.as_ref().map(|b| &b[..]).map_err(Clone::clone))
 }
@@ -204,14 +203,14 @@ fn finish(face: &SjFace, allow: &str, r: Result<(u16, Value), DrfError>) -> Http
 }
 
 /// `POST /api/token/`: e-mail (or username) and password to a pair.
-pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
         let login = drf::char_field(&data, face.username_field, &mut errors);
         let password = drf::char_field(&data, "password", &mut errors);
         let (Some(login), Some(password)) = (login, password) else { return Err((400, Value::Object(errors))) };
-        let origin = LoginOrigin { request: super::request_meta(&req), ..LoginOrigin::default() };
+        let origin = LoginOrigin { request: crate::http::request_meta(&req), ..LoginOrigin::default() };
         match state.service.login_password(&face.face, &login, password, origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok((200, json!({"refresh": pair.refresh_token, "access": pair.access_token}))),
             Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => {
@@ -226,12 +225,12 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
 
 /// `POST /api/token/refresh/`: a refresh token to a new access token (`reuse`, the library's
 /// default), or to a new pair with the old token blacklisted (`rotate`).
-pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "refresh", &mut errors) else { return Err((400, Value::Object(errors))) };
-        let input = RefreshInput { request: super::request_meta(&req), ..RefreshInput::default() };
+        let input = RefreshInput { request: crate::http::request_meta(&req), ..RefreshInput::default() };
         match state.service.refresh(&face.face, &token, input, OffsetDateTime::now_utc()).await {
             Ok(Refreshed::Pair(pair)) => Ok((200, json!({"access": pair.access_token, "refresh": pair.refresh_token}))),
             Ok(Refreshed::Access(a)) => Ok((200, json!({"access": a.access_token}))),
@@ -243,7 +242,7 @@ pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::D
 }
 
 /// `POST /api/token/verify/`: any token of ours, access or refresh.
-pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -269,7 +268,12 @@ pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::D
 }
 
 /// `POST /api/token/blacklist/`: logout; the refresh token's session ends.
-pub async fn blacklist_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn blacklist_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<SjFace>,
+) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -287,7 +291,7 @@ pub async fn blacklist_token(req: HttpRequest, payload: web::Payload, state: web
 const ME_ALLOW: &str = "GET, HEAD, OPTIONS";
 
 /// simplejwt's JWTAuthentication: the user an `Authorization: <scheme> <access>` header names.
-async fn authenticate(req: &HttpRequest, state: &AppState, face: &SjFace) -> Result<User, DrfError> {
+async fn authenticate(req: &HttpRequest, state: &FaceContext, face: &SjFace) -> Result<User, DrfError> {
     let not_provided = (401, json!({"detail": "Authentication credentials were not provided."}));
     let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Err(not_provided) };
     let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -326,13 +330,13 @@ fn user_body(u: &User) -> Value {
 }
 
 /// djoser `GET /users/me/`.
-pub async fn get_me(req: HttpRequest, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = authenticate(&req, &state, &face).await.map(|u| (200, user_body(&u)));
     finish(&face, ME_ALLOW, r)
 }
 
 /// djoser `POST /users/`: registration.
-pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -344,7 +348,7 @@ pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Da
             Err(DomainError::EmailTaken) => Err((400, json!({"email": ["user with this email already exists."]}))),
             Err(DomainError::Invalid { field: "email", .. }) => Err((400, json!({"email": ["Enter a valid email address."]}))),
             Err(DomainError::Invalid { field, message }) if field == "password" && message.starts_with("must be at least") => {
-                let min = state.settings.password.min_length;
+                let min = state.min_password_len;
                 Err((400, json!({"password": [format!("This password is too short. It must contain at least {min} characters.")]})))
             }
             Err(DomainError::Invalid { field, message }) => Err((400, json!({ field: [format!("Ensure this field {message}.")] }))),
@@ -361,21 +365,21 @@ async fn method_not_allowed(req: HttpRequest, face: web::Data<SjFace>) -> HttpRe
 
 /// Mounts a simplejwt face: the four token views under each of `prefixes`.
 pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, prefixes: &[String], face: SjFace) {
-    let at = |path: &str| super::at_prefixes(prefixes, path, true);
-    let routes: [(Vec<String>, super::MakeRoute); 4] = [
+    let at = |path: &str| crate::http::at_prefixes(prefixes, path, true);
+    let routes: [(Vec<String>, crate::http::MakeRoute); 4] = [
         (at("/api/token"), || web::post().to(obtain_pair)),
         (at("/api/token/refresh"), || web::post().to(refresh_pair)),
         (at("/api/token/verify"), || web::post().to(verify_token)),
         (at("/api/token/blacklist"), || web::post().to(blacklist_token)),
     ];
-    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }
 
 /// Mounts djoser: its JWT views, registration and the caller's account, under each of
 /// `prefixes`. Seed 003 sends its refresh as a GET with a JSON body: it is answered as the POST.
 pub fn configure_djoser(cfg: &mut web::ServiceConfig, prefixes: &[String], face: SjFace) {
-    let at = |path: &str| super::at_prefixes(prefixes, path, true);
-    let routes: [(Vec<String>, super::MakeRoute); 6] = [
+    let at = |path: &str| crate::http::at_prefixes(prefixes, path, true);
+    let routes: [(Vec<String>, crate::http::MakeRoute); 6] = [
         (at("/auth/jwt/create"), || web::post().to(obtain_pair)),
         (at("/auth/jwt/refresh"), || web::post().to(refresh_pair)),
         (at("/auth/jwt/refresh"), || web::get().to(refresh_pair)),
@@ -383,5 +387,5 @@ pub fn configure_djoser(cfg: &mut web::ServiceConfig, prefixes: &[String], face:
         (at("/users"), || web::post().to(create_user)),
         (at("/users/me"), || web::get().to(get_me)),
     ];
-    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

@@ -18,8 +18,8 @@ use tessera_domain::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::FaceContext;
 use crate::body::read_limited;
-use crate::state::AppState;
 
 /// The identity provider name trusted callers' users are linked under.
 const PROVIDER: &str = "medods";
@@ -180,20 +180,17 @@ fn domain_err(e: DomainError) -> Fail {
     match e {
         DomainError::Auth(a) => auth_err(a),
         DomainError::Invalid { field, message } => err(400, "invalid_request", format!("{field} {message}")),
-        other => {
-            let p = crate::problem::unexpected(&other);
-            err(p.status.as_u16(), "unavailable", "the service could not complete the request")
-        }
+        other => err(crate::http::unexpected(&other), "unavailable", "the service could not complete the request"),
     }
 }
 
 /// A JSON object body, or the face's 400/413/415.
-async fn json_body<T: serde::de::DeserializeOwned>(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<T, Fail> {
+async fn json_body<T: serde::de::DeserializeOwned>(req: &HttpRequest, payload: web::Payload, state: &FaceContext) -> Result<T, Fail> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.starts_with("application/json") {
         return Err(err(415, "invalid_request", "the body must be application/json"));
     }
-    let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(|e| match e {
+    let body = read_limited(payload, state.max_body_bytes).await.map_err(|e| match e {
         crate::body::BodyError::TooLarge(n) => err(413, "invalid_request", format!("the body is larger than {n} bytes")),
         _ => err(400, "invalid_request", "the body could not be read"),
     })?;
@@ -213,8 +210,8 @@ impl MedodsFace {
     }
 
     /// The live access token of `Authorization: Bearer`, and its claims.
-    fn caller_token(&self, req: &HttpRequest, state: &AppState) -> Result<(tessera_domain::AccessContext, MedodsClaims), Fail> {
-        let token = match crate::auth::bearer_token(req) {
+    fn caller_token(&self, req: &HttpRequest, state: &FaceContext) -> Result<(tessera_domain::AccessContext, MedodsClaims), Fail> {
+        let token = match crate::http::bearer_token(req) {
             Ok(Some(t)) => t,
             _ => return Err(err(401, "invalid_token", "an `Authorization: Bearer <access token>` header is required")),
         };
@@ -254,7 +251,7 @@ pub struct PairResponse {
 pub async fn generate(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<MedodsFace>,
 ) -> Result<HttpResponse, Fail> {
     face.check_caller(&req)?;
@@ -273,7 +270,7 @@ pub async fn generate(
     let subject = serde_json::to_string(&Subject { user_id: body.user_id, guid: body.guid }).unwrap_or_default();
     // The reference of the refresh-time rules is the user's device: named by a backend that
     // calls on its behalf, else the caller itself (the task's client calling directly).
-    let seen = super::request_meta(&req);
+    let seen = crate::http::request_meta(&req);
     let request = RequestMeta { ip: body.ip.or(seen.ip), user_agent: body.user_agent.or(seen.user_agent) };
     let origin = LoginOrigin { request, subject: Some(subject), ..LoginOrigin::default() };
     let pair = state.service.open_session(&face.face, &user, origin, now).await.map_err(domain_err)?;
@@ -294,13 +291,13 @@ pub struct RefreshRequest {
 pub async fn refresh(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<MedodsFace>,
 ) -> Result<HttpResponse, Fail> {
     let body: RefreshRequest = json_body(&req, payload, &state).await?;
     // The access token names the pair (an expired one still does); the core checks the pair,
     // the task's rules on IP and User-Agent, and single use, in one transaction.
-    let input = RefreshInput { bound_access: Some(&body.access), request: super::request_meta(&req), ..RefreshInput::default() };
+    let input = RefreshInput { bound_access: Some(&body.access), request: crate::http::request_meta(&req), ..RefreshInput::default() };
     match state.service.refresh(&face.face, &body.refresh, input, OffsetDateTime::now_utc()).await.map_err(domain_err)? {
         Refreshed::Pair(pair) => Ok(HttpResponse::Ok().json(PairResponse { access: pair.access_token, refresh: pair.refresh_token })),
         // a face configured to keep its refresh tokens answers the one it was given
@@ -319,7 +316,7 @@ pub struct DeleteRequest {
 pub async fn delete(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<MedodsFace>,
 ) -> Result<HttpResponse, Fail> {
     let body: DeleteRequest = json_body(&req, payload, &state).await?;
@@ -341,7 +338,7 @@ pub struct DeleteAllRequest {
 pub async fn delete_all(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<FaceContext>,
     face: web::Data<MedodsFace>,
 ) -> Result<HttpResponse, Fail> {
     face.check_caller(&req)?;
@@ -359,14 +356,14 @@ pub struct MeResponse {
 
 /// `GET /me`: the caller's GUID.
 #[utoipa::path(get, path = "/me", tag = "medods", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = MedodsError)))]
-pub async fn me(req: HttpRequest, state: web::Data<AppState>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
+pub async fn me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
     let (_, c) = face.caller_token(&req, &state)?;
     Ok(HttpResponse::Ok().json(MeResponse { guid: c.guid }))
 }
 
 /// `POST /logout`: the caller's session ends.
 #[utoipa::path(post, path = "/logout", tag = "medods", security(("bearer" = [])), responses((status = 200), (status = 401, body = MedodsError)))]
-pub async fn logout(req: HttpRequest, state: web::Data<AppState>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
+pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
     let (ctx, _) = face.caller_token(&req, &state)?;
     state.service.revoke_session(ctx.session_id, "logout", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(json!({})))
@@ -377,8 +374,8 @@ async fn method_not_allowed() -> Result<HttpResponse, Fail> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: MedodsFace) {
-    let at = |path: &str| super::at_prefixes(prefixes, path, false);
-    let routes: [(Vec<String>, super::MakeRoute); 6] = [
+    let at = |path: &str| crate::http::at_prefixes(prefixes, path, false);
+    let routes: [(Vec<String>, crate::http::MakeRoute); 6] = [
         (at("/generate"), || web::post().to(generate)),
         (at("/refresh"), || web::post().to(refresh)),
         (at("/delete"), || web::post().to(delete)),
@@ -386,5 +383,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: Medods
         (at("/me"), || web::get().to(me)),
         (at("/logout"), || web::post().to(logout)),
     ];
-    super::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
 }

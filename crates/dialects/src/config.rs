@@ -1,0 +1,203 @@
+//! The dialects' settings: the `[dialects.*]` sections of Tessera's configuration. Checked by
+//! the api crate at start, with the rest of the configuration.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use tessera_domain::{RefreshPolicy, RiskAction, RiskCondition, RiskRule, TokenProfile};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialectSettings {
+    pub medods: MedodsSettings,
+    pub drf_social_oauth2: DrfSocialSettings,
+    pub simplejwt: SimpleJwtSettings,
+    pub djoser: SimpleJwtSettings,
+    pub flask: FlaskSettings,
+}
+
+impl Default for DialectSettings {
+    fn default() -> Self {
+        Self {
+            medods: MedodsSettings::default(),
+            drf_social_oauth2: DrfSocialSettings::default(),
+            simplejwt: SimpleJwtSettings::default(),
+            djoser: SimpleJwtSettings { profile: TokenProfile::EXTENDED.into(), ..SimpleJwtSettings::default() },
+            flask: FlaskSettings::default(),
+        }
+    }
+}
+
+/// The Medods token API: trusted callers mint pairs for users they name.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MedodsSettings {
+    pub enabled: bool,
+    pub prefix: String,
+    /// The key trusted callers present (`X-Caller-Key`) on `/generate` and `/deleteall`. Unset:
+    /// those routes are open (development only; production refuses to start without it).
+    pub caller_key: Option<String>,
+    pub profile: String,
+    /// The task demands single use: 0 by default.
+    pub refresh_grace_seconds: u32,
+    /// Where the `notify` risk signals are reported (POST, JSON), such as a refresh from a new
+    /// IP address; the refresh goes ahead.
+    pub new_ip_webhook: Option<String>,
+    /// More prefixes the routes are also mounted under.
+    pub prefixes: Vec<String>,
+    pub audience: String,
+    pub refresh_policy: RefreshPolicy,
+    /// The task's rules: a new IP is reported, a changed User-Agent logs the user out everywhere.
+    pub risk: Vec<RiskRule>,
+}
+
+impl Default for MedodsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            caller_key: None,
+            profile: TokenProfile::STANDARD.into(),
+            refresh_grace_seconds: 0,
+            new_ip_webhook: None,
+            prefixes: vec![],
+            audience: "medods".into(),
+            refresh_policy: RefreshPolicy::Rotate,
+            risk: vec![
+                RiskRule { when: RiskCondition::IpChanged, then: RiskAction::Notify },
+                RiskRule { when: RiskCondition::UserAgentChanged, then: RiskAction::RevokeUser },
+            ],
+        }
+    }
+}
+
+/// drf-social-oauth2 (django-oauth-toolkit, oauthlib): OAuth clients, and external identity
+/// providers whose tokens `convert-token` exchanges for local pairs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrfSocialSettings {
+    pub enabled: bool,
+    pub prefix: String,
+    /// `expires_in` of access tokens (django-oauth-toolkit's ACCESS_TOKEN_EXPIRE_SECONDS).
+    pub access_token_expire_seconds: u32,
+    pub refresh_token_expire_seconds: u32,
+    /// The `scope` string of token responses.
+    pub scope: String,
+    /// Trusted issuers by backend name (the `backend` parameter of convert-token).
+    pub providers: BTreeMap<String, ProviderSettings>,
+    pub prefixes: Vec<String>,
+    pub audience: String,
+    pub refresh_policy: RefreshPolicy,
+    pub refresh_grace_seconds: u32,
+    pub risk: Vec<RiskRule>,
+}
+
+impl Default for DrfSocialSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            access_token_expire_seconds: 36_000,
+            refresh_token_expire_seconds: 90 * 86_400,
+            scope: "read write".into(),
+            providers: BTreeMap::new(),
+            prefixes: vec![],
+            audience: "drf-social-oauth2".into(),
+            refresh_policy: RefreshPolicy::Rotate,
+            refresh_grace_seconds: 5,
+            risk: vec![],
+        }
+    }
+}
+
+/// An external identity provider: a trusted issuer of JWTs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The `iss` its tokens must carry.
+    pub issuer: String,
+    /// Where its signing keys are published (JWKS).
+    pub jwks_url: Option<String>,
+    /// Or its keys inline: a JWKS document (`{"keys":[...]}`) as JSON.
+    pub jwks: Option<String>,
+    /// The `aud` its tokens must carry, when set.
+    pub audience: Option<String>,
+}
+
+/// djangorestframework-simplejwt, and djoser (which mounts simplejwt's views).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimpleJwtSettings {
+    pub enabled: bool,
+    /// Mounted under this path prefix (e.g. `/v1/zonesmart`); empty: at the root.
+    pub prefix: String,
+    /// `5.4` (the seed's era: one text for every bad token, `user_id` a number) or `5.5`.
+    pub era: String,
+    /// The login field: `email` (the seed's) or `username`.
+    pub username_field: String,
+    pub profile: String,
+    /// With `rotate`, simplejwt refuses every second use of a refresh token: 0 by default.
+    pub refresh_grace_seconds: u32,
+    /// More prefixes the routes are also mounted under (seed 003 calls djoser at two).
+    pub prefixes: Vec<String>,
+    /// simplejwt and djoser share one by default, as one Django application did.
+    pub audience: String,
+    /// `reuse` (the library's default, `ROTATE_REFRESH_TOKENS = False`: refresh answers
+    /// `{"access"}`) or `rotate` (`{"access","refresh"}`, the old one blacklisted).
+    pub refresh_policy: RefreshPolicy,
+    pub risk: Vec<RiskRule>,
+}
+
+impl Default for SimpleJwtSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            era: "5.4".into(),
+            username_field: "email".into(),
+            profile: TokenProfile::STANDARD.into(),
+            refresh_grace_seconds: 0,
+            prefixes: vec![],
+            audience: "django".into(),
+            refresh_policy: RefreshPolicy::Reuse,
+            risk: vec![],
+        }
+    }
+}
+
+/// flask-jwt-extended.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlaskSettings {
+    pub enabled: bool,
+    pub prefix: String,
+    /// `3` (the seed's library texts and claims) or `4`.
+    pub era: String,
+    /// `seed`: the seed application's error envelopes where it documents them; `library`: the
+    /// library's plain `{"msg": ...}` everywhere.
+    pub envelope: String,
+    pub profile: String,
+    pub prefixes: Vec<String>,
+    pub audience: String,
+    /// `reuse`: the library does not rotate refresh tokens.
+    pub refresh_policy: RefreshPolicy,
+    pub refresh_grace_seconds: u32,
+    pub risk: Vec<RiskRule>,
+}
+
+impl Default for FlaskSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefix: String::new(),
+            era: "3".into(),
+            envelope: "seed".into(),
+            profile: TokenProfile::EXTENDED.into(),
+            prefixes: vec![],
+            audience: "flask".into(),
+            refresh_policy: RefreshPolicy::Reuse,
+            refresh_grace_seconds: 0,
+            risk: vec![],
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The HTTP pieces every face shares, the native API's included: where a request comes from,
+//! the Bearer and Basic headers, mounting a face's routes with its own answer to other methods,
+//! and logging an unexpected failure before a face writes its generic body.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tessera_domain::{DomainError, RequestMeta};
+
+/// The peer address, for the session record.
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect())
+}
+
+/// Where a request comes from, as the use-cases see it.
+pub fn request_meta(req: &HttpRequest) -> RequestMeta {
+    RequestMeta { ip: client_ip(req), user_agent: user_agent(req) }
+}
+
+/// An Authorization header that names a scheme but is not `<scheme> <credentials>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// The token of a `Bearer` header: `None` when there is no header or another scheme.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, Malformed> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| Malformed)?;
+    let mut parts = value.split(' ').filter(|p| !p.is_empty());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token)),
+        (Some(scheme), _, _) if !scheme.eq_ignore_ascii_case("bearer") => Ok(None),
+        _ => Err(Malformed),
+    }
+}
+
+/// `client_id:client_secret` of an HTTP Basic header, each form-urlencoded (RFC 6749 §2.3.1):
+/// `None` when there is no header or another scheme.
+pub fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, Malformed> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| Malformed)?;
+    let Some((scheme, rest)) = value.split_once(' ') else { return Ok(None) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| Malformed)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| Malformed)?;
+    let (id, secret) = decoded.split_once(':').ok_or(Malformed)?;
+    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// Logs an unexpected failure with its whole cause chain; returns the status a face answers
+/// with (503 when the store is unreachable, else 500). The body is the face's own and says
+/// nothing of the cause.
+pub fn unexpected(e: &(dyn std::error::Error + 'static)) -> u16 {
+    let mut chain = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    tracing::error!(error = %chain, "request failed");
+    match e.downcast_ref::<DomainError>() {
+        Some(DomainError::Repo(_)) => 503,
+        _ => 500,
+    }
+}
+
+/// Builds one route of a face (its method and handler).
+pub type MakeRoute = fn() -> actix_web::Route;
+
+/// Mounts a face's routes, each path once with every method given for it, the face's data and
+/// the face's own answer to any other method.
+pub fn mount<T: 'static>(
+    cfg: &mut actix_web::web::ServiceConfig,
+    face: &actix_web::web::Data<T>,
+    routes: &[(Vec<String>, MakeRoute)],
+    other_methods: MakeRoute,
+) {
+    let mut by_path: Vec<(&str, Vec<MakeRoute>)> = vec![];
+    for (paths, route) in routes {
+        for p in paths {
+            match by_path.iter_mut().find(|(q, _)| *q == p.as_str()) {
+                Some((_, rs)) => rs.push(*route),
+                None => by_path.push((p.as_str(), vec![*route])),
+            }
+        }
+    }
+    for (path, makers) in by_path {
+        let mut resource = actix_web::web::resource(path).app_data(face.clone());
+        for m in makers {
+            resource = resource.route(m());
+        }
+        cfg.service(resource.default_service(other_methods()));
+    }
+}
+
+/// A path under each prefix, with and (for Django faces, whose clients send the slash) without
+/// its trailing slash.
+pub fn at_prefixes(prefixes: &[String], path: &str, both_slashes: bool) -> Vec<String> {
+    let mut out = vec![];
+    for prefix in prefixes {
+        let base = format!("{prefix}{}", path.trim_end_matches('/'));
+        if both_slashes {
+            out.push(format!("{base}/"));
+        }
+        out.push(base);
+    }
+    out.dedup();
+    out
+}
+
+/// A dialect's mount points: its prefix, then any more it is also mounted under.
+pub fn prefixes(prefix: &str, more: &[String]) -> Vec<String> {
+    let mut all = vec![prefix.to_owned()];
+    for p in more {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    all
+}
