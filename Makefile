@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test fuzz ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-api --bin tessera -- serve
@@ -17,8 +17,15 @@ run-postgres:
 	$(CARGO) build -p tessera-api --bin tessera
 	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
 
+# Every test: the Rust suites on SQLite and Postgres, then a short schemathesis pass over the
+# served OpenAPI document (schemathesis is installed into target/fuzz-venv on first use).
 test:
 	scripts/with-postgres.sh -- $(CARGO) test --workspace --all-targets
+	scripts/fuzz.sh 25
+
+# A longer schemathesis pass: every check, 200 examples per operation.
+fuzz:
+	scripts/fuzz.sh 200
 
 build:
 	$(CARGO) build --workspace --all-targets

@@ -290,13 +290,15 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     } else {
         None
     };
+    // The served document follows this instance's configuration (which dialects, where).
+    let doc = crate::openapi::spec_for(&settings);
     let faces = web::Data::new(crate::dialects::FaceContext {
         service: state.service.clone(),
         max_body_bytes: max_body,
         min_password_len: settings.password.min_length,
     });
     let server = HttpServer::new(move || {
-        let (app, api) = App::new()
+        let (app, _) = App::new()
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
             .map(|app| app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/health/live")))
@@ -304,10 +306,10 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
             .configure(crate::native::configure)
             .split_for_parts();
-        let api = api.merge_from(<crate::dialects::docs::DialectsDoc as utoipa::OpenApi>::openapi());
         app.app_data(faces.clone())
             .configure(|cfg| crate::dialects::configure(cfg, &state.settings.dialects, &state.service, drf.clone()))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+            .configure(crate::native::method_fallbacks)
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))
     })

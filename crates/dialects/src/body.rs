@@ -30,8 +30,12 @@ pub async fn read_limited(mut payload: Payload, limit: usize) -> Result<Bytes, B
 }
 
 /// String parameters of a form-encoded or JSON-object body, in order. An empty body is no
-/// parameters. JSON values must be strings (numbers and booleans are taken as their text).
-pub fn parse_params(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, BodyError> {
+/// parameters. JSON values must be strings (`null` counts as absent): every parameter of these
+/// endpoints is a string, and a number where a string belongs is a malformed request.
+///
+/// A parameter of `known` given twice is an error (RFC 6749 §3.2); unknown parameters are ignored
+/// however often they come, as the RFC requires of unrecognised ones.
+pub fn parse_params(req: &HttpRequest, body: &[u8], known: &[&str]) -> Result<Vec<(String, String)>, BodyError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let mime = ct.split(';').next().unwrap_or("").trim().to_owned();
     if body.is_empty() && mime.is_empty() {
@@ -56,10 +60,9 @@ pub fn parse_params(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, Strin
             for (k, v) in map {
                 let s = match v {
                     serde_json::Value::String(s) => s,
-                    serde_json::Value::Number(n) => n.to_string(),
-                    serde_json::Value::Bool(b) => b.to_string(),
                     serde_json::Value::Null => continue,
-                    _ => return Err(BodyError::Malformed(format!("parameter {k} must be a string"))),
+                    _ if known.contains(&k.as_str()) => return Err(BodyError::Malformed(format!("parameter {k} must be a string"))),
+                    _ => continue,
                 };
                 out.push((k, s));
             }
@@ -68,7 +71,7 @@ pub fn parse_params(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, Strin
         other => return Err(BodyError::UnsupportedMediaType(other.to_owned())),
     };
     let mut seen = std::collections::HashSet::new();
-    for (k, _) in &params {
+    for (k, _) in params.iter().filter(|(k, _)| known.contains(&k.as_str())) {
         if !seen.insert(k.as_str()) {
             return Err(BodyError::Duplicate(k.clone()));
         }

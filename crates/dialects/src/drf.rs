@@ -79,13 +79,23 @@ fn python_json_error(e: &serde_json::Error, body: &[u8]) -> String {
     format!("{what}: line {line} column {col} (char {char_index})")
 }
 
+/// Python's `str.isspace()`: what DRF's `strip()` removes before its blank check. The OpenAPI
+/// document's `NOT_BLANK` pattern is its complement.
+pub fn python_space(c: char) -> bool {
+    matches!(c, '\t'..='\r' | '\x1c'..='\x20' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
+}
+
+/// A regular expression for "not blank" as DRF decides it: one character that is not Python
+/// whitespace (see [`python_space`]).
+pub const NOT_BLANK: &str = "[^\\t-\\r\\x1c-\\x20\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
 /// A required string field, validated as DRF's CharField does. `errors` collects per-field
 /// messages in declaration order.
 pub fn char_field(data: &Map<String, Value>, name: &str, errors: &mut Map<String, Value>) -> Option<String> {
     let msg = match data.get(name) {
         None => "This field is required.",
         Some(Value::Null) => "This field may not be null.",
-        Some(Value::String(s)) if s.trim().is_empty() => "This field may not be blank.",
+        Some(Value::String(s)) if s.chars().all(python_space) => "This field may not be blank.",
         Some(Value::String(s)) => return Some(s.clone()),
         Some(Value::Number(n)) => return Some(n.to_string()),
         Some(Value::Bool(b)) => return Some(if *b { "True".into() } else { "False".into() }),
@@ -98,6 +108,16 @@ pub fn char_field(data: &Map<String, Value>, name: &str, errors: &mut Map<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_is_what_python_strips() {
+        for blank in ["", " ", "\t\n\x0b\x0c\r", "\x1c\x1d\x1e\x1f", "\u{85}\u{a0}\u{3000}"] {
+            assert!(blank.chars().all(python_space), "{blank:?}");
+        }
+        for not_blank in ["a", " x ", "\u{feff}", "\x00"] {
+            assert!(!not_blank.chars().all(python_space), "{not_blank:?}");
+        }
+    }
 
     #[test]
     fn malformed_json_gets_pythons_message() {

@@ -20,6 +20,7 @@ use tokio::sync::RwLock;
 use crate::FaceContext;
 use crate::body::{BodyError, param, parse_params, read_limited};
 use crate::config::{DrfSocialSettings, ProviderSettings};
+use crate::docs::{DrfConvertRequest, DrfError, DrfInvalidateRequest, DrfRevokeRequest, DrfTokenRequest, DrfTokenResponse};
 
 /// A trusted issuer and where its keys come from.
 pub struct Provider {
@@ -185,13 +186,13 @@ fn respond(r: Result<(u16, Option<Value>), Fail>) -> HttpResponse {
     }
 }
 
-async fn params(req: &HttpRequest, payload: web::Payload, state: &FaceContext) -> Result<Vec<(String, String)>, Fail> {
+async fn params(req: &HttpRequest, payload: web::Payload, state: &FaceContext, known: &[&str]) -> Result<Vec<(String, String)>, Fail> {
     let body = read_limited(payload, state.max_body_bytes).await;
     let body = body.map_err(|e| match e {
         BodyError::TooLarge(_) => oauth(413, "invalid_request", Some("Request body too large.")),
         _ => oauth(400, "invalid_request", Some("The request body could not be read.")),
     })?;
-    parse_params(req, &body).map_err(|e| match e {
+    parse_params(req, &body, known).map_err(|e| match e {
         BodyError::Duplicate(p) => oauth(400, "invalid_request", Some(&format!("Duplicate {p} parameter."))),
         BodyError::UnsupportedMediaType(_) => oauth(400, "invalid_request", Some("Unsupported content type.")),
         _ => oauth(400, "invalid_request", Some("The request body is malformed.")),
@@ -230,10 +231,22 @@ fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient) -> LoginOrigin<'a> {
     LoginOrigin { client_id: Some(client.client_id.as_str()), request: crate::http::request_meta(req), ..LoginOrigin::default() }
 }
 
-/// `POST /auth/token`: the password and refresh_token grants.
+/// The password and refresh_token grants (oauthlib's token endpoint); form-encoded or JSON,
+/// client credentials in the body or HTTP Basic.
+#[utoipa::path(post, path = "/auth/token",
+    request_body(content(
+        (DrfTokenRequest = "application/x-www-form-urlencoded"),
+        (DrfTokenRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "A token pair", body = DrfTokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = DrfError),
+        (status = 401, description = "invalid_client", body = DrfError),
+        (status = 413, description = "The body is too large", body = DrfError),
+    ))]
 pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<Arc<DrfFace>>) -> HttpResponse {
     let r = async {
-        let p = params(&req, payload, &state).await?;
+        let p = params(&req, payload, &state, &["grant_type", "username", "password", "refresh_token", "client_id", "client_secret", "scope"]).await?;
         let grant = param(&p, "grant_type").unwrap_or("");
         if grant != "password" && grant != "refresh_token" {
             return Err(oauth(400, "unsupported_grant_type", None));
@@ -271,8 +284,19 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<Fac
     respond(r)
 }
 
-/// `POST /auth/convert-token`: a JWT of a configured identity provider for a local pair; the
-/// user is created on first sight and linked to the provider's subject.
+/// Exchanges a JWT of a configured identity provider for a local pair; the user is created on
+/// first sight and linked to the provider's subject.
+#[utoipa::path(post, path = "/auth/convert-token",
+    request_body(content(
+        (DrfConvertRequest = "application/x-www-form-urlencoded"),
+        (DrfConvertRequest = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "A token pair", body = DrfTokenResponse),
+        (status = 400, description = "An unknown client or backend, an invalid or expired external token", body = DrfError),
+        (status = 401, description = "invalid_client", body = DrfError),
+        (status = 413, description = "The body is too large", body = DrfError),
+    ))]
 pub async fn convert_token(
     req: HttpRequest,
     payload: web::Payload,
@@ -280,7 +304,7 @@ pub async fn convert_token(
     face: web::Data<Arc<DrfFace>>,
 ) -> HttpResponse {
     let r = async {
-        let p = params(&req, payload, &state).await?;
+        let p = params(&req, payload, &state, &["grant_type", "client_id", "client_secret", "backend", "token"]).await?;
         if param(&p, "grant_type") != Some("convert_token") {
             return Err(oauth(400, "unsupported_grant_type", None));
         }
@@ -321,8 +345,19 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers().get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// `POST /auth/revoke-token`: `token` with client credentials (older form), or
-/// `Authorization: Bearer <token>` with `client_id` (newer form). 204 whatever the token was.
+/// Revokes a token: `token` with client credentials (older form), or `Authorization: Bearer
+/// <token>` with `client_id` (newer form). 204 whatever the token was.
+#[utoipa::path(post, path = "/auth/revoke-token",
+    request_body(content(
+        (DrfRevokeRequest = "application/x-www-form-urlencoded"),
+        (DrfRevokeRequest = "application/json"),
+    )),
+    responses(
+        (status = 204, description = "Revoked, or there was nothing to revoke"),
+        (status = 400, description = "invalid_request", body = DrfError),
+        (status = 401, description = "invalid_client", body = DrfError),
+        (status = 413, description = "The body is too large", body = DrfError),
+    ))]
 pub async fn revoke_token(
     req: HttpRequest,
     payload: web::Payload,
@@ -330,7 +365,7 @@ pub async fn revoke_token(
     face: web::Data<Arc<DrfFace>>,
 ) -> HttpResponse {
     let r = async {
-        let p = params(&req, payload, &state).await?;
+        let p = params(&req, payload, &state, &["token", "client_id", "client_secret"]).await?;
         let token = match (param(&p, "token"), bearer(&req)) {
             (Some(t), _) => t.to_owned(),
             (None, Some(t)) => t.to_owned(),
@@ -377,7 +412,7 @@ async fn invalidate(
 ) -> HttpResponse {
     let r = async {
         let ctx = caller(&req, &state, &face)?;
-        let p = params(&req, payload, &state).await?;
+        let p = params(&req, payload, &state, &["client_id"]).await?;
         let client_id = param(&p, "client_id").ok_or_else(|| oauth(400, "invalid_request", Some("Missing client_id parameter.")))?;
         let now = OffsetDateTime::now_utc();
         if sessions {
@@ -391,7 +426,18 @@ async fn invalidate(
     respond(r)
 }
 
-/// `POST /auth/invalidate-sessions`: every token of the caller for that client ends.
+/// Every token of the caller (`Authorization: Bearer <access>`) for that client ends.
+#[utoipa::path(post, path = "/auth/invalidate-sessions", security(("drf_bearer" = [])),
+    request_body(content(
+        (DrfInvalidateRequest = "application/x-www-form-urlencoded"),
+        (DrfInvalidateRequest = "application/json"),
+    )),
+    responses(
+        (status = 204, description = "Invalidated"),
+        (status = 400, description = "invalid_request", body = DrfError),
+        (status = 401, description = "Authentication credentials were not provided", body = DrfError),
+        (status = 413, description = "The body is too large", body = DrfError),
+    ))]
 pub async fn invalidate_sessions(
     req: HttpRequest,
     payload: web::Payload,
@@ -401,7 +447,18 @@ pub async fn invalidate_sessions(
     invalidate(req, payload, state, face, true).await
 }
 
-/// `POST /auth/invalidate-refresh-tokens`: only the refresh tokens end.
+/// Only the refresh tokens of the caller for that client end; access tokens live on.
+#[utoipa::path(post, path = "/auth/invalidate-refresh-tokens", security(("drf_bearer" = [])),
+    request_body(content(
+        (DrfInvalidateRequest = "application/x-www-form-urlencoded"),
+        (DrfInvalidateRequest = "application/json"),
+    )),
+    responses(
+        (status = 204, description = "Invalidated"),
+        (status = 400, description = "invalid_request", body = DrfError),
+        (status = 401, description = "Authentication credentials were not provided", body = DrfError),
+        (status = 413, description = "The body is too large", body = DrfError),
+    ))]
 pub async fn invalidate_refresh_tokens(
     req: HttpRequest,
     payload: web::Payload,
@@ -411,18 +468,39 @@ pub async fn invalidate_refresh_tokens(
     invalidate(req, payload, state, face, false).await
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}))
+/// DRF's 405, with `Allow`.
+fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, HeaderValue::from_str(&format!("{allow}, OPTIONS")).unwrap_or(HeaderValue::from_static("POST"))))
+        .json(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: Arc<DrfFace>) {
-    let at = |path: &str| crate::http::at_prefixes(prefixes, path, true);
-    let routes: [(Vec<String>, crate::http::MakeRoute); 5] = [
-        (at("/auth/token"), || web::post().to(token)),
-        (at("/auth/convert-token"), || web::post().to(convert_token)),
-        (at("/auth/revoke-token"), || web::post().to(revoke_token)),
-        (at("/auth/invalidate-sessions"), || web::post().to(invalidate_sessions)),
-        (at("/auth/invalidate-refresh-tokens"), || web::post().to(invalidate_refresh_tokens)),
-    ];
-    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+use crate::http::{HttpMethod, Mount, Route};
+
+/// The face's routes, under its prefixes.
+pub const ROUTES: [Route; 5] = [
+    Route { path: "/auth/token", method: HttpMethod::Post, make: || web::post().to(token), doc: "/auth/token" },
+    Route { path: "/auth/convert-token", method: HttpMethod::Post, make: || web::post().to(convert_token), doc: "/auth/convert-token" },
+    Route { path: "/auth/revoke-token", method: HttpMethod::Post, make: || web::post().to(revoke_token), doc: "/auth/revoke-token" },
+    Route {
+        path: "/auth/invalidate-sessions",
+        method: HttpMethod::Post,
+        make: || web::post().to(invalidate_sessions),
+        doc: "/auth/invalidate-sessions",
+    },
+    Route {
+        path: "/auth/invalidate-refresh-tokens",
+        method: HttpMethod::Post,
+        make: || web::post().to(invalidate_refresh_tokens),
+        doc: "/auth/invalidate-refresh-tokens",
+    },
+];
+
+/// Every handler of the face, as each documents itself.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token, convert_token, revoke_token, invalidate_sessions, invalidate_refresh_tokens))]
+pub struct Handlers;
+
+pub fn configure(cfg: &mut web::ServiceConfig, at: &Mount, face: Arc<DrfFace>) {
+    crate::http::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
 }

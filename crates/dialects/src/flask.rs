@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::FaceContext;
 use crate::body::read_limited;
+use crate::docs::{FlaskAccess, FlaskError, FlaskLogin, FlaskPair, FlaskProtected};
 
 /// The face's name, recorded on the sessions it opens.
 pub const NAME: &str = "flask";
@@ -284,7 +285,15 @@ fn unexpected(e: DomainError) -> Refusal {
     msg(crate::http::unexpected(&e), "Internal server error")
 }
 
-/// `POST /api/v1/login`: `{"email", "password"}` (or `username`) to a pair.
+/// Log in (ours: the seed shows no login route): `{"email", "password"}` (or `username`) to a
+/// pair.
+#[utoipa::path(post, path = "/api/v1/login", request_body(content = FlaskLogin, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A token pair", body = FlaskPair),
+        (status = 400, description = "Missing username or password", body = FlaskError),
+        (status = 401, description = "Bad username or password", body = FlaskError),
+        (status = 403, description = "The account is blocked", body = FlaskError),
+    ))]
 pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let missing = || msg(400, "Missing username or password");
@@ -306,8 +315,15 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<Fac
     face.finish(r)
 }
 
-/// `POST /api/v1/refresh/token`: the refresh token in `Authorization: Bearer` to a new access
-/// token; the refresh token stays valid (the library does not rotate).
+/// The refresh JWT in `Authorization: Bearer` to a new access token; the refresh token stays
+/// valid (the library does not rotate; with `refresh_policy = "rotate"`, a new one comes too).
+#[utoipa::path(post, path = "/api/v1/refresh/token", security(("flask_refresh" = [])),
+    responses(
+        (status = 200, description = "A new access token", body = FlaskAccess),
+        (status = 401, description = "Missing header, expired or revoked token", body = FlaskError),
+        (status = 403, description = "The account is blocked", body = FlaskError),
+        (status = 422, description = "A malformed header, a bad signature, an access token", body = FlaskError),
+    ))]
 pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.refresh_token(&req)?;
@@ -325,7 +341,14 @@ pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web:
     face.finish(r)
 }
 
-/// `POST /api/v1/logout`: the refresh token in `Authorization: Bearer`; its session ends.
+/// The refresh JWT in `Authorization: Bearer`: its session ends.
+#[utoipa::path(post, path = "/api/v1/logout", security(("flask_refresh" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = FlaskError),
+        (status = 401, description = "Missing header, expired or revoked token", body = FlaskError),
+        (status = 403, description = "The account is blocked", body = FlaskError),
+        (status = 422, description = "A malformed header, a bad signature, an access token", body = FlaskError),
+    ))]
 pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.refresh_token(&req)?;
@@ -336,7 +359,14 @@ pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::
     face.finish(r)
 }
 
-/// `GET /api/v1/protected`: the library's canonical access-token check.
+/// The library's canonical access-token check: `{"logged_in_as": <user id>}`.
+#[utoipa::path(get, path = "/api/v1/protected", security(("flask_access" = [])),
+    responses(
+        (status = 200, description = "The caller", body = FlaskProtected),
+        (status = 401, description = "Missing header, expired or revoked token", body = FlaskError),
+        (status = 403, description = "The account is blocked", body = FlaskError),
+        (status = 422, description = "A malformed header, a bad signature, a refresh token", body = FlaskError),
+    ))]
 pub async fn protected(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {
         let token = face.header_token(&req)?;
@@ -349,20 +379,31 @@ pub async fn protected(req: HttpRequest, state: web::Data<FaceContext>, face: we
     face.finish(r)
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    // Werkzeug's page, as the library's clients see it.
-    HttpResponse::MethodNotAllowed().insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))).body(
-        "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n",
-    )
+/// Werkzeug's 405 page, as the library's clients see it, with `Allow`.
+fn method_not_allowed(_: &HttpRequest, allow: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((header::ALLOW, HeaderValue::from_str(&format!("{allow}, OPTIONS")).unwrap_or(HeaderValue::from_static("POST"))))
+        .body(
+            "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n",
+        )
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: FlaskFace) {
-    let at = |path: &str| crate::http::at_prefixes(prefixes, path, false);
-    let routes: [(Vec<String>, crate::http::MakeRoute); 4] = [
-        (at("/api/v1/login"), || web::post().to(login)),
-        (at("/api/v1/refresh/token"), || web::post().to(refresh)),
-        (at("/api/v1/logout"), || web::post().to(logout)),
-        (at("/api/v1/protected"), || web::get().to(protected)),
-    ];
-    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+use crate::http::{HttpMethod, Mount, Route};
+
+/// The face's routes, under its prefixes.
+pub const ROUTES: [Route; 4] = [
+    Route { path: "/api/v1/login", method: HttpMethod::Post, make: || web::post().to(login), doc: "/api/v1/login" },
+    Route { path: "/api/v1/refresh/token", method: HttpMethod::Post, make: || web::post().to(refresh), doc: "/api/v1/refresh/token" },
+    Route { path: "/api/v1/logout", method: HttpMethod::Post, make: || web::post().to(logout), doc: "/api/v1/logout" },
+    Route { path: "/api/v1/protected", method: HttpMethod::Get, make: || web::get().to(protected), doc: "/api/v1/protected" },
+];
+
+/// Every handler of the face, as each documents itself.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(login, refresh, logout, protected))]
+pub struct Handlers;
+
+pub fn configure(cfg: &mut web::ServiceConfig, at: &Mount, face: FlaskFace) {
+    crate::http::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
 }

@@ -75,45 +75,94 @@ pub fn unexpected(e: &(dyn std::error::Error + 'static)) -> u16 {
 /// Builds one route of a face (its method and handler).
 pub type MakeRoute = fn() -> actix_web::Route;
 
-/// Mounts a face's routes, each path once with every method given for it, the face's data and
-/// the face's own answer to any other method.
-pub fn mount<T: 'static>(
-    cfg: &mut actix_web::web::ServiceConfig,
-    face: &actix_web::web::Data<T>,
-    routes: &[(Vec<String>, MakeRoute)],
-    other_methods: MakeRoute,
-) {
-    let mut by_path: Vec<(&str, Vec<MakeRoute>)> = vec![];
-    for (paths, route) in routes {
-        for p in paths {
-            match by_path.iter_mut().find(|(q, _)| *q == p.as_str()) {
-                Some((_, rs)) => rs.push(*route),
-                None => by_path.push((p.as_str(), vec![*route])),
-            }
+/// A face's answer to a method a path does not serve: the request, and the `Allow` value (the
+/// methods it does serve).
+pub type OtherMethods = fn(&HttpRequest, &str) -> actix_web::HttpResponse;
+
+/// One route of a face: its path under the face's prefix, its method, its handler, and the path
+/// under which the handler documents itself (`#[utoipa::path]`), from which the served OpenAPI
+/// document takes the operation.
+#[derive(Clone, Copy)]
+pub struct Route {
+    pub path: &'static str,
+    pub method: HttpMethod,
+    pub make: MakeRoute,
+    pub doc: &'static str,
+}
+
+/// The methods a face serves; each maps to actix's and to OpenAPI's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
         }
-    }
-    for (path, makers) in by_path {
-        let mut resource = actix_web::web::resource(path).app_data(face.clone());
-        for m in makers {
-            resource = resource.route(m());
-        }
-        cfg.service(resource.default_service(other_methods()));
     }
 }
 
-/// A path under each prefix, with and (for Django faces, whose clients send the slash) without
-/// its trailing slash.
-pub fn at_prefixes(prefixes: &[String], path: &str, both_slashes: bool) -> Vec<String> {
-    let mut out = vec![];
-    for prefix in prefixes {
-        let base = format!("{prefix}{}", path.trim_end_matches('/'));
-        if both_slashes {
-            out.push(format!("{base}/"));
+/// Where a face is mounted: its prefixes, and whether a path is served with and without its
+/// trailing slash (Django's clients send the slash; the documented form has it).
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub prefixes: Vec<String>,
+    pub both_slashes: bool,
+}
+
+impl Mount {
+    /// Every path a route answers at.
+    pub fn paths(&self, path: &str) -> Vec<String> {
+        let mut out = vec![];
+        for prefix in &self.prefixes {
+            let base = format!("{prefix}{}", path.trim_end_matches('/'));
+            if self.both_slashes {
+                out.push(format!("{base}/"));
+            }
+            out.push(base);
         }
-        out.push(base);
+        out.dedup();
+        out
     }
-    out.dedup();
-    out
+
+    /// The documented path of a route under each prefix.
+    pub fn documented(&self, path: &str) -> Vec<String> {
+        let slash = if self.both_slashes { "/" } else { "" };
+        self.prefixes.iter().map(|p| format!("{p}{}{slash}", path.trim_end_matches('/'))).collect()
+    }
+}
+
+/// Mounts a face's routes: each path once with every method given for it, the face's data, and
+/// the face's own answer to any other method, which names the methods served in `Allow`.
+pub fn mount<T: 'static>(
+    cfg: &mut actix_web::web::ServiceConfig,
+    face: &actix_web::web::Data<T>,
+    at: &Mount,
+    routes: &[Route],
+    other: OtherMethods,
+) {
+    let mut by_path: Vec<(String, Vec<Route>)> = vec![];
+    for route in routes {
+        for p in at.paths(route.path) {
+            match by_path.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, rs)) => rs.push(*route),
+                None => by_path.push((p, vec![*route])),
+            }
+        }
+    }
+    for (path, routes) in by_path {
+        let allow = routes.iter().map(|r| r.method.as_str()).collect::<Vec<_>>().join(", ");
+        let mut resource = actix_web::web::resource(path).app_data(face.clone());
+        for r in &routes {
+            resource = resource.route((r.make)());
+        }
+        let answer = move |req: HttpRequest| std::future::ready(other(&req, &allow));
+        cfg.service(resource.default_service(actix_web::web::to(answer)));
+    }
 }
 
 /// A dialect's mount points: its prefix, then any more it is also mounted under.

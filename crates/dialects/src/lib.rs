@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tessera_domain::{Algorithm, Duration, Face, TokenProfile, TokenService};
 
 use crate::config::DialectSettings;
-use crate::http::prefixes;
+use crate::http::{Mount, prefixes};
 
 /// What every dialect handler shares.
 pub struct FaceContext {
@@ -109,6 +109,31 @@ pub fn faces(
     Ok(out)
 }
 
+/// Where each enabled dialect is mounted: its prefixes, and whether its paths take an optional
+/// trailing slash (the Django faces).
+pub fn mounts(d: &DialectSettings) -> Mounts {
+    let at = |prefix: &str, more: &[String], enabled: bool, both_slashes: bool| {
+        enabled.then(|| Mount { prefixes: prefixes(prefix, more), both_slashes })
+    };
+    Mounts {
+        medods: at(&d.medods.prefix, &d.medods.prefixes, d.medods.enabled, false),
+        drf_social: at(&d.drf_social_oauth2.prefix, &d.drf_social_oauth2.prefixes, d.drf_social_oauth2.enabled, true),
+        simplejwt: at(&d.simplejwt.prefix, &d.simplejwt.prefixes, d.simplejwt.enabled, true),
+        djoser: at(&d.djoser.prefix, &d.djoser.prefixes, d.djoser.enabled, true),
+        flask: at(&d.flask.prefix, &d.flask.prefixes, d.flask.enabled, false),
+    }
+}
+
+/// The mount points of the enabled dialects.
+#[derive(Debug, Clone)]
+pub struct Mounts {
+    pub medods: Option<Mount>,
+    pub drf_social: Option<Mount>,
+    pub simplejwt: Option<Mount>,
+    pub djoser: Option<Mount>,
+    pub flask: Option<Mount>,
+}
+
 /// Mounts every enabled dialect, each with its face from the service.
 pub fn configure(
     cfg: &mut actix_web::web::ServiceConfig,
@@ -116,13 +141,14 @@ pub fn configure(
     service: &TokenService,
     drf_face: Option<Arc<drf_social::DrfFace>>,
 ) {
+    let m = mounts(d);
     let face = |name: &str| service.faces().get(name).cloned();
-    if let Some(f) = face(medods::NAME) {
+    if let (Some(f), Some(at)) = (face(medods::NAME), &m.medods) {
         let face = medods::MedodsFace { face: f, caller_key: d.medods.caller_key.clone().filter(|k| !k.is_empty()) };
-        medods::configure(cfg, &prefixes(&d.medods.prefix, &d.medods.prefixes), face);
+        medods::configure(cfg, at, face);
     }
-    if let Some(face) = drf_face {
-        drf_social::configure(cfg, &prefixes(&d.drf_social_oauth2.prefix, &d.drf_social_oauth2.prefixes), face);
+    if let (Some(face), Some(at)) = (drf_face, &m.drf_social) {
+        drf_social::configure(cfg, at, face);
     }
     let sj = |f: Arc<Face>, s: &config::SimpleJwtSettings, scheme: &'static str| simplejwt::SjFace {
         era_55: s.era == "5.5",
@@ -130,14 +156,49 @@ pub fn configure(
         scheme,
         face: f,
     };
-    if let Some(f) = face(simplejwt::SIMPLEJWT) {
-        simplejwt::configure_simplejwt(cfg, &prefixes(&d.simplejwt.prefix, &d.simplejwt.prefixes), sj(f, &d.simplejwt, "Bearer"));
+    if let (Some(f), Some(at)) = (face(simplejwt::SIMPLEJWT), &m.simplejwt) {
+        simplejwt::configure_simplejwt(cfg, at, sj(f, &d.simplejwt, "Bearer"));
     }
-    if let Some(f) = face(simplejwt::DJOSER) {
-        simplejwt::configure_djoser(cfg, &prefixes(&d.djoser.prefix, &d.djoser.prefixes), sj(f, &d.djoser, "JWT"));
+    if let (Some(f), Some(at)) = (face(simplejwt::DJOSER), &m.djoser) {
+        simplejwt::configure_djoser(cfg, at, sj(f, &d.djoser, "JWT"));
     }
-    if let Some(f) = face(flask::NAME) {
+    if let (Some(f), Some(at)) = (face(flask::NAME), &m.flask) {
         let face = flask::FlaskFace { era4: d.flask.era == "4", seed_envelope: d.flask.envelope == "seed", face: f };
-        flask::configure(cfg, &prefixes(&d.flask.prefix, &d.flask.prefixes), face);
+        flask::configure(cfg, at, face);
     }
+}
+
+/// The dialects' part of the served OpenAPI document, as configured: each enabled dialect a tag,
+/// its routes at every prefix it is mounted under, each operation as its handler documents it.
+pub fn openapi(d: &DialectSettings) -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let m = mounts(d);
+    let mut doc = utoipa::openapi::OpenApiBuilder::new().build();
+    let mut add = |part: utoipa::openapi::OpenApi| doc.merge(part);
+    if let Some(at) = &m.medods {
+        add(docs::document(&medods::Handlers::openapi(), "medods", at, &medods::ROUTES));
+    }
+    if let Some(at) = &m.drf_social {
+        let mut part = docs::document(&drf_social::Handlers::openapi(), "drf-social-oauth2", at, &drf_social::ROUTES);
+        docs::backends(&mut part, &d.drf_social_oauth2.providers.keys().cloned().collect::<Vec<_>>());
+        add(part);
+    }
+    let sj = simplejwt::Handlers::openapi();
+    for (tag, at, routes, s) in [
+        ("simplejwt", &m.simplejwt, &simplejwt::SIMPLEJWT_ROUTES[..], &d.simplejwt),
+        ("djoser", &m.djoser, &simplejwt::DJOSER_ROUTES[..], &d.djoser),
+    ] {
+        if let Some(at) = at {
+            let mut part = docs::document(&sj, tag, at, routes);
+            if s.username_field == "username" {
+                docs::login_by_username(&mut part);
+            }
+            add(part);
+        }
+    }
+    if let Some(at) = &m.flask {
+        add(docs::document(&flask::Handlers::openapi(), "flask-jwt-extended", at, &flask::ROUTES));
+    }
+    doc.tags = Some(docs::tags(&m));
+    doc
 }

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::FaceContext;
 use crate::body::read_limited;
+use crate::docs::Empty;
 
 /// The identity provider name trusted callers' users are linked under.
 const PROVIDER: &str = "medods";
@@ -226,15 +227,19 @@ impl MedodsFace {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"user_id": 64842, "GUID": "FF4vjiQAU8e6KYq/edxsrQ=="}))]
 pub struct GenerateRequest {
+    #[serde(deserialize_with = "integral")]
     pub user_id: i64,
     #[serde(rename = "GUID")]
+    #[schema(min_length = 1, max_length = 128)]
     pub guid: String,
     /// The user's own IP address, when a backend calls on the user's behalf: the reference of
     /// the refresh-time rules. Unset: the caller's address.
     #[serde(default)]
+    #[schema(format = Ipv4)]
     pub ip: Option<String>,
     /// The user's own User-Agent, likewise. Unset: the caller's.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 512)]
     pub user_agent: Option<String>,
 }
 
@@ -246,8 +251,9 @@ pub struct PairResponse {
 }
 
 /// `POST /generate` (trusted caller): a pair for the user it names.
-#[utoipa::path(post, path = "/generate", tag = "medods", params(("X-Caller-Key" = Option<String>, Header, description = "the trusted caller's key, when configured")),
-    request_body = GenerateRequest, responses((status = 200, body = PairResponse), (status = 400, body = MedodsError), (status = 401, body = MedodsError), (status = 403, body = MedodsError)))]
+#[utoipa::path(post, path = "/generate", security(("caller_key" = [])), request_body = GenerateRequest,
+    responses((status = 200, body = PairResponse), (status = 400, body = MedodsError), (status = 401, description = "unauthorized_caller", body = MedodsError),
+        (status = 403, description = "user_blocked", body = MedodsError), (status = 413, description = "The body is too large", body = MedodsError), (status = 415, description = "The body is not JSON", body = MedodsError)))]
 pub async fn generate(
     req: HttpRequest,
     payload: web::Payload,
@@ -256,13 +262,13 @@ pub async fn generate(
 ) -> Result<HttpResponse, Fail> {
     face.check_caller(&req)?;
     let body: GenerateRequest = json_body(&req, payload, &state).await?;
-    if body.guid.is_empty() || body.guid.len() > 128 {
+    if body.guid.is_empty() || body.guid.chars().count() > 128 {
         return Err(err(400, "invalid_request", "GUID must be 1-128 characters"));
     }
     if body.ip.as_deref().is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
         return Err(err(400, "invalid_request", "ip must be an IP address"));
     }
-    if body.user_agent.as_deref().is_some_and(|ua| ua.is_empty() || ua.len() > 512) {
+    if body.user_agent.as_deref().is_some_and(|ua| ua.is_empty() || ua.chars().count() > 512) {
         return Err(err(400, "invalid_request", "user_agent must be 1-512 characters"));
     }
     let now = OffsetDateTime::now_utc();
@@ -286,8 +292,8 @@ pub struct RefreshRequest {
 
 /// `POST /refresh`: both tokens of one pair to a new pair; the refresh token works once. A
 /// changed User-Agent refuses and logs the user out everywhere.
-#[utoipa::path(post, path = "/refresh", tag = "medods", request_body = RefreshRequest,
-    responses((status = 200, body = PairResponse), (status = 400, body = MedodsError), (status = 401, body = MedodsError), (status = 403, body = MedodsError)))]
+#[utoipa::path(post, path = "/refresh", request_body = RefreshRequest,
+    responses((status = 200, body = PairResponse), (status = 400, body = MedodsError), (status = 401, body = MedodsError), (status = 403, body = MedodsError), (status = 413, description = "The body is too large", body = MedodsError), (status = 415, description = "The body is not JSON", body = MedodsError)))]
 pub async fn refresh(
     req: HttpRequest,
     payload: web::Payload,
@@ -308,11 +314,14 @@ pub async fn refresh(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
+    /// A refresh token of the face: standard base64 of 32 bytes.
+    #[schema(pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub refresh: String,
 }
 
 /// `POST /delete`: the refresh token's session ends (its access tokens too), in one transaction.
-#[utoipa::path(post, path = "/delete", tag = "medods", request_body = DeleteRequest, responses((status = 200, description = "Deleted, or nothing to delete"), (status = 400, body = MedodsError)))]
+#[utoipa::path(post, path = "/delete", request_body = DeleteRequest,
+    responses((status = 200, description = "Deleted, or nothing to delete", body = Empty), (status = 400, body = MedodsError), (status = 413, description = "The body is too large", body = MedodsError), (status = 415, description = "The body is not JSON", body = MedodsError)))]
 pub async fn delete(
     req: HttpRequest,
     payload: web::Payload,
@@ -330,11 +339,13 @@ pub async fn delete(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAllRequest {
+    #[serde(deserialize_with = "integral")]
     pub user_id: i64,
 }
 
 /// `POST /deleteall` (trusted caller): every session of the user ends, in one transaction.
-#[utoipa::path(post, path = "/deleteall", tag = "medods", request_body = DeleteAllRequest, responses((status = 200), (status = 401, body = MedodsError)))]
+#[utoipa::path(post, path = "/deleteall", security(("caller_key" = [])), request_body = DeleteAllRequest,
+    responses((status = 200, description = "Deleted, or nothing to delete", body = Empty), (status = 400, body = MedodsError), (status = 401, description = "unauthorized_caller", body = MedodsError), (status = 413, description = "The body is too large", body = MedodsError), (status = 415, description = "The body is not JSON", body = MedodsError)))]
 pub async fn delete_all(
     req: HttpRequest,
     payload: web::Payload,
@@ -355,33 +366,59 @@ pub struct MeResponse {
 }
 
 /// `GET /me`: the caller's GUID.
-#[utoipa::path(get, path = "/me", tag = "medods", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = MedodsError)))]
+#[utoipa::path(get, path = "/me", security(("medods_bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = MedodsError)))]
 pub async fn me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
     let (_, c) = face.caller_token(&req, &state)?;
     Ok(HttpResponse::Ok().json(MeResponse { guid: c.guid }))
 }
 
 /// `POST /logout`: the caller's session ends.
-#[utoipa::path(post, path = "/logout", tag = "medods", security(("bearer" = [])), responses((status = 200), (status = 401, body = MedodsError)))]
+#[utoipa::path(post, path = "/logout", security(("medods_bearer" = [])), responses((status = 200, description = "Logged out", body = Empty), (status = 401, body = MedodsError)))]
 pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
     let (ctx, _) = face.caller_token(&req, &state)?;
     state.service.revoke_session(ctx.session_id, "logout", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, Fail> {
-    Err(err(405, "invalid_request", "method not allowed"))
+/// The face's 405, in its error shape, with `Allow`.
+fn method_not_allowed(_: &HttpRequest, allow: &str) -> HttpResponse {
+    let mut res = actix_web::ResponseError::error_response(&err(405, "invalid_request", "method not allowed"));
+    if let Ok(v) = header::HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &[String], face: MedodsFace) {
-    let at = |path: &str| crate::http::at_prefixes(prefixes, path, false);
-    let routes: [(Vec<String>, crate::http::MakeRoute); 6] = [
-        (at("/generate"), || web::post().to(generate)),
-        (at("/refresh"), || web::post().to(refresh)),
-        (at("/delete"), || web::post().to(delete)),
-        (at("/deleteall"), || web::post().to(delete_all)),
-        (at("/me"), || web::get().to(me)),
-        (at("/logout"), || web::post().to(logout)),
-    ];
-    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+use crate::http::{HttpMethod, Mount, Route};
+
+/// An integer, also when written with a zero fraction (`64842.0`), as JSON Schema counts it.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // only where a float holds every integer exactly (|f| < 2^53)
+        Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!("{n} is not a 64-bit integer"))),
+    }
+}
+
+/// The face's routes, under its prefixes.
+pub const ROUTES: [Route; 6] = [
+    Route { path: "/generate", method: HttpMethod::Post, make: || web::post().to(generate), doc: "/generate" },
+    Route { path: "/refresh", method: HttpMethod::Post, make: || web::post().to(refresh), doc: "/refresh" },
+    Route { path: "/delete", method: HttpMethod::Post, make: || web::post().to(delete), doc: "/delete" },
+    Route { path: "/deleteall", method: HttpMethod::Post, make: || web::post().to(delete_all), doc: "/deleteall" },
+    Route { path: "/me", method: HttpMethod::Get, make: || web::get().to(me), doc: "/me" },
+    Route { path: "/logout", method: HttpMethod::Post, make: || web::post().to(logout), doc: "/logout" },
+];
+
+/// Every handler of the face, as each documents itself.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(generate, refresh, delete, delete_all, me, logout))]
+pub struct Handlers;
+
+pub fn configure(cfg: &mut web::ServiceConfig, at: &Mount, face: MedodsFace) {
+    crate::http::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
 }

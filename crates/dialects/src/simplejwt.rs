@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::FaceContext;
 use crate::body::read_limited;
+use crate::docs::{DjoserRegister, DjoserUser, Empty, SjError, SjObtain, SjPair, SjRefresh, SjRefreshed, SjVerify};
 use crate::drf::{self, DrfError};
 
 /// The faces' names, recorded on the sessions they open.
@@ -202,7 +203,16 @@ fn finish(face: &SjFace, allow: &str, r: Result<(u16, Value), DrfError>) -> Http
     face.respond(status, body, allow)
 }
 
-/// `POST /api/token/`: e-mail (or username) and password to a pair.
+/// Log in: the e-mail (or, with `username_field = "username"`, the username) and password to a
+/// token pair.
+#[utoipa::path(post, path = "/api/token/", request_body(content = SjObtain, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A token pair", body = SjPair),
+        (status = 400, description = "A missing or blank field, malformed JSON", body = SjError),
+        (status = 401, description = "No active account found with the given credentials", body = SjError),
+        (status = 413, description = "The body is too large", body = SjError),
+        (status = 415, description = "The body is not JSON", body = SjError),
+    ))]
 pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
@@ -223,8 +233,16 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
     finish(&face, TOKEN_ALLOW, r)
 }
 
-/// `POST /api/token/refresh/`: a refresh token to a new access token (`reuse`, the library's
-/// default), or to a new pair with the old token blacklisted (`rotate`).
+/// Refresh: a refresh token to a new access token (`refresh_policy = "reuse"`, the library's
+/// default: keep the refresh token), or to a new pair with the old token blacklisted (`rotate`).
+#[utoipa::path(post, path = "/api/token/refresh/", request_body(content = SjRefresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"access\"}`, or with rotation `{\"access\",\"refresh\"}`", body = SjRefreshed),
+        (status = 400, description = "A missing or blank field, malformed JSON", body = SjError),
+        (status = 401, description = "Token is invalid or expired, blacklisted, or of the wrong type", body = SjError),
+        (status = 413, description = "The body is too large", body = SjError),
+        (status = 415, description = "The body is not JSON", body = SjError),
+    ))]
 pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
@@ -241,7 +259,33 @@ pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::D
     finish(&face, TOKEN_ALLOW, r)
 }
 
-/// `POST /api/token/verify/`: any token of ours, access or refresh.
+/// djoser, as seed 003 calls it: the refresh as a GET with a JSON body, answered as the POST.
+#[utoipa::path(get, path = "/api/token/refresh/", request_body(content = SjRefresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"access\"}`, or with rotation `{\"access\",\"refresh\"}`", body = SjRefreshed),
+        (status = 400, description = "A missing or blank field, malformed JSON", body = SjError),
+        (status = 401, description = "Token is invalid or expired, blacklisted, or of the wrong type", body = SjError),
+        (status = 413, description = "The body is too large", body = SjError),
+        (status = 415, description = "The body is not JSON", body = SjError),
+    ))]
+pub async fn refresh_pair_get(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<SjFace>,
+) -> HttpResponse {
+    refresh_pair(req, payload, state, face).await
+}
+
+/// Verify any token of the face (access or refresh): `{}` when it is valid.
+#[utoipa::path(post, path = "/api/token/verify/", request_body(content = SjVerify, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The token is valid", body = Empty),
+        (status = 400, description = "A missing field, malformed JSON, or a blacklisted refresh token", body = SjError),
+        (status = 401, description = "Token is invalid or expired", body = SjError),
+        (status = 413, description = "The body is too large", body = SjError),
+        (status = 415, description = "The body is not JSON", body = SjError),
+    ))]
 pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
@@ -267,7 +311,15 @@ pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::D
     finish(&face, TOKEN_ALLOW, r)
 }
 
-/// `POST /api/token/blacklist/`: logout; the refresh token's session ends.
+/// Log out: the refresh token's session ends, and with it its access tokens.
+#[utoipa::path(post, path = "/api/token/blacklist/", request_body(content = SjRefresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Blacklisted", body = Empty),
+        (status = 400, description = "A missing or blank field, malformed JSON", body = SjError),
+        (status = 401, description = "Token is invalid or expired, or already blacklisted", body = SjError),
+        (status = 413, description = "The body is too large", body = SjError),
+        (status = 415, description = "The body is not JSON", body = SjError),
+    ))]
 pub async fn blacklist_token(
     req: HttpRequest,
     payload: web::Payload,
@@ -329,13 +381,25 @@ fn user_body(u: &User) -> Value {
     json!({"email": u.email.as_str(), "id": u.id.0, "username": u.email.as_str()})
 }
 
-/// djoser `GET /users/me/`.
+/// djoser: the caller's account, with `Authorization: JWT <access>`.
+#[utoipa::path(get, path = "/users/me/", security(("djoser_jwt" = [])),
+    responses(
+        (status = 200, description = "The caller", body = DjoserUser),
+        (status = 401, description = "Authentication credentials were not provided, or the token is not valid", body = SjError),
+    ))]
 pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = authenticate(&req, &state, &face).await.map(|u| (200, user_body(&u)));
     finish(&face, ME_ALLOW, r)
 }
 
-/// djoser `POST /users/`: registration.
+/// djoser: registration.
+#[utoipa::path(post, path = "/users/", request_body(content = DjoserRegister, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = DjoserUser),
+        (status = 400, description = "Per-field errors: a taken or invalid e-mail, a short password", body = SjError),
+        (status = 413, description = "The body is too large", body = SjError),
+        (status = 415, description = "The body is not JSON", body = SjError),
+    ))]
 pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
         let data = body(&req, payload, &state).await?;
@@ -359,33 +423,51 @@ pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Da
     finish(&face, "POST, OPTIONS", r)
 }
 
-async fn method_not_allowed(req: HttpRequest, face: web::Data<SjFace>) -> HttpResponse {
-    face.respond(405, json!({"detail": format!("Method \"{}\" not allowed.", req.method())}), TOKEN_ALLOW)
+/// DRF's 405: its body, and `Allow` with the methods served plus DRF's OPTIONS.
+fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((header::ALLOW, HeaderValue::from_str(&format!("{allow}, OPTIONS")).unwrap_or(HeaderValue::from_static("POST"))))
+        .body(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}).to_string())
 }
 
-/// Mounts a simplejwt face: the four token views under each of `prefixes`.
-pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, prefixes: &[String], face: SjFace) {
-    let at = |path: &str| crate::http::at_prefixes(prefixes, path, true);
-    let routes: [(Vec<String>, crate::http::MakeRoute); 4] = [
-        (at("/api/token"), || web::post().to(obtain_pair)),
-        (at("/api/token/refresh"), || web::post().to(refresh_pair)),
-        (at("/api/token/verify"), || web::post().to(verify_token)),
-        (at("/api/token/blacklist"), || web::post().to(blacklist_token)),
-    ];
-    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+use crate::http::{HttpMethod, Mount, Route};
+
+/// simplejwt's routes, under its prefixes.
+pub const SIMPLEJWT_ROUTES: [Route; 4] = [
+    Route { path: "/api/token", method: HttpMethod::Post, make: || web::post().to(obtain_pair), doc: "/api/token/" },
+    Route { path: "/api/token/refresh", method: HttpMethod::Post, make: || web::post().to(refresh_pair), doc: "/api/token/refresh/" },
+    Route { path: "/api/token/verify", method: HttpMethod::Post, make: || web::post().to(verify_token), doc: "/api/token/verify/" },
+    Route {
+        path: "/api/token/blacklist",
+        method: HttpMethod::Post,
+        make: || web::post().to(blacklist_token),
+        doc: "/api/token/blacklist/",
+    },
+];
+
+/// djoser's routes: simplejwt's views at djoser's paths, registration and the caller. Seed 003
+/// sends its refresh as a GET with a JSON body: it is answered as the POST.
+pub const DJOSER_ROUTES: [Route; 6] = [
+    Route { path: "/auth/jwt/create", method: HttpMethod::Post, make: || web::post().to(obtain_pair), doc: "/api/token/" },
+    Route { path: "/auth/jwt/refresh", method: HttpMethod::Post, make: || web::post().to(refresh_pair), doc: "/api/token/refresh/" },
+    Route { path: "/auth/jwt/refresh", method: HttpMethod::Get, make: || web::get().to(refresh_pair_get), doc: "/api/token/refresh/" },
+    Route { path: "/auth/jwt/verify", method: HttpMethod::Post, make: || web::post().to(verify_token), doc: "/api/token/verify/" },
+    Route { path: "/users", method: HttpMethod::Post, make: || web::post().to(create_user), doc: "/users/" },
+    Route { path: "/users/me", method: HttpMethod::Get, make: || web::get().to(get_me), doc: "/users/me/" },
+];
+
+/// Every handler of the two faces, as each documents itself.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(obtain_pair, refresh_pair, refresh_pair_get, verify_token, blacklist_token, create_user, get_me))]
+pub struct Handlers;
+
+/// Mounts a simplejwt face.
+pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, at: &Mount, face: SjFace) {
+    crate::http::mount(cfg, &web::Data::new(face), at, &SIMPLEJWT_ROUTES, method_not_allowed);
 }
 
-/// Mounts djoser: its JWT views, registration and the caller's account, under each of
-/// `prefixes`. Seed 003 sends its refresh as a GET with a JSON body: it is answered as the POST.
-pub fn configure_djoser(cfg: &mut web::ServiceConfig, prefixes: &[String], face: SjFace) {
-    let at = |path: &str| crate::http::at_prefixes(prefixes, path, true);
-    let routes: [(Vec<String>, crate::http::MakeRoute); 6] = [
-        (at("/auth/jwt/create"), || web::post().to(obtain_pair)),
-        (at("/auth/jwt/refresh"), || web::post().to(refresh_pair)),
-        (at("/auth/jwt/refresh"), || web::get().to(refresh_pair)),
-        (at("/auth/jwt/verify"), || web::post().to(verify_token)),
-        (at("/users"), || web::post().to(create_user)),
-        (at("/users/me"), || web::get().to(get_me)),
-    ];
-    crate::http::mount(cfg, &web::Data::new(face), &routes, || web::to(method_not_allowed));
+/// Mounts djoser.
+pub fn configure_djoser(cfg: &mut web::ServiceConfig, at: &Mount, face: SjFace) {
+    crate::http::mount(cfg, &web::Data::new(face), at, &DJOSER_ROUTES, method_not_allowed);
 }

@@ -48,4 +48,64 @@ async fn swagger_ui_and_the_spec_are_served() {
     assert_eq!(served, generated);
 }
 
-crate::both_backends!(swagger_ui_and_the_spec_are_served,);
+#[test]
+fn every_dialect_route_is_documented_by_its_handler() {
+    use tessera_api::dialects::{docs, drf_social, flask, medods, simplejwt};
+    use utoipa::OpenApi;
+    let sj = simplejwt::Handlers::openapi();
+    for (face, missing) in [
+        ("medods", docs::undocumented(&medods::Handlers::openapi(), &medods::ROUTES)),
+        ("drf-social-oauth2", docs::undocumented(&drf_social::Handlers::openapi(), &drf_social::ROUTES)),
+        ("simplejwt", docs::undocumented(&sj, &simplejwt::SIMPLEJWT_ROUTES)),
+        ("djoser", docs::undocumented(&sj, &simplejwt::DJOSER_ROUTES)),
+        ("flask", docs::undocumented(&flask::Handlers::openapi(), &flask::ROUTES)),
+    ] {
+        assert!(missing.is_empty(), "{face}: routes whose handler documents no operation: {missing:?}");
+    }
+}
+
+async fn the_served_document_follows_the_configuration() {
+    let app = crate::helpers::spawn_with(|s| {
+        s.dialects.medods.enabled = false;
+        s.dialects.djoser.prefix = "/v1/zonesmart".into();
+        s.dialects.djoser.prefixes = vec![String::new()];
+        s.dialects.simplejwt.username_field = "username".into();
+    })
+    .await;
+    let spec: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(!paths.contains_key("/generate"), "a disabled dialect is not documented");
+    let tags: Vec<&str> = spec["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(!tags.contains(&"medods"));
+    for p in ["/v1/zonesmart/auth/jwt/create/", "/auth/jwt/create/", "/v1/zonesmart/users/me/", "/users/me/"] {
+        assert!(paths.contains_key(p), "{p}: djoser is documented at every prefix it is mounted under");
+        // and it is served there
+        let method = if p.ends_with("me/") { reqwest::Method::GET } else { reqwest::Method::POST };
+        assert_ne!(app.http.request(method, app.url(p)).send().await.unwrap().status(), 404, "{p}");
+    }
+    assert_eq!(paths["/auth/jwt/refresh/"].as_object().unwrap().keys().collect::<Vec<_>>(), ["get", "post"]);
+    // the login body names the configured field
+    let body = &paths["/api/token/"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+    assert_eq!(body, "#/components/schemas/SjObtainUsername");
+}
+
+/// A method a path does not serve gets 405 with `Allow`, in the face's own shape.
+async fn other_methods_get_405_with_allow() {
+    let app = spawn_app().await;
+    for (method, path, allow, content_type) in [
+        (reqwest::Method::GET, "/oauth/token", "POST", "application/problem+json"),
+        (reqwest::Method::DELETE, "/v1/me", "GET", "application/problem+json"),
+        (reqwest::Method::GET, "/generate", "POST", "application/json"),
+        (reqwest::Method::PUT, "/api/token/", "POST, OPTIONS", "application/json"),
+        (reqwest::Method::DELETE, "/auth/jwt/refresh/", "POST, GET, OPTIONS", "application/json"),
+        (reqwest::Method::GET, "/auth/token/", "POST, OPTIONS", "application/json"),
+        (reqwest::Method::GET, "/api/v1/login", "POST, OPTIONS", "text/html; charset=utf-8"),
+    ] {
+        let res = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(res.headers()["content-type"], content_type, "{method} {path}");
+    }
+}
+
+crate::both_backends!(swagger_ui_and_the_spec_are_served, the_served_document_follows_the_configuration, other_methods_get_405_with_allow,);

@@ -16,3 +16,32 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(health::live)
         .service(health::ready);
 }
+
+/// The native paths with the methods each serves. A request with another method gets 405 with
+/// `Allow` (RFC 9110 §15.5.6), in the problem shape, rather than the 404 of an unknown path.
+const METHODS: [(&str, &str); 7] = [
+    ("/v1/users", "POST"),
+    ("/v1/me", "GET"),
+    ("/v1/logout", "POST"),
+    ("/oauth/token", "POST"),
+    ("/oauth/revoke", "POST"),
+    ("/health/live", "GET"),
+    ("/health/ready", "GET"),
+];
+
+/// Registered after the routes themselves: only requests no route took reach these.
+pub fn method_fallbacks(cfg: &mut actix_web::web::ServiceConfig) {
+    for (path, allow) in METHODS {
+        cfg.service(actix_web::web::resource(path).to(move || async move {
+            use actix_web::ResponseError;
+            let mut res = crate::problem::Problem::new(
+                actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this route answers {allow} only"),
+            )
+            .error_response();
+            res.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+            res
+        }));
+    }
+}

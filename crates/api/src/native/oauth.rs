@@ -135,11 +135,17 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
+/// The parameters the token endpoint knows; one of them given twice is an error.
+const TOKEN_PARAMS: &[&str] = &["grant_type", "username", "password", "refresh_token", "client_id", "client_secret", "scope"];
+/// The parameters the revocation endpoint knows.
+const REVOKE_PARAMS: &[&str] = &["token", "token_type_hint", "client_id", "client_secret"];
+
 /// Parameters of the revocation endpoint.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"token": "q9n2Qm0c7mX8vK4Jt1yZbA2rW5eH6uL3sP0dF8gC1xE", "token_type_hint": "refresh_token", "client_id": "tessera"}))]
 pub struct RevokeRequest {
     /// A refresh token (its session ends) or an access token (its session ends too).
+    #[schema(min_length = 1)]
     pub token: String,
     pub token_type_hint: Option<String>,
     pub client_id: Option<String>,
@@ -204,7 +210,7 @@ fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseB
 #[post("/oauth/token")]
 pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
     let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(body_error)?;
-    let params = parse_params(&req, &body).map_err(body_error)?;
+    let params = parse_params(&req, &body, TOKEN_PARAMS).map_err(body_error)?;
     let grant = param(&params, "grant_type").ok_or_else(|| OAuthError::invalid_request("Missing grant_type parameter."))?;
     if grant != "password" && grant != "refresh_token" {
         return Err(OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("Grant type {grant:?} is not supported.")));
@@ -264,7 +270,7 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
 #[post("/oauth/revoke")]
 pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
     let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(body_error)?;
-    let params = parse_params(&req, &body).map_err(body_error)?;
+    let params = parse_params(&req, &body, REVOKE_PARAMS).map_err(body_error)?;
     let token = param(&params, "token").ok_or_else(|| OAuthError::invalid_request("Missing token parameter."))?;
     let client = authenticate_client(&state, &req, &params).await?;
     let now = OffsetDateTime::now_utc();

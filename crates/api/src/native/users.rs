@@ -14,8 +14,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ann@example.com", "password": "correct horse battery"}))]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// 8 characters at least, 1 KiB at most.
+    /// `password.min_length` (8) characters at least, 1 KiB at most.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
