@@ -69,11 +69,21 @@ pub struct ServerSettings {
     pub shutdown_timeout_seconds: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The URL clients reach Tessera at (`https://auth.example.com`), for the metadata's
+    /// endpoint URLs. Empty: taken from each request.
+    pub public_url: String,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080, workers: 0, shutdown_timeout_seconds: 30, max_body_bytes: 64 * 1024 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: 0,
+            shutdown_timeout_seconds: 30,
+            max_body_bytes: 64 * 1024,
+            public_url: String::new(),
+        }
     }
 }
 
@@ -118,7 +128,8 @@ impl SecretSettings {
 pub struct TokenSettings {
     /// `iss` of native access tokens.
     pub issuer: String,
-    /// HS256, HS384 or HS512.
+    /// The native face's signing algorithm: ES256 (the default), EdDSA, RS256, or an HMAC one
+    /// (HS256, HS384, HS512: no one but Tessera can then verify).
     pub algorithm: String,
     /// Seconds of clock skew tolerated on `exp`; 0: a token whose `exp` is now is expired.
     pub leeway_seconds: u32,
@@ -132,19 +143,22 @@ pub struct TokenSettings {
     pub refresh_policy: RefreshPolicy,
     /// Refresh-time risk rules of the native face.
     pub risk: Vec<RiskRule>,
+    /// `Cache-Control: max-age` of the JWKS document, in seconds.
+    pub jwks_max_age_seconds: u32,
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
             issuer: "tessera".into(),
-            algorithm: "HS256".into(),
+            algorithm: "ES256".into(),
             leeway_seconds: 0,
             refresh_grace_seconds: 5,
             max_session_lifetime: "365d".into(),
             audience: "native".into(),
             refresh_policy: RefreshPolicy::Rotate,
             risk: vec![],
+            jwks_max_age_seconds: 900,
         }
     }
 }
@@ -249,7 +263,10 @@ impl Settings {
     /// Checks every rule a value must follow; the error names the key.
     pub fn check(&self) -> Result<Checked, ConfigError> {
         let algorithm = tessera_domain::Algorithm::parse(&self.tokens.algorithm).ok_or_else(|| {
-            ConfigError::new("tokens.algorithm", format!("{:?} is not one of HS256, HS384, HS512", self.tokens.algorithm))
+            ConfigError::new(
+                "tokens.algorithm",
+                format!("{:?} is not one of ES256, EdDSA, RS256, HS256, HS384, HS512", self.tokens.algorithm),
+            )
         })?;
         if self.tokens.issuer.trim().is_empty() {
             return Err(ConfigError::new("tokens.issuer", "may not be empty"));
@@ -349,6 +366,16 @@ impl Settings {
             return Err(ConfigError::new("dialects.flask.profile", format!("no profile named {:?}", f.profile)));
         }
         let d = &self.dialects;
+        for (key, alg) in [
+            ("dialects.drf_social_oauth2.algorithm", &d.drf_social_oauth2.algorithm),
+            ("dialects.simplejwt.algorithm", &d.simplejwt.algorithm),
+            ("dialects.djoser.algorithm", &d.djoser.algorithm),
+            ("dialects.flask.algorithm", &d.flask.algorithm),
+        ] {
+            if Algorithm::parse(alg).is_none() {
+                return Err(ConfigError::new(key, format!("{alg:?} is not one of HS256, HS384, HS512, ES256, EdDSA, RS256")));
+            }
+        }
         for (key, prefixes, audience) in [
             ("dialects.medods", &d.medods.prefixes, &d.medods.audience),
             ("dialects.drf_social_oauth2", &d.drf_social_oauth2.prefixes, &d.drf_social_oauth2.audience),
@@ -430,7 +457,7 @@ mod tests {
     #[test]
     fn defaults_check_out() {
         let c = Settings::default().check().unwrap();
-        assert_eq!(c.algorithm, Algorithm::HS256);
+        assert_eq!(c.algorithm, Algorithm::ES256);
         assert!(c.profiles.contains_key("standard") && c.profiles.contains_key("extended"));
     }
 

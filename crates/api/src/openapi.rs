@@ -21,6 +21,7 @@ use crate::Settings;
         (name = "users", description = "Registration, the caller's account, logout"),
         (name = "oauth2", description = "RFC 6749 token endpoint and RFC 7009 revocation"),
         (name = "health", description = "Liveness and readiness probes"),
+        (name = "discovery", description = "The public keys (JWKS) and the RFC 8414 metadata"),
     ),
     modifiers(&SecuritySchemes)
 )]

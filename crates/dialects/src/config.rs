@@ -90,6 +90,8 @@ pub struct DrfSocialSettings {
     pub refresh_policy: RefreshPolicy,
     pub refresh_grace_seconds: u32,
     pub risk: Vec<RiskRule>,
+    /// The signing algorithm of its access tokens: HS256 (the default) or an asymmetric one.
+    pub algorithm: String,
 }
 
 impl Default for DrfSocialSettings {
@@ -106,6 +108,7 @@ impl Default for DrfSocialSettings {
             refresh_policy: RefreshPolicy::Rotate,
             refresh_grace_seconds: 5,
             risk: vec![],
+            algorithm: "HS256".into(),
         }
     }
 }
@@ -146,6 +149,9 @@ pub struct SimpleJwtSettings {
     /// `{"access"}`) or `rotate` (`{"access","refresh"}`, the old one blacklisted).
     pub refresh_policy: RefreshPolicy,
     pub risk: Vec<RiskRule>,
+    /// simplejwt's `ALGORITHM`: HS256 (the seed's) or an asymmetric one (the library supports
+    /// ES256 and RS256; EdDSA too).
+    pub algorithm: String,
 }
 
 impl Default for SimpleJwtSettings {
@@ -161,6 +167,7 @@ impl Default for SimpleJwtSettings {
             audience: "django".into(),
             refresh_policy: RefreshPolicy::Reuse,
             risk: vec![],
+            algorithm: "HS256".into(),
         }
     }
 }
@@ -183,6 +190,8 @@ pub struct FlaskSettings {
     pub refresh_policy: RefreshPolicy,
     pub refresh_grace_seconds: u32,
     pub risk: Vec<RiskRule>,
+    /// flask-jwt-extended's `JWT_ALGORITHM`: HS256 (the seed's) or an asymmetric one.
+    pub algorithm: String,
 }
 
 impl Default for FlaskSettings {
@@ -198,6 +207,7 @@ impl Default for FlaskSettings {
             refresh_policy: RefreshPolicy::Reuse,
             refresh_grace_seconds: 0,
             risk: vec![],
+            algorithm: "HS256".into(),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct FlaskFace {
 #[derive(Debug, Clone)]
 pub struct FlaskFormat {
     pub era4: bool,
+    /// flask-jwt-extended's `JWT_ALGORITHM`.
+    pub alg: Algorithm,
 }
 
 /// Claims as a map: the two eras name them differently, and order is kept as written.
@@ -115,8 +117,8 @@ impl FlaskFormat {
 
     fn read(&self, keyring: &Keyring, token: &str, want: &str, now: Option<OffsetDateTime>) -> Result<FlaskClaims, AuthError> {
         let claims: FlaskClaims = match now {
-            Some(now) => keyring.verify(token, &[Algorithm::HS256], now)?,
-            None => keyring.verify_signature(token, &[Algorithm::HS256])?,
+            Some(now) => keyring.verify(token, &[self.alg], now)?,
+            None => keyring.verify_signature(token, &[self.alg])?,
         };
         if claims.kind() != want {
             return Err(AuthError::WrongTokenType);
@@ -140,7 +142,7 @@ impl TokenFormat for FlaskFormat {
     ) -> Result<String, DomainError> {
         let iat = issued_at.unix_timestamp();
         let exp = iat + session.profile.access_ttl().whole_seconds();
-        keyring.sign(Algorithm::HS256, "JWT", &self.claims("access", session, jti, iat, exp, aud))
+        keyring.sign(self.alg, "JWT", &self.claims("access", session, jti, iat, exp, aud))
     }
 
     fn render_refresh(
@@ -154,7 +156,7 @@ impl TokenFormat for FlaskFormat {
         let iat = record.issued_at.unix_timestamp();
         let jti = Uuid::from_slice(secret.as_bytes()).map_err(|_| DomainError::Internal("a flask refresh secret is 16 bytes".into()))?;
         let refresh = self.claims("refresh", session, jti, iat, record.expires_at.unix_timestamp(), aud);
-        keyring.sign(Algorithm::HS256, "JWT", &refresh)
+        keyring.sign(self.alg, "JWT", &refresh)
     }
 
     fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {

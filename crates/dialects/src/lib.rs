@@ -29,15 +29,24 @@ pub struct FaceContext {
     pub min_password_len: usize,
 }
 
+/// A dialect's configured algorithm (checked at start: an unknown name falls back to HS256).
+pub fn algorithm(name: &str) -> Algorithm {
+    Algorithm::parse(name).unwrap_or(Algorithm::HS256)
+}
+
 /// The algorithms the enabled faces sign with, beside the native one.
 pub fn algorithms(d: &DialectSettings) -> Vec<Algorithm> {
     let mut algs = vec![];
-    if d.simplejwt.enabled || d.djoser.enabled || d.flask.enabled {
-        algs.push(Algorithm::HS256);
-    }
-    if d.medods.enabled {
-        algs.push(Algorithm::HS512);
-    }
+    let mut add = |on: bool, alg: Algorithm| {
+        if on && !algs.contains(&alg) {
+            algs.push(alg);
+        }
+    };
+    add(d.medods.enabled, Algorithm::HS512);
+    add(d.drf_social_oauth2.enabled, algorithm(&d.drf_social_oauth2.algorithm));
+    add(d.simplejwt.enabled, algorithm(&d.simplejwt.algorithm));
+    add(d.djoser.enabled, algorithm(&d.djoser.algorithm));
+    add(d.flask.enabled, algorithm(&d.flask.algorithm));
     algs
 }
 
@@ -78,7 +87,7 @@ pub fn faces(
             refresh: s.refresh_policy,
             grace: grace(s.refresh_grace_seconds),
             risk: s.risk.clone(),
-            format: Arc::new(native.clone()),
+            format: Arc::new(tessera_domain::NativeFormat { alg: algorithm(&s.algorithm), ..native.clone() }),
         });
     }
     for (name, s) in [(simplejwt::SIMPLEJWT, &d.simplejwt), (simplejwt::DJOSER, &d.djoser)] {
@@ -90,7 +99,7 @@ pub fn faces(
                 refresh: s.refresh_policy,
                 grace: grace(s.refresh_grace_seconds),
                 risk: s.risk.clone(),
-                format: Arc::new(simplejwt::SjFormat { era_55: s.era == "5.5" }),
+                format: Arc::new(simplejwt::SjFormat { era_55: s.era == "5.5", alg: algorithm(&s.algorithm) }),
             });
         }
     }
@@ -103,7 +112,7 @@ pub fn faces(
             refresh: f.refresh_policy,
             grace: grace(f.refresh_grace_seconds),
             risk: f.risk.clone(),
-            format: Arc::new(flask::FlaskFormat { era4: f.era == "4" }),
+            format: Arc::new(flask::FlaskFormat { era4: f.era == "4", alg: algorithm(&f.algorithm) }),
         });
     }
     Ok(out)

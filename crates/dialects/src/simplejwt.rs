@@ -42,6 +42,8 @@ pub struct SjFace {
 #[derive(Debug, Clone)]
 pub struct SjFormat {
     pub era_55: bool,
+    /// simplejwt's `ALGORITHM`.
+    pub alg: Algorithm,
 }
 
 /// simplejwt's claims, in its order; `sid` is ours (revocation), and `aud` is the library's
@@ -72,8 +74,8 @@ impl SjFormat {
 
     fn read(&self, keyring: &Keyring, token: &str, want: &str, now: Option<OffsetDateTime>) -> Result<SjClaims, AuthError> {
         let claims: SjClaims = match now {
-            Some(now) => keyring.verify(token, &[Algorithm::HS256], now)?,
-            None => keyring.verify_signature(token, &[Algorithm::HS256])?,
+            Some(now) => keyring.verify(token, &[self.alg], now)?,
+            None => keyring.verify_signature(token, &[self.alg])?,
         };
         if claims.token_type != want {
             return Err(AuthError::WrongTokenType);
@@ -105,7 +107,7 @@ impl TokenFormat for SjFormat {
             sid: Some(session.id.0),
             aud: Some(aud.to_owned()),
         };
-        keyring.sign(Algorithm::HS256, "JWT", &access)
+        keyring.sign(self.alg, "JWT", &access)
     }
 
     fn render_refresh(
@@ -125,7 +127,7 @@ impl TokenFormat for SjFormat {
             sid: None,
             aud: Some(aud.to_owned()),
         };
-        keyring.sign(Algorithm::HS256, "JWT", &refresh)
+        keyring.sign(self.alg, "JWT", &refresh)
     }
 
     fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {

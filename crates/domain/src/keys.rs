@@ -16,39 +16,52 @@ use crate::{AuthError, DomainError};
 /// Tokens longer than this are refused unparsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Signing algorithms. Only HMAC for now; the keyring is written so asymmetric keys (whose
-/// public halves a JWKS endpoint can publish) slot in beside them.
+/// Signing algorithms: HMAC, whose keys never leave Tessera, and the asymmetric ones, whose
+/// public halves the JWKS endpoint publishes so that anyone can verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algorithm {
     HS256,
     HS384,
     HS512,
+    /// Ed25519.
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    RS256,
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 6] =
+        [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512, Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::HS256 => "HS256",
             Algorithm::HS384 => "HS384",
             Algorithm::HS512 => "HS512",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "HS256" => Some(Algorithm::HS256),
-            "HS384" => Some(Algorithm::HS384),
-            "HS512" => Some(Algorithm::HS512),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// Bytes of fresh key material: at least the hash output size (RFC 7518 §3.2).
+    /// Whether the key is a private/public pair (published in the JWKS) rather than a secret.
+    pub fn is_asymmetric(self) -> bool {
+        matches!(self, Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256)
+    }
+
+    /// Bytes of fresh HMAC key material: at least the hash output size (RFC 7518 §3.2).
     pub fn secret_len(self) -> usize {
         match self {
             Algorithm::HS256 => 32,
             Algorithm::HS384 => 48,
             Algorithm::HS512 => 64,
+            _ => 0,
         }
     }
 
@@ -57,7 +70,36 @@ impl Algorithm {
             Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
             Algorithm::HS384 => jsonwebtoken::Algorithm::HS384,
             Algorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
         }
+    }
+}
+
+/// Fresh private key material for an asymmetric algorithm, in the DER form jsonwebtoken signs
+/// with: PKCS#8 for Ed25519 and P-256, PKCS#1 for RSA.
+fn generate_private_der(alg: Algorithm) -> Result<Vec<u8>, DomainError> {
+    use rand_core::OsRng;
+    let fail = |e: &dyn std::fmt::Display| DomainError::Internal(format!("generating a {} key failed: {e}", alg.as_str()));
+    match alg {
+        Algorithm::EdDSA => {
+            // An Ed25519 private key is 32 random bytes; RFC 8410's PKCS#8 (v1) wraps them.
+            const PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+            let seed = crate::secret::random_bytes::<32>()?;
+            Ok([&PREFIX[..], &seed[..]].concat())
+        }
+        Algorithm::ES256 => {
+            use p256::pkcs8::EncodePrivateKey;
+            let key = p256::SecretKey::random(&mut OsRng);
+            Ok(key.to_pkcs8_der().map_err(|e| fail(&e))?.as_bytes().to_vec())
+        }
+        Algorithm::RS256 => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| fail(&e))?;
+            Ok(key.to_pkcs1_der().map_err(|e| fail(&e))?.as_bytes().to_vec())
+        }
+        _ => Err(DomainError::Internal(format!("{} keys are secrets, not pairs", alg.as_str()))),
     }
 }
 
@@ -90,6 +132,7 @@ impl KeyState {
 }
 
 /// A signing key with its material in the clear: it lives only in memory; storage seals it.
+/// `secret` is the HMAC secret, or the private key's DER for an asymmetric algorithm.
 #[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
@@ -108,8 +151,13 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// A fresh random key; its `kid` is random too, so it reveals nothing about the material.
     pub fn generate(alg: Algorithm, now: OffsetDateTime) -> Result<Self, DomainError> {
-        let mut secret = vec![0u8; alg.secret_len()];
-        getrandom::fill(&mut secret).map_err(|e| DomainError::Internal(format!("the OS random generator failed: {e}")))?;
+        let secret = if alg.is_asymmetric() {
+            generate_private_der(alg)?
+        } else {
+            let mut secret = vec![0u8; alg.secret_len()];
+            getrandom::fill(&mut secret).map_err(|e| DomainError::Internal(format!("the OS random generator failed: {e}")))?;
+            secret
+        };
         let kid_bytes = crate::secret::random_bytes::<12>()?;
         let kid = kid_bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
         Ok(Self { kid, alg, state: KeyState::Active, secret, created_at: now })
@@ -141,6 +189,32 @@ struct LoadedKey {
     state: KeyState,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The public key as a JWK, for asymmetric keys.
+    public: Option<jsonwebtoken::jwk::Jwk>,
+}
+
+impl LoadedKey {
+    fn load(k: &SigningKey) -> Result<Self, DomainError> {
+        let bad = |e: jsonwebtoken::errors::Error| DomainError::Internal(format!("key {}: {e}", k.kid));
+        let (encoding, decoding, public) = match k.alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                (EncodingKey::from_secret(&k.secret), DecodingKey::from_secret(&k.secret), None)
+            }
+            alg => {
+                let encoding = match alg {
+                    Algorithm::EdDSA => EncodingKey::from_ed_der(&k.secret),
+                    Algorithm::ES256 => EncodingKey::from_ec_der(&k.secret),
+                    _ => EncodingKey::from_rsa_der(&k.secret),
+                };
+                let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, alg.jwt()).map_err(bad)?;
+                jwk.common.key_id = Some(k.kid.clone());
+                jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+                let decoding = DecodingKey::from_jwk(&jwk).map_err(bad)?;
+                (encoding, decoding, Some(jwk))
+            }
+        };
+        Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public })
+    }
 }
 
 /// Claims whose times the keyring checks against `now` itself (jsonwebtoken's own clock checks
@@ -167,20 +241,21 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Builds the ring; per algorithm the newest `active` key signs.
+    /// Builds the ring; per algorithm the newest `active` key signs. A key whose material does
+    /// not load is left out, with a log line.
     pub fn new(keys: &[SigningKey], leeway_seconds: i64) -> Self {
         let mut map = HashMap::new();
         let mut active: HashMap<Algorithm, (OffsetDateTime, String)> = HashMap::new();
         for k in keys {
-            map.insert(
-                k.kid.clone(),
-                LoadedKey {
-                    alg: k.alg,
-                    state: k.state,
-                    encoding: EncodingKey::from_secret(&k.secret),
-                    decoding: DecodingKey::from_secret(&k.secret),
-                },
-            );
+            match LoadedKey::load(k) {
+                Ok(loaded) => {
+                    map.insert(k.kid.clone(), loaded);
+                }
+                Err(e) => {
+                    tracing::error!(kid = %k.kid, error = %e, "a signing key does not load; it is left out");
+                    continue;
+                }
+            }
             if k.state == KeyState::Active {
                 let newer = active.get(&k.alg).is_none_or(|(at, _)| *at < k.created_at);
                 if newer {
@@ -197,6 +272,15 @@ impl Keyring {
 
     pub fn can_sign(&self, alg: Algorithm) -> bool {
         self.active.contains_key(&alg)
+    }
+
+    /// The public keys that may have signed a live token or soon will (`next`, `active` and
+    /// `retired` asymmetric keys), as a JWKS document. Never an HMAC secret, never private
+    /// material. Sorted by `kid`, so the document is stable.
+    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        let mut keys: Vec<_> = self.keys.values().filter_map(|k| k.public.clone()).collect();
+        keys.sort_by(|a, b| a.common.key_id.cmp(&b.common.key_id));
+        jsonwebtoken::jwk::JwkSet { keys }
     }
 
     /// Signs `claims` with the active key for `alg`; the header carries `kid` and `typ`.
@@ -373,5 +457,49 @@ mod tests {
         assert!(r.verify::<C>(&t, &[Algorithm::HS256], NOW).is_ok());
         let fresh = r.sign(Algorithm::HS256, "JWT", &claims(60)).unwrap();
         assert_eq!(jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(), Some(new.kid.as_str()));
+    }
+
+    #[test]
+    fn asymmetric_keys_sign_verify_and_publish_only_their_public_half() {
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+            let k = SigningKey::generate(alg, NOW).unwrap();
+            let hmac = SigningKey::generate(Algorithm::HS256, NOW).unwrap();
+            let r = Keyring::new(&[k.clone(), hmac], 0);
+            let t = r.sign(alg, "JWT", &claims(60)).unwrap();
+            assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60), "{alg:?}");
+            let jwks = serde_json::to_value(r.jwks()).unwrap();
+            let keys = jwks["keys"].as_array().unwrap();
+            assert_eq!(keys.len(), 1, "{alg:?}: only the pair is published, never the HMAC secret");
+            assert_eq!(keys[0]["kid"], k.kid.as_str());
+            assert_eq!(keys[0]["alg"], alg.as_str());
+            assert_eq!(keys[0]["use"], "sig");
+            for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                assert!(keys[0].get(private).is_none(), "{alg:?} publishes no {private}");
+            }
+            // a resource server holding only the JWKS verifies the token
+            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+            let key = DecodingKey::from_jwk(set.find(&k.kid).unwrap()).unwrap();
+            let mut v = Validation::new(alg.jwt());
+            v.required_spec_claims.clear();
+            v.validate_exp = false; // NOW is a fixed instant in the past
+            assert!(jsonwebtoken::decode::<C>(&t, &key, &v).is_ok(), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn a_published_public_key_used_as_an_hmac_secret_is_refused() {
+        let k = SigningKey::generate(Algorithm::ES256, NOW).unwrap();
+        let r = Keyring::new(std::slice::from_ref(&k), 0);
+        let jwks = serde_json::to_value(r.jwks()).unwrap();
+        let published = serde_json::to_vec(&jwks["keys"][0]).unwrap();
+        for secret in [published.clone(), jwks["keys"][0]["x"].as_str().unwrap().as_bytes().to_vec()] {
+            let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+            header.kid = Some(k.kid.clone());
+            let forged = jsonwebtoken::encode(&header, &claims(60), &EncodingKey::from_secret(&secret)).unwrap();
+            assert_eq!(r.verify::<C>(&forged, &[Algorithm::ES256, Algorithm::HS256], NOW), Err(AuthError::TokenInvalid));
+        }
+        let parts: Vec<String> = r.sign(Algorithm::ES256, "JWT", &claims(60)).unwrap().split('.').map(str::to_owned).collect();
+        let none = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, k.kid));
+        assert_eq!(r.verify::<C>(&format!("{none}.{}.", parts[1]), &[Algorithm::ES256], NOW), Err(AuthError::TokenInvalid));
     }
 }

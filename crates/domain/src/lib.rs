@@ -25,7 +25,7 @@ pub use profile::TokenProfile;
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
 pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
 pub use service::{
-    AccessClaims, AccessContext, AccessView, CheckedToken, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, NativeFormat, RefreshInput,
+    AccessClaims, AccessContext, AccessView, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, NativeFormat, RefreshInput,
     RefreshView, Refreshed, ServiceParts, TokenFormat, TokenService, TokenSettings,
 };
 

@@ -269,11 +269,21 @@ impl Refreshed {
     }
 }
 
-/// What a token a face accepts turned out to be.
-#[derive(Debug, Clone)]
-pub enum CheckedToken {
-    Access(AccessContext),
-    Refresh(Session),
+/// What introspection (RFC 7662) tells of a live token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    /// `access_token` or `refresh_token`.
+    pub token_type: &'static str,
+    /// The face that issued it, and the audience it carries.
+    pub face: String,
+    pub audience: String,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub client_id: Option<String>,
+    pub expires_at: i64,
+    pub issued_at: Option<i64>,
+    /// The access token's `jti`.
+    pub jti: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -634,16 +644,6 @@ impl TokenService {
         self.live_refresh(face, &secret, None, now).await
     }
 
-    /// Checks any token a face accepts: an access token as [`Self::resolve_access`] does, a
-    /// refresh token as [`Self::check_refresh`] does.
-    pub async fn check_token(&self, face: &Face, raw: &str, now: OffsetDateTime) -> Result<CheckedToken, DomainError> {
-        match self.resolve_access(face, raw, now) {
-            Ok(ctx) => Ok(CheckedToken::Access(ctx)),
-            Err(AuthError::WrongTokenType) => self.check_refresh(face, raw, now).await.map(|(_, s, _)| CheckedToken::Refresh(s)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Logout with a refresh token (simplejwt's blacklist, flask's logout): the token must be
     /// live at this face; its session ends.
     pub async fn logout_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<(), DomainError> {
@@ -785,6 +785,51 @@ impl TokenService {
         }
     }
 
+    /// RFC 7662: what any face's access or refresh token is, when it is live (signature, type,
+    /// times, its session not revoked, its user active); `None` for revoked, expired, unknown
+    /// and malformed tokens alike. Reads the session, so a revocation by another instance
+    /// counts at once.
+    pub async fn introspect(&self, raw: &str, now: OffsetDateTime) -> Result<Option<Introspection>, DomainError> {
+        for face in self.faces.iter() {
+            let Ok(ctx) = self.resolve_access(face, raw, now) else { continue };
+            let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
+            if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
+                return Ok(None);
+            }
+            return Ok(Some(Introspection {
+                token_type: "access_token",
+                face: session.face.clone(),
+                audience: face.audience.clone(),
+                user_id: session.user_id,
+                session_id: session.id,
+                client_id: session.client_id.clone(),
+                expires_at: ctx.expires_at,
+                issued_at: Some(ctx.expires_at - session.profile.access_ttl().whole_seconds()),
+                jti: Some(ctx.jti),
+            }));
+        }
+        for face in self.faces.iter() {
+            match self.check_refresh(face, raw, now).await {
+                Ok((record, session, _)) => {
+                    return Ok(Some(Introspection {
+                        token_type: "refresh_token",
+                        face: session.face.clone(),
+                        audience: face.audience.clone(),
+                        user_id: session.user_id,
+                        session_id: session.id,
+                        client_id: session.client_id.clone(),
+                        expires_at: record.expires_at.unix_timestamp(),
+                        issued_at: Some(record.issued_at.unix_timestamp()),
+                        jti: None,
+                    }));
+                }
+                Err(DomainError::Auth(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether an OAuth client of that id exists (drf-social-oauth2 names a missing one apart).
     pub async fn client_exists(&self, client_id: &str) -> Result<bool, DomainError> {
         Ok(self.store.client_by_id(client_id).await?.is_some())
@@ -853,6 +898,12 @@ impl TokenService {
         }
         self.user_for_identity(provider, subject, now).await
     }
+}
+
+/// The caller of an access token as its session names it (the token of a face that does not
+/// carry the local user id, such as Medods', names it through the session).
+fn ctx_for(session: &Session, ctx: &AccessContext) -> AccessContext {
+    AccessContext { user_id: session.user_id, ..ctx.clone() }
 }
 
 #[cfg(test)]

@@ -66,8 +66,8 @@ async fn run(app: &TestApp, c: &Case) {
 fn tokens(app: &TestApp, good: &str) -> Vec<(&'static str, String, &'static str)> {
     let parts: Vec<&str> = good.split('.').collect();
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": app.kid});
-    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": app.kid}).to_string());
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": app.native_kid});
+    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": app.native_kid}).to_string());
     let mut expired = claims.clone();
     expired["exp"] = json!(now_unix() - 1);
     let mut unknown_kid = header.clone();
@@ -75,10 +75,14 @@ fn tokens(app: &TestApp, good: &str) -> Vec<(&'static str, String, &'static str)
     vec![
         ("garbage", "garbage".to_owned(), "invalid_token"),
         ("truncated", good[..good.len() - 10].to_owned(), "invalid_token"),
-        ("other key", sign_hs256(&header, &claims, b"another key entirely, 32 bytes!!"), "invalid_token"),
-        ("unknown kid", sign_hs256(&unknown_kid, &claims, &app.key_secret), "invalid_token"),
+        (
+            "other key",
+            sign_hs256(&json!({"alg": "HS256", "kid": app.native_kid}), &claims, b"another key entirely, 32 bytes!!"),
+            "invalid_token",
+        ),
+        ("unknown kid", app.sign_native(&unknown_kid, &claims), "invalid_token"),
         ("alg none", format!("{none_header}.{}.", parts[1]), "invalid_token"),
-        ("expired", sign_hs256(&header, &expired, &app.key_secret), "token_expired"),
+        ("expired", app.sign_native(&header, &expired), "token_expired"),
         ("huge", "a".repeat(20_000), "invalid_token"),
         ("opaque refresh as bearer", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(), "invalid_token"),
     ]

@@ -66,6 +66,7 @@ async fn app() -> TestApp {
         // One audience with the native face, so that these tests can ask the native /v1/me who a
         // drf-social-oauth2 token speaks for (faces stand alone by default; see faces.rs).
         s.dialects.drf_social_oauth2.audience = s.tokens.audience.clone();
+        s.dialects.drf_social_oauth2.algorithm = s.tokens.algorithm.clone();
         let p = &mut s.dialects.drf_social_oauth2.providers;
         p.insert(
             "idp".into(),

@@ -48,8 +48,12 @@ pub struct TestApp {
     pub store: std::sync::Arc<dyn tessera_domain::ports::Store>,
     pub backend: Store,
     pub secrets: ServerSecrets,
+    /// The HS256 key the dialects sign with (known, so tests can forge tokens).
     pub kid: String,
     pub key_secret: Vec<u8>,
+    /// The native face's ES256 key: its `kid` and private PKCS#8 DER.
+    pub native_kid: String,
+    pub native_der: Vec<u8>,
     /// What an admin command of the same deployment would be configured with.
     pub db_url: String,
     pub master_key: String,
@@ -89,6 +93,8 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         created_at: OffsetDateTime::now_utc(),
     };
     store.insert_signing_key(&key.seal(&secrets.sealer).unwrap()).await.unwrap();
+    let native = SigningKey::generate(Algorithm::ES256, OffsetDateTime::now_utc()).unwrap();
+    store.insert_signing_key(&native.seal(&secrets.sealer).unwrap()).await.unwrap();
 
     let mut settings = Settings::default();
     settings.database.url = db_url.clone();
@@ -102,7 +108,19 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, http, store, backend, secrets, kid, key_secret: key_secret.to_vec(), db_url, master_key: STANDARD.encode(master) }
+    TestApp {
+        address,
+        http,
+        store,
+        backend,
+        secrets,
+        kid,
+        key_secret: key_secret.to_vec(),
+        native_kid: native.kid.clone(),
+        native_der: native.secret.clone(),
+        db_url,
+        master_key: STANDARD.encode(master),
+    }
 }
 
 pub struct Pair {
@@ -150,9 +168,20 @@ impl TestApp {
         pair(self.login(email, "correct horse battery").await).await
     }
 
-    /// Verifies an access token the way a resource server holding the key would: by hand.
-    pub fn verify_independently(&self, token: &str) -> Value {
-        verify_hs256(token, &self.key_secret, &self.kid)
+    /// Verifies a native access token as a resource server holding only the JWKS URL would:
+    /// fetch the public keys, pick the token's `kid`, verify with a JOSE library (jsonwebtoken's
+    /// JWK support, not Tessera's keyring), the algorithm taken from the key.
+    pub async fn verify_independently(&self, token: &str) -> Value {
+        let jwks: jsonwebtoken::jwk::JwkSet = self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+        verify_with_jwks(token, &jwks)
+    }
+
+    /// A native access token of our own making, signed with the native key.
+    pub fn sign_native(&self, header: &Value, claims: &Value) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = header["kid"].as_str().map(str::to_owned);
+        h.typ = header["typ"].as_str().map(str::to_owned);
+        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.native_der)).unwrap()
     }
 }
 
@@ -164,6 +193,20 @@ pub async fn pair(res: reqwest::Response) -> Pair {
         refresh: body["refresh_token"].as_str().unwrap().to_owned(),
         expires_in: body["expires_in"].as_i64().unwrap(),
     }
+}
+
+/// Verification with only a JWKS document: the key named by the token's `kid`, the algorithm of
+/// that key (never the token's), expiry enforced.
+pub fn verify_with_jwks(token: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let jwk = jwks.find(header.kid.as_deref().expect("a kid")).expect("the kid is published");
+    let alg = jwk.common.key_algorithm.expect("the key names its algorithm");
+    let alg: jsonwebtoken::Algorithm = alg.to_string().parse().unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(alg);
+    v.validate_aud = false;
+    v.set_required_spec_claims(&["exp", "sub", "iss"]);
+    jsonwebtoken::decode::<Value>(token, &key, &v).expect("the token verifies with the published key").claims
 }
 
 /// HS256 verification from first principles (RFC 7515): the header must name our kid and HS256,

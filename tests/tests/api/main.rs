@@ -4,6 +4,7 @@
 mod bad_dialect_input;
 mod bad_input;
 mod dialects;
+mod discovery;
 mod drf_social;
 mod faces;
 mod fixtures;

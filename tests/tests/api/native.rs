@@ -51,7 +51,7 @@ async fn password_grant_issues_a_pair_whose_access_token_verifies_independently(
     let refresh = body["refresh_token"].as_str().unwrap();
     assert_eq!(refresh.len(), 43, "256 bits, base64url");
 
-    let claims = app.verify_independently(body["access_token"].as_str().unwrap());
+    let claims = app.verify_independently(body["access_token"].as_str().unwrap()).await;
     assert_eq!(claims["sub"], user_id.to_string());
     assert_eq!(claims["token_type"], "access");
     assert_eq!(claims["iss"], "tessera");
@@ -92,7 +92,7 @@ async fn refresh_rotates_and_the_parent_within_grace_gets_the_identical_pair() {
     let p0 = app.user_with_pair("ann@example.com").await;
     let p1 = pair(app.refresh(&p0.refresh).await).await;
     assert_ne!(p1.refresh, p0.refresh);
-    assert_eq!(app.verify_independently(&p1.access)["sid"], app.verify_independently(&p0.access)["sid"]);
+    assert_eq!(app.verify_independently(&p1.access).await["sid"], app.verify_independently(&p0.access).await["sid"]);
     // a lost response: the client retries with the parent and gets the same pair back
     let again = pair(app.refresh(&p0.refresh).await).await;
     assert_eq!((again.access.as_str(), again.refresh.as_str()), (p1.access.as_str(), p1.refresh.as_str()));

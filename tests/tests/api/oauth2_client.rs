@@ -21,7 +21,7 @@ async fn a_standard_oauth2_client_logs_in_refreshes_and_calls_the_api() {
         .await
         .expect("the password grant succeeds");
     assert_eq!(tokens.expires_in(), Some(std::time::Duration::from_secs(300)));
-    let claims = app.verify_independently(tokens.access_token().secret());
+    let claims = app.verify_independently(tokens.access_token().secret()).await;
     assert_eq!(claims["token_type"], "access");
     let refresh = tokens.refresh_token().expect("a refresh token").clone();
 

@@ -20,7 +20,7 @@ async fn race(app: &crate::helpers::TestApp, refresh: &str, n: usize) -> Vec<(u1
 async fn fifty_concurrent_refreshes_of_one_token_rotate_once() {
     let app = spawn_app().await;
     let p = app.user_with_pair("race@example.com").await;
-    let sid = Uuid::parse_str(app.verify_independently(&p.access)["sid"].as_str().unwrap()).unwrap();
+    let sid = Uuid::parse_str(app.verify_independently(&p.access).await["sid"].as_str().unwrap()).unwrap();
     let results = race(&app, &p.refresh, 50).await;
 
     let mut by_status: HashMap<u16, usize> = HashMap::new();

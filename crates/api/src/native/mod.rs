@@ -1,6 +1,7 @@
 //! The native face: users, the OAuth 2 token and revocation endpoints, the caller's own
-//! account, logout, and health probes.
+//! account, logout, introspection, the JWKS and metadata, and health probes.
 
+pub mod discovery;
 pub mod health;
 pub mod oauth;
 pub mod users;
@@ -13,13 +14,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(users::logout)
         .service(oauth::create_token)
         .service(oauth::revoke_token)
+        .service(oauth::introspect_token)
+        .service(discovery::get_jwks)
+        .service(discovery::get_metadata)
         .service(health::live)
         .service(health::ready);
 }
 
 /// The native paths with the methods each serves. A request with another method gets 405 with
 /// `Allow` (RFC 9110 §15.5.6), in the problem shape, rather than the 404 of an unknown path.
-const METHODS: [(&str, &str); 7] = [
+const METHODS: [(&str, &str); 10] = [
+    ("/oauth/introspect", "POST"),
+    ("/.well-known/jwks.json", "GET"),
+    ("/.well-known/oauth-authorization-server", "GET"),
     ("/v1/users", "POST"),
     ("/v1/me", "GET"),
     ("/v1/logout", "POST"),

@@ -137,6 +137,9 @@ pub struct TokenResponse {
 
 /// The parameters the token endpoint knows; one of them given twice is an error.
 const TOKEN_PARAMS: &[&str] = &["grant_type", "username", "password", "refresh_token", "client_id", "client_secret", "scope"];
+/// The parameters the introspection endpoint knows.
+const INTROSPECT_PARAMS: &[&str] = &["token", "token_type_hint", "client_id", "client_secret"];
+
 /// The parameters the revocation endpoint knows.
 const REVOKE_PARAMS: &[&str] = &["token", "token_type_hint", "client_id", "client_secret"];
 
@@ -276,4 +279,101 @@ pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>, payload:
     let now = OffsetDateTime::now_utc();
     state.service.revoke_token(&state.native, token, client.client_id.as_str(), now).await.map_err(domain_error)?;
     Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+/// Parameters of the introspection endpoint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"token": "eyJ0eXAiOiJhdCtqd3Qi...", "token_type_hint": "access_token"}))]
+pub struct IntrospectRequest {
+    /// An access or refresh token of any face.
+    #[schema(min_length = 1)]
+    pub token: String,
+    /// Accepted and not needed: every kind is tried.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// RFC 7662 introspection answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"active": true, "token_type": "access_token", "sub": "1", "client_id": "tessera", "exp": 1795457692, "iat": 1795457392,
+    "iss": "tessera", "aud": "native", "sid": "01a20999-9dca-7742-b5cc-ee8fc1217e05", "jti": "94f03935-508d-4995-b088-47f130eae6ef", "face": "native"}))]
+pub struct IntrospectResponse {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The session (token family) the token belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The face (native API or dialect) that issued the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face: Option<String>,
+}
+
+/// Introspect a token (RFC 7662): an access or refresh token of any face. Revoked, expired,
+/// unknown and malformed tokens all give `{"active": false}`. Only confidential clients may ask.
+#[utoipa::path(
+    tag = "oauth2",
+    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "What the token is, or `{\"active\": false}`", body = IntrospectResponse),
+        (status = 400, description = "invalid_request", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: unknown, wrong secret, or a public client", body = OAuthErrorBody),
+        (status = 413, description = "Body too large", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/introspect")]
+pub async fn introspect_token(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
+    let body = read_limited(payload, state.settings.server.max_body_bytes).await.map_err(body_error)?;
+    let params = parse_params(&req, &body, INTROSPECT_PARAMS).map_err(body_error)?;
+    let client = authenticate_client(&state, &req, &params).await?;
+    if client.secret_hash.is_none() {
+        // a public client proves nothing: anyone could introspect anything
+        return Err(OAuthError::invalid_client());
+    }
+    let token = param(&params, "token").ok_or_else(|| OAuthError::invalid_request("Missing token parameter."))?;
+    let found = state.service.introspect(token, OffsetDateTime::now_utc()).await.map_err(domain_error)?;
+    let answer = match found {
+        None => IntrospectResponse {
+            active: false,
+            token_type: None,
+            sub: None,
+            client_id: None,
+            exp: None,
+            iat: None,
+            iss: None,
+            aud: None,
+            sid: None,
+            jti: None,
+            face: None,
+        },
+        Some(i) => IntrospectResponse {
+            active: true,
+            token_type: Some(i.token_type),
+            sub: Some(i.user_id.0.to_string()),
+            client_id: i.client_id,
+            exp: Some(i.expires_at),
+            iat: i.issued_at,
+            iss: Some(state.settings.tokens.issuer.clone()),
+            aud: Some(i.audience),
+            sid: Some(i.session_id.to_string()),
+            jti: i.jti.map(|j| j.to_string()),
+            face: Some(i.face),
+        },
+    };
+    Ok(no_store(HttpResponse::Ok()).json(answer))
 }

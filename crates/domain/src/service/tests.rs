@@ -418,3 +418,21 @@ async fn the_revocation_horizon_covers_the_longest_access_lifetime_of_any_face()
     let w = world_with(vec![native_face(), long]);
     assert_eq!(w.svc.faces().longest_access_ttl(), Duration::hours(10));
 }
+
+#[tokio::test]
+async fn introspection_tells_live_tokens_of_every_face_and_nothing_of_dead_ones() {
+    let w = world_with(vec![native_face(), face("sj", "django", RefreshPolicy::Reuse)]);
+    let native = pair_at(&w, "native").await;
+    let sj = pair_at(&w, "sj").await;
+    let a = w.svc.introspect(&native.access_token, T0).await.unwrap().unwrap();
+    assert_eq!((a.token_type, a.face.as_str(), a.audience.as_str(), a.user_id), ("access_token", "native", "native", native.user_id));
+    assert_eq!(a.expires_at, (T0 + Duration::minutes(5)).unix_timestamp());
+    let r = w.svc.introspect(&sj.refresh_token, T0).await.unwrap().unwrap();
+    assert_eq!((r.token_type, r.face.as_str(), r.session_id), ("refresh_token", "sj", sj.session_id));
+    // expired, revoked, unknown, garbage: nothing
+    assert!(w.svc.introspect(&native.access_token, T0 + Duration::minutes(5)).await.unwrap().is_none());
+    assert!(w.svc.introspect("garbage", T0).await.unwrap().is_none());
+    w.svc.revoke_session(native.session_id, "logout", T0).await.unwrap();
+    assert!(w.svc.introspect(&native.access_token, T0).await.unwrap().is_none());
+    assert!(w.svc.introspect(&native.refresh_token, T0).await.unwrap().is_none());
+}

@@ -1,0 +1,184 @@
+//! Tokens anyone can verify: a resource server holding only the JWKS URL verifies native access
+//! tokens; the RFC 8414 metadata leads a standard OAuth 2 client to every endpoint; RFC 7662
+//! introspection follows revocation, for every face's tokens.
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AccessToken, ClientId, ClientSecret, IntrospectionUrl, ResourceOwnerPassword, ResourceOwnerUsername, TokenIntrospectionResponse,
+    TokenResponse, TokenUrl,
+};
+use serde_json::{Value, json};
+use tessera_domain::{ClientId as Cid, OAuthClient, OffsetDateTime};
+
+use crate::helpers::{TestApp, sign_hs256, spawn_app, verify_hs256, verify_with_jwks};
+
+const EMAIL: &str = "ann@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+async fn backend_client(app: &TestApp) {
+    let client = OAuthClient {
+        client_id: Cid::parse("resource-server").unwrap(),
+        name: "resource server".into(),
+        secret_hash: Some(app.secrets.refresh_hasher.hash(b"rs-secret-rs-secret")),
+        profile: "standard".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    app.store.create_client(&client).await.unwrap();
+}
+
+async fn a_resource_server_verifies_native_tokens_with_the_jwks_alone() {
+    let app = spawn_app().await;
+    let pair = app.user_with_pair(EMAIL).await;
+    let res = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "public, max-age=900");
+    let doc: Value = res.json().await.unwrap();
+    for key in doc["keys"].as_array().unwrap() {
+        assert_ne!(key["kty"], "oct", "no HMAC secret is ever published");
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(key.get(private).is_none(), "no private material: {private}");
+        }
+    }
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(doc).unwrap();
+    let header = jsonwebtoken::decode_header(&pair.access).unwrap();
+    assert_eq!((header.alg, header.typ.as_deref()), (jsonwebtoken::Algorithm::ES256, Some("at+jwt")), "native tokens are ES256 by default");
+    let claims = verify_with_jwks(&pair.access, &jwks);
+    assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some("tessera"), Some("native")));
+    // a refreshed token verifies with the same document, nothing refetched
+    let next = crate::helpers::pair(app.refresh(&pair.refresh).await).await;
+    verify_with_jwks(&next.access, &jwks);
+}
+
+async fn dialects_keep_their_seeds_hmac_algorithm() {
+    let app = spawn_app().await;
+    app.register(EMAIL, PASSWORD).await;
+    let res = app.http.post(app.url("/api/token/")).json(&json!({"email": EMAIL, "password": PASSWORD})).send().await.unwrap();
+    let body: Value = res.json().await.unwrap();
+    let claims = verify_hs256(body["access"].as_str().unwrap(), &app.key_secret, &app.kid);
+    assert_eq!(claims["token_type"], "access");
+}
+
+/// The attacks a published key invites: the public key as an HMAC secret, `alg: none`, a kid
+/// nobody published.
+async fn forged_tokens_are_refused() {
+    let app = spawn_app().await;
+    let pair = app.user_with_pair(EMAIL).await;
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == app.native_kid.as_str()).unwrap().clone();
+    let claims = verify_with_jwks(&pair.access, &serde_json::from_value(jwks.clone()).unwrap());
+    let hs = json!({"alg": "HS256", "typ": "at+jwt", "kid": app.native_kid});
+    for secret in [key["x"].as_str().unwrap().as_bytes().to_vec(), key.to_string().into_bytes()] {
+        let forged = sign_hs256(&hs, &claims, &secret);
+        assert_eq!(app.me(&forged).await.status(), 401, "the public key is no HMAC secret");
+    }
+    let none =
+        format!("{}.{}.", base64_url(&json!({"alg": "none", "kid": app.native_kid}).to_string()), pair.access.split('.').nth(1).unwrap());
+    assert_eq!(app.me(&none).await.status(), 401);
+    let unknown = app.sign_native(&json!({"kid": "nobody", "typ": "at+jwt"}), &claims);
+    assert_eq!(app.me(&unknown).await.status(), 401);
+    assert_eq!(app.me(&pair.access).await.status(), 200);
+}
+
+fn base64_url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+async fn a_standard_client_finds_every_endpoint_in_the_metadata_and_introspects() {
+    let app = spawn_app().await;
+    app.register(EMAIL, PASSWORD).await;
+    backend_client(&app).await;
+    let meta: Value = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["issuer"], "tessera");
+    assert_eq!(meta["grant_types_supported"], json!(["password", "refresh_token"]));
+    assert_eq!(meta["jwks_uri"], app.url("/.well-known/jwks.json"));
+    let url = |k: &str| meta[k].as_str().unwrap().to_owned();
+    assert_eq!(app.http.get(url("jwks_uri")).send().await.unwrap().status(), 200);
+
+    let client = BasicClient::new(ClientId::new("resource-server".into()))
+        .set_client_secret(ClientSecret::new("rs-secret-rs-secret".into()))
+        .set_token_uri(TokenUrl::new(url("token_endpoint")).unwrap())
+        .set_introspection_url(IntrospectionUrl::new(url("introspection_endpoint")).unwrap());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let tokens = client
+        .exchange_password(&ResourceOwnerUsername::new(EMAIL.into()), &ResourceOwnerPassword::new(PASSWORD.into()))
+        .request_async(&http)
+        .await
+        .expect("the password grant at the advertised token endpoint");
+    let info = client.introspect(tokens.access_token()).request_async(&http).await.expect("introspection answers");
+    assert!(info.active());
+    assert_eq!(info.client_id().map(|c| c.as_str()), Some("resource-server"));
+    assert!(info.exp().is_some() && info.sub().is_some());
+    let refresh = tokens.refresh_token().unwrap().clone();
+    let r = client.introspect(&AccessToken::new(refresh.secret().clone())).request_async(&http).await.unwrap();
+    assert!(r.active(), "refresh tokens introspect too");
+
+    // revocation at the advertised endpoint (the oauth2 crate revokes over https only, so by
+    // hand here): introspection follows at once
+    let res = http
+        .post(url("revocation_endpoint"))
+        .basic_auth("resource-server", Some("rs-secret-rs-secret"))
+        .form(&[("token", refresh.secret().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!client.introspect(tokens.access_token()).request_async(&http).await.unwrap().active());
+    let r = client.introspect(&AccessToken::new(refresh.secret().clone())).request_async(&http).await.unwrap();
+    assert!(!r.active());
+    let garbage = client.introspect(&AccessToken::new("garbage".into())).request_async(&http).await.unwrap();
+    assert!(!garbage.active());
+}
+
+async fn introspect(app: &TestApp, token: &str, auth: Option<(&str, &str)>) -> (u16, Value) {
+    let mut r = app.http.post(app.url("/oauth/introspect")).form(&[("token", token)]);
+    if let Some((id, secret)) = auth {
+        r = r.basic_auth(id, Some(secret));
+    }
+    let res = r.send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+async fn introspection_covers_every_face_and_only_confidential_clients_may_ask() {
+    let app = spawn_app().await;
+    app.register(EMAIL, PASSWORD).await;
+    backend_client(&app).await;
+    let auth = Some(("resource-server", "rs-secret-rs-secret"));
+    let (_, fl) = {
+        let res = app.http.post(app.url("/api/v1/login")).json(&json!({"email": EMAIL, "password": PASSWORD})).send().await.unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let (status, body) = introspect(&app, fl["access_token"].as_str().unwrap(), auth).await;
+    assert_eq!(
+        (status, body["active"].as_bool(), body["face"].as_str(), body["aud"].as_str()),
+        (200, Some(true), Some("flask"), Some("flask"))
+    );
+    let (_, body) = introspect(&app, fl["refresh_token"].as_str().unwrap(), auth).await;
+    assert_eq!((body["active"].as_bool(), body["token_type"].as_str()), (Some(true), Some("refresh_token")));
+    // a logout at the face: both are inactive
+    let res = app.http.post(app.url("/api/v1/logout")).bearer_auth(fl["refresh_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(introspect(&app, fl["access_token"].as_str().unwrap(), auth).await.1, json!({"active": false}));
+    assert_eq!(introspect(&app, fl["refresh_token"].as_str().unwrap(), auth).await.1, json!({"active": false}));
+    // the public default client, a wrong secret, nobody: invalid_client
+    let pair = app.user_with_pair("bob@example.com").await;
+    let res = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .form(&[("token", pair.access.as_str()), ("client_id", "tessera")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(introspect(&app, &pair.access, Some(("resource-server", "wrong"))).await.0, 401);
+    assert_eq!(introspect(&app, &pair.access, None).await.0, 401);
+}
+
+crate::both_backends!(
+    a_resource_server_verifies_native_tokens_with_the_jwks_alone,
+    dialects_keep_their_seeds_hmac_algorithm,
+    forged_tokens_are_refused,
+    a_standard_client_finds_every_endpoint_in_the_metadata_and_introspects,
+    introspection_covers_every_face_and_only_confidential_clients_may_ask,
+);
