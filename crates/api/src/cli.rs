@@ -39,6 +39,32 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the signing keys: kid, algorithm, state, when created, activated and retired.
+    List {
+        /// One JSON object per key, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a next key now; with --now it also signs at once and the active key retires.
+    /// Without --now the schedule activates it once it has been published for a JWKS max-age.
+    Rotate {
+        /// The algorithm (default: tokens.algorithm, the native face's).
+        #[arg(long)]
+        alg: Option<String>,
+        #[arg(long)]
+        now: bool,
+    },
+    /// Retire a key: it stops signing; its tokens verify until they expire.
+    Retire { kid: String },
+    /// Revoke a compromised key: every token it signed is refused at once; a new key signs.
+    Revoke { kid: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +156,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let user = find_user(&core, &email).await?;
                     service.set_user_status(user, UserStatus::Active, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     println!("unblocked user {user}");
+                }
+            }
+            Ok(())
+        }
+        Command::Key(cmd) => {
+            let core = Core::build(settings, true, false).await?;
+            let now = OffsetDateTime::now_utc();
+            match cmd {
+                KeyCommand::List { json } => {
+                    for k in core.keys.list().await? {
+                        let when = |t: Option<OffsetDateTime>| t.map(|t| t.unix_timestamp());
+                        if json {
+                            let line = serde_json::json!({"kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
+                                "created_at": k.created_at.unix_timestamp(), "activated_at": when(k.activated_at), "retired_at": when(k.retired_at)});
+                            println!("{line}");
+                        } else {
+                            println!("{}  {:<6} {:<8} created {}", k.kid, k.alg, k.state.as_str(), k.created_at);
+                        }
+                    }
+                }
+                KeyCommand::Rotate { alg, now: at_once } => {
+                    let name = alg.unwrap_or_else(|| core.state.settings.tokens.algorithm.clone());
+                    let alg = tessera_domain::Algorithm::parse(&name).with_context(|| format!("--alg: unknown algorithm {name:?}"))?;
+                    let kid = core.keys.rotate(alg, at_once, now).await?;
+                    if at_once {
+                        println!("key {kid} ({}) signs from now on", alg.as_str());
+                    } else {
+                        println!("key {kid} ({}) is published; the schedule activates it after tokens.jwks_max_age_seconds", alg.as_str());
+                    }
+                }
+                KeyCommand::Retire { kid } => {
+                    if !core.keys.retire(&kid, now).await? {
+                        bail!("no key {kid:?}");
+                    }
+                    println!("key {kid} retired");
+                }
+                KeyCommand::Revoke { kid } => {
+                    if !core.keys.revoke(&kid, now).await? {
+                        bail!("no key {kid:?}");
+                    }
+                    println!("key {kid} revoked: its tokens are refused");
                 }
             }
             Ok(())

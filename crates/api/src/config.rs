@@ -145,6 +145,10 @@ pub struct TokenSettings {
     pub risk: Vec<RiskRule>,
     /// `Cache-Control: max-age` of the JWKS document, in seconds.
     pub jwks_max_age_seconds: u32,
+    /// How long a signing key signs before the schedule replaces it; 0: never automatically.
+    pub key_rotation_days: u32,
+    /// How often each instance runs the key schedule (and reloads the keys), in seconds.
+    pub key_check_seconds: u32,
 }
 
 impl Default for TokenSettings {
@@ -159,6 +163,8 @@ impl Default for TokenSettings {
             refresh_policy: RefreshPolicy::Rotate,
             risk: vec![],
             jwks_max_age_seconds: 900,
+            key_rotation_days: 30,
+            key_check_seconds: 60,
         }
     }
 }
@@ -272,6 +278,9 @@ impl Settings {
             return Err(ConfigError::new("tokens.issuer", "may not be empty"));
         }
         let max_session_lifetime = parse_duration("tokens.max_session_lifetime", &self.tokens.max_session_lifetime)?;
+        if self.tokens.key_check_seconds == 0 {
+            return Err(ConfigError::new("tokens.key_check_seconds", "must be at least 1"));
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
         }

@@ -68,13 +68,18 @@ impl RevocationList for RevocationCache {
 
 /// Postgres, where instances share the database: subscribes first and then loads, so nothing
 /// revoked in between is missed; then follows the channel until the process ends.
-pub async fn start_listener(store: PgStore, cache: Arc<RevocationCache>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+pub async fn start_listener(
+    store: PgStore,
+    cache: Arc<RevocationCache>,
+    keys_changed: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut listener = store.revocation_listener().await?;
     cache.reload(&store).await?;
     Ok(tokio::spawn(async move {
         let mut since_prune = 0u32;
         loop {
             match listener.try_recv().await {
+                Ok(Some(n)) if n.channel() == tessera_storage::KEYS_CHANNEL => keys_changed.notify_one(),
                 Ok(Some(n)) => {
                     if let Ok(id) = n.payload().parse::<Uuid>() {
                         cache.note_revoked(SessionId(id), OffsetDateTime::now_utc());
@@ -87,6 +92,7 @@ pub async fn start_listener(store: PgStore, cache: Arc<RevocationCache>) -> anyh
                 }
                 Ok(None) => {
                     tracing::warn!("revocation listener reconnected; reloading revocations");
+                    keys_changed.notify_one();
                     if let Err(e) = cache.reload(&store).await {
                         tracing::error!(error = %e, "reloading revocations failed");
                     }

@@ -94,6 +94,9 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     pub revocations: Arc<RevocationCache>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// The signing keys: the schedule, reloads, the operators' commands.
+    pub keys: Arc<crate::keys::KeyManager>,
+    key_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -115,9 +118,18 @@ impl Core {
             + Duration::seconds(i64::from(settings.tokens.leeway_seconds))
             + Duration::minutes(1);
         let revocations = Arc::new(RevocationCache::new(horizon));
+        // Keys: a next one published a JWKS max-age ahead, a retired one kept until the last
+        // token it signed has expired (the revocation horizon).
+        let schedule = (settings.tokens.key_rotation_days > 0).then(|| tessera_domain::key_schedule::KeySchedule {
+            period: Duration::days(i64::from(settings.tokens.key_rotation_days)),
+            publish_ahead: Duration::seconds(i64::from(settings.tokens.jwks_max_age_seconds)),
+            keep_retired: horizon,
+        });
+        let keys = Arc::new(crate::keys::KeyManager::new(store.clone(), secrets.sealer.clone(), keyring.clone(), schedule, algs.clone()));
+        let keys_changed = Arc::new(tokio::sync::Notify::new());
         let listener = match (&backend, listen_for_revocations) {
             (Backend::Postgres(pg), true) => {
-                Some(start_listener(pg.clone(), revocations.clone()).await.context("listening for revocations")?)
+                Some(start_listener(pg.clone(), revocations.clone(), keys_changed.clone()).await.context("listening for revocations")?)
             }
             (Backend::Sqlite(_), true) => {
                 // Admin commands (`tessera user block`) are other processes on the same file:
@@ -165,8 +177,15 @@ impl Core {
         if settings.oauth.default_client_enabled {
             ensure_default_client(&*store, &settings, now).await?;
         }
+        let settings_key_check = settings.tokens.key_check_seconds;
         let state = web::Data::new(AppState { native, service, settings: Arc::new(settings), profiles: checked.profiles });
-        Ok(Self { state, store, revocations, listener })
+        let key_task = listen_for_revocations.then(|| {
+            let every = std::time::Duration::from_secs(u64::from(settings_key_check));
+            // SQLite has no NOTIFY: an operator's change (another process) is seen within a second
+            let reload = if matches!(backend, Backend::Sqlite(_)) { std::time::Duration::from_secs(1) } else { every };
+            crate::keys::spawn(keys.clone(), every, reload, keys_changed.clone())
+        });
+        Ok(Self { state, store, revocations, listener, keys, key_task })
     }
 }
 
@@ -174,6 +193,9 @@ impl Drop for Core {
     fn drop(&mut self) {
         if let Some(l) = self.listener.take() {
             l.abort();
+        }
+        if let Some(k) = self.key_task.take() {
+            k.abort();
         }
     }
 }

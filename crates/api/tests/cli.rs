@@ -83,13 +83,14 @@ fn serve(dir: &std::path::Path, db: &str) -> (std::process::Child, u16, Vec<Stri
         cmd.env("DATABASE_URL", db);
     }
     let mut child = cmd.arg("serve").env("TESSERA__SERVER__PORT", "0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
+    // logs go to standard error
+    let stdout = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // keep draining after the caller stops listening: a closed pipe would fail the
+        // server's own writes
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -105,7 +106,7 @@ fn serve(dir: &std::path::Path, db: &str) -> (std::process::Child, u16, Vec<Stri
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             let _ = child.wait();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child.stdout.take().unwrap().read_to_string(&mut err).unwrap();
             panic!("tessera exited with {status}: {err}\n{log:?}");
         }
     }
@@ -190,4 +191,32 @@ fn database_url_sqlite_memory_gives_a_throwaway_run() {
     assert!(created.contains(" 201 "), "{created}");
     assert!(sigterm(&mut child).success());
     assert!(!dir.join("data/tessera.db").exists());
+}
+
+/// `tessera key list --json`, then `tessera key rotate --now`: a new key signs, the old one is
+/// retired (its tokens still verify), as an operator scripts it.
+#[test]
+fn an_operator_lists_and_rotates_the_signing_keys() {
+    let dir = temp_dir();
+    let list = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        let out = tessera(dir).args(["key", "list", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let first = list(&dir);
+    let es: Vec<_> = first.iter().filter(|k| k["alg"] == "ES256").collect();
+    assert_eq!(es.len(), 1, "{first:?}");
+    assert_eq!(es[0]["state"], "active");
+    let out = tessera(&dir).args(["key", "rotate", "--now"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signs from now on"));
+    let after = list(&dir);
+    let states: Vec<(&str, &str)> =
+        after.iter().filter(|k| k["alg"] == "ES256").map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap())).collect();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(states.contains(&(es[0]["kid"].as_str().unwrap(), "retired")));
+    assert_eq!(states.iter().filter(|(_, s)| *s == "active").count(), 1);
+    let out = tessera(&dir).args(["key", "revoke", "nobody"]).output().unwrap();
+    assert!(!out.status.success(), "an unknown kid is an error");
+    std::fs::remove_dir_all(&dir).ok();
 }

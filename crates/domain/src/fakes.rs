@@ -275,6 +275,55 @@ impl KeyRepository for InMemoryStore {
         }
         Ok(s.keys.clone())
     }
+    async fn schedule_keys(
+        &self,
+        candidate: &StoredKey,
+        now: OffsetDateTime,
+        schedule: &crate::key_schedule::KeySchedule,
+    ) -> Result<Vec<crate::key_schedule::KeyChange>, RepoError> {
+        use crate::key_schedule::KeyChange;
+        let mut s = self.lock()?;
+        let mine: Vec<StoredKey> = s.keys.iter().filter(|k| k.alg == candidate.alg).cloned().collect();
+        let changes = crate::key_schedule::plan(&mine, now, schedule);
+        for c in &changes {
+            match c {
+                KeyChange::Publish if candidate.sealed_secret.is_empty() => {}
+                KeyChange::Publish => {
+                    s.keys.push(StoredKey { state: crate::KeyState::Next, created_at: now, activated_at: None, ..candidate.clone() })
+                }
+                KeyChange::Activate { next, retiring } => {
+                    for k in s.keys.iter_mut() {
+                        if &k.kid == next {
+                            k.state = crate::KeyState::Active;
+                            k.activated_at = Some(now);
+                        } else if retiring.as_ref() == Some(&k.kid) {
+                            k.state = crate::KeyState::Retired;
+                            k.retired_at = Some(now);
+                        }
+                    }
+                }
+                KeyChange::Drop(kid) => s.keys.retain(|k| &k.kid != kid),
+            }
+        }
+        Ok(changes)
+    }
+    async fn set_key_state(&self, kid: &str, state: crate::KeyState, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        let Some(k) = s.keys.iter_mut().find(|k| k.kid == kid) else { return Ok(false) };
+        k.state = state;
+        match state {
+            crate::KeyState::Active => k.activated_at = Some(now),
+            crate::KeyState::Retired => k.retired_at = Some(now),
+            crate::KeyState::Next => {}
+        }
+        Ok(true)
+    }
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        let before = s.keys.len();
+        s.keys.retain(|k| k.kid != kid);
+        Ok(s.keys.len() < before)
+    }
 }
 
 #[async_trait]

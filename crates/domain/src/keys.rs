@@ -173,6 +173,8 @@ impl SigningKey {
             state: self.state,
             sealed_secret: sealer.seal(&self.secret, self.kid.as_bytes())?,
             created_at: self.created_at,
+            activated_at: (self.state != KeyState::Next).then_some(self.created_at),
+            retired_at: None,
         })
     }
 
@@ -226,21 +228,93 @@ pub trait TimedClaims {
     }
 }
 
-/// The set of keys of one deployment, cheap to clone and share.
+/// The set of keys of one deployment, cheap to clone and share. Every clone sees a
+/// [`Keyring::reload`]: keys rotate while the process runs.
 #[derive(Clone, Default)]
 pub struct Keyring {
-    keys: Arc<HashMap<String, LoadedKey>>,
-    active: Arc<HashMap<Algorithm, String>>,
-    leeway_seconds: i64,
+    current: Arc<std::sync::RwLock<Arc<Ring>>>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Keyring").field("kids", &self.kids()).finish()
     }
 }
 
 impl Keyring {
+    /// Builds the ring; per algorithm the newest `active` key signs. A key whose material does
+    /// not load is left out, with a log line.
+    pub fn new(keys: &[SigningKey], leeway_seconds: i64) -> Self {
+        Self { current: Arc::new(std::sync::RwLock::new(Arc::new(Ring::new(keys, leeway_seconds)))) }
+    }
+
+    /// Replaces the keys, for every clone at once.
+    pub fn reload(&self, keys: &[SigningKey]) {
+        let leeway = self.ring().leeway_seconds;
+        let fresh = Arc::new(Ring::new(keys, leeway));
+        match self.current.write() {
+            Ok(mut g) => *g = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    fn ring(&self) -> Arc<Ring> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The `kid`s the ring holds, sorted.
+    pub fn kids(&self) -> Vec<String> {
+        let mut kids: Vec<String> = self.ring().keys.keys().cloned().collect();
+        kids.sort();
+        kids
+    }
+
+    pub fn can_sign(&self, alg: Algorithm) -> bool {
+        self.ring().active.contains_key(&alg)
+    }
+
+    /// The public keys that may have signed a live token or soon will (`next`, `active` and
+    /// `retired` asymmetric keys), as a JWKS document. Never an HMAC secret, never private
+    /// material. Sorted by `kid`, so the document is stable.
+    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.ring().jwks()
+    }
+
+    /// Signs `claims` with the active key for `alg`; the header carries `kid` and `typ`.
+    pub fn sign<T: Serialize>(&self, alg: Algorithm, typ: &str, claims: &T) -> Result<String, DomainError> {
+        self.ring().sign(alg, typ, claims)
+    }
+
+    /// Verifies signature, algorithm and times. `allowed` lists the algorithms the calling face
+    /// accepts; a token signed by a key of another algorithm is invalid there.
+    pub fn verify<T: DeserializeOwned + TimedClaims>(
+        &self,
+        token: &str,
+        allowed: &[Algorithm],
+        now: OffsetDateTime,
+    ) -> Result<T, AuthError> {
+        self.ring().verify_inner(token, allowed, Some(now))
+    }
+
+    /// Signature and algorithm only, whatever the token's times: for a face that takes an
+    /// expired access token as proof of which pair a refresh belongs to (Medods).
+    pub fn verify_signature<T: DeserializeOwned + TimedClaims>(&self, token: &str, allowed: &[Algorithm]) -> Result<T, AuthError> {
+        self.ring().verify_inner(token, allowed, None)
+    }
+}
+
+/// One generation of the keys.
+#[derive(Default)]
+struct Ring {
+    keys: HashMap<String, LoadedKey>,
+    active: HashMap<Algorithm, String>,
+    leeway_seconds: i64,
+}
+
+impl Ring {
     /// Builds the ring; per algorithm the newest `active` key signs. A key whose material does
     /// not load is left out, with a log line.
     pub fn new(keys: &[SigningKey], leeway_seconds: i64) -> Self {
@@ -263,51 +337,22 @@ impl Keyring {
                 }
             }
         }
-        Self {
-            keys: Arc::new(map),
-            active: Arc::new(active.into_iter().map(|(a, (_, kid))| (a, kid)).collect()),
-            leeway_seconds: leeway_seconds.max(0),
-        }
+        Self { keys: map, active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(), leeway_seconds: leeway_seconds.max(0) }
     }
 
-    pub fn can_sign(&self, alg: Algorithm) -> bool {
-        self.active.contains_key(&alg)
-    }
-
-    /// The public keys that may have signed a live token or soon will (`next`, `active` and
-    /// `retired` asymmetric keys), as a JWKS document. Never an HMAC secret, never private
-    /// material. Sorted by `kid`, so the document is stable.
-    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+    fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
         let mut keys: Vec<_> = self.keys.values().filter_map(|k| k.public.clone()).collect();
         keys.sort_by(|a, b| a.common.key_id.cmp(&b.common.key_id));
         jsonwebtoken::jwk::JwkSet { keys }
     }
 
-    /// Signs `claims` with the active key for `alg`; the header carries `kid` and `typ`.
-    pub fn sign<T: Serialize>(&self, alg: Algorithm, typ: &str, claims: &T) -> Result<String, DomainError> {
+    fn sign<T: Serialize>(&self, alg: Algorithm, typ: &str, claims: &T) -> Result<String, DomainError> {
         let kid = self.active.get(&alg).ok_or(DomainError::NoSigningKey(alg.as_str()))?;
         let key = self.keys.get(kid).ok_or(DomainError::NoSigningKey(alg.as_str()))?;
         let mut header = Header::new(alg.jwt());
         header.typ = Some(typ.to_owned());
         header.kid = Some(kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))
-    }
-
-    /// Verifies signature, algorithm and times. `allowed` lists the algorithms the calling face
-    /// accepts; a token signed by a key of another algorithm is invalid there.
-    pub fn verify<T: DeserializeOwned + TimedClaims>(
-        &self,
-        token: &str,
-        allowed: &[Algorithm],
-        now: OffsetDateTime,
-    ) -> Result<T, AuthError> {
-        self.verify_inner(token, allowed, Some(now))
-    }
-
-    /// Signature and algorithm only, whatever the token's times: for a face that takes an
-    /// expired access token as proof of which pair a refresh belongs to (Medods).
-    pub fn verify_signature<T: DeserializeOwned + TimedClaims>(&self, token: &str, allowed: &[Algorithm]) -> Result<T, AuthError> {
-        self.verify_inner(token, allowed, None)
     }
 
     fn verify_inner<T: DeserializeOwned + TimedClaims>(
@@ -501,5 +546,22 @@ mod tests {
         let parts: Vec<String> = r.sign(Algorithm::ES256, "JWT", &claims(60)).unwrap().split('.').map(str::to_owned).collect();
         let none = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, k.kid));
         assert_eq!(r.verify::<C>(&format!("{none}.{}.", parts[1]), &[Algorithm::ES256], NOW), Err(AuthError::TokenInvalid));
+    }
+
+    #[test]
+    fn a_reload_reaches_every_clone_and_drops_removed_keys() {
+        let old = SigningKey::generate(Algorithm::ES256, NOW).unwrap();
+        let ring = Keyring::new(std::slice::from_ref(&old), 0);
+        let held_by_a_face = ring.clone();
+        let t = ring.sign(Algorithm::ES256, "JWT", &claims(60)).unwrap();
+        let new = SigningKey::generate(Algorithm::ES256, NOW + time::Duration::seconds(1)).unwrap();
+        ring.reload(std::slice::from_ref(&new));
+        assert_eq!(
+            held_by_a_face.verify::<C>(&t, &[Algorithm::ES256], NOW),
+            Err(AuthError::TokenInvalid),
+            "a removed key verifies nothing"
+        );
+        let fresh = held_by_a_face.sign(Algorithm::ES256, "JWT", &claims(60)).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(), Some(new.kid.as_str()));
     }
 }

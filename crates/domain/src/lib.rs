@@ -5,6 +5,7 @@
 pub mod error;
 pub mod face;
 pub mod identity;
+pub mod key_schedule;
 pub mod keys;
 pub mod password;
 pub mod ports;

@@ -120,7 +120,12 @@ pub struct StoredKey {
     pub alg: String,
     pub state: KeyState,
     pub sealed_secret: Vec<u8>,
+    /// When it was created: for a `next` key, when it was published.
     pub created_at: OffsetDateTime,
+    /// When it started signing.
+    pub activated_at: Option<OffsetDateTime>,
+    /// When it stopped signing.
+    pub retired_at: Option<OffsetDateTime>,
 }
 
 #[async_trait]
@@ -130,6 +135,19 @@ pub trait KeyRepository: Send + Sync {
     /// Inserts `candidate` unless an active key of its algorithm exists, serialised across
     /// instances so that a fleet starting at once agrees on one key; returns every key.
     async fn ensure_signing_key(&self, candidate: &StoredKey) -> Result<Vec<StoredKey>, RepoError>;
+    /// Runs [`crate::key_schedule::plan`] on the keys of `candidate`'s algorithm and applies it,
+    /// in one transaction serialised across instances (`Publish` inserts `candidate` as `next`);
+    /// returns the changes made.
+    async fn schedule_keys(
+        &self,
+        candidate: &StoredKey,
+        now: OffsetDateTime,
+        schedule: &crate::key_schedule::KeySchedule,
+    ) -> Result<Vec<crate::key_schedule::KeyChange>, RepoError>;
+    /// Sets a key's state now (activating stamps `activated_at`, retiring `retired_at`).
+    async fn set_key_state(&self, kid: &str, state: KeyState, now: OffsetDateTime) -> Result<bool, RepoError>;
+    /// Removes a key: tokens it signed are refused from then on (a compromised key).
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, RepoError>;
 }
 
 /// Everything the use-cases need from storage.

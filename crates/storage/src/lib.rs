@@ -8,7 +8,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
-pub use postgres::{PgStore, REVOCATION_CHANNEL};
+pub use postgres::{KEYS_CHANNEL, PgStore, REVOCATION_CHANNEL};
 pub use sqlite::SqliteStore;
 
 pub mod testing {

@@ -147,6 +147,8 @@ pub fn stored_key(row: &impl RowExt) -> Result<tessera_domain::ports::StoredKey,
         state: tessera_domain::KeyState::parse(&state).ok_or_else(|| corrupt(format!("unknown key state {state:?}")))?,
         sealed_secret: row.bytes("sealed_secret")?,
         created_at: row.time("created_at")?,
+        activated_at: row.opt_time("activated_at")?,
+        retired_at: row.opt_time("retired_at")?,
     })
 }
 

@@ -238,6 +238,8 @@ async fn concurrent_instances_agree_on_one_signing_key(store: Arc<dyn Store>) {
                 state: KeyState::Active,
                 sealed_secret: vec![i; 40],
                 created_at: now(),
+                activated_at: None,
+                retired_at: None,
             };
             store.ensure_signing_key(&key).await.unwrap()
         }));
@@ -303,6 +305,71 @@ async fn a_rotation_records_the_request_and_risk_rules_revoke_in_its_transaction
     }
 }
 
+async fn concurrent_schedulers_make_one_key_change_per_step(store: Arc<dyn Store>) {
+    use tessera_domain::key_schedule::{KeyChange, KeySchedule};
+    let schedule = KeySchedule { period: Duration::days(30), publish_ahead: Duration::minutes(15), keep_retired: Duration::hours(10) };
+    let t0 = now();
+    let first = tessera_domain::ports::StoredKey {
+        kid: "first".into(),
+        alg: "ES256".into(),
+        state: KeyState::Active,
+        sealed_secret: vec![1; 40],
+        created_at: t0,
+        activated_at: Some(t0),
+        retired_at: None,
+    };
+    store.ensure_signing_key(&first).await.unwrap();
+    let run = |at: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            let mut tasks = vec![];
+            for i in 0..8u8 {
+                let store = store.clone();
+                let candidate = tessera_domain::ports::StoredKey {
+                    kid: format!("cand-{at}-{i}"),
+                    state: KeyState::Next,
+                    sealed_secret: vec![i; 40],
+                    ..first_like(at)
+                };
+                tasks.push(tokio::spawn(async move { store.schedule_keys(&candidate, at, &schedule).await.unwrap() }));
+            }
+            let mut all = vec![];
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        }
+    };
+    assert!(run(t0 + Duration::days(1)).await.is_empty(), "nothing due");
+    let published = run(t0 + Duration::days(30) - Duration::minutes(15)).await;
+    assert_eq!(published, [KeyChange::Publish], "eight instances, one next key");
+    let activated = run(t0 + Duration::days(30)).await;
+    assert_eq!(activated.len(), 1, "{activated:?}");
+    let keys = store.signing_keys().await.unwrap();
+    let state = |kid: &str| keys.iter().find(|k| k.kid == kid).map(|k| k.state);
+    assert_eq!(state("first"), Some(KeyState::Retired));
+    assert_eq!(keys.iter().filter(|k| k.state == KeyState::Active).count(), 1);
+    let dropped = run(t0 + Duration::days(30) + Duration::hours(10)).await;
+    assert_eq!(dropped, [KeyChange::Drop("first".into())]);
+    assert_eq!(state_after(&*store, "first").await, None);
+}
+
+fn first_like(at: OffsetDateTime) -> tessera_domain::ports::StoredKey {
+    tessera_domain::ports::StoredKey {
+        kid: String::new(),
+        alg: "ES256".into(),
+        state: KeyState::Next,
+        sealed_secret: vec![],
+        created_at: at,
+        activated_at: None,
+        retired_at: None,
+    }
+}
+
+async fn state_after(store: &dyn Store, kid: &str) -> Option<KeyState> {
+    store.signing_keys().await.unwrap().into_iter().find(|k| k.kid == kid).map(|k| k.state)
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -333,4 +400,5 @@ contract!(
     clients_are_unique_and_keep_their_secret_hash,
     unknown_tokens_and_sessions_are_absent,
     a_rotation_records_the_request_and_risk_rules_revoke_in_its_transaction,
+    concurrent_schedulers_make_one_key_change_per_step,
 );

@@ -175,7 +175,69 @@ async fn introspection_covers_every_face_and_only_confidential_clients_may_ask()
     assert_eq!(introspect(&app, &pair.access, None).await.0, 401);
 }
 
+/// An operator's process, on the same database and master key as the running server.
+async fn admin(app: &TestApp) -> tessera_api::startup::Core {
+    tessera_api::startup::Core::build(
+        tessera_api::Settings {
+            database: tessera_api::config::DatabaseSettings { url: app.db_url.clone(), ..Default::default() },
+            secrets: tessera_api::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
+            ..Default::default()
+        },
+        false,
+        false,
+    )
+    .await
+    .unwrap()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// Polls until `done` holds (the running server reloads its keys within a few seconds).
+async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut done: F) {
+    for _ in 0..100 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+async fn after_a_rotation_old_and_new_tokens_verify_through_the_jwks_with_nothing_restarted() {
+    let app = crate::helpers::spawn_with(|s| s.tokens.key_check_seconds = 1).await;
+    let before = app.user_with_pair(EMAIL).await;
+    assert_eq!(kid(&before.access), app.native_kid);
+    // `tessera key rotate --now`, from another process
+    let ops = admin(&app).await;
+    let new_kid = ops.keys.rotate(tessera_domain::Algorithm::ES256, true, OffsetDateTime::now_utc()).await.unwrap();
+    let mut after = None;
+    eventually("signing with the new key", async || {
+        let p = crate::helpers::pair(app.login(EMAIL, PASSWORD).await).await;
+        let new = kid(&p.access) == new_kid;
+        after = Some(p);
+        new
+    })
+    .await;
+    let after = after.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    verify_with_jwks(&before.access, &jwks);
+    verify_with_jwks(&after.access, &jwks);
+    assert_eq!(app.me(&before.access).await.status(), 200, "the retired key's tokens live out their life");
+    let listed: Vec<_> = ops.keys.list().await.unwrap().into_iter().filter(|k| k.alg == "ES256").map(|k| (k.kid, k.state)).collect();
+    assert!(listed.contains(&(app.native_kid.clone(), tessera_domain::KeyState::Retired)), "{listed:?}");
+
+    // an emergency: the old key is compromised; its tokens are refused at once
+    assert!(ops.keys.revoke(&app.native_kid, OffsetDateTime::now_utc()).await.unwrap());
+    eventually("refusing the revoked key's tokens", async || app.me(&before.access).await.status() == 401).await;
+    assert_eq!(app.me(&after.access).await.status(), 200);
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert!(!jwks.to_string().contains(&app.native_kid), "a revoked key is no longer published");
+}
+
 crate::both_backends!(
+    after_a_rotation_old_and_new_tokens_verify_through_the_jwks_with_nothing_restarted,
     a_resource_server_verifies_native_tokens_with_the_jwks_alone,
     dialects_keep_their_seeds_hmac_algorithm,
     forged_tokens_are_refused,
