@@ -21,7 +21,7 @@ run-postgres:
 # served OpenAPI document (schemathesis is installed into target/fuzz-venv on first use).
 test:
 	scripts/with-postgres.sh -- $(CARGO) test --workspace --all-targets
-	scripts/fuzz.sh 25
+	TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25
 
 # A longer schemathesis pass: every check, 200 examples per operation.
 fuzz:

@@ -18,10 +18,13 @@ if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
+# TESSERA_BIN: a binary already built (`make test` passes the one its test build made)
 bin="${TESSERA_BIN:-$root/target/debug/tessera}"
+case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
 if [ -z "${TESSERA_BIN:-}" ]; then
   (cd "$root" && cargo build --quiet -p tessera-api --bin tessera)
 fi
+[ -x "$bin" ] || { echo "fuzz.sh: no binary at $bin" >&2; exit 1; }
 
 dir=$(mktemp -d /tmp/tessera-fuzz.XXXXXX)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
