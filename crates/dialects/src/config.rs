@@ -92,6 +92,9 @@ pub struct DrfSocialSettings {
     pub risk: Vec<RiskRule>,
     /// The signing algorithm of its access tokens: HS256 (the default) or an asymmetric one.
     pub algorithm: String,
+    /// A token with a `kid` the provider's cached keys lack refetches them at most once per
+    /// this many seconds.
+    pub jwks_refetch_seconds: u32,
 }
 
 impl Default for DrfSocialSettings {
@@ -109,6 +112,7 @@ impl Default for DrfSocialSettings {
             refresh_grace_seconds: 5,
             risk: vec![],
             algorithm: "HS256".into(),
+            jwks_refetch_seconds: 60,
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Provider {
     jwks_url: Option<String>,
     /// Inline keys, or the last fetched JWKS with the time it was fetched.
     keys: RwLock<Option<(Instant, JwkSet)>>,
+    /// An unknown `kid` refetches the keys at most once per this interval: a stream of tokens
+    /// with made-up kids must not make Tessera hammer the provider.
+    min_refetch: StdDuration,
 }
 
 /// How long fetched keys are trusted before they are fetched again.
@@ -38,19 +41,38 @@ const JWKS_TTL: StdDuration = StdDuration::from_secs(300);
 struct ExternalClaims {
     sub: String,
     email: Option<String>,
+    /// `true` (or the string `"true"`, as some providers write it): the provider checked the
+    /// address. Anything else: the address is not adopted.
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
+}
+
+impl ExternalClaims {
+    /// The e-mail to adopt: only one the provider says it verified; anyone can put an unverified
+    /// address in their profile and squat it before its owner registers.
+    fn verified_email(&self) -> Option<&str> {
+        let verified = matches!(&self.email_verified, Some(serde_json::Value::Bool(true)))
+            || matches!(&self.email_verified, Some(serde_json::Value::String(s)) if s == "true");
+        self.email.as_deref().filter(|_| verified)
+    }
 }
 
 impl Provider {
-    fn new(p: &ProviderSettings) -> Self {
+    fn new(p: &ProviderSettings, min_refetch: StdDuration) -> Self {
         let inline = p.jwks.as_deref().and_then(|doc| serde_json::from_str::<JwkSet>(doc).ok()).map(|set| (Instant::now(), set));
-        Self { issuer: p.issuer.clone(), audience: p.audience.clone(), jwks_url: p.jwks_url.clone(), keys: RwLock::new(inline) }
+        Self {
+            issuer: p.issuer.clone(),
+            audience: p.audience.clone(),
+            jwks_url: p.jwks_url.clone(),
+            keys: RwLock::new(inline),
+            min_refetch,
+        }
     }
 
     async fn key_set(&self, http: &reqwest::Client, refetch: bool) -> Option<JwkSet> {
         let Some(url) = &self.jwks_url else { return self.keys.read().await.as_ref().map(|(_, k)| k.clone()) };
-        if !refetch
-            && let Some((at, set)) = self.keys.read().await.as_ref()
-            && at.elapsed() < JWKS_TTL
+        if let Some((at, set)) = self.keys.read().await.as_ref()
+            && (at.elapsed() < self.min_refetch || (!refetch && at.elapsed() < JWKS_TTL))
         {
             return Some(set.clone());
         }
@@ -88,7 +110,7 @@ impl Provider {
         let jwk = match find(&set) {
             Some(k) => k,
             None => {
-                // a rotated key: fetch once more
+                // a rotated key: fetch once more (at most once per min_refetch)
                 set = self.key_set(http, true).await?;
                 find(&set)?
             }
@@ -101,6 +123,7 @@ impl Provider {
         let key = DecodingKey::from_jwk(&jwk).ok()?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         match &self.audience {
             Some(aud) => validation.set_audience(&[aud]),
@@ -140,7 +163,11 @@ impl DrfFace {
         Ok(Self {
             face,
             scope: settings.scope.clone(),
-            providers: settings.providers.iter().map(|(k, v)| (k.clone(), Provider::new(v))).collect(),
+            providers: settings
+                .providers
+                .iter()
+                .map(|(k, v)| (k.clone(), Provider::new(v, StdDuration::from_secs(u64::from(settings.jwks_refetch_seconds)))))
+                .collect(),
             http,
         })
     }
@@ -329,7 +356,7 @@ pub async fn convert_token(
         let claims = provider.verify(token, &face.http).await.ok_or_else(denied)?;
         let now = OffsetDateTime::now_utc();
         let user =
-            state.service.user_for_external_identity(backend, &claims.sub, claims.email.as_deref(), now).await.map_err(unexpected)?;
+            state.service.user_for_external_identity(backend, &claims.sub, claims.verified_email(), now).await.map_err(unexpected)?;
         match state.service.open_session(&face.face, &user, origin(&req, &client), now).await {
             Ok(pair) => Ok(token_body(&face, pair)),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(oauth(400, "invalid_grant", Some("The account is blocked."))),

@@ -137,7 +137,8 @@ impl Mount {
 }
 
 /// Mounts a face's routes: each path once with every method given for it, the face's data, and
-/// the face's own answer to any other method, which names the methods served in `Allow`.
+/// the face's own answer to any other method, which names the methods served in `Allow`. Every
+/// answer carries `Cache-Control: no-store`: they hold tokens, or say something of one.
 pub fn mount<T: 'static>(
     cfg: &mut actix_web::web::ServiceConfig,
     face: &actix_web::web::Data<T>,
@@ -161,7 +162,9 @@ pub fn mount<T: 'static>(
             resource = resource.route((r.make)());
         }
         let answer = move |req: HttpRequest| std::future::ready(other(&req, &allow));
-        cfg.service(resource.default_service(actix_web::web::to(answer)));
+        let no_store =
+            actix_web::middleware::DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")).add((header::PRAGMA, "no-cache"));
+        cfg.service(resource.default_service(actix_web::web::to(answer)).wrap(no_store));
     }
 }
 

@@ -52,11 +52,16 @@ fn start_idp() -> String {
 }
 
 fn idp_token(sub: &str, email: &str, exp_in: i64, key: &[u8], iss: &str) -> String {
-    sign_hs256(
-        &json!({"alg": "HS256", "typ": "JWT", "kid": "idp-1"}),
-        &json!({"iss": iss, "sub": sub, "email": email, "exp": now_unix() + exp_in, "iat": now_unix()}),
-        key,
-    )
+    idp_token_with(sub, key, iss, json!({"email": email, "email_verified": true, "exp": now_unix() + exp_in}))
+}
+
+/// A token of the fake provider with the given claims beside `iss`, `sub` and `iat`.
+fn idp_token_with(sub: &str, key: &[u8], iss: &str, extra: Value) -> String {
+    let mut claims = json!({"iss": iss, "sub": sub, "iat": now_unix()});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    sign_hs256(&json!({"alg": "HS256", "typ": "JWT", "kid": "idp-1"}), &claims, key)
 }
 
 async fn app() -> TestApp {
@@ -228,6 +233,63 @@ async fn convert_token_exchanges_a_providers_jwt_for_a_local_pair() {
     let mut unknown = convert("idp", idp_token("s", "a@b.c", 300, IDP_KEY, ISSUER));
     unknown[0].1 = "ghost".into();
     assert_eq!(send(unknown).await, (400, json!({"detail": "The application for this client_id does not exist."})));
+
+    // an address the provider did not verify is not adopted: nobody squats it before its owner
+    for verified in [json!(false), json!("false"), Value::Null] {
+        let claims = json!({"email": "victim@example.com", "email_verified": verified, "exp": now_unix() + 300});
+        let (status, t) = send(convert("idp", idp_token_with(&format!("squatter-{verified}"), IDP_KEY, ISSUER, claims))).await;
+        assert_eq!(status, 200, "{t}");
+        let me: Value = app.me(t["access_token"].as_str().unwrap()).await.json().await.unwrap();
+        assert_ne!(me["email"], "victim@example.com", "email_verified = {verified}");
+    }
+    assert_eq!(app.register("victim@example.com", "correct horse battery").await.status(), 201, "the owner still registers");
+    // a token not valid yet (nbf) is refused
+    let early = json!({"email": "e@idp.example", "email_verified": true, "exp": now_unix() + 600, "nbf": now_unix() + 300});
+    assert_eq!(send(convert("idp", idp_token_with("early", IDP_KEY, ISSUER, early))).await, (400, denied.clone()));
+}
+
+/// A stream of tokens with made-up `kid`s refetches the provider's keys at most once per
+/// `jwks_refetch_seconds`.
+async fn unknown_kids_do_not_hammer_the_provider() {
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let jwks = json!({"keys": [{"kty": "oct", "kid": "idp-1", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(IDP_KEY)}]});
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/jwks.json", listener.local_addr().unwrap().port());
+    let counter = fetches.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let (jwks, counter) = (jwks.clone(), counter.clone());
+        actix_web::App::new().route(
+            "/jwks.json",
+            actix_web::web::get().to(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let jwks = jwks.clone();
+                async move { actix_web::HttpResponse::Ok().json(jwks) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    let app = spawn_with(move |s| {
+        s.dialects.drf_social_oauth2.providers.insert(
+            "idp".into(),
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(url), jwks: None, audience: None },
+        );
+    })
+    .await;
+    for i in 0..10 {
+        let forged = sign_hs256(
+            &json!({"alg": "HS256", "typ": "JWT", "kid": format!("made-up-{i}")}),
+            &json!({"iss": ISSUER, "sub": "x", "exp": now_unix() + 300}),
+            IDP_KEY,
+        );
+        let body = [("grant_type", "convert_token"), ("client_id", "tessera"), ("backend", "idp"), ("token", forged.as_str())];
+        let res = app.http.post(app.url("/auth/convert-token")).form(&body).send().await.unwrap();
+        assert_eq!(res.status(), 400);
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "one fetch, then the cached keys until the interval passes");
 }
 
 async fn revocation_in_both_forms_and_invalidation() {
@@ -270,6 +332,7 @@ async fn revocation_in_both_forms_and_invalidation() {
 }
 
 crate::both_backends!(
+    unknown_kids_do_not_hammer_the_provider,
     token_endpoint_speaks_oauthlib,
     convert_token_exchanges_a_providers_jwt_for_a_local_pair,
     revocation_in_both_forms_and_invalidation,

@@ -154,7 +154,34 @@ async fn a_revoked_long_lived_access_token_is_refused() {
     assert_eq!(status, 401);
 }
 
+/// Token responses are never cached, at any face.
+async fn every_token_response_says_no_store() {
+    let app = spawn_app().await;
+    app.register(EMAIL, PASSWORD).await;
+    let requests = [
+        app.http.post(app.url("/api/token/")).json(&json!({"email": EMAIL, "password": PASSWORD})),
+        app.http.post(app.url("/auth/jwt/create/")).json(&json!({"email": EMAIL, "password": PASSWORD})),
+        app.http.post(app.url("/api/v1/login")).json(&json!({"email": EMAIL, "password": PASSWORD})),
+        app.http.post(app.url("/generate")).json(&json!({"user_id": 5, "GUID": "g"})),
+        app.http.post(app.url("/auth/token")).form(&[
+            ("grant_type", "password"),
+            ("username", EMAIL),
+            ("password", PASSWORD),
+            ("client_id", "tessera"),
+        ]),
+        app.http.post(app.url("/oauth/token")).form(&[("grant_type", "password"), ("username", EMAIL), ("password", PASSWORD)]),
+        app.http.post(app.url("/api/token/")).json(&json!({"email": EMAIL, "password": "wrong"})),
+    ];
+    for r in requests {
+        let res = r.send().await.unwrap();
+        let url = res.url().to_string();
+        assert!(res.status().as_u16() == 200 || res.status().as_u16() == 401, "{url}: {}", res.status());
+        assert_eq!(res.headers()["cache-control"], "no-store", "{url}");
+    }
+}
+
 crate::both_backends!(
+    every_token_response_says_no_store,
     every_face_refuses_the_access_tokens_of_every_other_face,
     every_face_refuses_the_refresh_tokens_of_every_other_face,
     groups_are_configuration,
