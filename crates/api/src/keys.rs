@@ -146,10 +146,12 @@ fn sorted_kids(keys: &[SigningKey]) -> Vec<String> {
     kids
 }
 
-/// Runs the schedule every `schedule_every`, and reloads every `reload_every` or at once when
-/// `changed` is notified (Postgres: another instance or an operator changed the keys).
+/// Runs the schedule every `schedule_every` (and drops the sealed refresh secrets whose grace
+/// window has passed), and reloads every `reload_every` or at once when `changed` is notified
+/// (Postgres: another instance or an operator changed the keys).
 pub fn spawn(
     manager: Arc<KeyManager>,
+    service: tessera_domain::TokenService,
     schedule_every: std::time::Duration,
     reload_every: std::time::Duration,
     changed: Arc<tokio::sync::Notify>,
@@ -159,7 +161,15 @@ pub fn spawn(
         let mut reload = tokio::time::interval(reload_every);
         loop {
             let result = tokio::select! {
-                _ = schedule.tick() => manager.tick(OffsetDateTime::now_utc()).await.map(drop),
+                _ = schedule.tick() => {
+                    let now = OffsetDateTime::now_utc();
+                    match service.sweep_sealed_secrets(now).await {
+                        Ok(n) if n > 0 => tracing::debug!(count = n, "sealed refresh secrets dropped after their grace window"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "dropping sealed refresh secrets failed"),
+                    }
+                    manager.tick(now).await.map(drop)
+                }
                 _ = reload.tick() => manager.reload().await,
                 () = changed.notified() => manager.reload().await,
             };

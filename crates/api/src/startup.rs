@@ -183,7 +183,7 @@ impl Core {
             let every = std::time::Duration::from_secs(u64::from(settings_key_check));
             // SQLite has no NOTIFY: an operator's change (another process) is seen within a second
             let reload = if matches!(backend, Backend::Sqlite(_)) { std::time::Duration::from_secs(1) } else { every };
-            crate::keys::spawn(keys.clone(), every, reload, keys_changed.clone())
+            crate::keys::spawn(keys.clone(), state.service.clone(), every, reload, keys_changed.clone())
         });
         Ok(Self { state, store, revocations, listener, keys, key_task })
     }

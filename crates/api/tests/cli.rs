@@ -164,6 +164,14 @@ fn a_new_user_runs_it_with_nothing_installed_and_finds_their_data_after_a_restar
     let (mut child, port, log) = serve(&dir, "");
     assert!(log.iter().any(|l| l.contains("using SQLite") && l.contains("data/tessera.db")), "one line names the file: {log:?}");
     assert!(dir.join("data/tessera.db").exists());
+    #[cfg(unix)]
+    {
+        // password hashes and sealed keys: the owner's alone
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dir.join("data")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(dir.join("data/tessera.db")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(dir.join("data/master.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     let created = http_post(port, "/v1/users", "application/json", r#"{"email":"ann@example.com","password":"correct horse battery"}"#);
     assert!(created.contains(" 201 "), "{created}");
     let login = "grant_type=password&username=ann%40example.com&password=correct+horse+battery";
@@ -197,9 +205,10 @@ fn database_url_sqlite_memory_gives_a_throwaway_run() {
 /// retired (its tokens still verify), as an operator scripts it.
 #[test]
 fn an_operator_lists_and_rotates_the_signing_keys() {
+    // on its own SQLite file, whatever DATABASE_URL the suite runs with
     let dir = temp_dir();
     let list = |dir: &std::path::Path| -> Vec<serde_json::Value> {
-        let out = tessera(dir).args(["key", "list", "--json"]).output().unwrap();
+        let out = tessera(dir).env_remove("DATABASE_URL").args(["key", "list", "--json"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     };
@@ -207,7 +216,7 @@ fn an_operator_lists_and_rotates_the_signing_keys() {
     let es: Vec<_> = first.iter().filter(|k| k["alg"] == "ES256").collect();
     assert_eq!(es.len(), 1, "{first:?}");
     assert_eq!(es[0]["state"], "active");
-    let out = tessera(&dir).args(["key", "rotate", "--now"]).output().unwrap();
+    let out = tessera(&dir).env_remove("DATABASE_URL").args(["key", "rotate", "--now"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("signs from now on"));
     let after = list(&dir);
@@ -216,7 +225,7 @@ fn an_operator_lists_and_rotates_the_signing_keys() {
     assert_eq!(states.len(), 2, "{states:?}");
     assert!(states.contains(&(es[0]["kid"].as_str().unwrap(), "retired")));
     assert_eq!(states.iter().filter(|(_, s)| *s == "active").count(), 1);
-    let out = tessera(&dir).args(["key", "revoke", "nobody"]).output().unwrap();
+    let out = tessera(&dir).env_remove("DATABASE_URL").args(["key", "revoke", "nobody"]).output().unwrap();
     assert!(!out.status.success(), "an unknown kid is an error");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -116,10 +116,7 @@ impl FlaskFormat {
     }
 
     fn read(&self, keyring: &Keyring, token: &str, want: &str, now: Option<OffsetDateTime>) -> Result<FlaskClaims, AuthError> {
-        let claims: FlaskClaims = match now {
-            Some(now) => keyring.verify(token, &[self.alg], now)?,
-            None => keyring.verify_signature(token, &[self.alg])?,
-        };
+        let claims: FlaskClaims = keyring.verify_at(token, &[self.alg], now)?;
         if claims.kind() != want {
             return Err(AuthError::WrongTokenType);
         }

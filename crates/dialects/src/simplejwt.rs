@@ -73,10 +73,7 @@ impl SjFormat {
     }
 
     fn read(&self, keyring: &Keyring, token: &str, want: &str, now: Option<OffsetDateTime>) -> Result<SjClaims, AuthError> {
-        let claims: SjClaims = match now {
-            Some(now) => keyring.verify(token, &[self.alg], now)?,
-            None => keyring.verify_signature(token, &[self.alg])?,
-        };
+        let claims: SjClaims = keyring.verify_at(token, &[self.alg], now)?;
         if claims.token_type != want {
             return Err(AuthError::WrongTokenType);
         }

@@ -248,6 +248,15 @@ impl SessionRepository for InMemoryStore {
         }
         Ok(n)
     }
+    async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let mut s = self.lock()?;
+        let mut n = 0;
+        for t in s.tokens.values_mut().filter(|t| t.sealed_secret.is_some() && t.issued_at < before) {
+            t.sealed_secret = None;
+            n += 1;
+        }
+        Ok(n)
+    }
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
         let mut v: Vec<RefreshRecord> = self.lock()?.tokens.values().filter(|t| t.session_id == session).cloned().collect();
         v.sort_by_key(|t| t.issued_at);

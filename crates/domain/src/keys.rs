@@ -304,6 +304,17 @@ impl Keyring {
     pub fn verify_signature<T: DeserializeOwned + TimedClaims>(&self, token: &str, allowed: &[Algorithm]) -> Result<T, AuthError> {
         self.ring().verify_inner(token, allowed, None)
     }
+
+    /// [`Self::verify`] at `now`, or [`Self::verify_signature`] when there is no `now`: what a
+    /// token format's reader calls.
+    pub fn verify_at<T: DeserializeOwned + TimedClaims>(
+        &self,
+        token: &str,
+        allowed: &[Algorithm],
+        now: Option<OffsetDateTime>,
+    ) -> Result<T, AuthError> {
+        self.ring().verify_inner(token, allowed, now)
+    }
 }
 
 /// One generation of the keys.

@@ -103,6 +103,9 @@ pub trait SessionRepository: Send + Sync {
     /// Ends the live refresh tokens of a user's sessions with one client, leaving the sessions
     /// (and their access tokens, until they expire) alone; returns how many.
     async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, RepoError>;
+    /// Drops the sealed secret of every refresh token issued before `before`: once its grace
+    /// window has passed, nothing will hand it out again. Returns how many.
+    async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
     /// Every refresh record of a session, oldest first (admin tools and tests).
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError>;
 }

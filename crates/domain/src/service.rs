@@ -182,10 +182,7 @@ impl TokenFormat for NativeFormat {
     }
 
     fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
-        let claims: AccessClaims = match now {
-            Some(now) => keyring.verify(token, &[self.alg], now)?,
-            None => keyring.verify_signature(token, &[self.alg])?,
-        };
+        let claims: AccessClaims = keyring.verify_at(token, &[self.alg], now)?;
         if claims.token_type != "access" || claims.iss != self.issuer {
             return Err(AuthError::WrongTokenType);
         }
@@ -828,6 +825,13 @@ impl TokenService {
             }
         }
         Ok(None)
+    }
+
+    /// Drops the sealed secret of every refresh token whose grace window (the longest of any
+    /// face) has passed: a secret is kept in the database only while it may be handed out again.
+    pub async fn sweep_sealed_secrets(&self, now: OffsetDateTime) -> Result<u64, DomainError> {
+        let grace = self.faces.iter().map(|f| f.grace).max().unwrap_or(Duration::ZERO);
+        Ok(self.store.drop_sealed_secrets(now - grace - Duration::seconds(1)).await?)
     }
 
     /// Whether an OAuth client of that id exists (drf-social-oauth2 names a missing one apart).

@@ -493,6 +493,15 @@ impl SessionRepository for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let done = sqlx::query("update refresh_tokens set sealed_secret = null where sealed_secret is not null and issued_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last"

@@ -51,6 +51,35 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
     RepoError::Unavailable(Box::new(e))
 }
 
+/// The database file is readable by its owner only (0600), in a directory made 0700 when Tessera
+/// creates it: it holds password hashes and sealed keys. SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::metadata(path)?;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                    tracing::warn!(path = %path.display(), "the database file was readable by others; it is now 0600");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -67,9 +96,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal);
         if !memory {
             options = options.journal_mode(SqliteJournalMode::Wal);
-            if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
-            }
+            private_file(options.get_filename()).map_err(sqlx::Error::Io)?;
         }
         // An in-memory database lives as long as its one connection.
         let pool = if memory {
@@ -86,6 +113,7 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// The pool, for tests and tools.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -525,6 +553,15 @@ impl SessionRepository for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let done = sqlx::query("update refresh_tokens set sealed_secret = null where sealed_secret is not null and issued_at < ?1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 

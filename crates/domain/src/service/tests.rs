@@ -436,3 +436,18 @@ async fn introspection_tells_live_tokens_of_every_face_and_nothing_of_dead_ones(
     assert!(w.svc.introspect(&native.access_token, T0).await.unwrap().is_none());
     assert!(w.svc.introspect(&native.refresh_token, T0).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_sealed_secret_is_kept_only_while_its_grace_window_is_open() {
+    let w = world();
+    let p0 = logged_in(&w).await;
+    let t = T0 + Duration::minutes(1);
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), None, t).await.unwrap();
+    // within the window nothing is dropped, and the parent still gets the same pair
+    assert_eq!(w.svc.sweep_sealed_secrets(t + Duration::seconds(2)).await.unwrap(), 0);
+    assert_eq!(rotate(&w, &p0.refresh_token, Some("app"), None, t + Duration::seconds(3)).await.unwrap().refresh_token, p1.refresh_token);
+    // after it, the secret is gone from the store; the child itself still refreshes
+    assert_eq!(w.svc.sweep_sealed_secrets(t + Duration::seconds(7)).await.unwrap(), 1);
+    assert!(w.store.family(p0.session_id).await.unwrap().iter().all(|r| r.sealed_secret.is_none()));
+    assert!(rotate(&w, &p1.refresh_token, Some("app"), None, t + Duration::seconds(8)).await.is_ok());
+}
