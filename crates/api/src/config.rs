@@ -72,6 +72,8 @@ pub struct ServerSettings {
     /// The URL clients reach Tessera at (`https://auth.example.com`), for the metadata's
     /// endpoint URLs. Empty: taken from each request.
     pub public_url: String,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` are believed; nobody else's are.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -83,6 +85,7 @@ impl Default for ServerSettings {
             shutdown_timeout_seconds: 30,
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
+            trusted_proxies: vec![],
         }
     }
 }
@@ -278,6 +281,11 @@ impl Settings {
             return Err(ConfigError::new("tokens.issuer", "may not be empty"));
         }
         let max_session_lifetime = parse_duration("tokens.max_session_lifetime", &self.tokens.max_session_lifetime)?;
+        for cidr in &self.server.trusted_proxies {
+            if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
+                return Err(ConfigError::new("server.trusted_proxies", format!("{cidr:?} is not a CIDR such as 10.0.0.0/8")));
+            }
+        }
         if self.tokens.key_check_seconds == 0 {
             return Err(ConfigError::new("tokens.key_check_seconds", "must be at least 1"));
         }
@@ -449,6 +457,17 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
     let text = e.to_string();
     let key = text.split('`').nth(1).unwrap_or("configuration").to_owned();
     ConfigError::new(key, text)
+}
+
+/// `server.trusted_proxies` as networks (a bare address is a /32 or /128); checked at start.
+pub fn trusted_proxies(server: &ServerSettings) -> tessera_dialects::http::TrustedProxies {
+    tessera_dialects::http::TrustedProxies(
+        server
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| c.parse::<ipnet::IpNet>().ok().or_else(|| c.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

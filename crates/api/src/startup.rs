@@ -314,6 +314,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     };
     // The served document follows this instance's configuration (which dialects, where).
     let doc = crate::openapi::spec_for(&settings);
+    let proxies = web::Data::new(crate::config::trusted_proxies(&settings.server));
     let faces = web::Data::new(crate::dialects::FaceContext {
         service: state.service.clone(),
         max_body_bytes: max_body,
@@ -325,6 +326,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .openapi(ApiDoc::openapi())
             .map(|app| app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/health/live")))
             .app_data(state.clone())
+            .app_data(proxies.clone())
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
             .configure(crate::native::configure)
             .split_for_parts();

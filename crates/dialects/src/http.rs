@@ -8,9 +8,80 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tessera_domain::{DomainError, RequestMeta};
 
-/// The peer address, for the session record.
+/// The proxies whose `X-Forwarded-For` / `Forwarded` headers are believed
+/// (`server.trusted_proxies`), as application data.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
+    /// address in its forwarding chain that is not a trusted proxy (read right to left, so a
+    /// client cannot pass itself off by writing the header first). An entry that is not an
+    /// address ends the walk at the last trusted hop.
+    pub fn client(&self, peer: std::net::IpAddr, forwarded: &[String]) -> std::net::IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+/// The addresses of `X-Forwarded-For`, or of `Forwarded`'s `for=` (RFC 7239), in order.
+fn forwarding_chain(req: &HttpRequest) -> Vec<String> {
+    let headers = req.headers();
+    let xff: Vec<String> = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !xff.is_empty() {
+        return xff;
+    }
+    headers
+        .get_all(header::FORWARDED)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                if !k.trim().eq_ignore_ascii_case("for") {
+                    return None;
+                }
+                // `for="[2001:db8::1]:4711"`, `for=192.0.2.60:80`, `for=192.0.2.60`
+                let v = v.trim().trim_matches('"');
+                let host = match v.strip_prefix('[') {
+                    Some(rest) => rest.split(']').next().unwrap_or(""),
+                    None => v.split(':').next().unwrap_or(""),
+                };
+                Some(host.to_owned())
+            })
+        })
+        .collect()
+}
+
+/// The client's address, for sessions, risk rules and the audit: see [`TrustedProxies`].
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let peer = req.peer_addr()?.ip();
+    let Some(trusted) = req.app_data::<actix_web::web::Data<TrustedProxies>>() else { return Some(peer.to_string()) };
+    Some(trusted.client(peer, &forwarding_chain(req)).to_string())
 }
 
 pub fn user_agent(req: &HttpRequest) -> Option<String> {
@@ -177,4 +248,33 @@ pub fn prefixes(prefix: &str, more: &[String]) -> Vec<String> {
         }
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(cidrs: &[&str]) -> TrustedProxies {
+        TrustedProxies(cidrs.iter().map(|c| c.parse().unwrap()).collect())
+    }
+
+    fn chain(hops: &[&str]) -> Vec<String> {
+        hops.iter().map(|h| (*h).to_owned()).collect()
+    }
+
+    #[test]
+    fn only_a_trusted_peer_is_believed_and_the_chain_is_read_from_the_right() {
+        let p = proxies(&["10.0.0.0/8", "192.168.1.1/32"]);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // an untrusted peer's header is ignored
+        assert_eq!(p.client(ip("203.0.113.5"), &chain(&["1.2.3.4"])), ip("203.0.113.5"));
+        // the nearest untrusted hop is the client; what the client wrote first does not count
+        assert_eq!(p.client(ip("10.0.0.2"), &chain(&["6.6.6.6", "198.51.100.7", "192.168.1.1"])), ip("198.51.100.7"));
+        // only trusted hops: the farthest of them
+        assert_eq!(p.client(ip("10.0.0.2"), &chain(&["10.1.1.1"])), ip("10.1.1.1"));
+        // garbage ends the walk at the last trusted hop
+        assert_eq!(p.client(ip("10.0.0.2"), &chain(&["1.2.3.4", "unknown"])), ip("10.0.0.2"));
+        // nothing trusted: the peer
+        assert_eq!(proxies(&[]).client(ip("10.0.0.2"), &chain(&["1.2.3.4"])), ip("10.0.0.2"));
+    }
 }

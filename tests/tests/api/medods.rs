@@ -234,7 +234,31 @@ async fn a_backend_names_the_devices_address_and_user_agent_at_generate() {
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")));
 }
 
+/// The client's address behind a proxy: the forwarding header is believed from a configured
+/// proxy only, and read from the right.
+async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    let ip_of = |app: &TestApp, forwarded: &'static [(&'static str, &'static str)]| {
+        let req = app.http.post(app.url("/generate")).header("x-caller-key", KEY).json(&json!({"user_id": 1, "GUID": "g"}));
+        let req = forwarded.iter().fold(req, |r, (k, v)| r.header(*k, *v));
+        async move {
+            let body: Value = req.send().await.unwrap().json().await.unwrap();
+            claims(body["access"].as_str().unwrap()).1["ip"].as_str().unwrap().to_owned()
+        }
+    };
+    let open = app().await;
+    assert_eq!(ip_of(&open, &[("x-forwarded-for", "203.0.113.9")]).await, "127.0.0.1", "an untrusted peer's header is ignored");
+    let behind = spawn_with(|s| {
+        s.dialects.medods.caller_key = Some(KEY.into());
+        s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    assert_eq!(ip_of(&behind, &[("x-forwarded-for", "6.6.6.6, 203.0.113.9")]).await, "203.0.113.9");
+    assert_eq!(ip_of(&behind, &[("forwarded", "for=198.51.100.17;proto=https")]).await, "198.51.100.17");
+    assert_eq!(ip_of(&behind, &[]).await, "127.0.0.1");
+}
+
 crate::both_backends!(
+    a_forwarded_address_counts_only_from_a_trusted_proxy,
     a_backend_names_the_devices_address_and_user_agent_at_generate,
     a_refresh_from_a_new_ip_goes_ahead_and_is_reported,
     a_blocked_user_gets_medods_403,
