@@ -168,8 +168,32 @@ impl SjFace {
         res.body(body.to_string())
     }
 
-    /// The face's words for a refused token (refresh, verify, blacklist): the one place its
-    /// domain errors become bodies.
+    // The face's words for the domain's errors: every mapping of the face is here.
+
+    /// A refused login: one answer whatever the reason, as the library gives.
+    fn login_error(e: DomainError) -> DrfError {
+        match e {
+            DomainError::Auth(_) | DomainError::Invalid { .. } => {
+                (401, json!({"detail": "No active account found with the given credentials"}))
+            }
+            other => unexpected(other),
+        }
+    }
+
+    /// djoser's registration errors, per field as DRF's serializer words them.
+    fn register_error(e: DomainError, min_password_len: usize) -> DrfError {
+        match e {
+            DomainError::EmailTaken => (400, json!({"email": ["user with this email already exists."]})),
+            DomainError::Invalid { field: "email", .. } => (400, json!({"email": ["Enter a valid email address."]})),
+            DomainError::Invalid { field, message } if field == "password" && message.starts_with("must be at least") => {
+                (400, json!({"password": [format!("This password is too short. It must contain at least {min_password_len} characters.")]}))
+            }
+            DomainError::Invalid { field, message } => (400, json!({ field: [format!("Ensure this field {message}.")] })),
+            other => unexpected(other),
+        }
+    }
+
+    /// A refused token (refresh, verify, blacklist).
     fn token_error(&self, e: DomainError) -> DrfError {
         let a = match e {
             DomainError::Auth(a) => a,
@@ -222,10 +246,7 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
         let origin = LoginOrigin { request: crate::http::request_meta(&req), ..LoginOrigin::default() };
         match state.service.login_password(&face.face, &login, password, origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok((200, json!({"refresh": pair.refresh_token, "access": pair.access_token}))),
-            Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => {
-                Err((401, json!({"detail": "No active account found with the given credentials"})))
-            }
-            Err(e) => Err(unexpected(e)),
+            Err(e) => Err(SjFace::login_error(e)),
         }
     }
     .await;
@@ -408,14 +429,7 @@ pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Da
         let (Some(email), Some(password)) = (email, password) else { return Err((400, Value::Object(errors))) };
         match state.service.register(&email, password, OffsetDateTime::now_utc()).await {
             Ok(u) => Ok((201, user_body(&u))),
-            Err(DomainError::EmailTaken) => Err((400, json!({"email": ["user with this email already exists."]}))),
-            Err(DomainError::Invalid { field: "email", .. }) => Err((400, json!({"email": ["Enter a valid email address."]}))),
-            Err(DomainError::Invalid { field, message }) if field == "password" && message.starts_with("must be at least") => {
-                let min = state.min_password_len;
-                Err((400, json!({"password": [format!("This password is too short. It must contain at least {min} characters.")]})))
-            }
-            Err(DomainError::Invalid { field, message }) => Err((400, json!({ field: [format!("Ensure this field {message}.")] }))),
-            Err(e) => Err(unexpected(e)),
+            Err(e) => Err(SjFace::register_error(e, state.min_password_len)),
         }
     }
     .await;
