@@ -120,10 +120,14 @@ impl Core {
         let revocations = Arc::new(RevocationCache::new(horizon));
         // Keys: a next one published a JWKS max-age ahead, a retired one kept until the last
         // token it signed has expired (the revocation horizon).
+        // A retired key must verify every token it signed until the last one has expired: the
+        // access tokens, and the refresh tokens that are JWTs (up to 90 days for djoser).
+        let keep_retired =
+            horizon.max(faces.longest_signed_ttl() + Duration::seconds(i64::from(settings.tokens.leeway_seconds)) + Duration::minutes(1));
         let schedule = (settings.tokens.key_rotation_days > 0).then(|| tessera_domain::key_schedule::KeySchedule {
             period: Duration::days(i64::from(settings.tokens.key_rotation_days)),
             publish_ahead: Duration::seconds(i64::from(settings.tokens.jwks_max_age_seconds)),
-            keep_retired: horizon,
+            keep_retired,
         });
         let keys = Arc::new(crate::keys::KeyManager::new(store.clone(), secrets.sealer.clone(), keyring.clone(), schedule, algs.clone()));
         let keys_changed = Arc::new(tokio::sync::Notify::new());

@@ -129,6 +129,10 @@ impl TokenFormat for FlaskFormat {
         RefreshSecret::JTI_LEN
     }
 
+    fn signs_refresh_tokens(&self) -> bool {
+        true
+    }
+
     fn render_access(
         &self,
         keyring: &Keyring,

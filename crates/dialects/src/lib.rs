@@ -211,3 +211,21 @@ pub fn openapi(d: &DialectSettings) -> utoipa::openapi::OpenApi {
     doc.tags = Some(docs::tags(&m));
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles() -> BTreeMap<String, TokenProfile> {
+        [("standard".to_owned(), TokenProfile::standard()), ("extended".to_owned(), TokenProfile::extended())].into_iter().collect()
+    }
+
+    #[test]
+    fn a_retired_key_must_outlive_the_refresh_jwts_it_signed() {
+        let native = tessera_domain::NativeFormat { issuer: "tessera".into(), alg: Algorithm::ES256 };
+        let faces = tessera_domain::Faces::new(faces(&DialectSettings::default(), &profiles(), &native).unwrap()).unwrap();
+        // drf-social-oauth2's access tokens live 10 hours; djoser's and flask's refresh JWTs 90 days
+        assert_eq!(faces.longest_access_ttl(), Duration::hours(10));
+        assert_eq!(faces.longest_signed_ttl(), Duration::days(90));
+    }
+}

@@ -86,6 +86,10 @@ impl TokenFormat for SjFormat {
         RefreshSecret::JTI_LEN
     }
 
+    fn signs_refresh_tokens(&self) -> bool {
+        true
+    }
+
     fn render_access(
         &self,
         keyring: &Keyring,

@@ -150,6 +150,17 @@ impl Faces {
     pub fn longest_access_ttl(&self) -> Duration {
         self.by_name.values().map(|f| f.profile.access_ttl()).max().unwrap_or(Duration::ZERO)
     }
+
+    /// The longest life of any token a signing key signs: access tokens, and the refresh tokens
+    /// of faces whose refresh tokens are JWTs (simplejwt, djoser, flask: up to 90 days). A
+    /// retired key must verify for that long.
+    pub fn longest_signed_ttl(&self) -> Duration {
+        self.by_name
+            .values()
+            .map(|f| if f.format.signs_refresh_tokens() { f.profile.refresh_ttl() } else { f.profile.access_ttl() })
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
 }
 
 /// The strictest action among matching rules, and every signal that matched. `None` for a

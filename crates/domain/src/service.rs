@@ -120,6 +120,11 @@ pub trait TokenFormat: Send + Sync {
     fn secret_len(&self) -> usize {
         RefreshSecret::OPAQUE_LEN
     }
+    /// Whether refresh tokens are signed too (JWTs), so that a signing key must stay until the
+    /// last refresh token it signed has expired, not only the last access token.
+    fn signs_refresh_tokens(&self) -> bool {
+        false
+    }
     /// An access token of `session` with `jti`, issued at `issued_at`, for audience `aud`.
     fn render_access(
         &self,
