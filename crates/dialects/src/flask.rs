@@ -129,7 +129,7 @@ impl TokenFormat for FlaskFormat {
         RefreshSecret::JTI_LEN
     }
 
-    fn signs_refresh_tokens(&self) -> bool {
+    fn keys_live_as_long_as_refresh_tokens(&self) -> bool {
         true
     }
 

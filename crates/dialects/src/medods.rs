@@ -70,6 +70,12 @@ impl TimedClaims for MedodsClaims {
 }
 
 impl TokenFormat for MedodsFormat {
+    /// A refresh presents the pair's access token, expired or not: its key must verify it for
+    /// as long as the refresh token lives.
+    fn keys_live_as_long_as_refresh_tokens(&self) -> bool {
+        true
+    }
+
     fn render_access(
         &self,
         keyring: &Keyring,

@@ -86,7 +86,7 @@ impl TokenFormat for SjFormat {
         RefreshSecret::JTI_LEN
     }
 
-    fn signs_refresh_tokens(&self) -> bool {
+    fn keys_live_as_long_as_refresh_tokens(&self) -> bool {
         true
     }
 

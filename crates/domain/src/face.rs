@@ -151,13 +151,13 @@ impl Faces {
         self.by_name.values().map(|f| f.profile.access_ttl()).max().unwrap_or(Duration::ZERO)
     }
 
-    /// The longest life of any token a signing key signs: access tokens, and the refresh tokens
-    /// of faces whose refresh tokens are JWTs (simplejwt, djoser, flask: up to 90 days). A
-    /// retired key must verify for that long.
+    /// How long a retired signing key must still verify: the longest access lifetime, or the
+    /// refresh lifetime of a face whose signed tokens must verify that long (JWT refresh tokens
+    /// of simplejwt, djoser and flask, up to 90 days; Medods' pair-proving access tokens).
     pub fn longest_signed_ttl(&self) -> Duration {
         self.by_name
             .values()
-            .map(|f| if f.format.signs_refresh_tokens() { f.profile.refresh_ttl() } else { f.profile.access_ttl() })
+            .map(|f| if f.format.keys_live_as_long_as_refresh_tokens() { f.profile.refresh_ttl() } else { f.profile.access_ttl() })
             .max()
             .unwrap_or(Duration::ZERO)
     }

@@ -120,9 +120,10 @@ pub trait TokenFormat: Send + Sync {
     fn secret_len(&self) -> usize {
         RefreshSecret::OPAQUE_LEN
     }
-    /// Whether refresh tokens are signed too (JWTs), so that a signing key must stay until the
-    /// last refresh token it signed has expired, not only the last access token.
-    fn signs_refresh_tokens(&self) -> bool {
+    /// Whether a signing key must verify the face's tokens for as long as its refresh tokens
+    /// live, not only its access tokens: refresh tokens that are JWTs, or (Medods) an access token
+    /// that proves which pair a refresh belongs to after it has expired.
+    fn keys_live_as_long_as_refresh_tokens(&self) -> bool {
         false
     }
     /// An access token of `session` with `jti`, issued at `issued_at`, for audience `aud`.
