@@ -147,10 +147,7 @@ impl Core {
         let argon = Argon2Hasher::new(settings.password.argon2)?;
         let hasher = Arc::new(BlockingHasher::new(argon, settings.password.max_concurrent_hashes));
         let token_settings = tessera_domain::TokenSettings {
-            refresh_grace: Duration::seconds(i64::from(settings.tokens.refresh_grace_seconds)),
             max_session_lifetime: checked.max_session_lifetime,
-            issuer: settings.tokens.issuer.clone(),
-            access_alg: checked.algorithm,
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
         };
         let webhooks: std::collections::BTreeMap<String, String> =

@@ -17,29 +17,18 @@ use crate::{
     UserId, UserStatus,
 };
 
-/// Settings of the use-cases, from configuration.
+/// Settings of the use-cases, from configuration. What differs per face (grace window,
+/// algorithm, issuer) is the face's.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
-    /// How long after a rotation the parent may be presented again and get the same child.
-    pub refresh_grace: Duration,
     /// No session outlives this, however often it is refreshed.
     pub max_session_lifetime: Duration,
-    /// `iss` of native access tokens.
-    pub issuer: String,
-    /// The algorithm native access tokens are signed with.
-    pub access_alg: Algorithm,
     pub password_policy: PasswordPolicy,
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        Self {
-            refresh_grace: Duration::seconds(5),
-            max_session_lifetime: Duration::days(365),
-            issuer: "tessera".into(),
-            access_alg: Algorithm::HS256,
-            password_policy: PasswordPolicy::default(),
-        }
+        Self { max_session_lifetime: Duration::days(365), password_policy: PasswordPolicy::default() }
     }
 }
 
