@@ -9,6 +9,7 @@ pub mod native;
 pub mod notify;
 pub mod openapi;
 pub mod problem;
+pub mod request_id;
 pub mod revocations;
 pub mod secrets;
 pub mod startup;

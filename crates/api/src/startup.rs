@@ -325,7 +325,10 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
         let (app, _) = App::new()
             .into_utoipa_app()
             .openapi(ApiDoc::openapi())
-            .map(|app| app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").exclude("/health/live")))
+            .map(|app| {
+                app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
+                    .wrap(middleware::from_fn(crate::request_id::middleware))
+            })
             .app_data(state.clone())
             .app_data(proxies.clone())
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))

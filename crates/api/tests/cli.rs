@@ -229,3 +229,61 @@ fn an_operator_lists_and_rotates_the_signing_keys() {
     assert!(!out.status.success(), "an unknown kid is an error");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// With `log.format = "json"` every log line is one JSON object, and the lines written while a
+/// request runs carry its request id.
+#[test]
+fn json_logs_are_json_and_carry_the_request_id() {
+    let dir = temp_dir();
+    let mut child = tessera(&dir)
+        .env_remove("DATABASE_URL")
+        .args(["serve"])
+        .env("TESSERA__SERVER__PORT", "0")
+        .env("TESSERA__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = vec![];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let port = loop {
+        assert!(Instant::now() < deadline, "no address in {lines:?}");
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        lines.push(v.clone());
+        if let Some(port) = v["fields"]["address"].as_str().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse::<u16>().ok()) {
+            break port;
+        }
+    };
+    let body = r#"{"email":"ann@example.com","password":"correct horse battery"}"#;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /v1/users HTTP/1.0\r\nHost: x\r\nX-Request-Id: req-cli-42\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains(" 201 ") && answer.to_ascii_lowercase().contains("x-request-id: req-cli-42"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = false;
+    while !found && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        // the request's span encloses the use-case's: `spans` lists them outermost first
+        let in_request = v["spans"].as_array().is_some_and(|spans| spans.iter().any(|s| s["request_id"] == "req-cli-42"));
+        found = v["fields"]["message"] == "user registered" && in_request;
+        lines.push(v);
+    }
+    assert!(found, "the registration's log line names its request: {lines:#?}");
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -316,7 +316,25 @@ async fn nothing_secret_is_stored_in_the_clear() {
     assert!(keys.iter().all(|k| !k.windows(app.key_secret.len()).any(|w| w == app.key_secret.as_slice())));
 }
 
+/// Every response names its request: the caller's `X-Request-Id` when it is a sane token, a new
+/// one otherwise.
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let id = |res: &reqwest::Response| res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let res = app.http.get(app.url("/health/live")).header("x-request-id", "lb-7f3a.42").send().await.unwrap();
+    assert_eq!(id(&res), "lb-7f3a.42");
+    let (a, b) = (app.http.get(app.url("/v1/me")).send().await.unwrap(), app.http.get(app.url("/nowhere")).send().await.unwrap());
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (401, 404));
+    assert_ne!(id(&a), id(&b), "made when absent, one per request");
+    assert_eq!(id(&a).len(), 36);
+    for forged in ["two words", "x\"y", &"a".repeat(200)] {
+        let res = app.http.get(app.url("/health/live")).header("x-request-id", forged).send().await.unwrap();
+        assert_ne!(id(&res), forged, "replaced: {forged:?}");
+    }
+}
+
 crate::both_backends!(
+    every_response_carries_a_request_id,
     register_returns_201_and_refuses_a_taken_email_case_insensitively,
     register_refuses_weak_passwords_and_bad_emails_with_a_problem,
     password_grant_issues_a_pair_whose_access_token_verifies_independently,
