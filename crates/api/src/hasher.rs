@@ -36,4 +36,8 @@ impl PasswordHasher for BlockingHasher {
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError> {
         self.run(move |h| h.verify(&password, hash.as_ref())).await
     }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        self.inner.needs_rehash(hash)
+    }
 }

@@ -127,13 +127,119 @@ impl Argon2Hasher {
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is none (unknown
     /// user, or one without a password), in which case the answer is always `false`.
+    ///
+    /// Besides Tessera's own PHC strings, the formats of an imported Django user table are
+    /// checked: `argon2$…`, `pbkdf2_sha256$…`, `bcrypt_sha256$…` and `bcrypt$…`
+    /// (see [`Self::needs_rehash`]).
     pub fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> bool {
         let target = hash.unwrap_or(&self.dummy);
-        let ok = match argon2::PasswordHash::new(target.as_str()) {
-            Ok(parsed) => self.argon.verify_password(password.0.as_bytes(), &parsed).is_ok(),
-            Err(_) => false,
+        let ok = match django::Scheme::of(target.as_str()) {
+            Some(scheme) => scheme.verify(password.0.as_bytes()),
+            None => self.verify_phc(password.0.as_bytes(), target.as_str()),
         };
         ok && hash.is_some()
+    }
+
+    fn verify_phc(&self, password: &[u8], phc: &str) -> bool {
+        match argon2::PasswordHash::new(phc) {
+            Ok(parsed) => self.argon.verify_password(password, &parsed).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether a hash that has just verified should be replaced by a fresh Argon2id hash at
+    /// Tessera's parameters: an imported format, or Argon2 at other parameters.
+    pub fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let Ok(parsed) = argon2::PasswordHash::new(hash.as_str()) else { return true };
+        let current = self.argon.params();
+        parsed.algorithm.as_str() != "argon2id"
+            || Params::try_from(&parsed)
+                .map_or(true, |p| (p.m_cost(), p.t_cost(), p.p_cost()) != (current.m_cost(), current.t_cost(), current.p_cost()))
+    }
+}
+
+/// Django's password hash formats (`django.contrib.auth.hashers`), for users imported from a
+/// Django deployment: checked as Django checks them, then re-hashed at the first login.
+mod django {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+
+    /// More PBKDF2 iterations than this is not a hash Django made: refused rather than run.
+    const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+    pub enum Scheme<'a> {
+        /// `argon2$<PHC string without its leading $>`
+        Argon2(String),
+        /// `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`
+        Pbkdf2Sha256 { iterations: u32, salt: &'a str, hash: &'a str },
+        /// `bcrypt_sha256$<bcrypt hash>`: bcrypt of the hex SHA-256 of the password.
+        BcryptSha256(&'a str),
+        /// `bcrypt$<bcrypt hash>`
+        Bcrypt(&'a str),
+        /// Django's unusable password (`!…`), or a format nothing here knows.
+        Never,
+    }
+
+    impl<'a> Scheme<'a> {
+        /// `None` for a hash that is not in a Django format (Tessera's own PHC strings).
+        pub fn of(encoded: &'a str) -> Option<Self> {
+            if encoded.starts_with('$') {
+                return None;
+            }
+            if encoded.starts_with('!') {
+                return Some(Scheme::Never);
+            }
+            let (algorithm, rest) = encoded.split_once('$')?;
+            Some(match algorithm {
+                "argon2" => Scheme::Argon2(format!("${rest}")),
+                "pbkdf2_sha256" => {
+                    let mut parts = rest.splitn(3, '$');
+                    match (parts.next().and_then(|i| i.parse().ok()), parts.next(), parts.next()) {
+                        (Some(iterations), Some(salt), Some(hash)) if iterations <= MAX_PBKDF2_ITERATIONS => {
+                            Scheme::Pbkdf2Sha256 { iterations, salt, hash }
+                        }
+                        _ => Scheme::Never,
+                    }
+                }
+                "bcrypt_sha256" => Scheme::BcryptSha256(rest),
+                "bcrypt" => Scheme::Bcrypt(rest),
+                _ => Scheme::Never,
+            })
+        }
+
+        pub fn verify(&self, password: &[u8]) -> bool {
+            match self {
+                Scheme::Argon2(phc) => match argon2::PasswordHash::new(phc) {
+                    // The hash's own algorithm, version and parameters.
+                    Ok(parsed) => {
+                        use argon2::PasswordVerifier;
+                        argon2::Argon2::default().verify_password(password, &parsed).is_ok()
+                    }
+                    Err(_) => false,
+                },
+                Scheme::Pbkdf2Sha256 { iterations, salt, hash } => {
+                    let Ok(expected) = STANDARD.decode(hash) else { return false };
+                    if expected.is_empty() || expected.len() > 64 {
+                        return false;
+                    }
+                    let mut out = vec![0u8; expected.len()];
+                    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt.as_bytes(), *iterations, &mut out);
+                    out.ct_eq(&expected).into()
+                }
+                Scheme::BcryptSha256(h) => {
+                    let digest = hex(&Sha256::digest(password));
+                    bcrypt::verify(digest.as_bytes(), h).unwrap_or(false)
+                }
+                Scheme::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
+                Scheme::Never => false,
+            }
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -153,6 +259,38 @@ mod tests {
         assert!(hash.as_str().starts_with("$argon2id$v=19$"));
         assert!(h.verify(&pw, Some(&hash)));
         assert!(!h.verify(&Password::presented("wrong horse".into()).unwrap(), Some(&hash)));
+    }
+
+    #[test]
+    fn django_hashes_verify_and_ask_to_be_rehashed() {
+        let h = cheap();
+        let pw = Password::presented("correct horse".into()).unwrap();
+        let wrong = Password::presented("wrong horse".into()).unwrap();
+        // hashlib.pbkdf2_hmac('sha256', b'correct horse', b'NaCl1234', 1000), as Django writes it
+        let pbkdf2 = PasswordHash::from_phc("pbkdf2_sha256$1000$NaCl1234$CWSNiMVTuHI9yCPRXhcWPTEQpddbBAOBo1V3g+mOgu8=".into());
+        assert!(h.verify(&pw, Some(&pbkdf2)));
+        assert!(!h.verify(&wrong, Some(&pbkdf2)));
+        assert!(h.needs_rehash(&pbkdf2));
+        let bcrypt = PasswordHash::from_phc(format!("bcrypt${}", bcrypt::hash("correct horse", 4).unwrap()));
+        assert!(h.verify(&pw, Some(&bcrypt)));
+        assert!(!h.verify(&wrong, Some(&bcrypt)));
+        let ours = h.hash(&pw).unwrap();
+        let django_argon2 = PasswordHash::from_phc(format!("argon2{}", ours.as_str()));
+        assert!(h.verify(&pw, Some(&django_argon2)));
+        assert!(h.needs_rehash(&django_argon2));
+        assert!(!h.needs_rehash(&ours));
+        for never in ["!unusable", "md5$salt$hash", "pbkdf2_sha256$99999999999$s$h", "pbkdf2_sha256$1000$NaCl1234$"] {
+            assert!(!h.verify(&pw, Some(&PasswordHash::from_phc(never.into()))), "{never}");
+        }
+    }
+
+    #[test]
+    fn argon2_at_other_parameters_is_rehashed() {
+        let other = Argon2Hasher::new(Argon2Params { memory_kib: 128, iterations: 1, parallelism: 1 }).unwrap();
+        let pw = Password::presented("correct horse".into()).unwrap();
+        let theirs = other.hash(&pw).unwrap();
+        assert!(cheap().verify(&pw, Some(&theirs)));
+        assert!(cheap().needs_rehash(&theirs));
     }
 
     #[test]
