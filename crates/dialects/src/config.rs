@@ -156,6 +156,11 @@ pub struct SimpleJwtSettings {
     /// simplejwt's `ALGORITHM`: HS256 (the seed's) or an asymmetric one (the library supports
     /// ES256 and RS256; EdDSA too).
     pub algorithm: String,
+    /// The original deployment's `SIGNING_KEY` (by default Django's `SECRET_KEY`): its tokens
+    /// stay valid through the switch (see the README's "Migrating").
+    pub legacy_secret: Option<LegacySecret>,
+    /// The `ALGORITHM` the original deployment signed with (an HMAC one).
+    pub legacy_algorithm: String,
 }
 
 impl Default for SimpleJwtSettings {
@@ -172,6 +177,8 @@ impl Default for SimpleJwtSettings {
             refresh_policy: RefreshPolicy::Reuse,
             risk: vec![],
             algorithm: "HS256".into(),
+            legacy_secret: None,
+            legacy_algorithm: "HS256".into(),
         }
     }
 }
@@ -196,6 +203,31 @@ pub struct FlaskSettings {
     pub risk: Vec<RiskRule>,
     /// flask-jwt-extended's `JWT_ALGORITHM`: HS256 (the seed's) or an asymmetric one.
     pub algorithm: String,
+    /// The original deployment's `JWT_SECRET_KEY` (or Flask's `SECRET_KEY` when that was
+    /// unset): its tokens stay valid through the switch.
+    pub legacy_secret: Option<LegacySecret>,
+    /// The `JWT_ALGORITHM` the original deployment signed with (an HMAC one).
+    pub legacy_algorithm: String,
+}
+
+/// A secret from configuration; its `Debug` never prints it.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct LegacySecret(String);
+
+impl LegacySecret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for LegacySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LegacySecret(..)")
+    }
 }
 
 impl Default for FlaskSettings {
@@ -212,6 +244,8 @@ impl Default for FlaskSettings {
             refresh_grace_seconds: 0,
             risk: vec![],
             algorithm: "HS256".into(),
+            legacy_secret: None,
+            legacy_algorithm: "HS256".into(),
         }
     }
 }

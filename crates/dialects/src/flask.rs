@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use tessera_domain::keys::TimedClaims;
 use tessera_domain::secret::RefreshSecret;
 use tessera_domain::{
-    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LoginOrigin, OffsetDateTime, RefreshInput, RefreshRecord, RefreshView,
-    Session, SessionId, TokenFormat, UserId,
+    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LegacyKey, LegacyToken, LoginOrigin, OffsetDateTime, RefreshInput,
+    RefreshRecord, RefreshView, Session, SessionId, TokenFormat, TokenKind, UserId,
 };
 use uuid::Uuid;
 
@@ -42,6 +42,8 @@ pub struct FlaskFormat {
     pub era4: bool,
     /// flask-jwt-extended's `JWT_ALGORITHM`.
     pub alg: Algorithm,
+    /// The original deployment's `JWT_SECRET_KEY`, when its tokens are to be accepted.
+    pub legacy: Option<LegacyKey>,
 }
 
 /// Claims as a map: the two eras name them differently, and order is kept as written.
@@ -171,6 +173,22 @@ impl TokenFormat for FlaskFormat {
         let c = self.read(keyring, token, "refresh", Some(now))?;
         let secret = c.jti().and_then(|j| RefreshSecret::from_bytes(j.as_bytes().to_vec())).ok_or(AuthError::TokenInvalid)?;
         Ok(RefreshView { secret, audience: c.aud() })
+    }
+
+    /// flask-jwt-extended's own tokens, of either era: `type`, the identity in `identity` (3.x)
+    /// or `sub` (4.x), a UUID `jti`, `nbf`.
+    fn read_legacy(&self, token: &str, kind: TokenKind, now: OffsetDateTime) -> Option<Result<LegacyToken, AuthError>> {
+        let claims = self.legacy.as_ref()?.claims(token, now)?;
+        let want = match kind {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        };
+        Some(claims.and_then(|c| {
+            if c.get("type").and_then(Value::as_str) != Some(want) {
+                return Err(AuthError::WrongTokenType);
+            }
+            LegacyToken::from_claims(&c, &["identity", "sub"])
+        }))
     }
 }
 

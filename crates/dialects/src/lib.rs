@@ -99,7 +99,11 @@ pub fn faces(
                 refresh: s.refresh_policy,
                 grace: grace(s.refresh_grace_seconds),
                 risk: s.risk.clone(),
-                format: Arc::new(simplejwt::SjFormat { era_55: s.era == "5.5", alg: algorithm(&s.algorithm) }),
+                format: Arc::new(simplejwt::SjFormat {
+                    era_55: s.era == "5.5",
+                    alg: algorithm(&s.algorithm),
+                    legacy: legacy_key(name, s.legacy_secret.as_ref(), &s.legacy_algorithm)?,
+                }),
             });
         }
     }
@@ -112,10 +116,31 @@ pub fn faces(
             refresh: f.refresh_policy,
             grace: grace(f.refresh_grace_seconds),
             risk: f.risk.clone(),
-            format: Arc::new(flask::FlaskFormat { era4: f.era == "4", alg: algorithm(&f.algorithm) }),
+            format: Arc::new(flask::FlaskFormat {
+                era4: f.era == "4",
+                alg: algorithm(&f.algorithm),
+                legacy: legacy_key(flask::NAME, f.legacy_secret.as_ref(), &f.legacy_algorithm)?,
+            }),
         });
     }
     Ok(out)
+}
+
+/// The key of a face's legacy tokens: an HMAC algorithm and a secret that is not empty.
+fn legacy_key(
+    face: &str,
+    secret: Option<&config::LegacySecret>,
+    alg: &str,
+) -> Result<Option<tessera_domain::LegacyKey>, tessera_domain::DomainError> {
+    let Some(secret) = secret else { return Ok(None) };
+    let invalid = |m: String| tessera_domain::DomainError::invalid("dialects.legacy_secret", m);
+    if secret.expose().is_empty() {
+        return Err(invalid(format!("{face}: legacy_secret is empty")));
+    }
+    let alg = tessera_domain::Algorithm::parse(alg).ok_or_else(|| invalid(format!("{face}: unknown legacy_algorithm {alg}")))?;
+    tessera_domain::LegacyKey::hmac(secret.expose(), alg)
+        .map(Some)
+        .ok_or_else(|| invalid(format!("{face}: legacy_algorithm must be HS256, HS384 or HS512")))
 }
 
 /// Where each enabled dialect is mounted: its prefixes, and whether its paths take an optional

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use tessera_domain::keys::TimedClaims;
 use tessera_domain::secret::RefreshSecret;
 use tessera_domain::{
-    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LoginOrigin, OffsetDateTime, RefreshInput, RefreshRecord, RefreshView,
-    Refreshed, Session, SessionId, TokenFormat, User, UserId,
+    AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LegacyKey, LegacyToken, LoginOrigin, OffsetDateTime, RefreshInput,
+    RefreshRecord, RefreshView, Refreshed, Session, SessionId, TokenFormat, TokenKind, User, UserId,
 };
 use uuid::Uuid;
 
@@ -44,6 +44,8 @@ pub struct SjFormat {
     pub era_55: bool,
     /// simplejwt's `ALGORITHM`.
     pub alg: Algorithm,
+    /// The original deployment's signing key, when its tokens are to be accepted.
+    pub legacy: Option<LegacyKey>,
 }
 
 /// simplejwt's claims, in its order; `sid` is ours (revocation), and `aud` is the library's
@@ -143,6 +145,21 @@ impl TokenFormat for SjFormat {
         let c = self.read(keyring, token, "refresh", Some(now))?;
         let secret = RefreshSecret::from_hex(&c.jti).ok_or(AuthError::TokenInvalid)?;
         Ok(RefreshView { secret, audience: c.aud })
+    }
+
+    /// simplejwt's own tokens: `token_type`, `user_id` (`USER_ID_CLAIM`), a hex `jti`.
+    fn read_legacy(&self, token: &str, kind: TokenKind, now: OffsetDateTime) -> Option<Result<LegacyToken, AuthError>> {
+        let claims = self.legacy.as_ref()?.claims(token, now)?;
+        let want = match kind {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        };
+        Some(claims.and_then(|c| {
+            if c.get("token_type").and_then(Value::as_str) != Some(want) {
+                return Err(AuthError::WrongTokenType);
+            }
+            LegacyToken::from_claims(&c, &["user_id"])
+        }))
     }
 }
 

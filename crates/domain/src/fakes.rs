@@ -47,7 +47,7 @@ impl UserRepository for InMemoryStore {
             return Err(RepoError::Conflict("users_email_key"));
         }
         let user = User {
-            id: UserId(s.users.len() as i64 + 1),
+            id: UserId(s.users.iter().map(|u| u.id.0).max().unwrap_or(0) + 1),
             email: email.clone(),
             password_hash: password.cloned(),
             status: UserStatus::Active,
@@ -56,6 +56,25 @@ impl UserRepository for InMemoryStore {
         };
         s.users.push(user.clone());
         Ok(user)
+    }
+    async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        if s.users.iter().any(|u| u.id == user.id) {
+            return Ok(false);
+        }
+        if s.users.iter().any(|u| u.email.normalized() == user.email.normalized()) {
+            return Err(RepoError::Conflict("users_email_key"));
+        }
+        s.users.push(user.clone());
+        s.users.sort_by_key(|u| u.id.0);
+        Ok(true)
+    }
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        if let Some(u) = s.users.iter_mut().find(|u| u.id == id && u.password_hash.as_ref() == Some(old)) {
+            u.password_hash = Some(new.clone());
+        }
+        Ok(())
     }
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
         Ok(self.lock()?.users.iter().find(|u| u.email.normalized() == email.normalized()).cloned())

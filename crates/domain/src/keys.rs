@@ -65,7 +65,7 @@ impl Algorithm {
         }
     }
 
-    fn jwt(self) -> jsonwebtoken::Algorithm {
+    pub(crate) fn jwt(self) -> jsonwebtoken::Algorithm {
         match self {
             Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
             Algorithm::HS384 => jsonwebtoken::Algorithm::HS384,

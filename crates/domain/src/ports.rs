@@ -27,6 +27,14 @@ pub trait UserRepository: Send + Sync {
     /// when another request linked it first, returns that user.
     async fn create_user_with_identity(&self, provider: &str, subject: &str, email: &Email, now: OffsetDateTime)
     -> Result<User, RepoError>;
+    /// Stores a user carried over from the original deployment with its id kept: the original's
+    /// tokens carry it. `Ok(false)` when that id exists already (an import run again), and
+    /// nothing changes. Fails with `RepoError::Conflict("users_email_key")` when the e-mail
+    /// belongs to another user. Ids given out later stay above every imported one.
+    async fn import_user(&self, user: &User) -> Result<bool, RepoError>;
+    /// Replaces the password hash `old` of a user by `new`, the same password hashed again in
+    /// Tessera's format; nothing changes if the hash is no longer `old`.
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError>;
 }
 
 #[async_trait]
@@ -163,6 +171,10 @@ pub trait PasswordHasher: Send + Sync {
     async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError>;
     /// `None` verifies against a dummy hash and answers `false`, at the same cost.
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError>;
+    /// Whether a hash that verified should be hashed again (an imported format, old parameters).
+    fn needs_rehash(&self, _hash: &PasswordHash) -> bool {
+        false
+    }
 }
 
 /// Where a face's `notify` risk signals go (a webhook, e-mail): delivered in the background,

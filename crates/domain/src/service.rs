@@ -9,12 +9,13 @@ use uuid::Uuid;
 
 use crate::face::{Face, Faces, RequestMeta, RiskAction, RiskSignal, assess, strictest};
 use crate::keys::TimedClaims;
+use crate::legacy::{LegacyToken, TokenKind};
 use crate::ports::{NewRefresh, Notifier, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, Store};
 use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
 use crate::{
-    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordPolicy, RefreshPolicy, TokenHash, TokenProfile, User,
-    UserId, UserStatus,
+    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy, TokenHash,
+    TokenProfile, User, UserId, UserStatus,
 };
 
 /// Settings of the use-cases, from configuration. What differs per face (grace window,
@@ -63,6 +64,9 @@ pub struct AccessContext {
     pub jti: Uuid,
     pub client_id: Option<String>,
     pub expires_at: i64,
+    /// Minted by the original library with the deployment's secret: it belongs to no Tessera
+    /// session (`session_id` is its `jti`), and lives out its own short life.
+    pub legacy: bool,
 }
 
 /// A token pair as issued.
@@ -139,6 +143,12 @@ pub trait TokenFormat: Send + Sync {
     fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError>;
     /// Reads a refresh token as the face writes it.
     fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError>;
+    /// Reads a token of `kind` minted by the original library with the original deployment's
+    /// secret (see [`crate::legacy`]). `None` when the face has no such secret or the token is
+    /// not a legacy one (it names a key).
+    fn read_legacy(&self, _token: &str, _kind: TokenKind, _now: OffsetDateTime) -> Option<Result<LegacyToken, AuthError>> {
+        None
+    }
 }
 
 /// The native face: an RFC 9068-style access JWT and an opaque base64url refresh token.
@@ -380,15 +390,32 @@ impl TokenService {
             Err(_) => None,
         };
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let ok = self.hasher.verify(password, hash).await?;
+        let rehash = hash.as_ref().is_some_and(|h| self.hasher.needs_rehash(h)).then(|| password.clone());
+        let ok = self.hasher.verify(password, hash.clone()).await?;
         match user {
             Some(u) if ok => {
                 if u.status == UserStatus::Blocked {
                     return Err(AuthError::UserBlocked.into());
                 }
+                if let (Some(password), Some(old)) = (rehash, hash) {
+                    self.rehash(&u, password, &old).await;
+                }
                 Ok(u)
             }
             _ => Err(AuthError::InvalidCredentials.into()),
+        }
+    }
+
+    /// Replaces an imported (or outdated) hash by Tessera's Argon2id once the password has been
+    /// checked against it. A failure is logged and the login goes on: the old hash still works.
+    async fn rehash(&self, user: &User, password: Password, old: &PasswordHash) {
+        let result = match self.hasher.hash(password).await {
+            Ok(new) => self.store.rehash_password(user.id, old, &new).await.map_err(DomainError::from),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(user_id = %user.id, "password re-hashed to Argon2id"),
+            Err(e) => tracing::warn!(user_id = %user.id, error = %e, "password re-hash failed; the old hash stays"),
         }
     }
 
@@ -461,6 +488,103 @@ impl TokenService {
         Ok(view.secret)
     }
 
+    /// The refresh secret a presented refresh token stands for. A legacy token (minted by the
+    /// original library with the face's configured legacy secret) is adopted first: see
+    /// [`Self::adopt_legacy`].
+    async fn presented_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<RefreshSecret, DomainError> {
+        match face.format.read_legacy(presented, TokenKind::Refresh, now) {
+            Some(legacy) => self.adopt_legacy(face, &legacy?).await,
+            None => Ok(self.read_refresh(face, presented, now)?),
+        }
+    }
+
+    /// Makes a legacy refresh token a Tessera one at its first use: a session of the face for
+    /// its user, whose first refresh record is the token (its `jti` is the secret, stored only
+    /// as its keyed hash), living until the token's own `exp`. From then on the token is like
+    /// any other: used once under `rotate` (a second use is reuse), revocable, blocked with its
+    /// user. Adopting again finds the record; two instances adopting at once meet on its unique
+    /// hash. An imported blacklist entry is such a record, already revoked.
+    async fn adopt_legacy(&self, face: &Face, token: &LegacyToken) -> Result<RefreshSecret, DomainError> {
+        let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?;
+        let hash = self.secret_hash(secret.as_bytes());
+        if self.store.refresh_by_hash(hash).await?.is_some() {
+            return Ok(secret);
+        }
+        let user = self.store.user_by_id(token.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        let (session, record) = self.legacy_session(face, &user, token, hash, None);
+        match self.store.open_session(&session, &record).await {
+            Ok(()) => tracing::info!(session_id = %session.id, user_id = %user.id, "legacy refresh token adopted"),
+            // Adopted by another request in the meantime.
+            Err(crate::RepoError::Conflict(_)) => {
+                self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(secret)
+    }
+
+    /// Carries a refresh token the original deployment had blacklisted over as a revoked
+    /// session, so that presenting it is refused as revocation and as reuse. `Ok(false)`: the
+    /// token is expired (it can never be used again anyway), or its user is not here.
+    pub async fn import_blacklisted(&self, face: &Face, raw: &str, at: OffsetDateTime, now: OffsetDateTime) -> Result<bool, DomainError> {
+        let token = match face.format.read_legacy(raw, TokenKind::Refresh, now) {
+            None => return Err(DomainError::invalid("legacy_secret", "the blacklisted token is not signed by the face's legacy secret")),
+            Some(Err(AuthError::TokenExpired)) => return Ok(false),
+            Some(t) => t?,
+        };
+        let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?;
+        let hash = self.secret_hash(secret.as_bytes());
+        if let Some((_, session)) = self.store.refresh_by_hash(hash).await? {
+            // Adopted before the import: it ends now.
+            if !session.is_revoked() {
+                self.revoke_session(session.id, "blacklisted before the migration", now).await?;
+            }
+            return Ok(true);
+        }
+        let Some(user) = self.store.user_by_id(token.user_id).await? else { return Ok(false) };
+        let (session, record) = self.legacy_session(face, &user, &token, hash, Some(at));
+        self.store.open_session(&session, &record).await?;
+        Ok(true)
+    }
+
+    /// The session and first record a legacy refresh token becomes; `revoked`: an imported
+    /// blacklist entry.
+    fn legacy_session(
+        &self,
+        face: &Face,
+        user: &User,
+        token: &LegacyToken,
+        hash: TokenHash,
+        revoked: Option<OffsetDateTime>,
+    ) -> (Session, RefreshRecord) {
+        let session = Session {
+            id: SessionId(Uuid::now_v7()),
+            user_id: user.id,
+            client_id: None,
+            face: face.name.clone(),
+            profile: face.profile.clone(),
+            created_at: token.issued_at,
+            expires_at: (token.issued_at + self.settings.max_session_lifetime).max(token.expires_at),
+            last_refresh_at: None,
+            ip: None,
+            user_agent: None,
+            revoked_at: revoked,
+            revoked_reason: revoked.map(|_| "blacklisted before the migration".to_owned()),
+            subject: None,
+        };
+        let record = RefreshRecord {
+            hash,
+            session_id: session.id,
+            parent: None,
+            access_jti: Uuid::new_v4(),
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
+            rotated_at: None,
+            sealed_secret: None,
+        };
+        (session, record)
+    }
+
     /// A refresh at a face, under the face's policy: `rotate` gives a new pair (grace, reuse
     /// detection), `reuse` a new access token. The face's risk rules are decided on the way:
     /// inside the rotation's transaction for `rotate`.
@@ -472,7 +596,7 @@ impl TokenService {
         input: RefreshInput<'_>,
         now: OffsetDateTime,
     ) -> Result<Refreshed, DomainError> {
-        let secret = self.read_refresh(face, presented, now)?;
+        let secret = self.presented_refresh(face, presented, now).await?;
         match face.refresh {
             RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(Refreshed::Pair),
             RefreshPolicy::Reuse => self.reissue_access(face, &secret, input, now).await.map(Refreshed::Access),
@@ -632,7 +756,7 @@ impl TokenService {
         presented: &str,
         now: OffsetDateTime,
     ) -> Result<(RefreshRecord, Session, User), DomainError> {
-        let secret = self.read_refresh(face, presented, now)?;
+        let secret = self.presented_refresh(face, presented, now).await?;
         self.live_refresh(face, &secret, None, now).await
     }
 
@@ -648,7 +772,7 @@ impl TokenService {
     /// same whether or not the token existed, and nothing changes.
     #[tracing::instrument(skip_all, fields(face = %face.name))]
     pub async fn revoke_refresh(&self, face: &Face, presented: &str, client: Option<&str>, now: OffsetDateTime) -> Result<(), DomainError> {
-        let Ok(secret) = self.read_refresh(face, presented, now) else { return Ok(()) };
+        let Ok(secret) = self.presented_refresh(face, presented, now).await else { return Ok(()) };
         let hash = self.secret_hash(secret.as_bytes());
         if let Some((_, session)) = self.store.refresh_by_hash(hash).await?
             && self.faces.peers_of(face).contains(&session.face)
@@ -741,6 +865,17 @@ impl TokenService {
     /// face's own, or its group's), and a live session. A blocked user's sessions are revoked,
     /// so this covers the user too. No I/O: a signature check and an in-memory look-up.
     pub fn resolve_access(&self, face: &Face, token: &str, now: OffsetDateTime) -> Result<AccessContext, AuthError> {
+        if let Some(legacy) = face.format.read_legacy(token, TokenKind::Access, now) {
+            let t = legacy?;
+            return Ok(AccessContext {
+                user_id: t.user_id,
+                session_id: SessionId(t.jti),
+                jti: t.jti,
+                client_id: None,
+                expires_at: t.expires_at.unix_timestamp(),
+                legacy: true,
+            });
+        }
         let view = face.format.read_access(&self.keyring, token, Some(now))?;
         if view.audience.as_deref() != Some(face.audience.as_str()) {
             return Err(AuthError::WrongAudience);
@@ -754,6 +889,7 @@ impl TokenService {
             jti: view.jti,
             client_id: view.client_id,
             expires_at: view.expires_at,
+            legacy: false,
         })
     }
 
@@ -784,6 +920,22 @@ impl TokenService {
     pub async fn introspect(&self, raw: &str, now: OffsetDateTime) -> Result<Option<Introspection>, DomainError> {
         for face in self.faces.iter() {
             let Ok(ctx) = self.resolve_access(face, raw, now) else { continue };
+            if ctx.legacy {
+                if self.current_user(&ctx).await.is_err() {
+                    return Ok(None);
+                }
+                return Ok(Some(Introspection {
+                    token_type: "access_token",
+                    face: face.name.clone(),
+                    audience: face.audience.clone(),
+                    user_id: ctx.user_id,
+                    session_id: ctx.session_id,
+                    client_id: None,
+                    expires_at: ctx.expires_at,
+                    issued_at: None,
+                    jti: Some(ctx.jti),
+                }));
+            }
             let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
             if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
                 return Ok(None);

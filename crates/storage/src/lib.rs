@@ -4,6 +4,7 @@
 //! (rotation above all) is one repository call running in one transaction; constraint names map
 //! to domain errors in one place ([`postgres::map_err`]).
 
+pub mod django;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

@@ -36,6 +36,7 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
             Some("clients_pkey") => RepoError::Conflict("clients_pkey"),
             Some("signing_keys_pkey") => RepoError::Conflict("signing_keys_pkey"),
             Some("refresh_tokens_parent_key") => RepoError::Conflict("refresh_tokens_parent_key"),
+            Some("refresh_tokens_pkey") => RepoError::Conflict("refresh_tokens_pkey"),
             _ => RepoError::Unavailable(Box::new(e)),
         };
     }
@@ -141,6 +142,43 @@ impl UserRepository for PgStore {
         .await
         .map_err(map_err)?;
         rows::user(&row)
+    }
+
+    async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at) \
+             overriding system value values ($1, $2, $3, $4, $5, $6, $7) on conflict (id) do nothing",
+        )
+        .bind(user.id.0)
+        .bind(user.email.as_str())
+        .bind(user.email.normalized())
+        .bind(user.password_hash.as_ref().map(PasswordHash::as_str))
+        .bind(user.status.as_str())
+        .bind(user.created_at)
+        .bind(user.password_changed_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        // The identity sequence continues above the highest id, imported ones included.
+        sqlx::query("select setval(pg_get_serial_sequence('users', 'id'), greatest((select max(id) from users), 1))")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done == 1)
+    }
+
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
+        sqlx::query("update users set password_hash = $3 where id = $1 and password_hash = $2")
+            .bind(id.0)
+            .bind(old.as_str())
+            .bind(new.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {

@@ -38,6 +38,8 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
             Some("signing_keys_pkey")
         } else if msg.contains("refresh_tokens.parent_hash") {
             Some("refresh_tokens_parent_key")
+        } else if msg.contains("refresh_tokens.hash") {
+            Some("refresh_tokens_pkey")
         } else {
             None
         };
@@ -179,6 +181,37 @@ impl UserRepository for SqliteStore {
         .await
         .map_err(map_err)?;
         rows::user(&row)
+    }
+
+    async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
+        // `autoincrement` keeps later ids above the highest one ever stored, imported ones too.
+        let done = sqlx::query(
+            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7) on conflict (id) do nothing",
+        )
+        .bind(user.id.0)
+        .bind(user.email.as_str())
+        .bind(user.email.normalized())
+        .bind(user.password_hash.as_ref().map(PasswordHash::as_str))
+        .bind(user.status.as_str())
+        .bind(user.created_at)
+        .bind(user.password_changed_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
+        sqlx::query("update users set password_hash = ?3 where id = ?1 and password_hash = ?2")
+            .bind(id.0)
+            .bind(old.as_str())
+            .bind(new.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {

@@ -97,6 +97,35 @@ async fn emails_are_unique_case_insensitively(store: Arc<dyn Store>) {
     assert_eq!(found.status, UserStatus::Active);
 }
 
+async fn imported_users_keep_their_ids_and_later_ids_go_above_them(store: Arc<dyn Store>) {
+    let first = user(&*store, "first@example.com").await;
+    let imported = User {
+        id: tessera_domain::UserId(first.id.0 + 40),
+        email: Email::parse("django@example.com").unwrap(),
+        password_hash: Some(PasswordHash::from_phc("pbkdf2_sha256$1000$salt$hash".into())),
+        status: UserStatus::Blocked,
+        created_at: now(),
+        password_changed_at: None,
+    };
+    assert!(store.import_user(&imported).await.unwrap());
+    assert!(!store.import_user(&imported).await.unwrap(), "a second import of the same id changes nothing");
+    let back = store.user_by_id(imported.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.email.as_str(), back.status, back.password_hash.as_ref()),
+        ("django@example.com", UserStatus::Blocked, imported.password_hash.as_ref())
+    );
+    let taken = User { id: tessera_domain::UserId(first.id.0 + 50), email: Email::parse("FIRST@example.com").unwrap(), ..imported.clone() };
+    assert!(matches!(store.import_user(&taken).await.unwrap_err(), RepoError::Conflict("users_email_key")));
+    let next = user(&*store, "next@example.com").await;
+    assert!(next.id.0 > imported.id.0, "{:?} must be above the imported {:?}", next.id, imported.id);
+
+    let new_hash = PasswordHash::from_phc("$argon2id$new".into());
+    store.rehash_password(imported.id, &PasswordHash::from_phc("not the current one".into()), &new_hash).await.unwrap();
+    assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, imported.password_hash, "only the hash it replaces");
+    store.rehash_password(imported.id, imported.password_hash.as_ref().unwrap(), &new_hash).await.unwrap();
+    assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, Some(new_hash));
+}
+
 async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>) {
     let u = user(&*store, "a@example.com").await;
     let t0 = now();
@@ -389,6 +418,7 @@ macro_rules! contract {
 
 contract!(
     emails_are_unique_case_insensitively,
+    imported_users_keep_their_ids_and_later_ids_go_above_them,
     emails_compare_case_insensitively_beyond_ascii,
     a_session_round_trips_and_its_token_rotates_once,
     fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child,

@@ -9,6 +9,7 @@ mod drf_social;
 mod faces;
 mod fixtures;
 mod helpers;
+mod legacy;
 mod medods;
 mod native;
 mod oauth2_client;
