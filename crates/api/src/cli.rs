@@ -42,6 +42,27 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Carry users and revoked tokens over from the deployment Tessera replaces.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// From a Django deployment's database: its users (`auth_user`, ids kept, password hashes
+    /// kept and re-hashed to Argon2id at each user's next login) and simplejwt's blacklist
+    /// (`token_blacklist_*`, which needs the face's `legacy_secret`). Safe to run again.
+    Django {
+        /// The Django database: `postgres://…` or `sqlite:path/to/db.sqlite3` (read only).
+        #[arg(long = "from")]
+        from: String,
+        /// The face whose legacy tokens the blacklist holds.
+        #[arg(long, default_value = "simplejwt")]
+        face: String,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +219,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     println!("key {kid} revoked: its tokens are refused");
                 }
+            }
+            Ok(())
+        }
+        Command::Import(ImportCommand::Django { from, face, json }) => {
+            let core = Core::build(settings, true, false).await?;
+            let summary = crate::import::django(&core, &from, &face, OffsetDateTime::now_utc()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!("{summary}");
             }
             Ok(())
         }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod hasher;
+pub mod import;
 pub mod keys;
 pub mod native;
 pub mod notify;
