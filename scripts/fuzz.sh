@@ -6,7 +6,9 @@
 #   scripts/fuzz.sh [MAX_EXAMPLES]    examples per operation; default 100 (`make fuzz`)
 #
 # The server runs on SQLite in a temporary directory, with a caller key for Medods' trusted
-# routes. A user is registered and a token of each face obtained, so that the protected routes
+# routes, and with password throttling off: the fuzzer's thousands of logins from one address
+# would otherwise meet 429s and leave the logic behind them untested (the throttling has its own
+# end-to-end tests). A user is registered and a token of each face obtained, so that the protected routes
 # are exercised too (schemathesis.toml maps them to the document's security schemes).
 # schemathesis is installed from PyPI into target/fuzz-venv on first use.
 set -euo pipefail
@@ -34,6 +36,8 @@ caller_key="fuzz-caller-$(python3 -c 'import secrets; print(secrets.token_hex(12
   TESSERA__SERVER__PORT="$port" TESSERA__DATABASE__URL="sqlite:$dir/tessera.db" \
     TESSERA__SECRETS__MASTER_KEY_FILE="$dir/master.key" \
     TESSERA__DIALECTS__MEDODS__CALLER_KEY="$caller_key" TESSERA__LOG__LEVEL=warn \
+    TESSERA__PASSWORD__ATTEMPTS_PER_ADDRESS_PER_MINUTE=0 TESSERA__PASSWORD__LOCKOUT__THRESHOLD=0 \
+    TESSERA__PASSWORD__LOCKOUT__ACCOUNT_THRESHOLD=0 \
     exec "$bin" serve >"$dir/server.log" 2>&1
 ) &
 pid=$!

@@ -180,11 +180,24 @@ pub struct PasswordSettings {
     pub max_concurrent_hashes: usize,
     /// Minimum length of a new password, in characters.
     pub min_length: usize,
+    /// Hashes that may wait for a turn; one more is answered 503 with `Retry-After` at once.
+    pub max_queued_hashes: usize,
+    /// Password attempts per client address per minute, on every face (0: unlimited).
+    pub attempts_per_address_per_minute: u32,
+    /// When failed logins lock an account out, and for how long.
+    pub lockout: tessera_domain::LockoutPolicy,
 }
 
 impl Default for PasswordSettings {
     fn default() -> Self {
-        Self { argon2: Argon2Params::default(), max_concurrent_hashes: 0, min_length: 8 }
+        Self {
+            argon2: Argon2Params::default(),
+            max_concurrent_hashes: 0,
+            min_length: 8,
+            max_queued_hashes: 32,
+            attempts_per_address_per_minute: 30,
+            lockout: tessera_domain::LockoutPolicy::default(),
+        }
     }
 }
 

@@ -168,6 +168,9 @@ pub fn spawn(
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "dropping sealed refresh secrets failed"),
                     }
+                    if let Err(e) = service.sweep_login_attempts(now).await {
+                        tracing::warn!(error = %e, "forgetting old login attempts failed");
+                    }
                     manager.tick(now).await.map(drop)
                 }
                 _ = reload.tick() => manager.reload().await,

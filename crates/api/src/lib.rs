@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 
 pub use config::Settings;
 pub use startup::Application;

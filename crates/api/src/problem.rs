@@ -105,7 +105,17 @@ impl From<DomainError> for Problem {
             DomainError::EmailTaken => Problem::new(StatusCode::CONFLICT, "email_taken", "the e-mail address is already registered"),
             DomainError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "not_found", format!("unknown {what}")),
             DomainError::Auth(a) => auth_problem(a),
-            other => unexpected(&other),
+            other => match tessera_dialects::http::retry_later(&other) {
+                Some((429, secs)) => Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    format!("too many attempts; retry after {secs} seconds"),
+                ),
+                Some((_, secs)) => {
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", format!("the service is busy; retry after {secs} seconds"))
+                }
+                None => unexpected(&other),
+            },
         }
     }
 }

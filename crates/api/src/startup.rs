@@ -145,10 +145,11 @@ impl Core {
         };
 
         let argon = Argon2Hasher::new(settings.password.argon2)?;
-        let hasher = Arc::new(BlockingHasher::new(argon, settings.password.max_concurrent_hashes));
+        let hasher = Arc::new(BlockingHasher::new(argon, settings.password.max_concurrent_hashes, settings.password.max_queued_hashes));
         let token_settings = tessera_domain::TokenSettings {
             max_session_lifetime: checked.max_session_lifetime,
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
+            lockout: settings.password.lockout,
         };
         let webhooks: std::collections::BTreeMap<String, String> =
             [(crate::dialects::medods::NAME.to_owned(), settings.dialects.medods.new_ip_webhook.clone().filter(|u| !u.is_empty()))]
@@ -165,6 +166,8 @@ impl Core {
             sealer: secrets.sealer.clone(),
             settings: token_settings,
             faces,
+            limiter: crate::throttle::AddressLimiter::per_minute(settings.password.attempts_per_address_per_minute)
+                .map(|l| Arc::new(l) as Arc<dyn tessera_domain::AttemptLimiter>),
         });
         let native = service.face(NATIVE).context("the native face")?;
         if settings.dialects.medods.enabled
@@ -327,6 +330,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .openapi(ApiDoc::openapi())
             .map(|app| {
                 app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
+                    .wrap(middleware::from_fn(crate::throttle::retry_after_header))
                     .wrap(middleware::from_fn(crate::request_id::middleware))
             })
             .app_data(state.clone())

@@ -9,6 +9,16 @@ use crate::body::BodyError;
 /// A DRF error: status and body.
 pub type DrfError = (u16, Value);
 
+/// DRF's answers for a request to retry later: its `Throttled` exception (429), and a 503.
+pub fn retry_later(status: u16, secs: u64) -> DrfError {
+    if status == 429 {
+        let unit = if secs == 1 { "second" } else { "seconds" };
+        (429, json!({"detail": format!("Request was throttled. Expected available in {secs} {unit}.")}))
+    } else {
+        (503, json!({"detail": "Service temporarily unavailable, try again later."}))
+    }
+}
+
 /// DRF's JSONParser: the body must be `application/json`; an empty body is no data.
 pub fn parse_json(content_type: Option<&str>, body: Result<&[u8], BodyError>) -> Result<Map<String, Value>, DrfError> {
     let body = match body {

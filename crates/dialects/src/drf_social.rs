@@ -193,6 +193,11 @@ fn invalid_client() -> Fail {
 }
 
 fn unexpected(e: DomainError) -> Fail {
+    // DRF's throttling answers before the view: in DRF's words, not OAuth's
+    if let Some((status, secs)) = crate::http::retry_later(&e) {
+        let (status, body) = crate::drf::retry_later(status, secs);
+        return Fail { status, body, challenge: None };
+    }
     oauth(crate::http::unexpected(&e), "server_error", None)
 }
 
@@ -270,6 +275,8 @@ fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient) -> LoginOrigin<'a> {
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = DrfError),
         (status = 401, description = "invalid_client", body = DrfError),
         (status = 413, description = "The body is too large", body = DrfError),
+        (status = 429, description = "Request was throttled (DRF's words, `{\"detail\"}`): too many password attempts from this address, or the account is locked out here", body = crate::docs::SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "Too many password hashes wait (`{\"detail\"}`)", body = crate::docs::SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<Arc<DrfFace>>) -> HttpResponse {
     let r = async {

@@ -303,7 +303,11 @@ impl FlaskFace {
 }
 
 fn unexpected(e: DomainError) -> Refusal {
-    msg(crate::http::unexpected(&e), "Internal server error")
+    match crate::http::retry_later(&e) {
+        Some((429, secs)) => msg(429, &format!("Too many requests: try again in {secs} seconds")),
+        Some((status, secs)) => msg(status, &format!("Service busy: try again in {secs} seconds")),
+        None => msg(crate::http::unexpected(&e), "Internal server error"),
+    }
 }
 
 /// Log in (ours: the seed shows no login route): `{"email", "password"}` (or `username`) to a
@@ -314,6 +318,8 @@ fn unexpected(e: DomainError) -> Refusal {
         (status = 400, description = "Missing username or password", body = FlaskError),
         (status = 401, description = "Bad username or password", body = FlaskError),
         (status = 403, description = "The account is blocked", body = FlaskError),
+        (status = 429, description = "Too many attempts from this address, or the account is locked out here for a while", body = FlaskError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "Too many password hashes wait", body = FlaskError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
     let r = async {

@@ -125,6 +125,34 @@ pub fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, 
     Ok(Some((unescape(id), unescape(secret))))
 }
 
+tokio::task_local! {
+    /// The `Retry-After` a request's handling asked for (see [`retry_later`]).
+    static RETRY_AFTER: std::cell::Cell<Option<u64>>;
+}
+
+/// A refusal the client should retry later: too many attempts (429) or too many hashes waiting
+/// (503), with the seconds to wait. Asks for `Retry-After` on the response being made, which
+/// [`with_retry_after`] adds, whatever the face's body.
+pub fn retry_later(e: &DomainError) -> Option<(u16, u64)> {
+    let (status, secs) = match e {
+        DomainError::Throttled { retry_after } => (429, *retry_after),
+        DomainError::Overloaded { retry_after } => (503, *retry_after),
+        _ => return None,
+    };
+    let _ = RETRY_AFTER.try_with(|c| c.set(Some(secs)));
+    Some((status, secs))
+}
+
+/// Runs a request's handling; returns its output and the `Retry-After` it asked for.
+pub async fn with_retry_after<F: std::future::Future>(f: F) -> (F::Output, Option<u64>) {
+    RETRY_AFTER
+        .scope(std::cell::Cell::new(None), async {
+            let out = f.await;
+            (out, RETRY_AFTER.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Logs an unexpected failure with its whole cause chain; returns the status a face answers
 /// with (503 when the store is unreachable, else 500). The body is the face's own and says
 /// nothing of the cause.

@@ -233,6 +233,9 @@ impl SjFace {
 }
 
 fn unexpected(e: DomainError) -> DrfError {
+    if let Some((status, secs)) = crate::http::retry_later(&e) {
+        return drf::retry_later(status, secs);
+    }
     (crate::http::unexpected(&e), json!({"detail": "A server error occurred."}))
 }
 
@@ -256,6 +259,8 @@ fn finish(face: &SjFace, allow: &str, r: Result<(u16, Value), DrfError>) -> Http
         (status = 401, description = "No active account found with the given credentials", body = SjError),
         (status = 413, description = "The body is too large", body = SjError),
         (status = 415, description = "The body is not JSON", body = SjError),
+        (status = 429, description = "Request was throttled (DRF's words): too many attempts from this address, or the account is locked out here for a while", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "Too many password hashes wait", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {
@@ -440,6 +445,7 @@ pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::
         (status = 400, description = "Per-field errors: a taken or invalid e-mail, a short password", body = SjError),
         (status = 413, description = "The body is too large", body = SjError),
         (status = 415, description = "The body is not JSON", body = SjError),
+        (status = 503, description = "Too many password hashes wait", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
     let r = async {

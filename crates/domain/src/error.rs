@@ -65,6 +65,14 @@ pub enum DomainError {
     Repo(RepoError),
     #[error("internal failure: {0}")]
     Internal(String),
+    /// Too many password attempts from this address, or the account is locked out here for a
+    /// while: try again after `retry_after` seconds (429).
+    #[error("too many attempts; retry after {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    /// More password hashes wait than the configured bound: try again after `retry_after`
+    /// seconds (503).
+    #[error("busy; retry after {retry_after} seconds")]
+    Overloaded { retry_after: u64 },
 }
 
 impl From<RepoError> for DomainError {

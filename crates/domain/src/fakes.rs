@@ -26,6 +26,7 @@ struct State {
     sessions: HashMap<SessionId, Session>,
     tokens: HashMap<TokenHash, RefreshRecord>,
     keys: Vec<StoredKey>,
+    attempts: HashMap<(String, String), crate::throttle::AttemptRow>,
 }
 
 #[derive(Default)]
@@ -36,6 +37,44 @@ pub struct InMemoryStore {
 impl InMemoryStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, RepoError> {
         self.state.lock().map_err(|_| RepoError::Unavailable("poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl crate::ports::LoginAttemptRepository for InMemoryStore {
+    async fn login_lock(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, RepoError> {
+        let s = self.lock()?;
+        let row = |a: &str| s.attempts.get(&(account.to_owned(), a.to_owned()));
+        Ok(crate::LockoutPolicy::lock_in_force(row(address), row(crate::throttle::ANY_ADDRESS), now))
+    }
+    async fn login_failed(
+        &self,
+        account: &str,
+        address: &str,
+        now: OffsetDateTime,
+        policy: &crate::LockoutPolicy,
+    ) -> Result<Option<OffsetDateTime>, RepoError> {
+        let mut s = self.lock()?;
+        for (a, threshold) in [(address, policy.threshold), (crate::throttle::ANY_ADDRESS, policy.account_threshold)] {
+            let key = (account.to_owned(), a.to_owned());
+            let row = s.attempts.remove(&key).unwrap_or_default();
+            s.attempts.insert(key, policy.after_failure(row, threshold, now));
+        }
+        let row = |a: &str| s.attempts.get(&(account.to_owned(), a.to_owned()));
+        Ok(crate::LockoutPolicy::lock_in_force(row(address), row(crate::throttle::ANY_ADDRESS), now))
+    }
+    async fn login_succeeded(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        let key = (account.to_owned(), address.to_owned());
+        let row = s.attempts.remove(&key).unwrap_or_default();
+        s.attempts.insert(key, crate::LockoutPolicy::after_success(row, now));
+        Ok(())
+    }
+    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let mut s = self.lock()?;
+        let n = s.attempts.len();
+        s.attempts.retain(|_, r| r.last_failure_at.max(r.succeeded_at).is_some_and(|t| t >= before));
+        Ok((n - s.attempts.len()) as u64)
     }
 }
 

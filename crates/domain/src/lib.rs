@@ -14,6 +14,7 @@ pub mod profile;
 pub mod rotation;
 pub mod secret;
 pub mod service;
+pub mod throttle;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
@@ -31,6 +32,7 @@ pub use service::{
     AccessClaims, AccessContext, AccessView, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, NativeFormat, RefreshInput,
     RefreshView, Refreshed, ServiceParts, TokenFormat, TokenService, TokenSettings,
 };
+pub use throttle::{AttemptLimiter, LockoutPolicy};
 
 /// Re-exported so that callers name one time type.
 pub use time::{Duration, OffsetDateTime};

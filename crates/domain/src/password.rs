@@ -4,9 +4,12 @@
 //! Verifying a login for an unknown e-mail runs the same work against a dummy hash, so the
 //! response time does not tell whether an account exists.
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordVerifier as _;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use crate::DomainError;
 
@@ -100,6 +103,11 @@ impl Default for Argon2Params {
 pub struct Argon2Hasher {
     argon: Argon2<'static>,
     dummy: PasswordHash,
+    /// Argon2's working memory (19 MiB at the default parameters), reused from hash to hash:
+    /// at most one buffer per hash running at once, so the pool is as large as the hash
+    /// concurrency and the process's memory comes back to its steady level after a flood,
+    /// instead of each thread's allocator arena keeping buffers of its own.
+    pool: std::sync::Arc<std::sync::Mutex<Vec<Vec<Block>>>>,
 }
 
 impl std::fmt::Debug for Argon2Hasher {
@@ -113,16 +121,44 @@ impl Argon2Hasher {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| DomainError::invalid("password.argon2", format!("invalid Argon2 parameters: {e}")))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut me = Self { argon, dummy: PasswordHash(String::new()) };
+        let mut me = Self { argon, dummy: PasswordHash(String::new()), pool: Default::default() };
         // A real hash with the same parameters, so verifying against it costs what a real one does.
         me.dummy = me.hash(&Password("tessera-dummy-password".into()))?;
         Ok(me)
     }
 
+    /// A fresh Argon2id hash in PHC form: a random 16-byte salt, a 32-byte output.
     pub fn hash(&self, password: &Password) -> Result<PasswordHash, DomainError> {
-        let phc =
-            self.argon.hash_password(password.0.as_bytes()).map_err(|e| DomainError::Internal(format!("argon2 hashing failed: {e}")))?;
-        Ok(PasswordHash(phc.to_string()))
+        let salt: [u8; 16] = crate::secret::random_bytes()?;
+        let mut out = [0u8; 32];
+        self.with_memory(|m| self.argon.hash_password_into_with_memory(password.0.as_bytes(), &salt, &mut out, m))
+            .map_err(|e| DomainError::Internal(format!("argon2 hashing failed: {e}")))?;
+        let p = self.argon.params();
+        Ok(PasswordHash(format!(
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            p.m_cost(),
+            p.t_cost(),
+            p.p_cost(),
+            STANDARD_NO_PAD.encode(salt),
+            STANDARD_NO_PAD.encode(out)
+        )))
+    }
+
+    /// Runs `f` with a working-memory buffer from the pool (a new one when every pooled buffer
+    /// is in use), and returns the buffer to the pool.
+    fn with_memory<T>(&self, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let taken = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut buf = taken.unwrap_or_else(|| vec![Block::default(); self.argon.params().block_count()]);
+        let out = f(&mut buf);
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(buf);
+        }
+        out
+    }
+
+    /// Buffers in the pool now (for the metrics and the tests).
+    pub fn pooled_buffers(&self) -> usize {
+        self.pool.lock().map(|p| p.len()).unwrap_or(0)
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is none (unknown
@@ -141,19 +177,28 @@ impl Argon2Hasher {
     }
 
     fn verify_phc(&self, password: &[u8], phc: &str) -> bool {
-        match argon2::PasswordHash::new(phc) {
-            Ok(parsed) => self.argon.verify_password(password, &parsed).is_ok(),
-            Err(_) => false,
+        let Ok(parsed) = argon2::PasswordHash::new(phc) else { return false };
+        // Tessera's own parameters: in pooled memory. Anything else (an imported or older hash)
+        // is rare, and re-hashed after it verifies.
+        if let (false, Some(salt), Some(expected)) = (self.needs_rehash_parsed(&parsed), parsed.salt, parsed.hash) {
+            let mut out = vec![0u8; expected.len()];
+            return self.with_memory(|m| self.argon.hash_password_into_with_memory(password, &salt, &mut out, m)).is_ok()
+                && bool::from(out.ct_eq(expected.as_bytes()));
         }
+        self.argon.verify_password(password, &parsed).is_ok()
     }
 
     /// Whether a hash that has just verified should be replaced by a fresh Argon2id hash at
     /// Tessera's parameters: an imported format, or Argon2 at other parameters.
     pub fn needs_rehash(&self, hash: &PasswordHash) -> bool {
-        let Ok(parsed) = argon2::PasswordHash::new(hash.as_str()) else { return true };
+        argon2::PasswordHash::new(hash.as_str()).map_or(true, |parsed| self.needs_rehash_parsed(&parsed))
+    }
+
+    fn needs_rehash_parsed(&self, parsed: &argon2::PasswordHash) -> bool {
         let current = self.argon.params();
         parsed.algorithm.as_str() != "argon2id"
-            || Params::try_from(&parsed)
+            || parsed.version != Some(19)
+            || Params::try_from(parsed)
                 .map_or(true, |p| (p.m_cost(), p.t_cost(), p.p_cost()) != (current.m_cost(), current.t_cost(), current.p_cost()))
     }
 }
@@ -246,6 +291,7 @@ mod django {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher as _;
 
     fn cheap() -> Argon2Hasher {
         Argon2Hasher::new(Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap()
@@ -291,6 +337,21 @@ mod tests {
         let theirs = other.hash(&pw).unwrap();
         assert!(cheap().verify(&pw, Some(&theirs)));
         assert!(cheap().needs_rehash(&theirs));
+    }
+
+    #[test]
+    fn pooled_hashes_are_standard_phc_strings() {
+        let h = cheap();
+        let pw = Password::presented("correct horse".into()).unwrap();
+        let ours = h.hash(&pw).unwrap();
+        // the reference implementation's verifier agrees
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(64, 1, 1, None).unwrap());
+        assert!(reference.verify_password(b"correct horse", &argon2::PasswordHash::new(ours.as_str()).unwrap()).is_ok());
+        // and hashes made by it verify here, in pooled memory
+        let theirs = reference.hash_password(b"correct horse").unwrap().to_string();
+        assert!(h.verify(&pw, Some(&PasswordHash(theirs.clone()))));
+        assert!(!h.verify(&Password::presented("wrong".into()).unwrap(), Some(&PasswordHash(theirs))));
+        assert_eq!(h.pooled_buffers(), 1, "one hash at a time keeps one buffer");
     }
 
     #[test]

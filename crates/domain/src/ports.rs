@@ -37,6 +37,30 @@ pub trait UserRepository: Send + Sync {
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError>;
 }
 
+/// Failed password attempts per account (the normalised login, whether or not such a user
+/// exists) and client address, and the locks they earn (see [`crate::throttle`]).
+#[async_trait]
+pub trait LoginAttemptRepository: Send + Sync {
+    /// The lock in force for `account` at `address`, if any: the address's own, or the
+    /// account-wide one unless a login to the account has succeeded from this address.
+    async fn login_lock(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, RepoError>;
+    /// Counts a failure at `address` and for the account as a whole, in one transaction, and
+    /// sets the locks `policy` gives for the new counts. Returns the lock now in force at
+    /// `address`, if any.
+    async fn login_failed(
+        &self,
+        account: &str,
+        address: &str,
+        now: OffsetDateTime,
+        policy: &crate::LockoutPolicy,
+    ) -> Result<Option<OffsetDateTime>, RepoError>;
+    /// A login succeeded from `address`: its failures are forgotten, and the address is the
+    /// account owner's from now on.
+    async fn login_succeeded(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<(), RepoError>;
+    /// Forgets rows whose last failure and last success are both older than `before`.
+    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
+}
+
 #[async_trait]
 pub trait ClientRepository: Send + Sync {
     /// Fails with `RepoError::Conflict("clients_pkey")` when the id is taken.
@@ -162,8 +186,8 @@ pub trait KeyRepository: Send + Sync {
 }
 
 /// Everything the use-cases need from storage.
-pub trait Store: UserRepository + ClientRepository + SessionRepository + KeyRepository + Health {}
-impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + Health> Store for T {}
+pub trait Store: UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + Health {}
+impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + Health> Store for T {}
 
 /// Password hashing, run wherever the runtime wants it (a bounded blocking pool in the server).
 #[async_trait]

@@ -13,6 +13,7 @@ use crate::legacy::{LegacyToken, TokenKind};
 use crate::ports::{NewRefresh, Notifier, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, Store};
 use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
+use crate::throttle::{AttemptLimiter, LockoutPolicy, retry_after_secs};
 use crate::{
     Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy, TokenHash,
     TokenProfile, User, UserId, UserStatus,
@@ -25,11 +26,13 @@ pub struct TokenSettings {
     /// No session outlives this, however often it is refreshed.
     pub max_session_lifetime: Duration,
     pub password_policy: PasswordPolicy,
+    /// When failed logins lock an account out (see [`crate::throttle`]).
+    pub lockout: LockoutPolicy,
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        Self { max_session_lifetime: Duration::days(365), password_policy: PasswordPolicy::default() }
+        Self { max_session_lifetime: Duration::days(365), password_policy: PasswordPolicy::default(), lockout: LockoutPolicy::default() }
     }
 }
 
@@ -311,6 +314,7 @@ pub struct TokenService {
     sealer: Sealer,
     settings: TokenSettings,
     faces: Faces,
+    limiter: Option<Arc<dyn AttemptLimiter>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -330,6 +334,8 @@ pub struct ServiceParts {
     pub sealer: Sealer,
     pub settings: TokenSettings,
     pub faces: Faces,
+    /// The rate of password attempts per client address; `None`: unlimited.
+    pub limiter: Option<Arc<dyn AttemptLimiter>>,
 }
 
 impl TokenService {
@@ -344,6 +350,7 @@ impl TokenService {
             sealer: p.sealer,
             settings: p.settings,
             faces: p.faces,
+            limiter: p.limiter,
         }
     }
 
@@ -429,8 +436,31 @@ impl TokenService {
         origin: LoginOrigin<'_>,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
-        let user = self.check_password(email, password).await?;
-        self.open_session(face, &user, origin, now).await
+        let address = origin.request.ip.clone().unwrap_or_else(|| "unknown".to_owned());
+        let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
+        if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(&address)) {
+            tracing::warn!(face = %face.name, %address, "password attempts from this address throttled");
+            let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
+            return Err(DomainError::Throttled { retry_after: retry_after_secs(wait) });
+        }
+        // A locked account is refused before any hash is computed: guesses cost the attacker
+        // nothing more, and the server nothing at all.
+        if let Some(until) = self.store.login_lock(&account, &address, now).await? {
+            tracing::warn!(face = %face.name, %address, "login refused: the account is locked out at this address");
+            return Err(DomainError::Throttled { retry_after: retry_after_secs(until - now) });
+        }
+        match self.check_password(email, password).await {
+            Ok(user) => {
+                self.store.login_succeeded(&account, &address, now).await?;
+                self.open_session(face, &user, origin, now).await
+            }
+            Err(DomainError::Auth(AuthError::InvalidCredentials)) => {
+                let lock = self.store.login_failed(&account, &address, now, &self.settings.lockout).await?;
+                tracing::warn!(face = %face.name, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
+                Err(AuthError::InvalidCredentials.into())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Opens a session at a face for a user already authenticated (by password, a trusted
@@ -972,6 +1002,13 @@ impl TokenService {
             }
         }
         Ok(None)
+    }
+
+    /// Forgets failed attempts older than the lockout's reset time, and the addresses an owner
+    /// logged in from once they have not been seen for 90 days.
+    pub async fn sweep_login_attempts(&self, now: OffsetDateTime) -> Result<u64, DomainError> {
+        let keep = Duration::seconds(i64::from(self.settings.lockout.reset_seconds)).max(Duration::days(90));
+        Ok(self.store.prune_login_attempts(now - keep).await?)
     }
 
     /// Drops the sealed secret of every refresh token whose grace window (the longest of any

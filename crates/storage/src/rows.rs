@@ -2,6 +2,7 @@
 //! implements [`RowExt`], and the mapping functions are generic over it. Column names are the
 //! same in both schemas.
 
+use tessera_domain::throttle::{ANY_ADDRESS, AttemptRow};
 use tessera_domain::{
     ClientId, Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, TokenProfile, User, UserId,
     UserStatus,
@@ -154,4 +155,22 @@ pub fn stored_key(row: &impl RowExt) -> Result<tessera_domain::ports::StoredKey,
 
 pub fn revoked(row: &impl RowExt) -> Result<(SessionId, OffsetDateTime), RepoError> {
     Ok((SessionId(row.uuid("id")?), row.time("revoked_at")?))
+}
+
+/// A `login_attempts` row: ip, failures, last failure, lock, last success.
+pub type AttemptTuple = (String, i64, Option<OffsetDateTime>, Option<OffsetDateTime>, Option<OffsetDateTime>);
+
+/// An account's rows at one address and at all of them ([`ANY_ADDRESS`]).
+pub fn attempt_rows(rows: Vec<AttemptTuple>) -> (Option<AttemptRow>, Option<AttemptRow>) {
+    let mut own = None;
+    let mut wide = None;
+    for (ip, failures, last_failure_at, locked_until, succeeded_at) in rows {
+        let row = AttemptRow { failures: u32::try_from(failures).unwrap_or(0), last_failure_at, locked_until, succeeded_at };
+        if ip == ANY_ADDRESS {
+            wide = Some(row);
+        } else {
+            own = Some(row);
+        }
+    }
+    (own, wide)
 }

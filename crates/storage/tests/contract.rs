@@ -126,6 +126,56 @@ async fn imported_users_keep_their_ids_and_later_ids_go_above_them(store: Arc<dy
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, Some(new_hash));
 }
 
+async fn failed_logins_lock_the_address_then_the_account_but_never_the_owners_address(store: Arc<dyn Store>) {
+    let t0 = now();
+    let policy =
+        tessera_domain::LockoutPolicy { threshold: 5, account_threshold: 20, base_seconds: 30, max_seconds: 900, reset_seconds: 3600 };
+    store.login_succeeded("ann@example.com", "198.51.100.9", t0).await.unwrap();
+    for i in 0..4 {
+        assert_eq!(store.login_failed("ann@example.com", "203.0.113.7", t0 + Duration::seconds(i), &policy).await.unwrap(), None);
+    }
+    let lock = store.login_failed("ann@example.com", "203.0.113.7", t0 + Duration::seconds(4), &policy).await.unwrap();
+    assert_eq!(lock, Some(t0 + Duration::seconds(34)), "the fifth failure locks the address for base_seconds");
+    assert_eq!(store.login_lock("ann@example.com", "203.0.113.7", t0 + Duration::seconds(5)).await.unwrap(), lock);
+    assert_eq!(
+        store.login_lock("ann@example.com", "192.0.2.1", t0 + Duration::seconds(5)).await.unwrap(),
+        None,
+        "other addresses are free"
+    );
+    assert_eq!(store.login_lock("ann@example.com", "203.0.113.7", t0 + Duration::seconds(35)).await.unwrap(), None, "the lock passes");
+
+    // twenty failures from as many addresses lock the account at every address but the owner's
+    for i in 0..20 {
+        store.login_failed("ann@example.com", &format!("192.0.2.{i}"), t0 + Duration::seconds(10), &policy).await.unwrap();
+    }
+    let at = t0 + Duration::seconds(11);
+    assert!(store.login_lock("ann@example.com", "192.0.2.200", at).await.unwrap().is_some());
+    assert_eq!(store.login_lock("ann@example.com", "198.51.100.9", at).await.unwrap(), None);
+    assert_eq!(store.login_lock("bob@example.com", "192.0.2.200", at).await.unwrap(), None, "other accounts are free");
+
+    // concurrent failures are all counted: the lock's length gives the count
+    let wide = tessera_domain::LockoutPolicy {
+        threshold: 5,
+        account_threshold: 1000,
+        base_seconds: 1,
+        max_seconds: u32::MAX,
+        reset_seconds: 3600,
+    };
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.login_failed("cy@example.com", "203.0.113.9", t0, &wide).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let lock = store.login_lock("cy@example.com", "203.0.113.9", t0).await.unwrap().unwrap();
+    assert_eq!(lock - t0, Duration::seconds(1 << 15), "20 failures: 2^(20-5) seconds");
+    // ann: the owner, the attacker, 20 addresses and the account row; cy: an address and the account row
+    assert_eq!(store.prune_login_attempts(t0 + Duration::seconds(3600)).await.unwrap(), 25, "every row older than the cut");
+}
+
 async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>) {
     let u = user(&*store, "a@example.com").await;
     let t0 = now();
@@ -418,6 +468,7 @@ macro_rules! contract {
 
 contract!(
     emails_are_unique_case_insensitively,
+    failed_logins_lock_the_address_then_the_account_but_never_the_owners_address,
     imported_users_keep_their_ids_and_later_ids_go_above_them,
     emails_compare_case_insensitively_beyond_ascii,
     a_session_round_trips_and_its_token_rotates_once,

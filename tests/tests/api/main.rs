@@ -15,3 +15,4 @@ mod native;
 mod oauth2_client;
 mod openapi;
 mod race;
+mod throttle;

@@ -92,6 +92,14 @@ fn domain_error(e: DomainError) -> OAuthError {
             _ => OAuthError::invalid_grant("The refresh token is invalid."),
         },
         DomainError::Invalid { field, message } => OAuthError::invalid_request(format!("{field} {message}")),
+        other if let Some((status, secs)) = tessera_dialects::http::retry_later(&other) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                OAuthError::new(status, "too_many_requests", format!("Too many attempts; retry after {secs} seconds."))
+            } else {
+                OAuthError::new(status, "temporarily_unavailable", format!("The service is busy; retry after {secs} seconds."))
+            }
+        }
         other => {
             let p = crate::problem::unexpected(&other);
             let (error, desc) = if p.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -208,6 +216,8 @@ fn no_store(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseB
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody),
+        (status = 429, description = "too_many_requests: too many password attempts from this address, or the account is locked out here for a while", body = OAuthErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "temporarily_unavailable: too many password hashes wait", body = OAuthErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 #[post("/oauth/token")]

@@ -38,6 +38,7 @@ pub struct UserResponse {
         (status = 409, description = "The e-mail is taken (case-insensitively)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "busy: too many password hashes wait", body = ProblemBody, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 #[post("/v1/users")]

@@ -49,6 +49,7 @@ fn world_with(faces: Vec<Face>) -> World {
         sealer: Sealer::new([4; 32]),
         settings: TokenSettings::default(),
         faces: Faces::new(faces).unwrap(),
+        limiter: None,
     });
     let face = svc.face("native").unwrap();
     World { svc, store, face }

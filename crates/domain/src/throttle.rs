@@ -1,0 +1,166 @@
+//! Password guessing: a rate per client address, and a temporary lockout of an account that
+//! grows with repeated failures, held in the database so that it holds across instances.
+//!
+//! As Keycloak's brute-force detector does, a lockout is temporary, grows with each further
+//! failure and is capped, so that no one can lock an account for good. Two locks are kept per
+//! account: one per client address, and one for the account as a whole, with a higher threshold.
+//! The account-wide lock does not apply at an address from which the account has logged in
+//! before. An attacker elsewhere therefore cannot keep the owner out of their own device, while
+//! the attacker's own address is locked after a few guesses and rate-limited before that.
+
+use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
+
+/// The account-wide lock's address in storage.
+pub const ANY_ADDRESS: &str = "*";
+
+/// When failures lock an account, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutPolicy {
+    /// Failures from one address before that address is locked out of the account.
+    pub threshold: u32,
+    /// Failures from all addresses together before the account is locked at every address
+    /// that has never logged in to it.
+    pub account_threshold: u32,
+    /// The first lock's length; each further failure doubles it...
+    pub base_seconds: u32,
+    /// ... up to this.
+    pub max_seconds: u32,
+    /// A failure older than this is forgotten.
+    pub reset_seconds: u32,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        // Keycloak's defaults in spirit: a few failures, waits that grow, 15 minutes at most,
+        // failures forgotten after 12 hours.
+        Self { threshold: 5, account_threshold: 20, base_seconds: 30, max_seconds: 900, reset_seconds: 12 * 3600 }
+    }
+}
+
+impl LockoutPolicy {
+    /// The lock after the `failures`-th failure in a row against `threshold`: none below it,
+    /// then `base`, doubling with every further failure, capped at `max`.
+    pub fn lock_for(&self, failures: u32, threshold: u32) -> Option<Duration> {
+        if threshold == 0 || failures < threshold {
+            return None;
+        }
+        let doublings = (failures - threshold).min(20);
+        let secs = u64::from(self.base_seconds).saturating_mul(1 << doublings).min(u64::from(self.max_seconds));
+        Some(Duration::seconds(secs as i64))
+    }
+
+    /// Failures before this instant are forgotten.
+    pub fn reset_before(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now - Duration::seconds(i64::from(self.reset_seconds))
+    }
+}
+
+/// One row of failed attempts: of an account at one address, or at all of them
+/// ([`ANY_ADDRESS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub failures: u32,
+    pub last_failure_at: Option<OffsetDateTime>,
+    pub locked_until: Option<OffsetDateTime>,
+    /// A login to the account succeeded from this address: the owner's own.
+    pub succeeded_at: Option<OffsetDateTime>,
+}
+
+impl LockoutPolicy {
+    /// The row after one more failure at `now`, counted against `threshold`; failures older than
+    /// `reset_seconds` are forgotten first.
+    pub fn after_failure(&self, row: AttemptRow, threshold: u32, now: OffsetDateTime) -> AttemptRow {
+        let fresh = row.last_failure_at.is_some_and(|t| t >= self.reset_before(now));
+        let failures = if fresh { row.failures.saturating_add(1) } else { 1 };
+        let locked_until = match self.lock_for(failures, threshold) {
+            Some(d) => Some(now + d),
+            None => row.locked_until.filter(|t| *t > now),
+        };
+        AttemptRow { failures, last_failure_at: Some(now), locked_until, ..row }
+    }
+
+    /// The row after a successful login from its address.
+    pub fn after_success(row: AttemptRow, now: OffsetDateTime) -> AttemptRow {
+        AttemptRow { failures: 0, last_failure_at: None, locked_until: None, succeeded_at: Some(now.max(row.succeeded_at.unwrap_or(now))) }
+    }
+
+    /// The lock in force at `now` for an account at an address, from the address's row and the
+    /// account-wide row: the address's own, or the account's unless the address is the owner's.
+    pub fn lock_in_force(address: Option<&AttemptRow>, account: Option<&AttemptRow>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let own = address.and_then(|r| r.locked_until).filter(|t| *t > now);
+        let owner = address.is_some_and(|r| r.succeeded_at.is_some());
+        let wide = if owner { None } else { account.and_then(|r| r.locked_until).filter(|t| *t > now) };
+        own.max(wide)
+    }
+}
+
+/// The per-address rate of password attempts, kept in memory by each instance.
+pub trait AttemptLimiter: Send + Sync {
+    /// `Err(wait)` when `address` must wait before its next attempt.
+    fn check(&self, address: &str) -> Result<(), std::time::Duration>;
+}
+
+/// Seconds to put in `Retry-After`: at least one.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let ms = u64::try_from(wait.whole_milliseconds()).unwrap_or(0);
+    ms.div_ceil(1000).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_starts_at_the_threshold_doubles_and_is_capped() {
+        let p = LockoutPolicy::default();
+        assert_eq!(p.lock_for(4, 5), None);
+        assert_eq!(p.lock_for(5, 5), Some(Duration::seconds(30)));
+        assert_eq!(p.lock_for(6, 5), Some(Duration::seconds(60)));
+        assert_eq!(p.lock_for(7, 5), Some(Duration::seconds(120)));
+        assert_eq!(p.lock_for(10, 5), Some(Duration::seconds(900)));
+        assert_eq!(p.lock_for(u32::MAX, 5), Some(Duration::seconds(900)), "never longer than the cap");
+        assert_eq!(p.lock_for(100, 0), None, "a threshold of 0 turns the lock off");
+    }
+
+    #[test]
+    fn an_attacker_elsewhere_cannot_keep_the_owner_out_of_their_own_address() {
+        let p = LockoutPolicy::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let owner = LockoutPolicy::after_success(AttemptRow::default(), t0);
+        let mut attacker = AttemptRow::default();
+        let mut account = AttemptRow::default();
+        for i in 0..100 {
+            let now = t0 + Duration::seconds(i);
+            attacker = p.after_failure(attacker, p.threshold, now);
+            account = p.after_failure(account, p.account_threshold, now);
+        }
+        let now = t0 + Duration::seconds(100);
+        assert!(LockoutPolicy::lock_in_force(Some(&attacker), Some(&account), now).is_some(), "the attacker is locked out");
+        assert!(LockoutPolicy::lock_in_force(None, Some(&account), now).is_some(), "so is any address new to the account");
+        assert_eq!(LockoutPolicy::lock_in_force(Some(&owner), Some(&account), now), None, "the owner's address is not");
+        let later = now + Duration::seconds(i64::from(p.max_seconds));
+        assert_eq!(LockoutPolicy::lock_in_force(Some(&attacker), Some(&account), later), None, "a lock passes, however many failures");
+    }
+
+    #[test]
+    fn failures_are_forgotten_after_the_reset_time() {
+        let p = LockoutPolicy::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut row = AttemptRow::default();
+        for _ in 0..4 {
+            row = p.after_failure(row, 5, t0);
+        }
+        let row = p.after_failure(row, 5, t0 + Duration::seconds(i64::from(p.reset_seconds) + 1));
+        assert_eq!((row.failures, row.locked_until), (1, None));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_never_zero() {
+        assert_eq!(retry_after_secs(Duration::milliseconds(10)), 1);
+        assert_eq!(retry_after_secs(Duration::seconds(30)), 30);
+        assert_eq!(retry_after_secs(Duration::milliseconds(30_001)), 31);
+        assert_eq!(retry_after_secs(Duration::seconds(-5)), 1);
+    }
+}

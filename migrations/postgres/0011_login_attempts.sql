@@ -1,0 +1,14 @@
+-- Failed password attempts per account (the normalised login, whether or not such a user exists)
+-- and client address; ip '*' is the account as a whole. Locks live here so that they hold across
+-- instances. A row with succeeded_at is an address the owner has logged in from.
+create table login_attempts (
+    account         text not null,
+    ip              text not null,
+    failures        integer not null default 0,
+    last_failure_at timestamptz,
+    locked_until    timestamptz,
+    succeeded_at    timestamptz,
+    primary key (account, ip)
+);
+
+create index login_attempts_age_idx on login_attempts (greatest(last_failure_at, succeeded_at));

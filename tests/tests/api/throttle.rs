@@ -1,0 +1,156 @@
+//! Password guessing, as an attacker tries it: 429s with `Retry-After` in each face's own shape,
+//! a growing lockout held in the database, and the owner still getting in from their own
+//! address. A flood of logins beyond the hash queue gets fast 503s.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_with};
+
+/// Behind a trusted proxy (the test client), so that each request can come from its own address.
+async fn app(configure: impl FnOnce(&mut tessera_api::Settings)) -> TestApp {
+    spawn_with(|s| {
+        s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+        configure(s);
+    })
+    .await
+}
+
+async fn login_from(app: &TestApp, address: &str, email: &str, password: &str) -> (u16, Option<u64>, Value) {
+    let res = app
+        .http
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", address)
+        .form(&[("grant_type", "password"), ("username", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap());
+    (res.status().as_u16(), retry, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn hundred_wrong_passwords_from_one_address_get_429s_and_the_owner_still_gets_in() {
+    let app = app(|_| {}).await;
+    assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
+    let owner = "198.51.100.9";
+    assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200);
+
+    let attacker = "203.0.113.7";
+    let mut refused = vec![];
+    for i in 0..100 {
+        let (status, retry, body) = login_from(&app, attacker, "ann@example.com", &format!("guess {i}")).await;
+        match status {
+            400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
+            429 => {
+                assert_eq!(body["error"], "too_many_requests", "{body}");
+                assert!(retry.is_some_and(|r| (1..=900).contains(&r)), "Retry-After: {retry:?}");
+                refused.push(i);
+            }
+            other => panic!("attempt {i}: {other} {body}"),
+        }
+    }
+    assert_eq!(refused.first(), Some(&5), "the fifth failure locks the address: {refused:?}");
+    assert_eq!(refused.len(), 95, "every later attempt is refused without a hash");
+    let (status, _, _) = login_from(&app, attacker, "ann@example.com", "correct horse battery").await;
+    assert_eq!(status, 429, "the right password from the locked address is refused too");
+    // the owner, from their own address, is not locked out
+    let (status, _, body) = login_from(&app, owner, "ann@example.com", "correct horse battery").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lock_passes() {
+    let app = app(|s| {
+        s.password.lockout.base_seconds = 1;
+        s.password.lockout.max_seconds = 2;
+    })
+    .await;
+    assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
+    let owner = "198.51.100.9";
+    assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200);
+    let mut statuses = vec![];
+    for i in 0..30 {
+        statuses.push(login_from(&app, &format!("203.0.113.{i}"), "ann@example.com", "guess").await.0);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 400), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "20 failures lock the account for new addresses: {statuses:?}");
+    let (status, retry, _) = login_from(&app, "192.0.2.44", "ann@example.com", "correct horse battery").await;
+    assert_eq!((status, retry.is_some()), (429, true), "a new device waits");
+    assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200, "the owner's own address does not");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(login_from(&app, "192.0.2.44", "ann@example.com", "correct horse battery").await.0, 200, "once the lock passes");
+}
+
+async fn one_address_trying_many_accounts_is_rate_limited_in_each_faces_words() {
+    let app = app(|s| s.password.attempts_per_address_per_minute = 5).await;
+    let sprayer = "203.0.113.99";
+    for i in 0..5 {
+        assert_eq!(login_from(&app, sprayer, &format!("user{i}@example.com"), "guess").await.0, 400);
+    }
+    assert_eq!(login_from(&app, sprayer, "user9@example.com", "guess").await.0, 429);
+    assert_eq!(login_from(&app, "203.0.113.100", "user9@example.com", "guess").await.0, 400, "another address is not limited");
+
+    // the same limit, in the dialects' own shapes
+    let post = |path: &str, body: Value| app.http.post(app.url(path)).header("x-forwarded-for", sprayer).json(&body).send();
+    let res = post("/api/token/", json!({"email": "x@example.com", "password": "guess"})).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("Request was throttled. Expected available in "), "DRF's words: {body}");
+    let res = post("/api/v1/login", json!({"email": "x@example.com", "password": "guess"})).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert!(body["msg"].as_str().unwrap().starts_with("Too many requests"), "{body}");
+}
+
+async fn a_login_flood_beyond_the_hash_queue_gets_fast_503s() {
+    let app = app(|s| {
+        s.password.max_concurrent_hashes = 1;
+        s.password.max_queued_hashes = 2;
+        s.password.attempts_per_address_per_minute = 0;
+    })
+    .await;
+    assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let http = app.http.clone();
+            let url = app.url("/oauth/token");
+            tokio::spawn(async move {
+                let res = http
+                    .post(url)
+                    .header("x-forwarded-for", format!("198.51.100.{i}"))
+                    .form(&[("grant_type", "password"), ("username", "ann@example.com"), ("password", "correct horse battery")])
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = res.headers().get("retry-after").cloned();
+                (res.status().as_u16(), retry, res.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut busy = 0;
+    for t in tasks {
+        let (status, retry, body) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                assert_eq!(retry.unwrap(), "1");
+                busy += 1;
+            }
+            other => panic!("{other} {body}"),
+        }
+    }
+    assert!(ok >= 3, "the running hash and the queue are served: {ok}");
+    assert!(busy > 0, "the rest are refused at once");
+}
+
+crate::both_backends!(
+    hundred_wrong_passwords_from_one_address_get_429s_and_the_owner_still_gets_in,
+    a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lock_passes,
+    one_address_trying_many_accounts_is_rate_limited_in_each_faces_words,
+    a_login_flood_beyond_the_hash_queue_gets_fast_503s,
+);
