@@ -429,11 +429,13 @@ impl Settings {
         }
         if self.environment == Environment::Production
             && self.dialects.medods.enabled
+            && !self.dialects.medods.open_to_anyone
             && self.dialects.medods.caller_key.as_deref().is_none_or(str::is_empty)
         {
             return Err(ConfigError::new(
                 "dialects.medods.caller_key",
-                "production refuses open trusted-caller routes: set TESSERA__DIALECTS__MEDODS__CALLER_KEY or disable the dialect",
+                "production refuses to generate the trusted callers' key: set TESSERA__DIALECTS__MEDODS__CALLER_KEY, \
+                 disable the dialect, or serve /generate to anyone with dialects.medods.open_to_anyone = true",
             ));
         }
         Ok(Checked { algorithm, profiles, max_session_lifetime })

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tessera_domain::ports::Store;
 use tessera_domain::{Algorithm, KeyedHasher, Keyring, OffsetDateTime, Sealer, SigningKey};
 
@@ -60,6 +60,34 @@ pub fn load_master_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
         "generated a new master key for development and saved it; production requires secrets.master_key (TESSERA__SECRETS__MASTER_KEY)"
     );
     Ok(key.to_vec())
+}
+
+/// Medods' trusted callers' key, when the dialect is on, not configured open and given no key:
+/// read from or (development) generated into `medods-caller.key` beside the master key file, so
+/// that `/generate` is never open to anyone by default. The key is never logged: the operator
+/// reads the file.
+pub fn resolve_medods_caller_key(settings: &mut Settings) -> anyhow::Result<()> {
+    let m = &settings.dialects.medods;
+    if !m.enabled || m.open_to_anyone || m.caller_key.as_deref().is_some_and(|k| !k.is_empty()) {
+        return Ok(());
+    }
+    let path = settings.secrets.master_key_file().with_file_name("medods-caller.key");
+    let key = if path.exists() {
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?.trim().to_owned()
+    } else {
+        let key = URL_SAFE_NO_PAD.encode(tessera_domain::secret::random_bytes::<24>()?);
+        write_private(&path, key.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        tracing::warn!(
+            path = %path.display(),
+            "generated the Medods trusted callers' key (X-Caller-Key for /generate and /deleteall) and saved it; production requires dialects.medods.caller_key"
+        );
+        key
+    };
+    if key.len() < 16 {
+        anyhow::bail!("{}: the caller key must be at least 16 characters", path.display());
+    }
+    settings.dialects.medods.caller_key = Some(key);
+    Ok(())
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

@@ -100,11 +100,12 @@ pub struct Core {
 }
 
 impl Core {
-    pub async fn build(settings: Settings, migrate: bool, listen_for_revocations: bool) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings, migrate: bool, listen_for_revocations: bool) -> anyhow::Result<Self> {
         let checked = settings.check()?;
         let backend = connect_store(&settings, migrate).await?;
         let store = backend.store();
         let master = load_master_key(&settings)?;
+        crate::secrets::resolve_medods_caller_key(&mut settings)?;
         let secrets = ServerSecrets::from_master(&master);
         let now = OffsetDateTime::now_utc();
         let mut algs = vec![checked.algorithm];
@@ -170,13 +171,8 @@ impl Core {
                 .map(|l| Arc::new(l) as Arc<dyn tessera_domain::AttemptLimiter>),
         });
         let native = service.face(NATIVE).context("the native face")?;
-        if settings.dialects.medods.enabled
-            && settings.dialects.medods.caller_key.as_deref().is_none_or(str::is_empty)
-            && listen_for_revocations
-        {
-            tracing::warn!(
-                "the Medods dialect's /generate and /deleteall are open to anyone: set dialects.medods.caller_key (production refuses to start without it)"
-            );
+        if settings.dialects.medods.enabled && settings.dialects.medods.open_to_anyone && listen_for_revocations {
+            tracing::warn!("the Medods dialect's /generate and /deleteall are open to anyone (dialects.medods.open_to_anyone = true)");
         }
         if settings.oauth.default_client_enabled {
             ensure_default_client(&*store, &settings, now).await?;

@@ -66,9 +66,18 @@ fn http_get(port: u16, path: &str) -> String {
 }
 
 fn http_post(port: u16, path: &str, content_type: &str, body: &str) -> String {
+    http_post_with(port, path, content_type, "", body)
+}
+
+/// `extra`: more header lines, each ending in CRLF.
+fn http_post_with(port: u16, path: &str, content_type: &str, extra: &str, body: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-        .unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -171,7 +180,16 @@ fn a_new_user_runs_it_with_nothing_installed_and_finds_their_data_after_a_restar
         assert_eq!(std::fs::metadata(dir.join("data")).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(std::fs::metadata(dir.join("data/tessera.db")).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(dir.join("data/master.key")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(dir.join("data/medods-caller.key")).unwrap().permissions().mode() & 0o777, 0o600);
     }
+    // Medods' trusted-caller routes are closed: the generated key opens them
+    let generate = r#"{"user_id":7,"GUID":"g"}"#;
+    let open = http_post(port, "/generate", "application/json", generate);
+    assert!(open.contains(" 401 ") && open.contains("unauthorized_caller"), "{open}");
+    let key = std::fs::read_to_string(dir.join("data/medods-caller.key")).unwrap();
+    assert!(!log.iter().any(|l| l.contains(key.trim())), "the key is never logged");
+    let minted = http_post_with(port, "/generate", "application/json", &format!("X-Caller-Key: {}\r\n", key.trim()), generate);
+    assert!(minted.contains(" 200 "), "{minted}");
     let created = http_post(port, "/v1/users", "application/json", r#"{"email":"ann@example.com","password":"correct horse battery"}"#);
     assert!(created.contains(" 201 "), "{created}");
     let login = "grant_type=password&username=ann%40example.com&password=correct+horse+battery";

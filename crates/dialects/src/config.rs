@@ -34,9 +34,13 @@ impl Default for DialectSettings {
 pub struct MedodsSettings {
     pub enabled: bool,
     pub prefix: String,
-    /// The key trusted callers present (`X-Caller-Key`) on `/generate` and `/deleteall`. Unset:
-    /// those routes are open (development only; production refuses to start without it).
+    /// The key trusted callers present (`X-Caller-Key`) on `/generate` and `/deleteall`, who
+    /// may mint tokens for any `user_id`. Unset: in development one is generated and kept beside
+    /// the master key (`data/medods-caller.key`); production refuses to start without it.
     pub caller_key: Option<String>,
+    /// Serve `/generate` and `/deleteall` to anyone, without a key: for a network where only
+    /// trusted callers can reach Tessera. Never the default.
+    pub open_to_anyone: bool,
     pub profile: String,
     /// The task demands single use: 0 by default.
     pub refresh_grace_seconds: u32,
@@ -57,6 +61,7 @@ impl Default for MedodsSettings {
             enabled: true,
             prefix: String::new(),
             caller_key: None,
+            open_to_anyone: false,
             profile: TokenProfile::STANDARD.into(),
             refresh_grace_seconds: 0,
             new_ip_webhook: None,

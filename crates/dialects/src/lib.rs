@@ -178,7 +178,9 @@ pub fn configure(
     let m = mounts(d);
     let face = |name: &str| service.faces().get(name).cloned();
     if let (Some(f), Some(at)) = (face(medods::NAME), &m.medods) {
-        let face = medods::MedodsFace { face: f, caller_key: d.medods.caller_key.clone().filter(|k| !k.is_empty()) };
+        // `None` only when configured open: startup refuses or fills in a missing key otherwise
+        let key = d.medods.caller_key.clone().filter(|k| !k.is_empty() && !d.medods.open_to_anyone);
+        let face = medods::MedodsFace { face: f, caller_key: key };
         medods::configure(cfg, at, face);
     }
     if let (Some(face), Some(at)) = (drf_face, &m.drf_social) {

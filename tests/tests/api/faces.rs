@@ -46,7 +46,9 @@ async fn pairs(app: &TestApp) -> Pairs {
     let drf: Value = res.json().await.unwrap();
     let (_, sj) = post_json(app, "/api/token/", json!({"email": EMAIL, "password": PASSWORD}), None).await;
     let (_, fl) = post_json(app, "/api/v1/login", json!({"email": EMAIL, "password": PASSWORD}), None).await;
-    let (_, md) = post_json(app, "/generate", json!({"user_id": 42, "GUID": "FF4vjiQAU8e6KYq/edxsrQ=="}), None).await;
+    let generate = json!({"user_id": 42, "GUID": "FF4vjiQAU8e6KYq/edxsrQ=="});
+    let res = app.http.post(app.url("/generate")).header("x-caller-key", crate::helpers::CALLER_KEY).json(&generate).send().await.unwrap();
+    let md: Value = res.json().await.unwrap();
     let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_owned();
     Pairs {
         native: (n.access, n.refresh),
@@ -162,7 +164,7 @@ async fn every_token_response_says_no_store() {
         app.http.post(app.url("/api/token/")).json(&json!({"email": EMAIL, "password": PASSWORD})),
         app.http.post(app.url("/auth/jwt/create/")).json(&json!({"email": EMAIL, "password": PASSWORD})),
         app.http.post(app.url("/api/v1/login")).json(&json!({"email": EMAIL, "password": PASSWORD})),
-        app.http.post(app.url("/generate")).json(&json!({"user_id": 5, "GUID": "g"})),
+        app.http.post(app.url("/generate")).header("x-caller-key", crate::helpers::CALLER_KEY).json(&json!({"user_id": 5, "GUID": "g"})),
         app.http.post(app.url("/auth/token")).form(&[
             ("grant_type", "password"),
             ("username", EMAIL),

@@ -59,6 +59,9 @@ pub struct TestApp {
     pub master_key: String,
 }
 
+/// The Medods trusted callers' key every test app has (`X-Caller-Key`).
+pub const CALLER_KEY: &str = "test-trusted-caller-key-0123";
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
@@ -102,6 +105,8 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.secrets.master_key = Some(STANDARD.encode(master));
+    // Medods' trusted-caller routes are never open unless configured so
+    settings.dialects.medods.caller_key = Some(CALLER_KEY.into());
     configure(&mut settings);
 
     let app = tessera_api::Application::build(settings).await.expect("the application builds");

@@ -91,6 +91,19 @@ async fn trusted_caller_routes_need_the_key() {
     }
 }
 
+async fn trusted_caller_routes_are_open_only_when_configured_so() {
+    let app = spawn_with(|s| {
+        s.dialects.medods.caller_key = None;
+        s.dialects.medods.open_to_anyone = true;
+    })
+    .await;
+    let (status, body) = call(&app, "/generate", json!({"user_id": 1, "GUID": "x"}), None, "c").await;
+    assert_eq!(status, 200, "{body}");
+    let app = spawn_with(|s| s.dialects.medods.open_to_anyone = true).await;
+    let (status, _) = call(&app, "/generate", json!({"user_id": 1, "GUID": "x"}), None, "c").await;
+    assert_eq!(status, 200, "open_to_anyone wins over a key");
+}
+
 async fn a_changed_user_agent_refuses_and_logs_out_everywhere() {
     let app = app().await;
     let (a1, r1) = generate(&app, 5).await;
@@ -265,6 +278,7 @@ crate::both_backends!(
     the_seed_flow_generate_refresh_delete_deleteall,
     refresh_needs_the_access_token_of_its_own_pair,
     trusted_caller_routes_need_the_key,
+    trusted_caller_routes_are_open_only_when_configured_so,
     a_changed_user_agent_refuses_and_logs_out_everywhere,
     logout_ends_the_callers_session,
     bad_input_gets_medods_json_errors,
