@@ -18,7 +18,7 @@ run-postgres:
 	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
 
 # Every test: the Rust suites on SQLite and Postgres, then a short schemathesis pass over the
-# served OpenAPI document (schemathesis is installed into target/fuzz-venv on first use).
+# served OpenAPI document (schemathesis and prometheus-client are installed into target/test-venv on first use).
 test:
 	scripts/with-postgres.sh -- $(CARGO) test --workspace --all-targets
 	TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25

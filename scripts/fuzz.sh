@@ -10,16 +10,13 @@
 # would otherwise meet 429s and leave the logic behind them untested (the throttling has its own
 # end-to-end tests). A user is registered and a token of each face obtained, so that the protected routes
 # are exercised too (schemathesis.toml maps them to the document's security schemes).
-# schemathesis is installed from PyPI into target/fuzz-venv on first use.
+# schemathesis is installed from PyPI into target/test-venv on first use (scripts/test-venv.sh).
 set -euo pipefail
 
 examples="${1:-100}"
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv="$root/target/fuzz-venv"
-if [ ! -x "$venv/bin/st" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
-fi
+python=$("$root/scripts/test-venv.sh")
+venv=$(dirname "$(dirname "$python")")
 # TESSERA_BIN: a binary already built (`make test` passes the one its test build made)
 bin="${TESSERA_BIN:-$root/target/debug/tessera}"
 case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac

@@ -19,6 +19,7 @@ pub struct BlockingHasher {
     max_queued: usize,
     /// Hashes running or waiting now.
     outstanding: Arc<AtomicUsize>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Counts a hash as outstanding while it lives.
@@ -34,7 +35,19 @@ impl BlockingHasher {
     /// `max_concurrent` 0: one per core.
     pub fn new(inner: Argon2Hasher, max_concurrent: usize, max_queued: usize) -> Self {
         let n = if max_concurrent == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { max_concurrent };
-        Self { inner: Arc::new(inner), permits: Arc::new(Semaphore::new(n)), concurrency: n, max_queued, outstanding: Arc::default() }
+        Self {
+            inner: Arc::new(inner),
+            permits: Arc::new(Semaphore::new(n)),
+            concurrency: n,
+            max_queued,
+            outstanding: Arc::default(),
+            metrics: None,
+        }
+    }
+
+    /// Reports waits and refusals to `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { metrics: Some(metrics), ..self }
     }
 
     /// Hashes waiting for a turn now.
@@ -42,14 +55,27 @@ impl BlockingHasher {
         self.outstanding.load(Ordering::Acquire).saturating_sub(self.concurrency)
     }
 
+    /// (waiting, running) now.
+    pub fn load(&self) -> (usize, usize) {
+        let outstanding = self.outstanding.load(Ordering::Acquire);
+        (outstanding.saturating_sub(self.concurrency), outstanding.min(self.concurrency))
+    }
+
     async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Argon2Hasher) -> T + Send + 'static) -> Result<T, DomainError> {
         let before = self.outstanding.fetch_add(1, Ordering::AcqRel);
         let _counted = Outstanding(self.outstanding.clone());
         if before >= self.concurrency + self.max_queued {
+            if let Some(m) = &self.metrics {
+                m.hash_refused.inc();
+            }
             // the queue drains at `concurrency` hashes per hash time, a fraction of a second
             return Err(DomainError::Overloaded { retry_after: 1 });
         }
+        let waited = std::time::Instant::now();
         let _permit = self.permits.acquire().await.map_err(|_| DomainError::Internal("hasher closed".into()))?;
+        if let Some(m) = &self.metrics {
+            m.hash_wait.observe(waited.elapsed().as_secs_f64());
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| DomainError::Internal(format!("hashing task failed: {e}")))
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod hasher;
 pub mod import;
 pub mod keys;
+pub mod metrics;
 pub mod native;
 pub mod notify;
 pub mod openapi;

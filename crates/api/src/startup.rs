@@ -97,6 +97,7 @@ pub struct Core {
     /// The signing keys: the schedule, reloads, the operators' commands.
     pub keys: Arc<crate::keys::KeyManager>,
     key_task: Option<tokio::task::JoinHandle<()>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Core {
@@ -146,7 +147,11 @@ impl Core {
         };
 
         let argon = Argon2Hasher::new(settings.password.argon2)?;
-        let hasher = Arc::new(BlockingHasher::new(argon, settings.password.max_concurrent_hashes, settings.password.max_queued_hashes));
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let hasher = Arc::new(
+            BlockingHasher::new(argon, settings.password.max_concurrent_hashes, settings.password.max_queued_hashes)
+                .with_metrics(metrics.clone()),
+        );
         let token_settings = tessera_domain::TokenSettings {
             max_session_lifetime: checked.max_session_lifetime,
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
@@ -159,7 +164,7 @@ impl Core {
                 .collect();
         let service = TokenService::new(ServiceParts {
             store: store.clone(),
-            hasher,
+            hasher: hasher.clone(),
             revocations: revocations.clone(),
             notifier: Some(Arc::new(WebhookNotifier::new(webhooks)?)),
             keyring,
@@ -169,6 +174,7 @@ impl Core {
             faces,
             limiter: crate::throttle::AddressLimiter::per_minute(settings.password.attempts_per_address_per_minute)
                 .map(|l| Arc::new(l) as Arc<dyn tessera_domain::AttemptLimiter>),
+            events: Some(metrics.clone()),
         });
         let native = service.face(NATIVE).context("the native face")?;
         if settings.dialects.medods.enabled && settings.dialects.medods.open_to_anyone && listen_for_revocations {
@@ -178,14 +184,14 @@ impl Core {
             ensure_default_client(&*store, &settings, now).await?;
         }
         let settings_key_check = settings.tokens.key_check_seconds;
-        let state = web::Data::new(AppState { native, service, settings: Arc::new(settings), profiles: checked.profiles });
+        let state = web::Data::new(AppState { native, service, settings: Arc::new(settings), profiles: checked.profiles, hasher });
         let key_task = listen_for_revocations.then(|| {
             let every = std::time::Duration::from_secs(u64::from(settings_key_check));
             // SQLite has no NOTIFY: an operator's change (another process) is seen within a second
             let reload = if matches!(backend, Backend::Sqlite(_)) { std::time::Duration::from_secs(1) } else { every };
             crate::keys::spawn(keys.clone(), state.service.clone(), every, reload, keys_changed.clone())
         });
-        Ok(Self { state, store, revocations, listener, keys, key_task })
+        Ok(Self { state, store, revocations, listener, keys, key_task, metrics })
     }
 }
 
@@ -305,6 +311,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     };
     let max_body = settings.server.max_body_bytes;
     let state = core.state.clone();
+    let metrics = web::Data::from(core.metrics.clone());
     // Shared by every worker: its HTTP client and the identity providers' cached keys.
     let drf = if settings.dialects.drf_social_oauth2.enabled {
         let face = state.service.face(crate::dialects::drf_social::NAME)?;
@@ -327,9 +334,11 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .map(|app| {
                 app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
                     .wrap(middleware::from_fn(crate::throttle::retry_after_header))
+                    .wrap(middleware::from_fn(crate::metrics::middleware))
                     .wrap(middleware::from_fn(crate::request_id::middleware))
             })
             .app_data(state.clone())
+            .app_data(metrics.clone())
             .app_data(proxies.clone())
             .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
             .configure(crate::native::configure)

@@ -13,6 +13,8 @@ pub struct AppState {
     pub native: Arc<Face>,
     pub settings: Arc<Settings>,
     pub profiles: BTreeMap<String, TokenProfile>,
+    /// Password hashing: its queue is a metric.
+    pub hasher: Arc<crate::hasher::BlockingHasher>,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 //! repository ports and the use-cases written against them. Time is always a parameter.
 
 pub mod error;
+pub mod events;
 pub mod face;
 pub mod identity;
 pub mod key_schedule;

@@ -146,6 +146,10 @@ pub trait SessionRepository: Send + Sync {
 pub trait Health: Send + Sync {
     /// Answers when the store can serve (readiness).
     async fn ping(&self) -> Result<(), RepoError>;
+    /// The connection pool now: (open, idle, maximum).
+    fn pool_stats(&self) -> Option<(u32, u32, u32)> {
+        None
+    }
 }
 
 /// A signing key as stored: material sealed under the server key.

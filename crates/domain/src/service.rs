@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::events::{Event, EventSink, LoginOutcome, RefreshOutcome};
 use crate::face::{Face, Faces, RequestMeta, RiskAction, RiskSignal, assess, strictest};
 use crate::keys::TimedClaims;
 use crate::legacy::{LegacyToken, TokenKind};
@@ -315,6 +316,7 @@ pub struct TokenService {
     settings: TokenSettings,
     faces: Faces,
     limiter: Option<Arc<dyn AttemptLimiter>>,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -336,6 +338,8 @@ pub struct ServiceParts {
     pub faces: Faces,
     /// The rate of password attempts per client address; `None`: unlimited.
     pub limiter: Option<Arc<dyn AttemptLimiter>>,
+    /// Where logins, refreshes and revocations are reported (metrics).
+    pub events: Option<Arc<dyn EventSink>>,
 }
 
 impl TokenService {
@@ -351,6 +355,13 @@ impl TokenService {
             settings: p.settings,
             faces: p.faces,
             limiter: p.limiter,
+            events: p.events,
+        }
+    }
+
+    fn emit(&self, event: Event<'_>) {
+        if let Some(e) = &self.events {
+            e.record(event);
         }
     }
 
@@ -374,6 +385,11 @@ impl TokenService {
     }
 
     /// Whether the store answers (readiness).
+    /// The store's connection pool now: (open, idle, maximum).
+    pub fn pool_stats(&self) -> Option<(u32, u32, u32)> {
+        self.store.pool_stats()
+    }
+
     pub async fn ping(&self) -> Result<(), DomainError> {
         Ok(self.store.ping().await?)
     }
@@ -440,6 +456,7 @@ impl TokenService {
         let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
         if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(&address)) {
             tracing::warn!(face = %face.name, %address, "password attempts from this address throttled");
+            self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Throttled });
             let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
             return Err(DomainError::Throttled { retry_after: retry_after_secs(wait) });
         }
@@ -447,19 +464,27 @@ impl TokenService {
         // nothing more, and the server nothing at all.
         if let Some(until) = self.store.login_lock(&account, &address, now).await? {
             tracing::warn!(face = %face.name, %address, "login refused: the account is locked out at this address");
+            self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Locked });
             return Err(DomainError::Throttled { retry_after: retry_after_secs(until - now) });
         }
         match self.check_password(email, password).await {
             Ok(user) => {
                 self.store.login_succeeded(&account, &address, now).await?;
+                self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Ok });
                 self.open_session(face, &user, origin, now).await
             }
             Err(DomainError::Auth(AuthError::InvalidCredentials)) => {
                 let lock = self.store.login_failed(&account, &address, now, &self.settings.lockout).await?;
                 tracing::warn!(face = %face.name, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
+                self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Failed });
                 Err(AuthError::InvalidCredentials.into())
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                if matches!(e, DomainError::Auth(_)) {
+                    self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Failed });
+                }
+                Err(e)
+            }
         }
     }
 
@@ -626,11 +651,22 @@ impl TokenService {
         input: RefreshInput<'_>,
         now: OffsetDateTime,
     ) -> Result<Refreshed, DomainError> {
-        let secret = self.presented_refresh(face, presented, now).await?;
-        match face.refresh {
-            RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(Refreshed::Pair),
-            RefreshPolicy::Reuse => self.reissue_access(face, &secret, input, now).await.map(Refreshed::Access),
-        }
+        let result = match self.presented_refresh(face, presented, now).await {
+            Ok(secret) => match face.refresh {
+                RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(|(pair, how)| (Refreshed::Pair(pair), how)),
+                RefreshPolicy::Reuse => {
+                    self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok((_, how)) => *how,
+            Err(DomainError::Auth(AuthError::TokenReused)) => RefreshOutcome::ReuseDetected,
+            Err(_) => RefreshOutcome::Refused,
+        };
+        self.emit(Event::Refresh { face: &face.name, outcome });
+        result.map(|(r, _)| r)
     }
 
     async fn rotate(
@@ -639,7 +675,7 @@ impl TokenService {
         presented: &RefreshSecret,
         input: RefreshInput<'_>,
         now: OffsetDateTime,
-    ) -> Result<IssuedPair, DomainError> {
+    ) -> Result<(IssuedPair, RefreshOutcome), DomainError> {
         let bound_access = match input.bound_access {
             Some(raw) => {
                 let view = face.format.read_access(&self.keyring, raw, None)?;
@@ -668,7 +704,7 @@ impl TokenService {
             RotateOutcome::Rotated { session, child, signals } => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
                 self.report(face, &session, &signals, now);
-                self.pair(face, &session, &child, secret, now)
+                self.pair(face, &session, &child, secret, now).map(|p| (p, RefreshOutcome::Rotated))
             }
             RotateOutcome::Reissued { session, child, signals } => {
                 tracing::info!(session_id = %session.id, "parent presented again within the grace window; same child returned");
@@ -681,11 +717,18 @@ impl TokenService {
                 if !self.secret_hash(secret.as_bytes()).ct_eq(&child.hash) {
                     return Err(DomainError::Internal("sealed refresh secret does not match its hash".into()));
                 }
-                self.pair(face, &session, &child, secret, now)
+                self.pair(face, &session, &child, secret, now).map(|p| (p, RefreshOutcome::ReissuedInGrace))
             }
             RotateOutcome::Refused { refusal, session, revoked } => {
                 for id in &revoked {
                     self.revocations.note_revoked(*id, now);
+                }
+                if !revoked.is_empty() {
+                    let reason = match refusal {
+                        crate::RefreshRefusal::Reused => "reuse",
+                        _ => "risk",
+                    };
+                    self.emit(Event::Revoked { reason, sessions: revoked.len() as u64 });
                 }
                 match (refusal, session) {
                     (crate::RefreshRefusal::Reused, Some(sid)) => {
@@ -830,6 +873,7 @@ impl TokenService {
     pub async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<(), DomainError> {
         if self.store.revoke_session(id, reason, now).await? {
             tracing::info!(reason, "session revoked");
+            self.emit(Event::Revoked { reason, sessions: 1 });
         }
         self.revocations.note_revoked(id, now);
         Ok(())
@@ -848,6 +892,9 @@ impl TokenService {
             self.revocations.note_revoked(*id, now);
         }
         tracing::info!(count = ids.len(), reason, "sessions revoked");
+        if !ids.is_empty() {
+            self.emit(Event::Revoked { reason, sessions: ids.len() as u64 });
+        }
         Ok(ids.len())
     }
 
@@ -885,6 +932,9 @@ impl TokenService {
     /// Blocks or unblocks a user; blocking revokes every session at once.
     pub async fn set_user_status(&self, user: UserId, status: UserStatus, now: OffsetDateTime) -> Result<(), DomainError> {
         let ids = self.store.set_user_status(user, status, now).await?;
+        if !ids.is_empty() {
+            self.emit(Event::Revoked { reason: "user blocked", sessions: ids.len() as u64 });
+        }
         for id in ids {
             self.revocations.note_revoked(id, now);
         }

@@ -815,4 +815,9 @@ impl Health for SqliteStore {
     async fn ping(&self) -> Result<(), RepoError> {
         sqlx::query("select 1").execute(&self.pool).await.map(drop).map_err(map_err)
     }
+
+    fn pool_stats(&self) -> Option<(u32, u32, u32)> {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Some((self.pool.size(), idle, self.pool.options().get_max_connections()))
+    }
 }

@@ -11,6 +11,7 @@ mod fixtures;
 mod helpers;
 mod legacy;
 mod medods;
+mod metrics;
 mod native;
 mod oauth2_client;
 mod openapi;

@@ -50,6 +50,7 @@ fn world_with(faces: Vec<Face>) -> World {
         settings: TokenSettings::default(),
         faces: Faces::new(faces).unwrap(),
         limiter: None,
+        events: None,
     });
     let face = svc.face("native").unwrap();
     World { svc, store, face }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The Python tools the tests drive, installed from PyPI into target/test-venv on first use and
+# reused after: schemathesis (scripts/fuzz.sh) and the official Prometheus client, whose
+# OpenMetrics parser reads /metrics in the end-to-end tests. Prints the venv's python.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="${CARGO_TARGET_DIR:-$root/target}/test-venv"
+want="schemathesis==4.32.5 prometheus-client==0.23.1"
+stamp="$venv/.installed"
+# one installer at a time: tests that need it run in parallel
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$venv" >&2
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $want >&2
+  echo "$want" > "$stamp"
+fi
+echo "$venv/bin/python"
