@@ -45,6 +45,33 @@ pub enum Command {
     /// Carry users and revoked tokens over from the deployment Tessera replaces.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Read and check the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Events, newest first: time, kind, user, session and detail.
+    List {
+        /// Only this user's events (e-mail or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events at or after this time: RFC 3339 (2026-12-01T00:00:00Z) or an age (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// One JSON object per event, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seals new events, then checks the whole chain; exits 1 naming the first edited, inserted
+    /// or deleted event.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +249,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Audit(cmd) => {
+            let core = Core::build(settings, true, false).await?;
+            let service = &core.state.service;
+            match cmd {
+                AuditCommand::List { user, since, limit, json } => {
+                    let user = match user {
+                        Some(u) => Some(match u.parse::<i64>() {
+                            Ok(id) => tessera_domain::UserId(id),
+                            Err(_) => find_user(&core, &u).await?,
+                        }),
+                        None => None,
+                    };
+                    let since = since.as_deref().map(parse_since).transpose()?;
+                    service.seal_audit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    for e in service.audit_events(user, since, limit).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                        if json {
+                            println!("{}", serde_json::to_string(&e)?);
+                        } else {
+                            let at = e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                            let user = e.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+                            let session = e.session_id.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                            println!("{at}  {:<16} user {user:<6} session {session}  {}", e.kind, e.detail);
+                        }
+                    }
+                    Ok(())
+                }
+                AuditCommand::Verify { json } => {
+                    let verdict = service.verify_audit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    if json {
+                        println!("{}", serde_json::to_string(&verdict)?);
+                    }
+                    match &verdict.broken {
+                        None => {
+                            if !json {
+                                println!("audit trail intact: {} events checked", verdict.checked);
+                            }
+                            Ok(())
+                        }
+                        Some(b) => bail!("audit trail broken at event #{} (row id {:?}): {}", b.seq, b.id, b.reason),
+                    }
+                }
+            }
+        }
         Command::Import(ImportCommand::Django { from, face, json }) => {
             let core = Core::build(settings, true, false).await?;
             let summary = crate::import::django(&core, &from, &face, OffsetDateTime::now_utc()).await?;
@@ -250,6 +320,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 tessera_domain::RepoError::Conflict(_) => anyhow::anyhow!("--client-id: a client {client_id:?} exists already"),
                 other => anyhow::Error::from(other),
             })?;
+            let detail = serde_json::json!({"client_id": client_id, "confidential": confidential, "profile": client.profile});
+            core.state.service.audit("client_created", None, detail, OffsetDateTime::now_utc()).await;
             println!("client_id: {client_id}");
             if let Some(s) = secret {
                 println!("client_secret: {s}");
@@ -266,6 +338,16 @@ async fn find_user(core: &Core, email: &str) -> anyhow::Result<tessera_domain::U
         Some(u) => Ok(u.id),
         None => bail!("--email: no user {email}"),
     }
+}
+
+/// `--since`: an RFC 3339 time, or an age such as `24h` or `7d`.
+fn parse_since(raw: &str) -> anyhow::Result<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let age =
+        humantime::parse_duration(raw).with_context(|| format!("--since: {raw:?} is neither an RFC 3339 time nor an age like 24h"))?;
+    Ok(OffsetDateTime::now_utc() - age)
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -89,6 +89,8 @@ pub async fn django(core: &Core, url: &str, face: &str, now: OffsetDateTime) -> 
             }
         }
     }
+    let detail = serde_json::to_value(&summary).unwrap_or_default();
+    core.state.service.audit("imported_from_django", None, detail, now).await;
     tracing::info!(users = summary.users_imported, blacklisted = summary.blacklisted_imported, "imported from a Django deployment");
     Ok(summary)
 }

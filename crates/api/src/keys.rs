@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use serde_json::json;
 use tessera_domain::key_schedule::{KeyChange, KeySchedule};
 use tessera_domain::ports::{Store, StoredKey};
 use tessera_domain::{Algorithm, KeyState, Keyring, OffsetDateTime, Sealer, SigningKey};
@@ -71,6 +72,14 @@ impl KeyManager {
                 let changes = self.store.schedule_keys(&candidate, now, schedule).await?;
                 for c in &changes {
                     tracing::info!(alg = alg.as_str(), change = ?c, "key schedule");
+                    let (kind, detail) = match c {
+                        KeyChange::Publish => ("key_published", json!({"alg": alg.as_str(), "kid": candidate.kid})),
+                        KeyChange::Activate { next, retiring } => {
+                            ("key_activated", json!({"alg": alg.as_str(), "kid": next, "retired": retiring}))
+                        }
+                        KeyChange::Drop(kid) => ("key_dropped", json!({"alg": alg.as_str(), "kid": kid})),
+                    };
+                    self.audit(kind, detail, now).await;
                 }
                 all.extend(changes);
             }
@@ -99,6 +108,7 @@ impl KeyManager {
                 self.store.set_key_state(&old.kid, KeyState::Retired, now).await?;
             }
         }
+        self.audit("key_rotated", json!({"alg": alg.as_str(), "kid": next, "at_once": activate_now}), now).await;
         Ok(next)
     }
 
@@ -108,6 +118,7 @@ impl KeyManager {
         let Some(key) = self.list().await?.into_iter().find(|k| k.kid == kid) else { return Ok(false) };
         self.store.set_key_state(kid, KeyState::Retired, now).await?;
         self.keep_one_active(&key.alg, now).await?;
+        self.audit("key_retired", json!({"alg": key.alg, "kid": kid}), now).await;
         Ok(true)
     }
 
@@ -118,7 +129,16 @@ impl KeyManager {
         self.store.delete_signing_key(kid).await?;
         tracing::warn!(kid, "signing key revoked: its tokens are refused");
         self.keep_one_active(&key.alg, now).await?;
+        self.audit("key_revoked", json!({"alg": key.alg, "kid": kid}), now).await;
         Ok(true)
+    }
+
+    /// A key change in the audit trail; a failure is logged, never the change's failure.
+    async fn audit(&self, kind: &'static str, detail: serde_json::Value, now: OffsetDateTime) {
+        let event = tessera_domain::audit::NewAuditEvent { at: now, kind, user_id: None, session_id: None, detail };
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::error!(error = %e, kind, "an audit event could not be written");
+        }
     }
 
     async fn keep_one_active(&self, alg: &str, now: OffsetDateTime) -> anyhow::Result<()> {
@@ -170,6 +190,9 @@ pub fn spawn(
                     }
                     if let Err(e) = service.sweep_login_attempts(now).await {
                         tracing::warn!(error = %e, "forgetting old login attempts failed");
+                    }
+                    if let Err(e) = service.seal_audit().await {
+                        tracing::warn!(error = %e, "sealing the audit trail failed");
                     }
                     manager.tick(now).await.map(drop)
                 }

@@ -18,6 +18,8 @@ use crate::config::{ConfigError, Settings};
 pub struct ServerSecrets {
     pub refresh_hasher: KeyedHasher,
     pub sealer: Sealer,
+    /// The audit trail's HMAC key.
+    pub audit: KeyedHasher,
 }
 
 impl std::fmt::Debug for ServerSecrets {
@@ -31,6 +33,7 @@ impl ServerSecrets {
         Self {
             refresh_hasher: KeyedHasher::new(KeyedHasher::derive(master, "tessera/v1/secret-hash")),
             sealer: Sealer::new(KeyedHasher::derive(master, "tessera/v1/seal")),
+            audit: KeyedHasher::new(KeyedHasher::derive(master, "tessera/v1/audit-chain")),
         }
     }
 }

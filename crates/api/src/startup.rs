@@ -106,7 +106,10 @@ impl Core {
         let backend = connect_store(&settings, migrate).await?;
         let store = backend.store();
         let master = load_master_key(&settings)?;
-        crate::secrets::resolve_medods_caller_key(&mut settings)?;
+        if listen_for_revocations {
+            // serving: the trusted-caller routes are mounted (admin commands mount nothing)
+            crate::secrets::resolve_medods_caller_key(&mut settings)?;
+        }
         let secrets = ServerSecrets::from_master(&master);
         let now = OffsetDateTime::now_utc();
         let mut algs = vec![checked.algorithm];
@@ -175,6 +178,7 @@ impl Core {
             limiter: crate::throttle::AddressLimiter::per_minute(settings.password.attempts_per_address_per_minute)
                 .map(|l| Arc::new(l) as Arc<dyn tessera_domain::AttemptLimiter>),
             events: Some(metrics.clone()),
+            audit: tessera_domain::audit::AuditChain::new(secrets.audit.clone()),
         });
         let native = service.face(NATIVE).context("the native face")?;
         if settings.dialects.medods.enabled && settings.dialects.medods.open_to_anyone && listen_for_revocations {

@@ -370,3 +370,35 @@ async fn a_django_deployment_is_imported_and_its_users_log_in_with_their_old_pas
     c.close().await.unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `tessera audit list | verify` as an operator uses them: key rotations and client changes are
+/// in the trail, and a row edited by hand in the database is caught (exit 1, naming the event).
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_verify_catches_a_row_edited_by_hand() {
+    use sqlx::{ConnectOptions, Connection};
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    assert!(run(&["client", "create", "--client-id", "billing", "--confidential"]).status.success());
+    assert!(run(&["key", "rotate", "--now"]).status.success());
+    let ok = run(&["audit", "verify"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit trail intact"));
+    let list = run(&["audit", "list", "--json"]);
+    let events: Vec<serde_json::Value> =
+        String::from_utf8(list.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"client_created") && kinds.contains(&"key_rotated"), "{kinds:?}");
+    assert!(!events.iter().any(|e| e.to_string().contains("client_secret")), "no secret in the trail");
+
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("data/tessera.db")).connect().await.unwrap();
+    sqlx::query("update audit_events set detail = '{\"client_id\":\"someone-else\"}' where kind = 'client_created'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let broken = run(&["audit", "verify"]);
+    assert!(!broken.status.success());
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(err.contains("audit trail broken at event #") && err.contains("edited"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

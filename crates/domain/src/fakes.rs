@@ -27,6 +27,7 @@ struct State {
     tokens: HashMap<TokenHash, RefreshRecord>,
     keys: Vec<StoredKey>,
     attempts: HashMap<(String, String), crate::throttle::AttemptRow>,
+    audit: Vec<crate::audit::AuditRecord>,
 }
 
 #[derive(Default)]
@@ -37,6 +38,67 @@ pub struct InMemoryStore {
 impl InMemoryStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, RepoError> {
         self.state.lock().map_err(|_| RepoError::Unavailable("poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl crate::ports::AuditRepository for InMemoryStore {
+    async fn append_audit(&self, e: &crate::audit::NewAuditEvent) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        let id = s.audit.len() as i64 + 1;
+        s.audit.push(crate::audit::AuditRecord {
+            id,
+            seq: None,
+            at: e.at,
+            kind: e.kind.to_owned(),
+            user_id: e.user_id,
+            session_id: e.session_id,
+            detail: e.detail.to_string(),
+            prev_hash: None,
+            hash: None,
+        });
+        Ok(())
+    }
+    async fn seal_audit(&self, chain: &crate::audit::AuditChain, limit: u32) -> Result<u64, RepoError> {
+        let mut s = self.lock()?;
+        let (mut seq, mut prev) =
+            s.audit.iter().filter_map(|r| r.seq.zip(r.hash.clone())).max_by_key(|(q, _)| *q).unwrap_or((0, crate::audit::GENESIS.to_vec()));
+        let mut n = 0;
+        for r in s.audit.iter_mut().filter(|r| r.seq.is_none()).take(limit as usize) {
+            seq += 1;
+            let h = chain.link(&prev, seq, r);
+            r.seq = Some(seq);
+            r.prev_hash = Some(prev.clone());
+            r.hash = Some(h.to_vec());
+            prev = h.to_vec();
+            n += 1;
+        }
+        Ok(n)
+    }
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<crate::audit::AuditRecord>, RepoError> {
+        let s = self.lock()?;
+        let mut v: Vec<_> = s.audit.iter().filter(|r| r.seq.is_some_and(|q| q > after_seq)).cloned().collect();
+        v.sort_by_key(|r| r.seq);
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+    async fn audit_unsealed(&self) -> Result<u64, RepoError> {
+        Ok(self.lock()?.audit.iter().filter(|r| r.seq.is_none()).count() as u64)
+    }
+    async fn audit_events(
+        &self,
+        user: Option<i64>,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditRecord>, RepoError> {
+        let s = self.lock()?;
+        Ok(s.audit
+            .iter()
+            .rev()
+            .filter(|r| user.is_none_or(|u| r.user_id == Some(u)) && since.is_none_or(|t| r.at >= t))
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }
 

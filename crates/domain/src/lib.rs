@@ -2,6 +2,7 @@
 //! secrets and their keyed hashes, the session (token family) rotation rule, password policy, the
 //! repository ports and the use-cases written against them. Time is always a parameter.
 
+pub mod audit;
 pub mod error;
 pub mod events;
 pub mod face;

@@ -61,6 +61,27 @@ pub trait LoginAttemptRepository: Send + Sync {
     async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
 }
 
+/// The audit trail (see [`crate::audit`]).
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    /// Appends an event outside any other change (a failed login, a key rotation).
+    async fn append_audit(&self, event: &crate::audit::NewAuditEvent) -> Result<(), RepoError>;
+    /// Seals up to `limit` unsealed events, in the order they were written, after the last sealed
+    /// one. One sealer at a time, across instances. Returns how many it sealed.
+    async fn seal_audit(&self, chain: &crate::audit::AuditChain, limit: u32) -> Result<u64, RepoError>;
+    /// Sealed events after position `after_seq`, in chain order.
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<crate::audit::AuditRecord>, RepoError>;
+    /// Events not sealed yet.
+    async fn audit_unsealed(&self) -> Result<u64, RepoError>;
+    /// Events, newest first, of a user and/or since a time.
+    async fn audit_events(
+        &self,
+        user: Option<i64>,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditRecord>, RepoError>;
+}
+
 #[async_trait]
 pub trait ClientRepository: Send + Sync {
     /// Fails with `RepoError::Conflict("clients_pkey")` when the id is taken.
@@ -190,8 +211,14 @@ pub trait KeyRepository: Send + Sync {
 }
 
 /// Everything the use-cases need from storage.
-pub trait Store: UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + Health {}
-impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + Health> Store for T {}
+pub trait Store:
+    UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + AuditRepository + Health
+{
+}
+impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + AuditRepository + Health> Store
+    for T
+{
+}
 
 /// Password hashing, run wherever the runtime wants it (a bounded blocking pool in the server).
 #[async_trait]

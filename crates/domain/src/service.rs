@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::audit::{AuditChain, AuditRecord, AuditVerdict, ChainWalk, NewAuditEvent};
 use crate::events::{Event, EventSink, LoginOutcome, RefreshOutcome};
 use crate::face::{Face, Faces, RequestMeta, RiskAction, RiskSignal, assess, strictest};
 use crate::keys::TimedClaims;
@@ -317,6 +318,10 @@ pub struct TokenService {
     faces: Faces,
     limiter: Option<Arc<dyn AttemptLimiter>>,
     events: Option<Arc<dyn EventSink>>,
+    audit: AuditChain,
+    /// When each address was last audited as throttled: one event per address per minute, so
+    /// that a flood of refused attempts cannot flood the trail.
+    throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -340,6 +345,8 @@ pub struct ServiceParts {
     pub limiter: Option<Arc<dyn AttemptLimiter>>,
     /// Where logins, refreshes and revocations are reported (metrics).
     pub events: Option<Arc<dyn EventSink>>,
+    /// The audit trail's chain (its key derives from the master key).
+    pub audit: AuditChain,
 }
 
 impl TokenService {
@@ -356,7 +363,59 @@ impl TokenService {
             faces: p.faces,
             limiter: p.limiter,
             events: p.events,
+            audit: p.audit,
+            throttle_audited: Arc::default(),
         }
+    }
+
+    /// Appends an event to the audit trail. A failure is logged, never the request's failure.
+    pub async fn audit(&self, kind: &'static str, user_id: Option<i64>, detail: serde_json::Value, now: OffsetDateTime) {
+        let event = NewAuditEvent { at: now, kind, user_id, session_id: None, detail };
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::error!(error = %e, kind, "an audit event could not be written");
+        }
+    }
+
+    /// Chains every event written since the last sealing; returns how many.
+    pub async fn seal_audit(&self) -> Result<u64, DomainError> {
+        let mut total = 0;
+        loop {
+            let n = self.store.seal_audit(&self.audit, 1000).await?;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Seals, then walks the whole chain: the first edited, inserted or deleted event, if any.
+    pub async fn verify_audit(&self) -> Result<AuditVerdict, DomainError> {
+        self.seal_audit().await?;
+        let mut walk = ChainWalk::new(&self.audit);
+        loop {
+            let page = self.store.audit_chain(walk.next_seq() - 1, 1000).await?;
+            let last_page = page.len() < 1000;
+            for r in &page {
+                if let Err(broken) = walk.step(r) {
+                    return Ok(AuditVerdict { checked: walk.checked, unsealed: 0, broken: Some(broken) });
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        let unsealed = self.store.audit_unsealed().await?;
+        Ok(AuditVerdict { checked: walk.checked, unsealed, broken: None })
+    }
+
+    /// Audit events, newest first.
+    pub async fn audit_events(
+        &self,
+        user: Option<UserId>,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, DomainError> {
+        Ok(self.store.audit_events(user.map(|u| u.0), since, limit).await?)
     }
 
     fn emit(&self, event: Event<'_>) {
@@ -442,6 +501,20 @@ impl TokenService {
         }
     }
 
+    fn first_throttle_this_minute(&self, address: &str, now: OffsetDateTime) -> bool {
+        let Ok(mut seen) = self.throttle_audited.lock() else { return true };
+        if seen.len() > 10_000 {
+            seen.retain(|_, t| now - *t < Duration::MINUTE);
+        }
+        match seen.get(address) {
+            Some(t) if now - *t < Duration::MINUTE => false,
+            _ => {
+                seen.insert(address.to_owned(), now);
+                true
+            }
+        }
+    }
+
     /// Password login at a face: a new session and its first pair.
     #[tracing::instrument(skip_all, fields(face = %face.name))]
     pub async fn login_password(
@@ -457,6 +530,9 @@ impl TokenService {
         if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(&address)) {
             tracing::warn!(face = %face.name, %address, "password attempts from this address throttled");
             self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Throttled });
+            if self.first_throttle_this_minute(&address, now) {
+                self.audit("throttled", None, serde_json::json!({"face": face.name, "address": address}), now).await;
+            }
             let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
             return Err(DomainError::Throttled { retry_after: retry_after_secs(wait) });
         }
@@ -477,6 +553,13 @@ impl TokenService {
                 let lock = self.store.login_failed(&account, &address, now, &self.settings.lockout).await?;
                 tracing::warn!(face = %face.name, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Failed });
+                let detail = serde_json::json!({"face": face.name, "account": account, "address": address});
+                self.audit("login_failed", None, detail.clone(), now).await;
+                if let Some(until) = lock {
+                    let mut detail = detail;
+                    detail["until"] = serde_json::json!(until.unix_timestamp());
+                    self.audit("lockout", None, detail, now).await;
+                }
                 Err(AuthError::InvalidCredentials.into())
             }
             Err(e) => {
@@ -725,7 +808,7 @@ impl TokenService {
                 }
                 if !revoked.is_empty() {
                     let reason = match refusal {
-                        crate::RefreshRefusal::Reused => "reuse",
+                        crate::RefreshRefusal::Reused => "reuse_detected",
                         _ => "risk",
                     };
                     self.emit(Event::Revoked { reason, sessions: revoked.len() as u64 });

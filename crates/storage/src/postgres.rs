@@ -10,10 +10,11 @@ use sqlx::{PgPool, Postgres};
 
 use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS};
 use tessera_domain::LockoutPolicy;
+use tessera_domain::audit::{AuditChain, AuditRecord, GENESIS, NewAuditEvent};
 use tessera_domain::key_schedule::{self, KeyChange, KeySchedule};
 use tessera_domain::ports::{
-    ClientRepository, Health, KeyRepository, LoginAttemptRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey,
-    UserRepository,
+    AuditRepository, ClientRepository, Health, KeyRepository, LoginAttemptRepository, RotateOutcome, RotateRequest, SessionRepository,
+    StoredKey, UserRepository,
 };
 use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
 use tessera_domain::throttle::{ANY_ADDRESS, AttemptRow};
@@ -220,6 +221,90 @@ async fn attempt_rows(
     .await
     .map_err(map_err)?;
     Ok(rows::attempt_rows(rows))
+}
+
+const AUDIT_COLS: &str = "id, seq, at, kind, user_id, session_id, detail::text, prev_hash, hash";
+
+#[async_trait]
+impl AuditRepository for PgStore {
+    async fn append_audit(&self, e: &NewAuditEvent) -> Result<(), RepoError> {
+        sqlx::query("insert into audit_events (at, kind, user_id, session_id, detail) values ($1, $2, $3, $4, $5::jsonb)")
+            .bind(e.at)
+            .bind(e.kind)
+            .bind(e.user_id)
+            .bind(e.session_id)
+            .bind(e.detail.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn seal_audit(&self, chain: &AuditChain, limit: u32) -> Result<u64, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // one sealer at a time, across instances
+        sqlx::query("select pg_advisory_xact_lock(7231001)").execute(&mut *tx).await.map_err(map_err)?;
+        let head: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("select seq, hash from audit_events where seq is not null order by seq desc limit 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
+        let rows: Vec<rows::AuditTuple> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AUDIT_COLS} from audit_events where seq is null order by id limit $1")))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let count = rows.len() as u64;
+        for row in rows {
+            let record = rows::audit_record(row);
+            seq += 1;
+            let hash = chain.link(&prev, seq, &record);
+            sqlx::query("update audit_events set seq = $1, prev_hash = $2, hash = $3 where id = $4")
+                .bind(seq)
+                .bind(&prev)
+                .bind(&hash[..])
+                .bind(record.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            prev = hash.to_vec();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(count)
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, RepoError> {
+        let rows: Vec<rows::AuditTuple> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AUDIT_COLS} from audit_events where seq > $1 order by seq limit $2")))
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(rows.into_iter().map(rows::audit_record).collect())
+    }
+
+    async fn audit_unsealed(&self) -> Result<u64, RepoError> {
+        let (n,): (i64,) =
+            sqlx::query_as("select count(*) from audit_events where seq is null").fetch_one(&self.pool).await.map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn audit_events(&self, user: Option<i64>, since: Option<OffsetDateTime>, limit: u32) -> Result<Vec<AuditRecord>, RepoError> {
+        let rows: Vec<rows::AuditTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {AUDIT_COLS} from audit_events where ($1 is null or user_id = $1) and ($2 is null or at >= $2) \
+             order by id desc limit $3"
+        )))
+        .bind(user)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(rows::audit_record).collect())
+    }
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 //! implements [`RowExt`], and the mapping functions are generic over it. Column names are the
 //! same in both schemas.
 
+use tessera_domain::audit::AuditRecord;
 use tessera_domain::throttle::{ANY_ADDRESS, AttemptRow};
 use tessera_domain::{
     ClientId, Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, TokenProfile, User, UserId,
@@ -173,4 +174,11 @@ pub fn attempt_rows(rows: Vec<AttemptTuple>) -> (Option<AttemptRow>, Option<Atte
         }
     }
     (own, wide)
+}
+
+/// An `audit_events` row: id, seq, at, kind, user, session, detail (JSON text), prev_hash, hash.
+pub type AuditTuple = (i64, Option<i64>, OffsetDateTime, String, Option<i64>, Option<Uuid>, String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub fn audit_record((id, seq, at, kind, user_id, session_id, detail, prev_hash, hash): AuditTuple) -> AuditRecord {
+    AuditRecord { id, seq, at, kind, user_id, session_id, detail, prev_hash, hash }
 }

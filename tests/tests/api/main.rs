@@ -1,6 +1,7 @@
 //! End-to-end tests: real HTTP against a spawned Tessera on a fresh Postgres database each.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly; clippy counts only #[test] fns as tests")]
 
+mod audit;
 mod bad_dialect_input;
 mod bad_input;
 mod dialects;

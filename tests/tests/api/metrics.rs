@@ -85,7 +85,7 @@ async fn metrics_tell_logins_refreshes_reuse_and_requests_apart() {
     assert_eq!(value(&samples, "tessera_refreshes_total", &[native, ("outcome", "reissued_in_grace")]), 1.0);
     assert_eq!(value(&samples, "tessera_refreshes_total", &[native, ("outcome", "reuse_detected")]), 1.0);
     assert_eq!(value(&samples, "tessera_refreshes_total", &[native, ("outcome", "refused")]), 1.0);
-    assert_eq!(value(&samples, "tessera_revoked_sessions_total", &[("reason", "reuse")]), 1.0);
+    assert_eq!(value(&samples, "tessera_revoked_sessions_total", &[("reason", "reuse_detected")]), 1.0);
     // per route and status, the route as matched, not the raw path
     assert_eq!(value(&samples, "tessera_http_requests_total", &[("route", "/oauth/token"), ("status", "200")]), 4.0);
     assert_eq!(value(&samples, "tessera_http_requests_total", &[("route", "/oauth/token"), ("status", "400")]), 3.0);
