@@ -105,6 +105,7 @@ impl Core {
         let checked = settings.check()?;
         let backend = connect_store(&settings, migrate).await?;
         let store = backend.store();
+        renormalize_emails(&*store).await?;
         let master = load_master_key(&settings)?;
         if listen_for_revocations {
             // serving: the trusted-caller routes are mounted (admin commands mount nothing)
@@ -197,6 +198,20 @@ impl Core {
         });
         Ok(Self { state, store, revocations, listener, keys, key_task, metrics })
     }
+}
+
+/// E-mails stored under an older comparison rule are normalized again (see
+/// `Email::normalized`), before anything looks a user up.
+async fn renormalize_emails(store: &dyn Store) -> anyhow::Result<()> {
+    let normalize = |raw: &str| tessera_domain::Email::parse(raw).ok().map(|e| e.normalized());
+    let (updated, kept) = store.renormalize_emails(tessera_domain::Email::NORMALIZATION, normalize).await?;
+    if !updated.is_empty() {
+        tracing::info!(count = updated.len(), "e-mail addresses normalized under the current comparison rule");
+    }
+    for id in kept {
+        tracing::warn!(user_id = %id, "an e-mail address keeps its old comparison form: it is no longer valid, or another user's looks the same");
+    }
+    Ok(())
 }
 
 impl Drop for Core {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::{DomainError, TokenHash};
 
@@ -15,8 +17,10 @@ impl std::fmt::Display for UserId {
     }
 }
 
-/// An e-mail address, trimmed, at most 254 bytes, one `@` with text on both sides and no
-/// whitespace or control characters. Comparison is case-insensitive (see [`Email::normalized`]).
+/// An e-mail address, trimmed, at most 254 bytes, one `@` with text on both sides. No
+/// whitespace, no control or format characters (zero-width spaces, bidirectional overrides), no
+/// markup (`<`, `>`, `"`, `\`, and the other characters only a quoted local part may hold).
+/// Comparison ignores case, compatibility forms and look-alikes (see [`Email::normalized`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Email(String);
 
@@ -30,7 +34,10 @@ impl Email {
         if s.len() > 254 {
             return bad("is longer than 254 characters");
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.chars().any(|c| c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format) {
+            return bad("is not a valid e-mail address");
+        }
+        if s.chars().any(|c| matches!(c, '<' | '>' | '"' | '\\' | '(' | ')' | ',' | ';' | ':' | '[' | ']')) {
             return bad("is not a valid e-mail address");
         }
         match s.split_once('@') {
@@ -51,10 +58,18 @@ impl Email {
         &self.0
     }
 
-    /// The form uniqueness and look-ups use.
+    /// The form uniqueness and look-ups use: lowercase, NFKC (fullwidth and other
+    /// compatibility forms fold), then the UTS #39 confusable skeleton, so that `аnn@example.com`
+    /// with a Cyrillic `а` is the same address as `ann@example.com`. An internal key, never shown.
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        let folded: String = self.0.to_lowercase().nfkc().collect();
+        let skeleton: String = unicode_security::skeleton(&folded).collect();
+        skeleton.to_lowercase()
     }
+
+    /// The version of [`Email::normalized`]'s rule, stored beside its result, so that rows written
+    /// under an older rule are normalized again at startup.
+    pub const NORMALIZATION: i64 = 2;
 }
 
 impl std::fmt::Display for Email {
@@ -138,7 +153,38 @@ mod tests {
     fn email_accepts_ordinary_addresses_and_trims() {
         let e = Email::parse("  Alice@Example.COM ").unwrap();
         assert_eq!(e.as_str(), "Alice@Example.COM");
-        assert_eq!(e.normalized(), "alice@example.com");
+        assert_eq!(e.normalized(), Email::parse("alice@example.com").unwrap().normalized());
+        for fine in ["o'brien@example.com", "ann+tag@example.com", "jürgen@bücher.example", "用户@例子.广告"] {
+            assert!(Email::parse(fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn look_alikes_case_and_compatibility_forms_compare_equal() {
+        let n = |s: &str| Email::parse(s).unwrap().normalized();
+        let ann = n("ann@example.com");
+        assert_eq!(n("\u{430}nn@example.com"), ann, "Cyrillic а");
+        assert_eq!(n("ANN@EXAMPLE.COM"), ann);
+        assert_eq!(n("ａｎｎ@ｅｘａｍｐｌｅ.ｃｏｍ"), ann, "fullwidth forms");
+        assert_eq!(n("ann@examp\u{217C}e.com"), ann, "a Roman numeral fifty for the l");
+        assert_ne!(n("anne@example.com"), ann);
+        assert_ne!(n("bob@example.com"), ann);
+    }
+
+    #[test]
+    fn invisible_characters_and_markup_are_refused() {
+        for bad in [
+            "ann\u{200B}@example.com",
+            "ann@exa\u{200D}mple.com",
+            "\u{FEFF}ann@example.com",
+            "ann@\u{202E}moc.elpmaxe",
+            "<script>@example.com",
+            "\"ann\"@example.com",
+            "ann@example.com>",
+            "a\\b@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub trait UserRepository: Send + Sync {
     /// Replaces the password hash `old` of a user by `new`, the same password hashed again in
     /// Tessera's format; nothing changes if the hash is no longer `old`.
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError>;
+    /// Normalizes again the e-mails stored under an older rule than `version`, with `normalize`
+    /// (`None`: the address is no longer valid, and keeps its old form). A user whose new form
+    /// another user has keeps the old one. Returns the ids updated and the ids left as they were.
+    async fn renormalize_emails(
+        &self,
+        version: i64,
+        normalize: for<'s> fn(&'s str) -> Option<String>,
+    ) -> Result<(Vec<UserId>, Vec<UserId>), RepoError> {
+        let _ = (version, normalize);
+        Ok((vec![], vec![]))
+    }
 }
 
 /// Failed password attempts per account (the normalised login, whether or not such a user

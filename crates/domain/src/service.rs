@@ -553,7 +553,9 @@ impl TokenService {
                 let lock = self.store.login_failed(&account, &address, now, &self.settings.lockout).await?;
                 tracing::warn!(face = %face.name, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Failed });
-                let detail = serde_json::json!({"face": face.name, "account": account, "address": address});
+                // the address as typed (the lockout's key is its comparison form)
+                let typed: String = email.trim().chars().take(254).collect();
+                let detail = serde_json::json!({"face": face.name, "account": typed, "address": address});
                 self.audit("login_failed", None, detail.clone(), now).await;
                 if let Some(until) = lock {
                     let mut detail = detail;

@@ -381,6 +381,51 @@ impl UserRepository for SqliteStore {
         Ok(done == 1)
     }
 
+    async fn renormalize_emails(
+        &self,
+        version: i64,
+        normalize: for<'s> fn(&'s str) -> Option<String>,
+    ) -> Result<(Vec<UserId>, Vec<UserId>), RepoError> {
+        let (mut updated, mut kept) = (vec![], vec![]);
+        loop {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("select id, email from users where email_normalized_version < ?1 order by id limit 500")
+                    .bind(version)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+            if rows.is_empty() {
+                return Ok((updated, kept));
+            }
+            for (id, email) in rows {
+                let fresh = normalize(&email);
+                let done = match &fresh {
+                    Some(n) => sqlx::query("update users set email_normalized = ?2, email_normalized_version = ?3 where id = ?1")
+                        .bind(id)
+                        .bind(n)
+                        .bind(version)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(map_err),
+                    None => Err(RepoError::NotFound),
+                };
+                match done {
+                    Ok(_) => updated.push(UserId(id)),
+                    Err(RepoError::Conflict(_) | RepoError::NotFound) => {
+                        sqlx::query("update users set email_normalized_version = ?2 where id = ?1")
+                            .bind(id)
+                            .bind(version)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(map_err)?;
+                        kept.push(UserId(id));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
         sqlx::query("update users set password_hash = ?3 where id = ?1 and password_hash = ?2")
             .bind(id.0)

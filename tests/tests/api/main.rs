@@ -7,6 +7,7 @@ mod bad_input;
 mod dialects;
 mod discovery;
 mod drf_social;
+mod emails;
 mod faces;
 mod fixtures;
 mod helpers;
