@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test fuzz ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test fuzz bench ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-api --bin tessera -- serve
@@ -18,10 +18,18 @@ run-postgres:
 	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
 
 # Every test: the Rust suites on SQLite and Postgres, then a short schemathesis pass over the
-# served OpenAPI document (schemathesis and prometheus-client are installed into target/test-venv on first use).
+# served OpenAPI document, then make bench on a 1-second run (it must start and report). The
+# Python tools (schemathesis, prometheus-client, matplotlib) go into target/test-venv on first use;
+# the benchmark needs wrk (apt-get install wrk).
 test:
 	scripts/with-postgres.sh -- $(CARGO) test --workspace --all-targets
 	TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25
+	scripts/bench-smoke.sh
+
+# The benchmark: a release build on Postgres and SQLite, every case beside its ceiling, written to
+# docs/benchmarks/ (report.md, chart.png). Needs wrk (apt-get install wrk).
+bench:
+	scripts/bench.sh
 
 # A longer schemathesis pass: every check, 200 examples per operation.
 fuzz:

@@ -1,0 +1,183 @@
+//! The ceilings of `make bench` (scripts/bench.sh), measured without HTTP:
+//!
+//! - `db`: the refresh's own database transaction (the storage layer's `rotate`, the very call
+//!   a refresh makes), with the same driver (sqlx), pool and number of concurrent chains as the
+//!   load on the server. Each chain presents the token the previous rotation returned.
+//! - `argon2`: the password hash at the configured parameters, on every core.
+//!
+//! Each prints one JSON object: operations per second and, for `db`, p50/p99 latencies.
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tessera_domain::password::Argon2Hasher;
+use tessera_domain::ports::{NewRefresh, RotateOutcome, RotateRequest, Store};
+use tessera_domain::{
+    Argon2Params, Duration, Email, OffsetDateTime, Password, RefreshRecord, RequestMeta, Session, SessionId, TokenHash, TokenProfile,
+};
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rotations per second of the refresh transaction, straight on the store.
+    Db {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 8)]
+        connections: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Argon2id hashes per second at the given parameters, one thread per core.
+    Argon2 {
+        #[arg(long, default_value_t = 19_456)]
+        memory_kib: u32,
+        #[arg(long, default_value_t = 2)]
+        iterations: u32,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+fn random_hash() -> TokenHash {
+    let mut h = [0u8; 32];
+    h[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    h[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    TokenHash(h)
+}
+
+async fn store(url: &str, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(if url.starts_with("postgres") {
+        let pg = tessera_storage::PgStore::connect_lazy(url, connections)?;
+        pg.migrate().await?;
+        Arc::new(pg)
+    } else {
+        let lite = tessera_storage::SqliteStore::connect(url).await?;
+        lite.migrate().await?;
+        Arc::new(lite)
+    })
+}
+
+/// One chain: a session of its own, rotated again and again until `until`; the latencies.
+async fn chain(store: Arc<dyn Store>, user: tessera_domain::UserId, until: Instant) -> anyhow::Result<Vec<u32>> {
+    let t0 = OffsetDateTime::now_utc();
+    let session = Session {
+        id: SessionId(Uuid::now_v7()),
+        user_id: user,
+        client_id: None,
+        face: "native".into(),
+        profile: TokenProfile::standard(),
+        created_at: t0,
+        expires_at: t0 + Duration::days(30),
+        last_refresh_at: None,
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("bench".into()),
+        revoked_at: None,
+        revoked_reason: None,
+        subject: None,
+    };
+    let mut current = random_hash();
+    let first = RefreshRecord {
+        hash: current,
+        session_id: session.id,
+        parent: None,
+        access_jti: Uuid::new_v4(),
+        issued_at: t0,
+        expires_at: t0 + Duration::hours(24),
+        rotated_at: None,
+        sealed_secret: Some(vec![0; 56]),
+    };
+    store.open_session(&session, &first).await?;
+    let request = RequestMeta { ip: Some("127.0.0.1".into()), user_agent: Some("bench".into()) };
+    let faces = vec!["native".to_owned()];
+    let mut latencies = vec![];
+    while Instant::now() < until {
+        let child = random_hash();
+        let started = Instant::now();
+        let outcome = store
+            .rotate(RotateRequest {
+                presented: current,
+                presenting_client: None,
+                now: OffsetDateTime::now_utc(),
+                grace: Duration::seconds(5),
+                child: NewRefresh { hash: child, sealed_secret: vec![0; 56], access_jti: Uuid::new_v4() },
+                bound_access: None,
+                faces: Some(&faces),
+                request: &request,
+                rules: &[],
+            })
+            .await?;
+        latencies.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        match outcome {
+            RotateOutcome::Rotated { .. } => current = child,
+            other => anyhow::bail!("a rotation was refused: {other:?}"),
+        }
+    }
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+#[tokio::main]
+#[expect(clippy::print_stdout, reason = "the measurement is the program's output, for scripts/bench.sh")]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Db { url, connections, seconds } => {
+            let store = store(&url, connections).await?;
+            let email = Email::parse(&format!("bench-{}@example.com", Uuid::new_v4().simple()))?;
+            let user = store.create_user(&email, None, OffsetDateTime::now_utc()).await?;
+            let until = Instant::now() + StdDuration::from_secs(seconds);
+            let tasks: Vec<_> = (0..connections).map(|_| tokio::spawn(chain(store.clone(), user.id, until))).collect();
+            let mut all = vec![];
+            for t in tasks {
+                all.extend(t.await??);
+            }
+            all.sort_unstable();
+            let line = json!({"ceiling": "db", "ops_per_s": all.len() as f64 / seconds as f64,
+                "p50_ms": percentile(&all, 0.5), "p99_ms": percentile(&all, 0.99), "connections": connections});
+            println!("{line}");
+        }
+        Command::Argon2 { memory_kib, iterations, parallelism, seconds } => {
+            let params = Argon2Params { memory_kib, iterations, parallelism };
+            let hasher = Arc::new(Argon2Hasher::new(params)?);
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+            let until = Instant::now() + StdDuration::from_secs(seconds);
+            let pw = Password::presented("correct horse battery".into())?;
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let h = hasher.clone();
+                    let pw = pw.clone();
+                    std::thread::spawn(move || {
+                        let mut n = 0u64;
+                        while Instant::now() < until {
+                            let _ = h.hash(&pw);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let total: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+            let line = json!({"ceiling": "argon2", "ops_per_s": total as f64 / seconds as f64, "threads": threads,
+                "memory_kib": memory_kib, "iterations": iterations, "parallelism": parallelism});
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

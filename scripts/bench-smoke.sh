@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test `make test` runs for `make bench`: a 1-second run with the debug binaries already
+# built, into a temporary directory. It must start, drive every case and write a report with its
+# targets and chart; the figures themselves are not judged here (never in a timed test).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+target="${CARGO_TARGET_DIR:-$root/target}"
+out=$(mktemp -d /tmp/tessera-bench-smoke.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+TESSERA_BIN="$target/debug/tessera" TESSERA_BENCH_BIN="$target/debug/tessera-bench" BENCH_SECONDS=1 BENCH_FLOOD_CONNECTIONS=40 \
+  BENCH_OUT="$out" "$root/scripts/bench.sh" > "$out/stdout" 2> "$out/stderr" || { cat "$out/stderr" >&2; exit 1; }
+fail() { echo "bench smoke test: $*" >&2; cat "$out/stdout" >&2; exit 1; }
+[ -s "$out/chart.png" ] || fail "no chart"
+grep -q '^## Targets' "$out/report.md" || fail "no targets table"
+for backend in postgres sqlite; do
+  for case in "HTTP ceiling" "login (native" "verify (simplejwt" "GET /v1/me" "refresh rotated, native" "refresh rotated, simplejwt" \
+              "refresh not rotated" "introspection" "database ceiling" "login flood" "refresh rotated during the flood"; do
+    grep -q "^| $backend | $case" "$out/report.md" || fail "no $backend row for: $case"
+  done
+done
+grep -q 'Argon2 ceiling: ' "$out/report.md" || fail "no Argon2 ceiling"
+grep -q 'steady RSS' "$out/report.md" || fail "no RSS figures"
+echo "bench smoke test: every case reported"

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# make bench: Tessera under load, beside the ceilings that bound each case, measured in one run.
+#
+#   scripts/bench.sh                 10 s per case (BENCH_SECONDS), 8 connections (BENCH_CONNECTIONS)
+#
+# Builds a release binary (unless TESSERA_BIN and TESSERA_BENCH_BIN name binaries already built),
+# then for Postgres (a throwaway cluster, as make test starts one, or $DATABASE_URL) and SQLite:
+# starts `tessera serve`, drives each case with wrk, samples the server's RSS, and measures the
+# ceilings: the same server's /health/live for HTTP, the refresh's own database transaction run
+# straight on the store with the same driver and connection count (tessera-bench db), and Argon2
+# at the configured parameters on every core (tessera-bench argon2). Writes a markdown report and
+# a PNG chart to docs/benchmarks/ (BENCH_OUT), and prints the report.
+#
+# wrk, not a home-made driver: the rotated-refresh cases need each connection to present the token
+# its previous response returned, which wrk's Lua hooks do with one connection per thread.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds="${BENCH_SECONDS:-10}"
+conns="${BENCH_CONNECTIONS:-8}"
+flood="${BENCH_FLOOD_CONNECTIONS:-200}"
+out="${BENCH_OUT:-$root/docs/benchmarks}"
+command -v wrk >/dev/null || { echo "bench.sh: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+# Postgres: $DATABASE_URL, or a throwaway cluster as make test starts one
+if [ -z "${DATABASE_URL:-}" ]; then
+  exec "$root/scripts/with-postgres.sh" -- "$0" "$@"
+fi
+
+if [ -z "${TESSERA_BIN:-}" ]; then
+  (cd "$root" && cargo build --release --quiet -p tessera-api -p tessera-bench --bins)
+  TESSERA_BIN="$root/target/release/tessera"
+  TESSERA_BENCH_BIN="$root/target/release/tessera-bench"
+fi
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+TESSERA_BIN=$(abs "$TESSERA_BIN")
+TESSERA_BENCH_BIN=$(abs "${TESSERA_BENCH_BIN:-$(dirname "$TESSERA_BIN")/tessera-bench}")
+python=$("$root/scripts/test-venv.sh")
+work=$(mktemp -d /tmp/tessera-bench.XXXXXX)
+results="$work/results.jsonl"
+: > "$results"
+pid=""
+sampler=""
+cleanup() {
+  [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+record() { # backend case json-from-stdin
+  "$python" -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); d.update(backend=sys.argv[1], case=sys.argv[2]); print(json.dumps(d))' "$1" "$2" >> "$results"
+}
+
+wrk_case() { # backend case connections script [env...]
+  local backend=$1 case=$2 c=$3 script=$4
+  shift 4
+  local t=$(( c < 16 ? c : 16 ))
+  local from to
+  from=$(date +%s.%N)
+  # a file, not a pipe: wrk reads the script once per thread
+  cat "$root/scripts/bench/common.lua" "$root/scripts/bench/$script" > "$work/$case.lua"
+  env "$@" wrk -t "$t" -c "$c" -d "${seconds}s" --latency -s "$work/$case.lua" "$base" | tail -n 1 > "$work/$case.json"
+  to=$(date +%s.%N)
+  "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(t0=float(sys.argv[2]), t1=float(sys.argv[3])); print(json.dumps(d))' \
+    "$work/$case.json" "$from" "$to" | record "$backend" "$case"
+}
+
+json_get() { "$python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+run_backend() { # name url
+  local backend=$1 url=$2
+  local port dir
+  port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  dir="$work/$backend"
+  mkdir -p "$dir"
+  base="http://127.0.0.1:$port"
+  export TESSERA__DATABASE__URL="$url" TESSERA__SERVER__PORT="$port" TESSERA__SECRETS__MASTER_KEY_FILE="$dir/master.key" \
+    TESSERA__LOG__LEVEL=error TESSERA__PASSWORD__ATTEMPTS_PER_ADDRESS_PER_MINUTE=0 \
+    TESSERA__PASSWORD__LOCKOUT__THRESHOLD=0 TESSERA__PASSWORD__LOCKOUT__ACCOUNT_THRESHOLD=0 \
+    TESSERA__DIALECTS__SIMPLEJWT__REFRESH_POLICY=rotate TESSERA__DIALECTS__MEDODS__CALLER_KEY=bench-caller-key-0123456789
+  (cd "$dir" && exec "$TESSERA_BIN" serve >"$dir/server.log" 2>&1) &
+  pid=$!
+  for _ in $(seq 1 100); do curl -fs "$base/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fs "$base/health/live" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  # the server's resident memory, every 100 ms: "unix-time kib"
+  (while kill -0 "$pid" 2>/dev/null; do
+     echo "$(date +%s.%N) $(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"; sleep 0.1; done) > "$dir/rss" &
+  sampler=$!
+
+  local pw="correct horse battery" login tokens="" sj="" dj="" access sjaccess secret
+  curl -fs "$base/v1/users" -H 'Content-Type: application/json' -d "{\"email\":\"bench@example.com\",\"password\":\"$pw\"}" >/dev/null
+  login="grant_type=password&username=bench%40example.com&password=correct+horse+battery"
+  for _ in $(seq 1 "$conns"); do
+    tokens="$tokens,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"
+    sj="$sj,$(curl -fs "$base/api/token/" -H 'Content-Type: application/json' -d "{\"email\":\"bench@example.com\",\"password\":\"$pw\"}" | json_get refresh)"
+  done
+  access=$(curl -fs "$base/oauth/token" -d "$login" | json_get access_token)
+  sjaccess=$(curl -fs "$base/auth/jwt/create/" -H 'Content-Type: application/json' -d "{\"email\":\"bench@example.com\",\"password\":\"$pw\"}")
+  dj=$(echo "$sjaccess" | json_get refresh)
+  sjaccess=$(echo "$sjaccess" | json_get access)
+  secret=$(cd "$dir" && "$TESSERA_BIN" client create --client-id bench-rs --confidential 2>/dev/null | awk '/client_secret/{print $2}')
+  sleep 1
+  echo "$(date +%s.%N)" > "$dir/steady_at"
+
+  wrk_case "$backend" health "$conns" get.lua BENCH_PATH=/health/live
+  wrk_case "$backend" login "$conns" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_BODY="$login"
+  wrk_case "$backend" verify "$conns" post.lua BENCH_PATH=/api/token/verify/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"token\":\"$sjaccess\"}"
+  wrk_case "$backend" me "$conns" get.lua BENCH_PATH=/v1/me BENCH_SCHEME=Bearer BENCH_TOKEN="$access"
+  wrk_case "$backend" refresh_native_rotated "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${tokens#,}"
+  wrk_case "$backend" refresh_simplejwt_rotated "$conns" refresh_chain.lua BENCH_PATH=/api/token/refresh/ BENCH_STYLE=simplejwt BENCH_TOKENS="${sj#,}"
+  wrk_case "$backend" refresh_djoser_reuse "$conns" post.lua BENCH_PATH=/auth/jwt/refresh/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"refresh\":\"$dj\"}"
+  wrk_case "$backend" introspect "$conns" post.lua BENCH_PATH=/oauth/introspect BENCH_CONTENT_TYPE=application/x-www-form-urlencoded \
+    BENCH_BODY="token=$access" BENCH_AUTH="Basic $(printf 'bench-rs:%s' "$secret" | base64 -w0)"
+
+  # a login flood, and rotated refreshes beside it: fast 503s, and refresh p99 against the above
+  local more=""
+  for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
+  wrk_case "$backend" login_flood "$flood" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_BODY="$login" &
+  local flooding=$!
+  sleep 0.5
+  wrk_case "$backend" refresh_during_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
+  wait "$flooding"
+  sleep 3
+  echo "$(date +%s.%N)" > "$dir/after_flood"
+  sleep 1
+
+  kill "$sampler" 2>/dev/null || true
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  pid=""
+  sampler=""
+  "$python" - "$dir" "$backend" >> "$results" <<'PY'
+import json, sys
+d, backend = sys.argv[1], sys.argv[2]
+rows = [tuple(map(float, l.split())) for l in open(f"{d}/rss") if len(l.split()) == 2]
+steady_at = float(open(f"{d}/steady_at").read()); after = float(open(f"{d}/after_flood").read())
+def at(t): return min(rows, key=lambda r: abs(r[0] - t))[1] / 1024 if rows else 0
+print(json.dumps({"backend": backend, "case": "rss", "steady_mib": at(steady_at), "after_flood_mib": at(after),
+                  "samples": [[r[0], r[1] / 1024] for r in rows]}))
+PY
+
+  "$TESSERA_BENCH_BIN" db --url "$url" --connections "$conns" --seconds "$seconds" | record "$backend" ceiling_db
+}
+
+sqlite_url="sqlite:$work/bench.db"
+# a fresh database of its own on the server (Tessera creates it; tessera-bench reuses it)
+pg_url=$("$python" -c 'import sys, uuid; base, _, q = sys.argv[1].partition("?"); base = base.rsplit("/", 1)[0]; print(f"{base}/tessera_bench_{uuid.uuid4().hex[:8]}" + (f"?{q}" if q else ""))' "$DATABASE_URL")
+run_backend postgres "$pg_url"
+run_backend sqlite "$sqlite_url"
+"$TESSERA_BENCH_BIN" argon2 --seconds "$seconds" | record all ceiling_argon2
+
+mkdir -p "$out"
+"$python" "$root/scripts/bench/report.py" "$results" "$out" "$seconds" "$conns" "$flood"
+cat "$out/report.md"

@@ -1,0 +1,7 @@
+-- POST a fixed body (BENCH_BODY, BENCH_CONTENT_TYPE), with an optional Authorization header.
+local body = os.getenv("BENCH_BODY")
+local headers = {["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")}
+if os.getenv("BENCH_AUTH") then headers["Authorization"] = os.getenv("BENCH_AUTH") end
+request = function()
+  return wrk.format("POST", os.getenv("BENCH_PATH"), headers, body)
+end
