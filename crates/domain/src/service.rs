@@ -322,7 +322,12 @@ pub struct TokenService {
     /// When each address was last audited as throttled: one event per address per minute, so
     /// that a flood of refused attempts cannot flood the trail.
     throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>>,
+    /// Active users read by `current_user` (see there).
+    active_users: Arc<std::sync::Mutex<std::collections::HashMap<UserId, User>>>,
 }
+
+/// Users `current_user` keeps before it starts afresh.
+const ACTIVE_USERS_KEPT: usize = 100_000;
 
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -365,6 +370,7 @@ impl TokenService {
             events: p.events,
             audit: p.audit,
             throttle_audited: Arc::default(),
+            active_users: Arc::default(),
         }
     }
 
@@ -1016,6 +1022,9 @@ impl TokenService {
 
     /// Blocks or unblocks a user; blocking revokes every session at once.
     pub async fn set_user_status(&self, user: UserId, status: UserStatus, now: OffsetDateTime) -> Result<(), DomainError> {
+        if let Ok(mut m) = self.active_users.lock() {
+            m.remove(&user);
+        }
         let ids = self.store.set_user_status(user, status, now).await?;
         if !ids.is_empty() {
             self.emit(Event::Revoked { reason: "user blocked", sessions: ids.len() as u64 });
@@ -1059,10 +1068,26 @@ impl TokenService {
     }
 
     /// The user an accepted access token speaks for, as stored now.
+    ///
+    /// Active users are kept in memory once read, so `/v1/me` and its kin answer without a
+    /// database read, as verify does. Staying fresh needs nothing more: a block revokes every
+    /// session of the user in the same transaction, and `resolve_access` refuses a revoked
+    /// session before this is reached (on every instance: the revocation list hears of it); a
+    /// block made here also drops the user from memory; blocked users are never kept; nothing
+    /// else a token's caller sees changes under it.
     pub async fn current_user(&self, ctx: &AccessContext) -> Result<User, DomainError> {
+        if let Some(user) = self.active_users.lock().ok().and_then(|m| m.get(&ctx.user_id).cloned()) {
+            return Ok(user);
+        }
         let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
+        }
+        if let Ok(mut m) = self.active_users.lock() {
+            if m.len() >= ACTIVE_USERS_KEPT {
+                m.clear();
+            }
+            m.insert(user.id, user.clone());
         }
         Ok(user)
     }
