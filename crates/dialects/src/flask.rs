@@ -178,17 +178,7 @@ impl TokenFormat for FlaskFormat {
     /// flask-jwt-extended's own tokens, of either era: `type`, the identity in `identity` (3.x)
     /// or `sub` (4.x), a UUID `jti`, `nbf`.
     fn read_legacy(&self, token: &str, kind: TokenKind, now: OffsetDateTime) -> Option<Result<LegacyToken, AuthError>> {
-        let claims = self.legacy.as_ref()?.claims(token, now)?;
-        let want = match kind {
-            TokenKind::Access => "access",
-            TokenKind::Refresh => "refresh",
-        };
-        Some(claims.and_then(|c| {
-            if c.get("type").and_then(Value::as_str) != Some(want) {
-                return Err(AuthError::WrongTokenType);
-            }
-            LegacyToken::from_claims(&c, &["identity", "sub"])
-        }))
+        self.legacy.as_ref()?.read(token, kind, "type", &["identity", "sub"], now)
     }
 }
 

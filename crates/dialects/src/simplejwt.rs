@@ -149,17 +149,7 @@ impl TokenFormat for SjFormat {
 
     /// simplejwt's own tokens: `token_type`, `user_id` (`USER_ID_CLAIM`), a hex `jti`.
     fn read_legacy(&self, token: &str, kind: TokenKind, now: OffsetDateTime) -> Option<Result<LegacyToken, AuthError>> {
-        let claims = self.legacy.as_ref()?.claims(token, now)?;
-        let want = match kind {
-            TokenKind::Access => "access",
-            TokenKind::Refresh => "refresh",
-        };
-        Some(claims.and_then(|c| {
-            if c.get("token_type").and_then(Value::as_str) != Some(want) {
-                return Err(AuthError::WrongTokenType);
-            }
-            LegacyToken::from_claims(&c, &["user_id"])
-        }))
+        self.legacy.as_ref()?.read(token, kind, "token_type", &["user_id"], now)
     }
 }
 

@@ -53,6 +53,29 @@ impl LegacyKey {
         Some(self.check(token, header.alg, now))
     }
 
+    /// A legacy token of `kind`, as the original library writes it: its type in the claim
+    /// `type_claim` (`access` or `refresh`), the user's id in the first of `user_claims` present.
+    /// `None` when the token is not a legacy one (see [`Self::claims`]).
+    pub fn read(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        type_claim: &str,
+        user_claims: &[&str],
+        now: OffsetDateTime,
+    ) -> Option<Result<LegacyToken, AuthError>> {
+        let want = match kind {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        };
+        Some(self.claims(token, now)?.and_then(|c| {
+            if c.get(type_claim).and_then(Value::as_str) != Some(want) {
+                return Err(AuthError::WrongTokenType);
+            }
+            LegacyToken::from_claims(&c, user_claims)
+        }))
+    }
+
     fn check(&self, token: &str, alg: jsonwebtoken::Algorithm, now: OffsetDateTime) -> Result<Map<String, Value>, AuthError> {
         // Only the configured HMAC algorithm: `none` and every public-key algorithm are refused
         // before any signature is computed.

@@ -1,23 +1,9 @@
 //! The audit trail as an operator checks it: what happened is there, chained, and an event edited,
 //! deleted or inserted by hand in the database is caught.
 
-use tessera_api::startup::{Backend, Core};
+use tessera_api::startup::Backend;
 
 use crate::helpers::{TestApp, pair, spawn_app};
-
-async fn admin(app: &TestApp) -> Core {
-    Core::build(
-        tessera_api::Settings {
-            database: tessera_api::config::DatabaseSettings { url: app.db_url.clone(), ..Default::default() },
-            secrets: tessera_api::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
-            ..Default::default()
-        },
-        false,
-        false,
-    )
-    .await
-    .unwrap()
-}
 
 /// Runs one statement on the app's database, as someone with write access would.
 async fn tamper(app: &TestApp, sql: &str) {
@@ -37,7 +23,7 @@ async fn the_trail_records_what_happened_and_catches_edits_deletions_and_inserti
     pair(app.refresh(&second.refresh).await).await;
     assert_eq!(app.refresh(&first.refresh).await.status(), 400, "reuse");
 
-    let core = admin(&app).await;
+    let core = app.admin().await;
     let service = &core.state.service;
     let verdict = service.verify_audit().await.unwrap();
     assert_eq!(verdict.broken, None);
@@ -63,7 +49,7 @@ async fn the_trail_records_what_happened_and_catches_edits_deletions_and_inserti
     app.register("bob@example.com", "correct horse battery").await;
     pair(app.login("bob@example.com", "correct horse battery").await).await;
     assert_eq!(app.login("bob@example.com", "wrong").await.status(), 400);
-    let core = admin(&app).await;
+    let core = app.admin().await;
     assert_eq!(core.state.service.verify_audit().await.unwrap().broken, None);
     tamper(&app, "delete from audit_events where seq = 1").await;
     let broken = core.state.service.verify_audit().await.unwrap().broken.expect("a deleted event is caught");
@@ -74,7 +60,7 @@ async fn the_trail_records_what_happened_and_catches_edits_deletions_and_inserti
     let app = spawn_app().await;
     app.register("cy@example.com", "correct horse battery").await;
     pair(app.login("cy@example.com", "correct horse battery").await).await;
-    let core = admin(&app).await;
+    let core = app.admin().await;
     let intact = core.state.service.verify_audit().await.unwrap();
     assert_eq!(intact.broken, None);
     let at = if matches!(app.backend, Backend::Postgres(_)) { "now()" } else { "'2026-12-01T00:00:00Z'" };

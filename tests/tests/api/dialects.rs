@@ -239,18 +239,7 @@ async fn the_block_command_reaches_a_running_server() {
     app.user_with_pair("ann@example.com").await;
     let (_, sj) = post_json(&app, "/api/token/", json!({"email": "ann@example.com", "password": "correct horse battery"})).await;
     let user = app.store.user_by_email(&tessera_domain::Email::parse("ann@example.com").unwrap()).await.unwrap().unwrap();
-    let url = app.db_url.clone();
-    let core = tessera_api::startup::Core::build(
-        tessera_api::Settings {
-            database: tessera_api::config::DatabaseSettings { url, ..Default::default() },
-            secrets: tessera_api::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
-            ..Default::default()
-        },
-        false,
-        false,
-    )
-    .await
-    .unwrap();
+    let core = app.admin().await;
     core.state.service.set_user_status(user.id, UserStatus::Blocked, OffsetDateTime::now_utc()).await.unwrap();
     let mut refused = false;
     for _ in 0..60 {

@@ -175,21 +175,6 @@ async fn introspection_covers_every_face_and_only_confidential_clients_may_ask()
     assert_eq!(introspect(&app, &pair.access, None).await.0, 401);
 }
 
-/// An operator's process, on the same database and master key as the running server.
-async fn admin(app: &TestApp) -> tessera_api::startup::Core {
-    tessera_api::startup::Core::build(
-        tessera_api::Settings {
-            database: tessera_api::config::DatabaseSettings { url: app.db_url.clone(), ..Default::default() },
-            secrets: tessera_api::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
-            ..Default::default()
-        },
-        false,
-        false,
-    )
-    .await
-    .unwrap()
-}
-
 fn kid(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
@@ -210,7 +195,7 @@ async fn after_a_rotation_old_and_new_tokens_verify_through_the_jwks_with_nothin
     let before = app.user_with_pair(EMAIL).await;
     assert_eq!(kid(&before.access), app.native_kid);
     // `tessera key rotate --now`, from another process
-    let ops = admin(&app).await;
+    let ops = app.admin().await;
     let new_kid = ops.keys.rotate(tessera_domain::Algorithm::ES256, true, OffsetDateTime::now_utc()).await.unwrap();
     let mut after = None;
     eventually("signing with the new key", async || {

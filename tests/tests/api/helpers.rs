@@ -135,6 +135,22 @@ pub struct Pair {
 }
 
 impl TestApp {
+    /// An operator's process (the admin commands' core), on the same database and master key as
+    /// the running server.
+    pub async fn admin(&self) -> tessera_api::startup::Core {
+        tessera_api::startup::Core::build(
+            Settings {
+                database: tessera_api::config::DatabaseSettings { url: self.db_url.clone(), ..Default::default() },
+                secrets: tessera_api::config::SecretSettings { master_key: Some(self.master_key.clone()), master_key_file: None },
+                ..Default::default()
+            },
+            false,
+            false,
+        )
+        .await
+        .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
