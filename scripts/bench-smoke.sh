@@ -5,6 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target="${CARGO_TARGET_DIR:-$root/target}"
+# `cargo test` builds the tessera binary (its tests run it) but not tessera-bench's
+(cd "$root" && cargo build --quiet -p tessera-api -p tessera-bench --bins)
 out=$(mktemp -d /tmp/tessera-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 TESSERA_BIN="$target/debug/tessera" TESSERA_BENCH_BIN="$target/debug/tessera-bench" BENCH_SECONDS=1 BENCH_FLOOD_CONNECTIONS=40 \

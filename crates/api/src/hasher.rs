@@ -1,10 +1,11 @@
-//! Argon2id off the async executor: on the blocking pool, at most N at once, with a bounded
+//! Argon2id off the async executor: on threads of its own, at most N at once, with a bounded
 //! queue. A burst of logins waits its turn up to `max_queued`; beyond that it is answered 503 at
-//! once, so hashing never builds a backlog that makes every login wait for seconds, and never
-//! takes the threads refresh and verify run on.
+//! once, so hashing never builds a backlog that makes every login wait for seconds. The hashing
+//! threads run at a lower scheduling priority (nice 9) than the threads that serve requests: on
+//! a busy machine, refresh and verify get the CPU first and hashing takes what is left.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
 use tessera_domain::password::Argon2Hasher;
@@ -12,7 +13,62 @@ use tessera_domain::ports::PasswordHasher;
 use tessera_domain::{DomainError, Password, PasswordHash};
 use tokio::sync::Semaphore;
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that hash, fed through a channel; at most `concurrency` jobs are ever in it,
+/// because a job holds one of the semaphore's permits.
+struct HashThreads {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl HashThreads {
+    fn start(n: usize) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                lower_priority();
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // a job that panics fails its request (its answer is dropped), not the thread
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "a hashing thread could not start");
+            }
+        }
+        Self { jobs: Mutex::new(tx) }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), DomainError> {
+        let jobs = self.jobs.lock().map_err(|_| DomainError::Internal("hashing threads poisoned".into()))?;
+        jobs.send(job).map_err(|_| DomainError::Internal("hashing threads stopped".into()))
+    }
+}
+
+/// Nice 9 on Linux: below the request threads, never starved on an idle machine.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    let result = ThreadPriorityValue::try_from(25u8)
+        .map_err(|e| e.to_string())
+        .and_then(|v| set_current_thread_priority(ThreadPriority::Crossplatform(v)).map_err(|e| format!("{e:?}")));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "the hashing thread keeps the default priority");
+    }
+}
+
 pub struct BlockingHasher {
+    threads: HashThreads,
     inner: Arc<Argon2Hasher>,
     permits: Arc<Semaphore>,
     concurrency: usize,
@@ -36,6 +92,7 @@ impl BlockingHasher {
     pub fn new(inner: Argon2Hasher, max_concurrent: usize, max_queued: usize) -> Self {
         let n = if max_concurrent == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { max_concurrent };
         Self {
+            threads: HashThreads::start(n),
             inner: Arc::new(inner),
             permits: Arc::new(Semaphore::new(n)),
             concurrency: n,
@@ -77,7 +134,11 @@ impl BlockingHasher {
             m.hash_wait.observe(waited.elapsed().as_secs_f64());
         }
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| DomainError::Internal(format!("hashing task failed: {e}")))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.threads.submit(Box::new(move || {
+            let _ = tx.send(f(&inner));
+        }))?;
+        rx.await.map_err(|_| DomainError::Internal("a hashing job was dropped".into()))
     }
 }
 
@@ -99,6 +160,24 @@ impl PasswordHasher for BlockingHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_their_own_threads_below_the_request_threads_priority() {
+        let argon = Argon2Hasher::new(tessera_domain::Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap();
+        let hasher = BlockingHasher::new(argon, 1, 1);
+        assert!(!hasher.verify(Password::presented("pw".into()).unwrap(), None).await.unwrap());
+        let mut nice = None;
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            if std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim() == "argon2-0" {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+                // fields after the parenthesised name: state is field 3, nice field 19
+                let after = stat.rsplit_once(") ").unwrap().1;
+                nice = after.split(' ').nth(16).map(|n| n.parse::<i32>().unwrap());
+            }
+        }
+        assert!(nice.is_some_and(|n| n > 0), "the hashing thread's nice value: {nice:?}");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn beyond_the_queue_hashes_are_refused_at_once_and_the_pool_stays_at_the_concurrency() {
