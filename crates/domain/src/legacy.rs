@@ -3,7 +3,7 @@
 //! deployment logs no one out; the use-cases then adopt a legacy refresh token into a Tessera
 //! session at its first use, and Tessera's rules apply to it from there on.
 
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -82,13 +82,9 @@ impl LegacyKey {
         if alg != self.alg.jwt() {
             return Err(AuthError::TokenInvalid);
         }
-        let mut validation = Validation::new(self.alg.jwt());
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &validation).map_err(|_| AuthError::TokenInvalid)?.claims;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &crate::keys::signature_only(self.alg))
+            .map_err(|_| AuthError::TokenInvalid)?
+            .claims;
         let now = now.unix_timestamp();
         let exp = claims.get("exp").and_then(Value::as_i64).ok_or(AuthError::TokenInvalid)?;
         if exp <= now {

@@ -1110,35 +1110,29 @@ impl TokenService {
     pub async fn introspect(&self, raw: &str, now: OffsetDateTime) -> Result<Option<Introspection>, DomainError> {
         for face in self.faces.iter() {
             let Ok(ctx) = self.resolve_access(face, raw, now) else { continue };
-            if ctx.legacy {
+            // a legacy token has no session: its face and user are all there is
+            let (face_name, user_id, session_id, client_id, issued_at) = if ctx.legacy {
                 if self.current_user(&ctx).await.is_err() {
                     return Ok(None);
                 }
-                return Ok(Some(Introspection {
-                    token_type: "access_token",
-                    face: face.name.clone(),
-                    audience: face.audience.clone(),
-                    user_id: ctx.user_id,
-                    session_id: ctx.session_id,
-                    client_id: None,
-                    expires_at: ctx.expires_at,
-                    issued_at: None,
-                    jti: Some(ctx.jti),
-                }));
-            }
-            let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
-            if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
-                return Ok(None);
-            }
+                (face.name.clone(), ctx.user_id, ctx.session_id, None, None)
+            } else {
+                let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
+                if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
+                    return Ok(None);
+                }
+                let issued_at = ctx.expires_at - session.profile.access_ttl().whole_seconds();
+                (session.face, session.user_id, session.id, session.client_id, Some(issued_at))
+            };
             return Ok(Some(Introspection {
                 token_type: "access_token",
-                face: session.face.clone(),
+                face: face_name,
                 audience: face.audience.clone(),
-                user_id: session.user_id,
-                session_id: session.id,
-                client_id: session.client_id.clone(),
+                user_id,
+                session_id,
+                client_id,
                 expires_at: ctx.expires_at,
-                issued_at: Some(ctx.expires_at - session.profile.access_ttl().whole_seconds()),
+                issued_at,
                 jti: Some(ctx.jti),
             }));
         }
