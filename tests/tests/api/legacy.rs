@@ -133,6 +133,38 @@ async fn a_simplejwt_refresh_token_is_adopted_then_rotated_and_its_reuse_caught(
     }
 }
 
+/// RFC 7662 for a migrated deployment's tokens: an access token is active while its user is, a
+/// refresh token once adopted; a blocked user's are not.
+async fn a_resource_server_introspects_legacy_tokens() {
+    let (app, d) = simplejwt_app().await;
+    let client = tessera_domain::OAuthClient {
+        client_id: tessera_domain::ClientId::parse("resource-server").unwrap(),
+        name: "resource server".into(),
+        secret_hash: Some(app.secrets.refresh_hasher.hash(b"rs-secret-rs-secret")),
+        profile: "standard".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    app.store.create_client(&client).await.unwrap();
+    let introspect = |token: Value| {
+        let token = token.as_str().unwrap().to_owned();
+        let req = app.http.post(app.url("/oauth/introspect")).basic_auth("resource-server", Some("rs-secret-rs-secret"));
+        async move { req.form(&[("token", token)]).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let access = introspect(d["alice"]["access"].clone()).await;
+    assert_eq!(
+        (access["active"].as_bool(), access["token_type"].as_str(), access["sub"].as_str()),
+        (Some(true), Some("access_token"), Some("1")),
+        "{access}"
+    );
+    // simplejwt and djoser share the Django secret and the audience: either face may answer
+    assert_eq!(access["aud"], "django", "{access}");
+    let refresh = introspect(d["bob"]["refresh"].clone()).await;
+    assert_eq!((refresh["active"].as_bool(), refresh["token_type"].as_str()), (Some(true), Some("refresh_token")), "{refresh}");
+    for dead in [&d["alice_expired"]["access"], &d["alice_wrong_secret"]["access"], &d["erin_inactive"]["access"]] {
+        assert_eq!(introspect(dead.clone()).await["active"], false, "{dead}");
+    }
+}
+
 async fn forged_legacy_tokens_are_refused() {
     let (app, d) = simplejwt_app().await;
     let claims: Value =
@@ -208,6 +240,7 @@ async fn a_flask_users_tokens_of_either_era_survive_the_switch() {
 
 crate::both_backends!(
     simplejwt_tokens_verify_and_reach_users_me_after_the_switch,
+    a_resource_server_introspects_legacy_tokens,
     a_simplejwt_refresh_token_is_adopted_then_rotated_and_its_reuse_caught,
     forged_legacy_tokens_are_refused,
     a_flask_users_tokens_of_either_era_survive_the_switch,
