@@ -15,6 +15,11 @@ use tokio::sync::Semaphore;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// After this long without a hash to run, the hashing memory goes back to the system: a burst
+/// of logins keeps its buffers from hash to hash, and the process returns to its steady size
+/// once the burst is over.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The threads that hash, fed through a channel; at most `concurrency` jobs are ever in it,
 /// because a job holds one of the semaphore's permits.
 struct HashThreads {
@@ -22,16 +27,18 @@ struct HashThreads {
 }
 
 impl HashThreads {
-    fn start(n: usize) -> Self {
+    /// `idle` runs on a thread that has waited `IDLE` for work.
+    fn start(n: usize, idle: Arc<dyn Fn() + Send + Sync>) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n {
             let rx = rx.clone();
+            let idle = idle.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
                 lower_priority();
                 loop {
                     let job = match rx.lock() {
-                        Ok(r) => r.recv(),
+                        Ok(r) => r.recv_timeout(IDLE),
                         Err(_) => return,
                     };
                     match job {
@@ -39,7 +46,8 @@ impl HashThreads {
                         Ok(job) => {
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                         }
-                        Err(_) => return,
+                        Err(mpsc::RecvTimeoutError::Timeout) => idle(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
             });
@@ -91,9 +99,11 @@ impl BlockingHasher {
     /// `max_concurrent` 0: one per core.
     pub fn new(inner: Argon2Hasher, max_concurrent: usize, max_queued: usize) -> Self {
         let n = if max_concurrent == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { max_concurrent };
+        let inner = Arc::new(inner);
+        let pool = inner.clone();
         Self {
-            threads: HashThreads::start(n),
-            inner: Arc::new(inner),
+            threads: HashThreads::start(n, Arc::new(move || pool.release_memory())),
+            inner,
             permits: Arc::new(Semaphore::new(n)),
             concurrency: n,
             max_queued,
@@ -118,16 +128,21 @@ impl BlockingHasher {
         (outstanding.saturating_sub(self.concurrency), outstanding.min(self.concurrency))
     }
 
+    fn saturated(&self, outstanding: usize) -> Result<(), DomainError> {
+        if outstanding < self.concurrency + self.max_queued {
+            return Ok(());
+        }
+        if let Some(m) = &self.metrics {
+            m.hash_refused.inc();
+        }
+        // the queue drains at `concurrency` hashes per hash time, a fraction of a second
+        Err(DomainError::Overloaded { retry_after: 1 })
+    }
+
     async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Argon2Hasher) -> T + Send + 'static) -> Result<T, DomainError> {
         let before = self.outstanding.fetch_add(1, Ordering::AcqRel);
         let _counted = Outstanding(self.outstanding.clone());
-        if before >= self.concurrency + self.max_queued {
-            if let Some(m) = &self.metrics {
-                m.hash_refused.inc();
-            }
-            // the queue drains at `concurrency` hashes per hash time, a fraction of a second
-            return Err(DomainError::Overloaded { retry_after: 1 });
-        }
+        self.saturated(before)?;
         let waited = std::time::Instant::now();
         let _permit = self.permits.acquire().await.map_err(|_| DomainError::Internal("hasher closed".into()))?;
         if let Some(m) = &self.metrics {
@@ -155,6 +170,10 @@ impl PasswordHasher for BlockingHasher {
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         self.inner.needs_rehash(hash)
     }
+
+    fn admit(&self) -> Result<(), DomainError> {
+        self.saturated(self.outstanding.load(Ordering::Acquire))
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +196,27 @@ mod tests {
             }
         }
         assert!(nice.is_some_and(|n| n > 0), "the hashing thread's nice value: {nice:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_admission_before_any_work_and_admits_again_once_drained() {
+        let argon = Argon2Hasher::new(tessera_domain::Argon2Params { memory_kib: 8 * 1024, iterations: 8, parallelism: 1 }).unwrap();
+        let hasher = Arc::new(BlockingHasher::new(argon, 1, 1));
+        assert!(hasher.admit().is_ok());
+        let running: Vec<_> = (0..2)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.verify(Password::presented("pw".into()).unwrap(), None).await })
+            })
+            .collect();
+        while hasher.load() != (1, 1) {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(hasher.admit(), Err(DomainError::Overloaded { retry_after: 1 })));
+        for t in running {
+            assert!(!t.await.unwrap().unwrap());
+        }
+        assert!(hasher.admit().is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,5 +245,11 @@ mod tests {
         assert!(overloaded > 0, "the rest are refused");
         assert_eq!(hasher.queued(), 0);
         assert!(hasher.inner.pooled_buffers() <= 2, "one buffer per concurrent hash: {}", hasher.inner.pooled_buffers());
+        // once idle, the memory goes back
+        let deadline = std::time::Instant::now() + IDLE * 10;
+        while hasher.inner.pooled_buffers() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(hasher.inner.pooled_buffers(), 0, "an idle hasher keeps no buffer");
     }
 }

@@ -98,6 +98,22 @@ impl Default for Argon2Params {
     }
 }
 
+/// Beyond this size glibc's malloc always maps an allocation on its own (its dynamic mmap
+/// threshold never rises past 32 MiB), and unmaps it when it is freed.
+const ALWAYS_MAPPED_BYTES: usize = 32 * 1024 * 1024 + 4096;
+
+/// Argon2's working memory, `blocks` blocks, as an allocation the system takes back when it is
+/// freed. A 19 MiB buffer freed to glibc's malloc raises its mmap threshold past 19 MiB, so the
+/// next one comes from a thread's arena and stays resident for the life of the process, and the
+/// arenas stop trimming (the trim threshold follows at twice the mmap threshold). Reserving
+/// more than the threshold's ceiling keeps every such buffer mapped on its own; only the pages
+/// Argon2 touches are ever resident.
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut buf = Vec::with_capacity(blocks.max(ALWAYS_MAPPED_BYTES / std::mem::size_of::<Block>()));
+    buf.resize(blocks, Block::default());
+    buf
+}
+
 /// Synchronous Argon2id hashing and verification.
 #[derive(Clone)]
 pub struct Argon2Hasher {
@@ -148,12 +164,19 @@ impl Argon2Hasher {
     /// is in use), and returns the buffer to the pool.
     fn with_memory<T>(&self, f: impl FnOnce(&mut [Block]) -> T) -> T {
         let taken = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut buf = taken.unwrap_or_else(|| vec![Block::default(); self.argon.params().block_count()]);
+        let mut buf = taken.unwrap_or_else(|| working_memory(self.argon.params().block_count()));
         let out = f(&mut buf);
         if let Ok(mut p) = self.pool.lock() {
             p.push(buf);
         }
         out
+    }
+
+    /// Gives the pooled buffers back to the system (those of hashes running now stay theirs).
+    /// Each is one allocation far above the allocator's mmap threshold, so freeing it unmaps it.
+    pub fn release_memory(&self) {
+        let released = self.pool.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        drop(released);
     }
 
     /// Buffers in the pool now (for the metrics and the tests).

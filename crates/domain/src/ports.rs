@@ -241,6 +241,11 @@ pub trait PasswordHasher: Send + Sync {
     fn needs_rehash(&self, _hash: &PasswordHash) -> bool {
         false
     }
+    /// `Err(Overloaded)` when no more hashes can wait now, so that a login in a flood is refused
+    /// before it costs a database read. The bound is checked again when the hash is queued.
+    fn admit(&self) -> Result<(), DomainError> {
+        Ok(())
+    }
 }
 
 /// Where a face's `notify` risk signals go (a webhook, e-mail): delivered in the background,
