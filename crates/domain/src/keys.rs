@@ -9,6 +9,7 @@ use std::sync::Arc;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{AuthError, DomainError};
@@ -317,6 +318,14 @@ impl Keyring {
     }
 }
 
+/// The claims of a token whose signature is already known to be good.
+fn claims_of<T: DeserializeOwned>(token: &str) -> Result<T, AuthError> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).ok_or(AuthError::TokenInvalid)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::TokenInvalid)?;
+    serde_json::from_slice(&json).map_err(|_| AuthError::TokenInvalid)
+}
+
 /// A validation that checks the signature with `alg` and nothing else: times, audience and type
 /// are checked by the caller, against an instant it is given.
 pub(crate) fn signature_only(alg: Algorithm) -> Validation {
@@ -330,11 +339,27 @@ pub(crate) fn signature_only(alg: Algorithm) -> Validation {
 }
 
 /// One generation of the keys.
-#[derive(Default)]
 struct Ring {
     keys: HashMap<String, LoadedKey>,
     active: HashMap<Algorithm, String>,
     leeway_seconds: i64,
+    /// SHA-256 digests of tokens whose signature verified under this ring. A client presents
+    /// the same access token for its whole life; checking an ECDSA or RSA signature costs tens
+    /// of microseconds, an HMAC (with its key set up) several, a digest well under one. Only a token identical to
+    /// the byte to one already verified is taken from here (a collision would need a SHA-256
+    /// collision), its header is still checked against the calling face, and its times are still
+    /// checked on every call. A reload builds a new ring, so a removed key forgets its tokens at
+    /// once. Bounded: an entry is 32 bytes, evicted by quick_cache's S3-FIFO when full.
+    verified: quick_cache::sync::Cache<[u8; 32], ()>,
+}
+
+/// Verified-signature digests kept per ring: about a megabyte at most.
+const VERIFIED_KEPT: usize = 16_384;
+
+impl Default for Ring {
+    fn default() -> Self {
+        Self::new(&[], 0)
+    }
 }
 
 impl Ring {
@@ -360,7 +385,12 @@ impl Ring {
                 }
             }
         }
-        Self { keys: map, active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(), leeway_seconds: leeway_seconds.max(0) }
+        Self {
+            keys: map,
+            active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
+            leeway_seconds: leeway_seconds.max(0),
+            verified: quick_cache::sync::Cache::new(VERIFIED_KEPT),
+        }
     }
 
     fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
@@ -393,8 +423,15 @@ impl Ring {
         if header.alg != key.alg.jwt() || !allowed.contains(&key.alg) || key.state == KeyState::Next {
             return Err(AuthError::TokenInvalid);
         }
-        let data = jsonwebtoken::decode::<T>(token, &key.decoding, &signature_only(key.alg)).map_err(|_| AuthError::TokenInvalid)?;
-        let claims = data.claims;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let claims = if self.verified.get(&digest).is_some() {
+            claims_of(token)?
+        } else {
+            let claims =
+                jsonwebtoken::decode::<T>(token, &key.decoding, &signature_only(key.alg)).map_err(|_| AuthError::TokenInvalid)?.claims;
+            self.verified.insert(digest, ());
+            claims
+        };
         let Some(now) = now else { return Ok(claims) };
         let now = now.unix_timestamp();
         // No leeway by default: a token whose `exp` is now is expired.
@@ -506,6 +543,30 @@ mod tests {
         let t = r.sign(Algorithm::HS512, "JWT", &claims(60)).unwrap();
         assert_eq!(r.verify::<C>(&t, &[Algorithm::HS256], NOW), Err(AuthError::TokenInvalid));
         assert!(r.verify::<C>(&t, &[Algorithm::HS512], NOW).is_ok());
+    }
+
+    #[test]
+    fn a_token_verified_once_is_still_checked_for_times_face_and_key_on_every_use() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256, Algorithm::HS256] {
+            let k = SigningKey::generate(alg, NOW).unwrap();
+            let r = Keyring::new(std::slice::from_ref(&k), 0);
+            let t = r.sign(alg, "JWT", &claims(60)).unwrap();
+            assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60));
+            // taken from the verified digests: the same claims
+            assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60));
+            // but never past its expiry, nor at a face of another algorithm
+            assert_eq!(r.verify::<C>(&t, &[alg], NOW + time::Duration::seconds(60)), Err(AuthError::TokenExpired));
+            let other = if alg == Algorithm::HS256 { Algorithm::ES256 } else { Algorithm::HS256 };
+            assert_eq!(r.verify::<C>(&t, &[other], NOW), Err(AuthError::TokenInvalid));
+            // a near copy is not the token that verified
+            let parts: Vec<&str> = t.split('.').collect();
+            let evil = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"2","exp":{}}}"#, NOW.unix_timestamp() + 60));
+            assert_eq!(r.verify::<C>(&format!("{}.{evil}.{}", parts[0], parts[2]), &[alg], NOW), Err(AuthError::TokenInvalid));
+            // once its key leaves the ring, the token is forgotten with it
+            let other = SigningKey::generate(alg, NOW).unwrap();
+            r.reload(&[other]);
+            assert_eq!(r.verify::<C>(&t, &[alg], NOW), Err(AuthError::TokenInvalid), "{alg:?}");
+        }
     }
 
     #[test]
