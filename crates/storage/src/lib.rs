@@ -12,6 +12,10 @@ pub mod sqlite;
 pub use postgres::{KEYS_CHANNEL, PgStore, REVOCATION_CHANNEL};
 pub use sqlite::SqliteStore;
 
+/// A pooled connection idle this long is closed: the pool grows for a burst (a SQLite
+/// connection holds a worker thread and up to 2 MiB of page cache) and shrinks back after it.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub mod testing {
     //! Fresh, migrated databases for tests: one per test, on the server `DATABASE_URL` names.
 

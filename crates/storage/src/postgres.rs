@@ -63,6 +63,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(0)
+            .idle_timeout(crate::IDLE_TIMEOUT)
             .acquire_timeout(StdDuration::from_secs(5))
             .connect_lazy_with(options);
         Ok(Self { pool })

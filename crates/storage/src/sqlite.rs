@@ -89,6 +89,35 @@ fn private_file(path: &std::path::Path) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Writers take turns here, first come first served, before they ask SQLite for its write
+    /// lock. Without it, concurrent writers meet SQLite's busy handler, which sleeps in growing
+    /// steps (up to 100 ms) and wakes in no order: refresh p99 ran at 84× its p50.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction, and this process's turn to write.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -114,9 +143,9 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         } else {
-            SqlitePoolOptions::new().max_connections(8).connect_with(options).await?
+            SqlitePoolOptions::new().max_connections(8).idle_timeout(crate::IDLE_TIMEOUT).connect_with(options).await?
         };
-        Ok(Self { pool })
+        Ok(Self { pool, writer: Default::default() })
     }
 
     /// The pool, for tests and tools.
@@ -128,16 +157,24 @@ impl SqliteStore {
         MIGRATOR.run(&self.pool).await
     }
 
-    /// A write transaction holding SQLite's write lock from its first statement.
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, RepoError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    /// A write transaction holding SQLite's write lock from its first statement, once this
+    /// process's earlier writers are done.
+    async fn write_tx(&self) -> Result<WriteTx, RepoError> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// This process's turn to write, for a write of one statement.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 }
 
 /// Revokes the sessions a `where` clause selects (`?1` time, `?2` reason, `?3` user, `?4`
 /// session) and records an audit event for each, inside `tx`.
 async fn revoke_where(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     clause: &str,
     now: OffsetDateTime,
     reason: &str,
@@ -217,6 +254,7 @@ impl LoginAttemptRepository for SqliteStore {
     }
 
     async fn login_succeeded(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "insert into login_attempts (account, ip, failures, succeeded_at) values (?1, ?2, 0, ?3) \
              on conflict (account, ip) do update set failures = 0, last_failure_at = null, locked_until = null, succeeded_at = ?3",
@@ -231,6 +269,7 @@ impl LoginAttemptRepository for SqliteStore {
     }
 
     async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "delete from login_attempts where coalesce(last_failure_at, succeeded_at) < ?1 and coalesce(succeeded_at, last_failure_at) < ?1",
         )
@@ -267,6 +306,7 @@ const AUDIT_COLS: &str = "id, seq, at, kind, user_id, session_id, detail, prev_h
 #[async_trait]
 impl AuditRepository for SqliteStore {
     async fn append_audit(&self, e: &NewAuditEvent) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         sqlx::query("insert into audit_events (at, kind, user_id, session_id, detail) values (?1, ?2, ?3, ?4, ?5)")
             .bind(e.at)
             .bind(e.kind)
@@ -362,6 +402,7 @@ impl UserRepository for SqliteStore {
     }
 
     async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
         // `autoincrement` keeps later ids above the highest one ever stored, imported ones too.
         let done = sqlx::query(
             "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at) \
@@ -386,6 +427,7 @@ impl UserRepository for SqliteStore {
         version: i64,
         normalize: for<'s> fn(&'s str) -> Option<String>,
     ) -> Result<(Vec<UserId>, Vec<UserId>), RepoError> {
+        let _turn = self.write_turn().await;
         let (mut updated, mut kept) = (vec![], vec![]);
         loop {
             let rows: Vec<(i64, String)> =
@@ -427,6 +469,7 @@ impl UserRepository for SqliteStore {
     }
 
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         sqlx::query("update users set password_hash = ?3 where id = ?1 and password_hash = ?2")
             .bind(id.0)
             .bind(old.as_str())
@@ -539,6 +582,7 @@ impl UserRepository for SqliteStore {
 #[async_trait]
 impl ClientRepository for SqliteStore {
     async fn create_client(&self, client: &OAuthClient) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         sqlx::query("insert into clients (client_id, name, secret_hash, profile, created_at) values (?1, ?2, ?3, ?4, ?5)")
             .bind(client.client_id.as_str())
             .bind(&client.name)
@@ -561,7 +605,7 @@ impl ClientRepository for SqliteStore {
     }
 }
 
-async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &RefreshRecord) -> Result<(), RepoError> {
+async fn insert_token(tx: &mut WriteTx, t: &RefreshRecord) -> Result<(), RepoError> {
     sqlx::query(
         "insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
@@ -578,13 +622,7 @@ async fn insert_token(tx: &mut Transaction<'static, Sqlite>, t: &RefreshRecord) 
     Ok(())
 }
 
-async fn audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    at: OffsetDateTime,
-    kind: &str,
-    user: UserId,
-    session: SessionId,
-) -> Result<(), RepoError> {
+async fn audit(tx: &mut WriteTx, at: OffsetDateTime, kind: &str, user: UserId, session: SessionId) -> Result<(), RepoError> {
     sqlx::query("insert into audit_events (at, kind, user_id, session_id) values (?1, ?2, ?3, ?4)")
         .bind(at)
         .bind(kind)
@@ -799,6 +837,7 @@ impl SessionRepository for SqliteStore {
     }
 
     async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, RepoError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "update refresh_tokens set expires_at = ?3 where rotated_at is null and expires_at > ?3 \
              and session_id in (select id from sessions where user_id = ?1 and client_id = ?2)",
@@ -813,6 +852,7 @@ impl SessionRepository for SqliteStore {
     }
 
     async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("update refresh_tokens set sealed_secret = null where sealed_secret is not null and issued_at < ?1")
             .bind(before)
             .execute(&self.pool)
@@ -846,6 +886,7 @@ impl KeyRepository for SqliteStore {
     }
 
     async fn insert_signing_key(&self, key: &StoredKey) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "insert into signing_keys (kid, alg, state, sealed_secret, created_at, activated_at, retired_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
@@ -917,6 +958,7 @@ impl KeyRepository for SqliteStore {
     }
 
     async fn set_key_state(&self, kid: &str, state: tessera_domain::KeyState, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "update signing_keys set state = ?2, \
                 activated_at = case when ?2 = 'active' then ?3 else activated_at end, \
@@ -933,6 +975,7 @@ impl KeyRepository for SqliteStore {
     }
 
     async fn delete_signing_key(&self, kid: &str) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("delete from signing_keys where kid = ?1").bind(kid).execute(&self.pool).await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
