@@ -194,11 +194,14 @@ async fn confidential_clients_must_authenticate_by_exactly_one_method() {
 
     let res = app.http.post(app.url("/oauth/token")).form(&[&grant[..], &[("client_id", "backend")]].concat()).send().await.unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"tessera\"");
+    // RFC 6749 §5.2: the Basic challenge only to a client that tried Basic; a browser would
+    // otherwise open its own sign-in dialog over the page
+    assert!(res.headers().get("www-authenticate").is_none(), "no challenge to a client that sent its id in the body");
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client");
 
     let wrong = app.http.post(app.url("/oauth/token")).basic_auth("backend", Some("nope")).form(&grant).send().await.unwrap();
     assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"tessera\"");
 
     let basic = app.http.post(app.url("/oauth/token")).basic_auth("backend", Some("s3cret-s3cret")).form(&grant).send().await.unwrap();
     let p = pair(basic).await;

@@ -24,11 +24,13 @@ pub struct OAuthErrorBody {
 pub struct OAuthError {
     status: StatusCode,
     body: OAuthErrorBody,
+    /// A 401 to a client that authenticated with HTTP Basic carries the Basic challenge.
+    basic_challenge: bool,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, body: OAuthErrorBody { error, error_description: Some(description.into()) } }
+        Self { status, body: OAuthErrorBody { error, error_description: Some(description.into()) }, basic_challenge: false }
     }
     fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
@@ -36,8 +38,11 @@ impl OAuthError {
     fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
     }
-    fn invalid_client() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.")
+    /// RFC 6749 §5.2: 401, and the `WWW-Authenticate` challenge of the scheme the client used
+    /// only when it used HTTP Basic. A client that sent its id in the body gets no challenge, so
+    /// a browser (Swagger UI's "Try it out") does not open its own sign-in dialog.
+    fn invalid_client(basic: bool) -> Self {
+        Self { basic_challenge: basic, ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.") }
     }
 }
 
@@ -55,7 +60,7 @@ impl ResponseError for OAuthError {
         let mut res = HttpResponse::build(self.status);
         res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.basic_challenge {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\"")));
         }
         res.json(&self.body)
@@ -167,9 +172,9 @@ pub struct RevokeRequest {
 /// authentication this endpoint knows: `invalid_client`.
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
     match tessera_dialects::http::basic_credentials(req) {
-        Ok(None) if req.headers().contains_key(header::AUTHORIZATION) => Err(OAuthError::invalid_client()),
+        Ok(None) if req.headers().contains_key(header::AUTHORIZATION) => Err(OAuthError::invalid_client(true)),
         Ok(c) => Ok(c),
-        Err(_) => Err(OAuthError::invalid_client()),
+        Err(_) => Err(OAuthError::invalid_client(true)),
     }
 }
 
@@ -177,6 +182,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
 /// means the default public client, when it is enabled.
 async fn authenticate_client(state: &AppState, req: &HttpRequest, params: &[(String, String)]) -> Result<OAuthClient, OAuthError> {
     let basic = basic_credentials(req)?;
+    let used_basic = basic.is_some();
     let body_id = param(params, "client_id");
     let body_secret = param(params, "client_secret");
     let (id, secret) = match basic {
@@ -194,7 +200,7 @@ async fn authenticate_client(state: &AppState, req: &HttpRequest, params: &[(Str
     };
     match state.service.authenticate_client(&id, secret.as_deref()).await {
         Ok(c) => Ok(c),
-        Err(DomainError::Auth(_)) => Err(OAuthError::invalid_client()),
+        Err(DomainError::Auth(_)) => Err(OAuthError::invalid_client(used_basic)),
         Err(e) => Err(domain_error(e)),
     }
 }
@@ -353,7 +359,7 @@ pub async fn introspect_token(req: HttpRequest, state: web::Data<AppState>, payl
     let client = authenticate_client(&state, &req, &params).await?;
     if client.secret_hash.is_none() {
         // a public client proves nothing: anyone could introspect anything
-        return Err(OAuthError::invalid_client());
+        return Err(OAuthError::invalid_client(tessera_dialects::http::basic_credentials(&req).ok().flatten().is_some()));
     }
     let token = param(&params, "token").ok_or_else(|| OAuthError::invalid_request("Missing token parameter."))?;
     let found = state.service.introspect(token, OffsetDateTime::now_utc()).await.map_err(domain_error)?;
