@@ -324,10 +324,18 @@ pub struct TokenService {
     throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>>,
     /// Active users read by `current_user` (see there).
     active_users: Arc<std::sync::Mutex<std::collections::HashMap<UserId, User>>>,
+    /// OAuth clients as read by `authenticate_client`, with when they were read: every native
+    /// token request authenticates its client, and clients change rarely (see `CLIENT_FRESH`).
+    clients: Arc<quick_cache::sync::Cache<String, (std::time::Instant, OAuthClient)>>,
 }
 
 /// Users `current_user` keeps before it starts afresh.
 const ACTIVE_USERS_KEPT: usize = 100_000;
+
+/// How long a client read from the store is used before it is read again: a client created,
+/// changed or removed by another process (the admin CLI, another instance) counts everywhere
+/// within this time.
+const CLIENT_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -371,6 +379,7 @@ impl TokenService {
             audit: p.audit,
             throttle_audited: Arc::default(),
             active_users: Arc::default(),
+            clients: Arc::new(quick_cache::sync::Cache::new(1024)),
         }
     }
 
@@ -1095,7 +1104,14 @@ impl TokenService {
     /// Authenticates an OAuth client. Public clients present no secret; confidential clients
     /// must present theirs. Every failure is the same error.
     pub async fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> Result<OAuthClient, DomainError> {
-        let client = self.store.client_by_id(client_id).await?.ok_or(AuthError::InvalidCredentials)?;
+        let client = match self.clients.get(client_id) {
+            Some((read, client)) if read.elapsed() < CLIENT_FRESH => client,
+            _ => {
+                let client = self.store.client_by_id(client_id).await?.ok_or(AuthError::InvalidCredentials)?;
+                self.clients.insert(client_id.to_owned(), (std::time::Instant::now(), client.clone()));
+                client
+            }
+        };
         match (&client.secret_hash, secret) {
             (None, None) => Ok(client),
             (Some(expected), Some(given)) if self.secret_hash(given.as_bytes()).ct_eq(expected) => Ok(client),
