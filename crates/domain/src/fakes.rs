@@ -312,6 +312,19 @@ impl SessionRepository for InMemoryStore {
     async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
         Ok(self.lock()?.sessions.get(&id).cloned())
     }
+    async fn sessions_of_user(&self, user: UserId, now: OffsetDateTime, limit: u32) -> Result<Vec<Session>, RepoError> {
+        let s = self.lock()?;
+        let mut live: Vec<Session> = s
+            .sessions
+            .values()
+            .filter(|x| x.user_id == user && x.revoked_at.is_none() && x.expires_at > now)
+            .filter(|x| s.tokens.values().any(|t| t.session_id == x.id && t.rotated_at.is_none() && t.expires_at > now))
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.0.cmp(&a.id.0)));
+        live.truncate(limit as usize);
+        Ok(live)
+    }
     async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
         let mut s = self.lock()?;
         match s.sessions.get_mut(&id) {

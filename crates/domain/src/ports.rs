@@ -144,6 +144,9 @@ pub trait SessionRepository: Send + Sync {
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError>;
     async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError>;
     async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError>;
+    /// The user's live sessions at `now`: not revoked, not past their lifetime, and holding a
+    /// refresh token that has neither expired nor been rotated. Newest first, at most `limit`.
+    async fn sessions_of_user(&self, user: UserId, now: OffsetDateTime, limit: u32) -> Result<Vec<Session>, RepoError>;
     /// Revokes one session; `false` when it was already revoked or does not exist.
     async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError>;
     /// Revokes every live session of a user but `except`; returns the ids revoked.

@@ -541,36 +541,53 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
         let address = origin.request.ip.clone().unwrap_or_else(|| "unknown".to_owned());
+        let user = self.password_attempt(&face.name, email, password, &address, now).await?;
+        self.open_session(face, &user, origin, now).await
+    }
+
+    /// One password attempt, as every password endpoint makes it: the address's rate, the
+    /// hash queue's room, the account's lockout at this address, then the hash; the outcome is
+    /// counted, logged and audited.
+    async fn password_attempt(
+        &self,
+        face: &str,
+        email: &str,
+        password: String,
+        address: &str,
+        now: OffsetDateTime,
+    ) -> Result<User, DomainError> {
         let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
-        if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(&address)) {
-            tracing::warn!(face = %face.name, %address, "password attempts from this address throttled");
-            self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Throttled });
-            if self.first_throttle_this_minute(&address, now) {
-                self.audit("throttled", None, serde_json::json!({"face": face.name, "address": address}), now).await;
+        if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) {
+            tracing::warn!(face, %address, "password attempts from this address throttled");
+            self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
+            if self.first_throttle_this_minute(address, now) {
+                self.audit("throttled", None, serde_json::json!({"face": face, "address": address}), now).await;
             }
             let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
             return Err(DomainError::Throttled { retry_after: retry_after_secs(wait) });
         }
+        // In a flood of logins, refused at once: no database read for a hash that cannot wait.
+        self.hasher.admit()?;
         // A locked account is refused before any hash is computed: guesses cost the attacker
         // nothing more, and the server nothing at all.
-        if let Some(until) = self.store.login_lock(&account, &address, now).await? {
-            tracing::warn!(face = %face.name, %address, "login refused: the account is locked out at this address");
-            self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Locked });
+        if let Some(until) = self.store.login_lock(&account, address, now).await? {
+            tracing::warn!(face, %address, "login refused: the account is locked out at this address");
+            self.emit(Event::Login { face, outcome: LoginOutcome::Locked });
             return Err(DomainError::Throttled { retry_after: retry_after_secs(until - now) });
         }
         match self.check_password(email, password).await {
             Ok(user) => {
-                self.store.login_succeeded(&account, &address, now).await?;
-                self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Ok });
-                self.open_session(face, &user, origin, now).await
+                self.store.login_succeeded(&account, address, now).await?;
+                self.emit(Event::Login { face, outcome: LoginOutcome::Ok });
+                Ok(user)
             }
             Err(DomainError::Auth(AuthError::InvalidCredentials)) => {
-                let lock = self.store.login_failed(&account, &address, now, &self.settings.lockout).await?;
-                tracing::warn!(face = %face.name, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
-                self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Failed });
+                let lock = self.store.login_failed(&account, address, now, &self.settings.lockout).await?;
+                tracing::warn!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
+                self.emit(Event::Login { face, outcome: LoginOutcome::Failed });
                 // the address as typed (the lockout's key is its comparison form)
                 let typed: String = email.trim().chars().take(254).collect();
-                let detail = serde_json::json!({"face": face.name, "account": typed, "address": address});
+                let detail = serde_json::json!({"face": face, "account": typed, "address": address});
                 self.audit("login_failed", None, detail.clone(), now).await;
                 if let Some(until) = lock {
                     let mut detail = detail;
@@ -581,10 +598,58 @@ impl TokenService {
             }
             Err(e) => {
                 if matches!(e, DomainError::Auth(_)) {
-                    self.emit(Event::Login { face: &face.name, outcome: LoginOutcome::Failed });
+                    self.emit(Event::Login { face, outcome: LoginOutcome::Failed });
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Changes the caller's password: the current one must be right (under the same rate,
+    /// lockout and hash bounds as a login), the new one must pass the policy. Every other
+    /// session of the user ends; the caller's own goes on. Returns how many sessions ended.
+    #[tracing::instrument(skip_all, fields(user_id = %ctx.user_id))]
+    pub async fn change_password(
+        &self,
+        ctx: &AccessContext,
+        current: String,
+        new: String,
+        address: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<usize, DomainError> {
+        let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        let new = self.settings.password_policy.new_password(new)?;
+        let email = user.email.to_string();
+        self.password_attempt("native", &email, current, address.unwrap_or("unknown"), now).await?;
+        // read again: a login may just have re-hashed an imported hash
+        let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        let old = user.password_hash.clone().ok_or(AuthError::InvalidCredentials)?;
+        let hash = self.hasher.hash(new).await?;
+        self.store.rehash_password(user.id, &old, &hash).await?;
+        let stored = self.store.user_by_id(user.id).await?.and_then(|u| u.password_hash);
+        if stored.as_ref() != Some(&hash) {
+            return Err(DomainError::invalid("current_password", "the password was changed meanwhile; try again"));
+        }
+        if let Ok(mut m) = self.active_users.lock() {
+            m.remove(&user.id);
+        }
+        let ended = self.revoke_all(user.id, Some(ctx.session_id), "password_changed", now).await?;
+        self.audit("password_changed", Some(user.id.0), serde_json::json!({"sessions_ended": ended}), now).await;
+        tracing::info!(ended, "password changed");
+        Ok(ended)
+    }
+
+    /// The caller's live sessions, newest first (at most 100).
+    pub async fn sessions(&self, ctx: &AccessContext, now: OffsetDateTime) -> Result<Vec<Session>, DomainError> {
+        Ok(self.store.sessions_of_user(ctx.user_id, now, 100).await?)
+    }
+
+    /// Ends one of the caller's sessions. Another user's session, an unknown one and one that
+    /// already ended are all `NotFound`: the answer tells nothing about other users.
+    pub async fn end_session(&self, ctx: &AccessContext, id: SessionId, now: OffsetDateTime) -> Result<(), DomainError> {
+        match self.store.session(id).await? {
+            Some(s) if s.user_id == ctx.user_id && !s.is_revoked() => self.revoke_session(id, "ended_by_user", now).await,
+            _ => Err(DomainError::NotFound("session")),
         }
     }
 

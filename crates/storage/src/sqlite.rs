@@ -783,6 +783,21 @@ impl SessionRepository for SqliteStore {
         row.as_ref().map(rows::session).transpose()
     }
 
+    async fn sessions_of_user(&self, user: UserId, now: OffsetDateTime, limit: u32) -> Result<Vec<Session>, RepoError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {SESSION_COLS} from sessions s where s.user_id = ?1 and s.revoked_at is null and s.expires_at > ?2 \
+             and exists (select 1 from refresh_tokens t where t.session_id = s.id and t.rotated_at is null and t.expires_at > ?2) \
+             order by s.created_at desc, s.id desc limit ?3"
+        )))
+        .bind(user.0)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::session).collect()
+    }
+
     async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
         let mut tx = self.write_tx().await?;
         let ids = revoke_where(&mut tx, "id = ?4", now, reason, None, Some(id.0)).await?;

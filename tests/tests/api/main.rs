@@ -18,4 +18,5 @@ mod native;
 mod oauth2_client;
 mod openapi;
 mod race;
+mod sessions;
 mod throttle;

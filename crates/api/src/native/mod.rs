@@ -1,9 +1,10 @@
 //! The native face: users, the OAuth 2 token and revocation endpoints, the caller's own
-//! account, logout, introspection, the JWKS and metadata, and health probes.
+//! account, its sessions and password, logout, introspection, the JWKS and metadata, and health probes.
 
 pub mod discovery;
 pub mod health;
 pub mod oauth;
+pub mod sessions;
 pub mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -12,6 +13,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(users::register_user)
         .service(users::get_me)
         .service(users::logout)
+        .service(sessions::list_sessions)
+        .service(sessions::end_session)
+        .service(sessions::change_password)
         .service(oauth::create_token)
         .service(oauth::revoke_token)
         .service(oauth::introspect_token)
@@ -24,7 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// The native paths with the methods each serves. A request with another method gets 405 with
 /// `Allow` (RFC 9110 §15.5.6), in the problem shape, rather than the 404 of an unknown path.
-const METHODS: [(&str, &str); 11] = [
+const METHODS: [(&str, &str); 14] = [
     ("/metrics", "GET"),
     ("/oauth/introspect", "POST"),
     ("/.well-known/jwks.json", "GET"),
@@ -32,6 +36,9 @@ const METHODS: [(&str, &str); 11] = [
     ("/v1/users", "POST"),
     ("/v1/me", "GET"),
     ("/v1/logout", "POST"),
+    ("/v1/sessions", "GET"),
+    ("/v1/sessions/{id}", "DELETE"),
+    ("/v1/password", "POST"),
     ("/oauth/token", "POST"),
     ("/oauth/revoke", "POST"),
     ("/health/live", "GET"),
