@@ -9,14 +9,15 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 (cd "$root" && cargo build --quiet -p tessera-api -p tessera-bench --bins)
 out=$(mktemp -d /tmp/tessera-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-TESSERA_BIN="$target/debug/tessera" TESSERA_BENCH_BIN="$target/debug/tessera-bench" BENCH_SECONDS=1 BENCH_FLOOD_CONNECTIONS=40 \
+TESSERA_BIN="$target/debug/tessera" TESSERA_BENCH_BIN="$target/debug/tessera-bench" BENCH_SECONDS=1 BENCH_FLOOD_CONNECTIONS=40 BENCH_IDLE_WAIT=0 \
   BENCH_OUT="$out" "$root/scripts/bench.sh" > "$out/stdout" 2> "$out/stderr" || { cat "$out/stderr" >&2; exit 1; }
 fail() { echo "bench smoke test: $*" >&2; cat "$out/stdout" >&2; exit 1; }
 [ -s "$out/chart.png" ] || fail "no chart"
 grep -q '^## Targets' "$out/report.md" || fail "no targets table"
 for backend in postgres sqlite; do
   for case in "HTTP ceiling" "login (native" "verify (simplejwt" "GET /v1/me" "refresh rotated, native" "refresh rotated, simplejwt" \
-              "refresh not rotated" "introspection" "database ceiling" "login flood" "refresh rotated during the flood"; do
+              "refresh not rotated" "introspection" "database ceiling" "login flood" "refresh rotated during the flood" \
+              "control flood" "refresh rotated during the control flood"; do
     grep -q "^| $backend | $case" "$out/report.md" || fail "no $backend row for: $case"
   done
 done

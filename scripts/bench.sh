@@ -11,6 +11,9 @@
 # at the configured parameters on every core (tessera-bench argon2). Writes a markdown report and
 # a PNG chart to docs/benchmarks/ (BENCH_OUT), and prints the report.
 #
+#   BENCH_PROFILE=1 scripts/bench.sh  also samples the server with perf during each case, and
+#                                    writes where its CPU time went to docs/benchmarks/profiles/
+#
 # wrk, not a home-made driver: the rotated-refresh cases need each connection to present the token
 # its previous response returned, which wrk's Lua hooks do with one connection per thread.
 set -euo pipefail
@@ -60,7 +63,19 @@ wrk_case() { # backend case connections script [env...]
   from=$(date +%s.%N)
   # a file, not a pipe: wrk reads the script once per thread
   cat "$root/scripts/bench/common.lua" "$root/scripts/bench/$script" > "$work/$case.lua"
+  local perf_pid=""
+  if [ -n "${BENCH_PROFILE:-}" ] && [ -n "$pid" ]; then
+    perf record -q -F 999 -o "$work/$backend-$case.perf" -p "$pid" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   env "$@" wrk -t "$t" -c "$c" -d "${seconds}s" --latency -s "$work/$case.lua" "$base" | tail -n 1 > "$work/$case.json"
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    mkdir -p "$out/profiles"
+    perf report -q -i "$work/$backend-$case.perf" --no-children --sort dso,symbol --percent-limit 1 --stdio 2>/dev/null \
+      | sed -E -e 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' -e 's/[[:space:]]+$//' | grep -v '^$' | head -n 40 > "$out/profiles/$backend-$case.txt" || true
+  fi
   to=$(date +%s.%N)
   "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(t0=float(sys.argv[2]), t1=float(sys.argv[3])); print(json.dumps(d))' \
     "$work/$case.json" "$from" "$to" | record "$backend" "$case"
@@ -113,17 +128,37 @@ run_backend() { # name url
   wrk_case "$backend" introspect "$conns" post.lua BENCH_PATH=/oauth/introspect BENCH_CONTENT_TYPE=application/x-www-form-urlencoded \
     BENCH_BODY="token=$access" BENCH_AUTH="Basic $(printf 'bench-rs:%s' "$secret" | base64 -w0)"
 
-  # a login flood, and rotated refreshes beside it: fast 503s, and refresh p99 against the above
+  # The control: as many connections hammering GET /health/live, and rotated refreshes beside
+  # them. What the refreshes lose here is the cost of any flood on cores shared with its load
+  # tool, whatever the flood asks for.
   local more=""
   for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
-  wrk_case "$backend" login_flood "$flood" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_BODY="$login" &
+  wrk_case "$backend" health_flood "$flood" get.lua BENCH_PATH=/health/live &
   local flooding=$!
+  sleep 0.5
+  wrk_case "$backend" refresh_during_health_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
+  wait "$flooding"
+
+  # a login flood, and rotated refreshes beside it: fast 503s, and refresh p99 against the above
+  more=""
+  for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
+  wrk_case "$backend" login_flood "$flood" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_BODY="$login" &
+  flooding=$!
   sleep 0.5
   wrk_case "$backend" refresh_during_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
   wait "$flooding"
+  local flood_end
+  flood_end=$(date +%s)
   sleep 3
   echo "$(date +%s.%N)" > "$dir/after_flood"
-  sleep 1
+
+  # the database ceiling while the server idles; then the server's size once its pool has let
+  # the flood's extra connections go (idle for 30 s, closed at the pool's next sweep)
+  "$TESSERA_BENCH_BIN" db --url "$url" --connections "$conns" --seconds "$seconds" | record "$backend" ceiling_db
+  local idle_wait=$(( flood_end + ${BENCH_IDLE_WAIT:-65} - $(date +%s) ))
+  [ "$idle_wait" -gt 0 ] && sleep "$idle_wait"
+  echo "$(date +%s.%N)" > "$dir/after_idle"
+  sleep 0.5
 
   kill "$sampler" 2>/dev/null || true
   kill "$pid"
@@ -135,12 +170,31 @@ import json, sys
 d, backend = sys.argv[1], sys.argv[2]
 rows = [tuple(map(float, l.split())) for l in open(f"{d}/rss") if len(l.split()) == 2]
 steady_at = float(open(f"{d}/steady_at").read()); after = float(open(f"{d}/after_flood").read())
+idle = float(open(f"{d}/after_idle").read())
 def at(t): return min(rows, key=lambda r: abs(r[0] - t))[1] / 1024 if rows else 0
 print(json.dumps({"backend": backend, "case": "rss", "steady_mib": at(steady_at), "after_flood_mib": at(after),
-                  "samples": [[r[0], r[1] / 1024] for r in rows]}))
+                  "after_idle_mib": at(idle), "samples": [[r[0], r[1] / 1024] for r in rows]}))
 PY
+}
 
-  "$TESSERA_BENCH_BIN" db --url "$url" --connections "$conns" --seconds "$seconds" | record "$backend" ceiling_db
+# The C reference Argon2 (Debian's `argon2`), one process per core, hashing for $seconds: the
+# other implementation login is measured against, when it is installed.
+argon2_c() {
+  command -v argon2 >/dev/null || return 0
+  local n from to total=0 p
+  n=$(nproc)
+  from=$(date +%s.%N)
+  for p in $(seq 1 "$n"); do
+    (end=$(( $(date +%s) + seconds )); c=0
+     while [ "$(date +%s)" -lt "$end" ]; do
+       printf 'correct horse battery' | argon2 tessera-bench-salt -id -t 2 -k 19456 -p 1 -r >/dev/null; c=$((c + 1))
+     done; echo "$c" > "$work/argon2-c-$p") &
+  done
+  wait
+  to=$(date +%s.%N)
+  for p in $(seq 1 "$n"); do total=$(( total + $(cat "$work/argon2-c-$p") )); done
+  "$python" -c 'import json,sys; t,a,b,n=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4]); print(json.dumps({"ceiling":"argon2-c","ops_per_s":t/(b-a),"threads":n,"memory_kib":19456,"iterations":2,"parallelism":1}))' \
+    "$total" "$from" "$to" "$n" | record all ceiling_argon2_c
 }
 
 sqlite_url="sqlite:$work/bench.db"
@@ -149,6 +203,7 @@ pg_url=$("$python" -c 'import sys, uuid; base, _, q = sys.argv[1].partition("?")
 run_backend postgres "$pg_url"
 run_backend sqlite "$sqlite_url"
 "$TESSERA_BENCH_BIN" argon2 --seconds "$seconds" | record all ceiling_argon2
+argon2_c
 
 mkdir -p "$out"
 "$python" "$root/scripts/bench/report.py" "$results" "$out" "$seconds" "$conns" "$flood"
