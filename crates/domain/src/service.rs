@@ -556,7 +556,6 @@ impl TokenService {
         address: &str,
         now: OffsetDateTime,
     ) -> Result<User, DomainError> {
-        let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
         if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) {
             tracing::warn!(face, %address, "password attempts from this address throttled");
             self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
@@ -568,6 +567,7 @@ impl TokenService {
         }
         // In a flood of logins, refused at once: no database read for a hash that cannot wait.
         self.hasher.admit()?;
+        let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
         // A locked account is refused before any hash is computed: guesses cost the attacker
         // nothing more, and the server nothing at all.
         if let Some(until) = self.store.login_lock(&account, address, now).await? {
