@@ -122,18 +122,25 @@ fn domain_error(e: DomainError) -> OAuthError {
 #[schema(example = json!({"grant_type": "password", "username": "ann@example.com", "password": "correct horse battery", "client_id": "tessera"}))]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
+    #[schema(example = "password")]
     pub grant_type: String,
     /// The user's e-mail (password grant).
+    #[schema(example = "ann@example.com")]
     pub username: Option<String>,
     /// password grant.
+    #[schema(example = "correct horse battery")]
     pub password: Option<String>,
-    /// refresh_token grant.
+    /// refresh_token grant. Empty, like every parameter, counts as absent.
+    #[schema(example = "")]
     pub refresh_token: Option<String>,
     /// Optional for the default public client; HTTP Basic works too.
+    #[schema(example = "tessera")]
     pub client_id: Option<String>,
     /// Confidential clients only; HTTP Basic works too.
+    #[schema(example = "")]
     pub client_secret: Option<String>,
     /// Accepted and ignored: Tessera's tokens carry no scopes.
+    #[schema(example = "")]
     pub scope: Option<String>,
 }
 
