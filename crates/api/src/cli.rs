@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// List and end users' sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -138,6 +141,25 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// A user's live sessions, newest first: id, API, client, created, last used, address and
+    /// User-Agent.
+    List {
+        #[arg(long)]
+        email: String,
+        /// One JSON object per session, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a session: its refresh token stops working and its access tokens are refused.
+    /// Exits 1 when no live session has this id.
+    Revoke {
+        #[arg(long)]
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Create an OAuth client; a confidential client's secret is printed once and stored hashed.
     Create {
@@ -204,6 +226,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let user = find_user(&core, &email).await?;
                     service.set_user_status(user, UserStatus::Active, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     println!("unblocked user {user}");
+                }
+            }
+            Ok(())
+        }
+        Command::Session(cmd) => {
+            let core = Core::build(settings, true, false).await?;
+            let now = OffsetDateTime::now_utc();
+            match cmd {
+                SessionCommand::List { email, json } => {
+                    let user = find_user(&core, &email).await?;
+                    let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                    for s in core.store.sessions_of_user(user, now, 1000).await? {
+                        let last = s.last_refresh_at.unwrap_or(s.created_at);
+                        if json {
+                            let line = serde_json::json!({"id": s.id.0, "user_id": user.0, "face": s.face, "client_id": s.client_id,
+                                "created_at": rfc3339(s.created_at), "last_used_at": rfc3339(last), "expires_at": rfc3339(s.expires_at),
+                                "ip": s.ip, "user_agent": s.user_agent});
+                            println!("{line}");
+                        } else {
+                            println!(
+                                "{}  {:<10} last used {}  {}  {}",
+                                s.id.0,
+                                s.face,
+                                rfc3339(last),
+                                s.ip.as_deref().unwrap_or("-"),
+                                s.user_agent.as_deref().unwrap_or("-")
+                            );
+                        }
+                    }
+                }
+                SessionCommand::Revoke { id } => {
+                    let id = tessera_domain::SessionId(id);
+                    match core.store.session(id).await? {
+                        Some(s) if !s.is_revoked() => {
+                            core.state.service.revoke_session(id, "revoked_by_admin", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                            println!("session {} ended", id.0);
+                        }
+                        _ => bail!("--id: no live session {}", id.0),
+                    }
                 }
             }
             Ok(())

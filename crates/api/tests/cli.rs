@@ -402,3 +402,62 @@ async fn audit_verify_catches_a_row_edited_by_hand() {
     assert!(err.contains("audit trail broken at event #") && err.contains("edited"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The body of a raw HTTP/1.0 response.
+fn body_of(response: &str) -> serde_json::Value {
+    serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn an_operator_lists_a_users_sessions_as_json_and_ends_one_that_the_running_server_then_refuses() {
+    let dir = temp_dir();
+    let (mut child, port, _) = serve(&dir, "");
+    let registered = http_post(port, "/v1/users", "application/json", r#"{"email":"ann@example.com","password":"correct horse battery"}"#);
+    assert!(registered.contains(" 201 "), "{registered}");
+    let form = "grant_type=password&username=ann%40example.com&password=correct+horse+battery";
+    let laptop = body_of(&http_post_with(port, "/oauth/token", "application/x-www-form-urlencoded", "User-Agent: Laptop/1.0\r\n", form));
+    let phone = body_of(&http_post_with(port, "/oauth/token", "application/x-www-form-urlencoded", "User-Agent: Phone/2.0\r\n", form));
+    let me = |access: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET /v1/me HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {access}\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let laptop_access = laptop["access_token"].as_str().unwrap();
+    assert!(me(laptop_access).contains(" 200 "));
+
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    let list = run(&["session", "list", "--email", "ann@example.com", "--json"]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let sessions: Vec<serde_json::Value> =
+        String::from_utf8(list.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions[0]["user_agent"], "Phone/2.0", "newest first");
+    assert_eq!((sessions[1]["user_agent"].as_str(), sessions[1]["face"].as_str()), (Some("Laptop/1.0"), Some("native")));
+    let laptop_id = sessions[1]["id"].as_str().unwrap();
+
+    let revoked = run(&["session", "revoke", "--id", laptop_id]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    // the running server hears of it within its revocation poll (a second on SQLite)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while me(laptop_access).contains(" 200 ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(me(laptop_access).contains(" 401 "), "the ended session's access token is refused");
+    let refresh = format!("grant_type=refresh_token&refresh_token={}", laptop["refresh_token"].as_str().unwrap());
+    assert!(http_post(port, "/oauth/token", "application/x-www-form-urlencoded", &refresh).contains(" 400 "));
+    assert!(me(phone["access_token"].as_str().unwrap()).contains(" 200 "), "the other session goes on");
+
+    // an ended or unknown session, a bad id and an unknown user are errors, with exit code 1
+    let again = run(&["session", "revoke", "--id", laptop_id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live session"));
+    assert!(!run(&["session", "revoke", "--id", "not-a-uuid"]).status.success());
+    let nobody = run(&["session", "list", "--email", "nobody@example.com"]);
+    assert_eq!(nobody.status.code(), Some(1));
+    let after = run(&["session", "list", "--email", "ann@example.com"]);
+    assert_eq!(String::from_utf8(after.stdout).unwrap().lines().count(), 1);
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
