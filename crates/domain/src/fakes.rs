@@ -177,6 +177,33 @@ impl UserRepository for InMemoryStore {
         }
         Ok(())
     }
+    async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError> {
+        Ok(self.lock()?.users.iter().filter(|u| u.id.0 > after).take(limit as usize).cloned().collect())
+    }
+    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        let Some(u) = s.users.iter_mut().find(|u| u.id == id) else { return Ok(false) };
+        u.password_hash = Some(hash.clone());
+        u.password_changed_at = Some(now);
+        Ok(true)
+    }
+    async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut s = self.lock()?;
+        let tombstone =
+            Email::parse(&format!("deleted-{}@deleted.invalid", id.0)).map_err(|e| RepoError::Unavailable(e.to_string().into()))?;
+        let user = s.users.iter_mut().find(|u| u.id == id).ok_or(RepoError::NotFound)?;
+        user.email = tombstone;
+        user.password_hash = None;
+        user.status = UserStatus::Blocked;
+        s.identities.retain(|_, u| *u != id);
+        let mut revoked = vec![];
+        for sess in s.sessions.values_mut().filter(|x| x.user_id == id && x.revoked_at.is_none()) {
+            sess.revoked_at = Some(now);
+            sess.revoked_reason = Some("user_deleted".into());
+            revoked.push(sess.id);
+        }
+        Ok(revoked)
+    }
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
         Ok(self.lock()?.users.iter().find(|u| u.email.normalized() == email.normalized()).cloned())
     }
@@ -231,6 +258,31 @@ impl ClientRepository for InMemoryStore {
     }
     async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError> {
         Ok(self.lock()?.clients.get(client_id).cloned())
+    }
+    async fn list_clients(&self) -> Result<Vec<OAuthClient>, RepoError> {
+        let mut all: Vec<_> = self.lock()?.clients.values().cloned().collect();
+        all.sort_by(|a, b| a.client_id.as_str().cmp(b.client_id.as_str()));
+        Ok(all)
+    }
+    async fn update_client(&self, client: &OAuthClient) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        let Some(c) = s.clients.get_mut(client.client_id.as_str()) else { return Ok(false) };
+        *c = client.clone();
+        Ok(true)
+    }
+    async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut s = self.lock()?;
+        s.clients.remove(client_id).ok_or(RepoError::NotFound)?;
+        let mut revoked = vec![];
+        for sess in s.sessions.values_mut().filter(|x| x.client_id.as_deref() == Some(client_id)) {
+            if sess.revoked_at.is_none() {
+                sess.revoked_at = Some(now);
+                sess.revoked_reason = Some("client_deleted".into());
+                revoked.push(sess.id);
+            }
+            sess.client_id = None;
+        }
+        Ok(revoked)
     }
 }
 

@@ -35,6 +35,16 @@ pub trait UserRepository: Send + Sync {
     /// Replaces the password hash `old` of a user by `new`, the same password hashed again in
     /// Tessera's format; nothing changes if the hash is no longer `old`.
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError>;
+    /// Users in id order, those with an id above `after`, at most `limit`.
+    async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError>;
+    /// An administrator sets a new password: stored with `password_changed_at = now`. Returns
+    /// whether the user exists.
+    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: OffsetDateTime) -> Result<bool, RepoError>;
+    /// Deletes a user, in one transaction: every live session revoked (so each instance learns
+    /// of it), external identities unlinked, and the e-mail and password erased. The row stays,
+    /// blocked, as `deleted-<id>@deleted.invalid`: ids are never given out again, and the
+    /// revoked sessions and audit events keep their user. `NotFound` when there is no such user.
+    async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
     /// Normalizes again the e-mails stored under an older rule than `version`, with `normalize`
     /// (`None`: the address is no longer valid, and keeps its old form). A user whose new form
     /// another user has keeps the old one. Returns the ids updated and the ids left as they were.
@@ -98,6 +108,13 @@ pub trait ClientRepository: Send + Sync {
     /// Fails with `RepoError::Conflict("clients_pkey")` when the id is taken.
     async fn create_client(&self, client: &OAuthClient) -> Result<(), RepoError>;
     async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError>;
+    /// Every client, by id.
+    async fn list_clients(&self) -> Result<Vec<OAuthClient>, RepoError>;
+    /// Stores a client's name, secret hash and profile; `false` when there is no such client.
+    async fn update_client(&self, client: &OAuthClient) -> Result<bool, RepoError>;
+    /// Deletes a client, in one transaction: its live sessions are revoked and keep no link to
+    /// it. Returns the sessions revoked; `NotFound` when there is no such client.
+    async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
 }
 
 /// A new refresh token, prepared by the use-case before the storage call.
@@ -255,6 +272,10 @@ pub trait PasswordHasher: Send + Sync {
 /// never holding up the refresh.
 pub trait Notifier: Send + Sync {
     fn notify(&self, face: &str, session: &Session, signals: &[RiskSignal], now: OffsetDateTime);
+    /// A user's password was changed: by the user (`by_operator` false) or by an operator.
+    fn password_changed(&self, user: &User, by_operator: bool, now: OffsetDateTime) {
+        let _ = (user, by_operator, now);
+    }
 }
 
 /// The in-memory list of revoked sessions every access-token check consults: a revoked

@@ -635,6 +635,9 @@ impl TokenService {
         }
         let ended = self.revoke_all(user.id, Some(ctx.session_id), "password_changed", now).await?;
         self.audit("password_changed", Some(user.id.0), serde_json::json!({"sessions_ended": ended}), now).await;
+        if let Some(n) = &self.notifier {
+            n.password_changed(&user, false, now);
+        }
         tracing::info!(ended, "password changed");
         Ok(ended)
     }
@@ -1107,6 +1110,61 @@ impl TokenService {
             self.revocations.note_revoked(id, now);
         }
         Ok(())
+    }
+
+    /// An administrator sets a user's password (the policy applies); every session ends.
+    /// Returns how many ended.
+    pub async fn set_password(&self, user: UserId, password: String, now: OffsetDateTime) -> Result<usize, DomainError> {
+        let password = self.settings.password_policy.new_password(password)?;
+        let hash = self.hasher.hash(password).await?;
+        if !self.store.set_password(user, &hash, now).await? {
+            return Err(DomainError::NotFound("user"));
+        }
+        if let Ok(mut m) = self.active_users.lock() {
+            m.remove(&user);
+        }
+        let ended = self.revoke_all(user, None, "password_set_by_admin", now).await?;
+        self.audit("password_set", Some(user.0), serde_json::json!({"sessions_ended": ended}), now).await;
+        if let Some(n) = &self.notifier
+            && let Ok(Some(u)) = self.store.user_by_id(user).await
+        {
+            n.password_changed(&u, true, now);
+        }
+        Ok(ended)
+    }
+
+    /// Deletes a user (see [`crate::ports::UserRepository::delete_user`]); every session ends.
+    /// Returns how many ended.
+    pub async fn delete_user(&self, user: UserId, now: OffsetDateTime) -> Result<usize, DomainError> {
+        if let Ok(mut m) = self.active_users.lock() {
+            m.remove(&user);
+        }
+        let ids = self.store.delete_user(user, now).await.map_err(|e| match e {
+            crate::RepoError::NotFound => DomainError::NotFound("user"),
+            other => other.into(),
+        })?;
+        self.note_revoked_all(&ids, "user deleted", now);
+        Ok(ids.len())
+    }
+
+    /// Deletes an OAuth client; its sessions end. Returns how many ended.
+    pub async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<usize, DomainError> {
+        let ids = self.store.delete_client(client_id, now).await.map_err(|e| match e {
+            crate::RepoError::NotFound => DomainError::NotFound("client"),
+            other => other.into(),
+        })?;
+        self.note_revoked_all(&ids, "client deleted", now);
+        self.audit("client_deleted", None, serde_json::json!({"client_id": client_id, "sessions_ended": ids.len()}), now).await;
+        Ok(ids.len())
+    }
+
+    fn note_revoked_all(&self, ids: &[SessionId], reason: &'static str, now: OffsetDateTime) {
+        if !ids.is_empty() {
+            self.emit(Event::Revoked { reason, sessions: ids.len() as u64 });
+        }
+        for id in ids {
+            self.revocations.note_revoked(*id, now);
+        }
     }
 
     /// Accepts an access token at a face: signature and algorithm, type, times, audience (the

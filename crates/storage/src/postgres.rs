@@ -91,6 +91,21 @@ impl PgStore {
         MIGRATOR.run(&self.pool).await
     }
 
+    /// The migrations not applied yet (`version description`), for `tessera doctor`.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, sqlx::Error> {
+        let applied: Vec<i64> = match sqlx::query_scalar("select version from _sqlx_migrations where success").fetch_all(&self.pool).await {
+            Ok(v) => v,
+            // no migration table yet: nothing applied
+            Err(sqlx::Error::Database(_)) => vec![],
+            Err(e) => return Err(e),
+        };
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
     /// A listener subscribed to [`REVOCATION_CHANNEL`] and [`KEYS_CHANNEL`].
     pub async fn revocation_listener(&self) -> Result<PgListener, sqlx::Error> {
         let mut l = PgListener::connect_with(&self.pool).await?;
@@ -407,6 +422,54 @@ impl UserRepository for PgStore {
         Ok(())
     }
 
+    async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id > $1 order by id limit $2")))
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    async fn set_password(&self, id: UserId, hash: &PasswordHash, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let done = sqlx::query("update users set password_hash = $2, password_changed_at = $3 where id = $1")
+            .bind(id.0)
+            .bind(hash.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let tombstone = format!("deleted-{}@deleted.invalid", id.0);
+        let updated = sqlx::query(
+            "update users set email = $2, email_normalized = $2, password_hash = null, status = 'blocked', password_changed_at = $3 where id = $1",
+        )
+        .bind(id.0)
+        .bind(&tombstone)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if updated.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        sqlx::query("delete from identities where user_id = $1").bind(id.0).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("insert into audit_events (at, kind, user_id) values ($1, 'user_deleted', $2)")
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let revoked = revoke_where(&mut *tx, "user_id = $3", now, "user_deleted", Some(id.0), None).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where email_normalized = $1")))
             .bind(email.normalized())
@@ -532,6 +595,50 @@ impl ClientRepository for PgStore {
             .await
             .map_err(map_err)?;
         row.as_ref().map(rows::client).transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<OAuthClient>, RepoError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {CLIENT_COLS} from clients order by client_id")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::client).collect()
+    }
+
+    async fn update_client(&self, client: &OAuthClient) -> Result<bool, RepoError> {
+        let done = sqlx::query("update clients set name = $2, secret_hash = $3, profile = $4 where client_id = $1")
+            .bind(client.client_id.as_str())
+            .bind(&client.name)
+            .bind(client.secret_hash.map(|h| h.0.to_vec()))
+            .bind(&client.profile)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let live = sqlx::query("select id from sessions where client_id = $1 and revoked_at is null")
+            .bind(client_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut revoked = Vec::with_capacity(live.len());
+        for row in &live {
+            revoked.extend(revoke_where(&mut *tx, "id = $4", now, "client_deleted", None, Some(row.uuid("id")?)).await?);
+        }
+        sqlx::query("update sessions set client_id = null where client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let deleted = sqlx::query("delete from clients where client_id = $1").bind(client_id).execute(&mut *tx).await.map_err(map_err)?;
+        if deleted.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
     }
 }
 

@@ -449,6 +449,73 @@ async fn state_after(store: &dyn Store, kid: &str) -> Option<KeyState> {
     store.signing_keys().await.unwrap().into_iter().find(|k| k.kid == kid).map(|k| k.state)
 }
 
+async fn users_list_in_id_order_and_a_set_password_is_stored(store: Arc<dyn Store>) {
+    let a = user(&*store, "a@example.com").await;
+    let b = user(&*store, "b@example.com").await;
+    let c = user(&*store, "c@example.com").await;
+    let ids = |us: Vec<User>| us.iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_users(0, 100).await.unwrap()), vec![a.id, b.id, c.id]);
+    assert_eq!(ids(store.list_users(a.id.0, 1).await.unwrap()), vec![b.id]);
+    let t = now();
+    let hash = PasswordHash::from_phc("$argon2id$new".into());
+    assert!(store.set_password(b.id, &hash, t).await.unwrap());
+    let back = store.user_by_id(b.id).await.unwrap().unwrap();
+    assert_eq!((back.password_hash, back.password_changed_at), (Some(hash.clone()), Some(t)));
+    assert!(!store.set_password(tessera_domain::UserId(999_999), &hash, t).await.unwrap());
+}
+
+async fn deleting_a_user_revokes_its_sessions_erases_it_and_frees_the_address(store: Arc<dyn Store>) {
+    let u = user(&*store, "gone@example.com").await;
+    let (s1, _) = open(&*store, &u, now()).await;
+    let (s2, _) = open(&*store, &u, now()).await;
+    let other = user(&*store, "stays@example.com").await;
+    let (s3, _) = open(&*store, &other, now()).await;
+    let mut revoked = store.delete_user(u.id, now()).await.unwrap();
+    revoked.sort_by_key(|s| s.0);
+    let mut expected = vec![s1.id, s2.id];
+    expected.sort_by_key(|s| s.0);
+    assert_eq!(revoked, expected);
+    // the sessions stay, revoked, so every instance hears of them
+    assert_eq!(store.session(s1.id).await.unwrap().unwrap().revoked_reason.as_deref(), Some("user_deleted"));
+    assert!(store.session(s3.id).await.unwrap().unwrap().revoked_at.is_none());
+    let tomb = store.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!((tomb.status, tomb.password_hash.is_none()), (UserStatus::Blocked, true));
+    assert!(!tomb.email.to_string().contains("gone"), "the address is erased: {}", tomb.email);
+    assert!(store.user_by_email(&Email::parse("gone@example.com").unwrap()).await.unwrap().is_none());
+    let again = user(&*store, "gone@example.com").await;
+    assert!(again.id.0 > u.id.0, "a new id");
+    assert!(matches!(store.delete_user(tessera_domain::UserId(999_999), now()).await, Err(RepoError::NotFound)));
+}
+
+async fn clients_list_change_and_delete_ending_their_sessions(store: Arc<dyn Store>) {
+    client(&*store, "zeta").await;
+    client(&*store, "alpha").await;
+    let ids: Vec<String> = store.list_clients().await.unwrap().iter().map(|c| c.client_id.as_str().to_owned()).collect();
+    assert_eq!(ids, ["alpha", "zeta"]);
+    let mut c = store.client_by_id("alpha").await.unwrap().unwrap();
+    c.secret_hash = Some(random_hash());
+    c.profile = "extended".into();
+    assert!(store.update_client(&c).await.unwrap());
+    let back = store.client_by_id("alpha").await.unwrap().unwrap();
+    assert_eq!((back.secret_hash, back.profile.as_str()), (c.secret_hash, "extended"));
+
+    let u = user(&*store, "cl@example.com").await;
+    let (mut s, mut first) = open(&*store, &u, now()).await;
+    s.id = SessionId(Uuid::now_v7());
+    s.client_id = Some("alpha".into());
+    first.hash = random_hash();
+    first.session_id = s.id;
+    store.open_session(&s, &first).await.unwrap();
+    let ended = store.delete_client("alpha", now()).await.unwrap();
+    assert_eq!(ended, vec![s.id]);
+    let after = store.session(s.id).await.unwrap().unwrap();
+    assert_eq!((after.revoked_reason.as_deref(), after.client_id), (Some("client_deleted"), None));
+    assert!(store.client_by_id("alpha").await.unwrap().is_none());
+    assert!(matches!(store.delete_client("alpha", now()).await, Err(RepoError::NotFound)));
+    c.client_id = ClientId::parse("never").unwrap();
+    assert!(!store.update_client(&c).await.unwrap());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -482,4 +549,7 @@ contract!(
     unknown_tokens_and_sessions_are_absent,
     a_rotation_records_the_request_and_risk_rules_revoke_in_its_transaction,
     concurrent_schedulers_make_one_key_change_per_step,
+    users_list_in_id_order_and_a_set_password_is_stored,
+    deleting_a_user_revokes_its_sessions_erases_it_and_frees_the_address,
+    clients_list_change_and_delete_ending_their_sessions,
 );
