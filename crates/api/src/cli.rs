@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
@@ -21,6 +21,9 @@ pub struct Cli {
     /// Overrides database.url.
     #[arg(long, global = true)]
     pub database_url: Option<String>,
+    /// Print results as JSON: one object per line (a list: one per item).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +54,42 @@ pub enum Command {
     /// Read and check the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Replay the exchanges captured from an original library (simplejwt, flask-jwt-extended)
+    /// against a deployment, Tessera or the original, and report every case; exits 1 when one
+    /// fails. The user must exist; it is logged in several times.
+    Conformance(ConformanceArgs),
+    /// Check the configuration, the database, the keys and the mounted APIs, and say what is
+    /// wrong in plain words; exits 4 when something is.
+    Doctor,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConformanceArgs {
+    #[arg(long, value_enum)]
+    pub dialect: crate::conformance::Dialect,
+    /// The deployment's root URL, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub base_url: String,
+    /// A user of the deployment (what its login form's username field takes).
+    #[arg(long)]
+    pub user: String,
+    /// The user's password; read from standard input when not given.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// The library version whose answers are expected: legacy (the seed documents') or current.
+    #[arg(long, value_enum, default_value = "legacy")]
+    pub era: crate::conformance::Era,
+    /// seed: the paths and schemes of the seed documents (Tessera); captured: those of the
+    /// captured original app (flask at /login, djoser with Bearer).
+    #[arg(long, value_enum, default_value = "seed")]
+    pub routes: crate::conformance::Routes,
+    /// The login form's name for the user (simplejwt's USERNAME_FIELD).
+    #[arg(long, default_value = "username")]
+    pub username_field: String,
+    /// A file holding the deployment's HS256 signing secret, to make expired tokens; without
+    /// it the expired-token cases are skipped.
+    #[arg(long)]
+    pub hs256_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,16 +104,10 @@ pub enum AuditCommand {
         since: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        /// One JSON object per event, one per line.
-        #[arg(long)]
-        json: bool,
     },
-    /// Seals new events, then checks the whole chain; exits 1 naming the first edited, inserted
+    /// Seals new events, then checks the whole chain; exits 4 naming the first edited, inserted
     /// or deleted event.
-    Verify {
-        #[arg(long)]
-        json: bool,
-    },
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,27 +119,20 @@ pub enum ImportCommand {
         /// The Django database: `postgres://…` or `sqlite:path/to/db.sqlite3` (read only).
         #[arg(long = "from")]
         from: String,
-        /// The face whose legacy tokens the blacklist holds.
+        /// The API (simplejwt or djoser) whose legacy tokens the blacklist holds.
         #[arg(long, default_value = "simplejwt")]
         face: String,
-        /// Print the summary as one JSON object.
-        #[arg(long)]
-        json: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// List the signing keys: kid, algorithm, state, when created, activated and retired.
-    List {
-        /// One JSON object per key, one per line.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Publish a next key now; with --now it also signs at once and the active key retires.
     /// Without --now the schedule activates it once it has been published for a JWKS max-age.
     Rotate {
-        /// The algorithm (default: tokens.algorithm, the native face's).
+        /// The algorithm (default: tokens.algorithm, the native API's).
         #[arg(long)]
         alg: Option<String>,
         #[arg(long)]
@@ -128,7 +154,20 @@ pub enum UserCommand {
         #[arg(long)]
         password: Option<String>,
     },
-    /// Block a user: every session ends at once and every face refuses the user.
+    /// Users in id order: id, e-mail, status, created.
+    List {
+        /// Only users with an id above this one (the next page).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One user: id, e-mail, status, created, password changed, live sessions.
+    Show {
+        #[arg(long)]
+        email: String,
+    },
+    /// Block a user: every session ends at once and every API refuses the user.
     Block {
         #[arg(long)]
         email: String,
@@ -137,6 +176,22 @@ pub enum UserCommand {
     Unblock {
         #[arg(long)]
         email: String,
+    },
+    /// Set a user's password (read from standard input unless given); every session ends.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// Visible to other local users in the process list: prefer standard input.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Delete a user: every session ends, the e-mail and password are erased and the address
+    /// is free again. The id is never given out again. Needs --yes.
+    Delete {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -147,12 +202,9 @@ pub enum SessionCommand {
     List {
         #[arg(long)]
         email: String,
-        /// One JSON object per session, one per line.
-        #[arg(long)]
-        json: bool,
     },
     /// End a session: its refresh token stops working and its access tokens are refused.
-    /// Exits 1 when no live session has this id.
+    /// Exits 3 when no live session has this id.
     Revoke {
         #[arg(long)]
         id: uuid::Uuid,
@@ -174,6 +226,70 @@ pub enum ClientCommand {
         #[arg(long, default_value = "standard")]
         profile: String,
     },
+    /// Every client: id, name, confidential or public, profile, created.
+    List,
+    /// One client.
+    Show {
+        #[arg(long)]
+        client_id: String,
+    },
+    /// Give a client a new secret (a public client becomes confidential); printed once. The
+    /// old secret stops working at once.
+    RotateSecret {
+        #[arg(long)]
+        client_id: String,
+    },
+    /// Change the token profile the client's new sessions get.
+    SetProfile {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        profile: String,
+    },
+    /// Delete a client: its sessions end. Needs --yes.
+    Delete {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// What went wrong, by the exit status it gives (see [`exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// 2: the command line asks for something that cannot be (an unknown profile, no --yes).
+    #[error("{0}")]
+    Usage(String),
+    /// 3: what the command names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 4: a check ran and found a problem (audit verify, conformance, doctor).
+    #[error("{0}")]
+    CheckFailed(String),
+    /// 5: it exists already.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The exit status of a failed command: 1 for anything else (configuration, database, I/O).
+/// clap's own usage errors exit 2 too.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Failure>() {
+        Some(Failure::Usage(_)) => 2,
+        Some(Failure::NotFound(_)) => 3,
+        Some(Failure::CheckFailed(_)) => 4,
+        Some(Failure::Conflict(_)) => 5,
+        None => 1,
+    }
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Failure::Usage(msg.into()).into()
+}
+
+fn not_found(msg: impl Into<String>) -> anyhow::Error {
+    Failure::NotFound(msg.into()).into()
 }
 
 fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
@@ -184,16 +300,56 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Prints a result: the JSON object with --json, the sentence otherwise.
+#[expect(clippy::print_stdout, reason = "the admin commands' output is for the operator")]
+fn say(json: bool, value: serde_json::Value, text: impl std::fmt::Display) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn user_json(u: &tessera_domain::User) -> serde_json::Value {
+    serde_json::json!({"id": u.id.0, "email": u.email.to_string(), "status": u.status.as_str(),
+        "created_at": rfc3339(u.created_at), "password_changed_at": u.password_changed_at.map(rfc3339),
+        "has_password": u.password_hash.is_some()})
+}
+
+fn client_json(c: &OAuthClient) -> serde_json::Value {
+    serde_json::json!({"client_id": c.client_id.as_str(), "name": c.name, "confidential": c.is_confidential(),
+        "profile": c.profile, "created_at": rfc3339(c.created_at)})
+}
+
+fn domain(e: tessera_domain::DomainError) -> anyhow::Error {
+    match e {
+        tessera_domain::DomainError::NotFound(what) => not_found(format!("no such {what}")),
+        e @ tessera_domain::DomainError::Invalid { .. } => usage(e.to_string()),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
 #[expect(clippy::print_stdout, reason = "the admin commands' output is for the operator")]
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
     if let Command::Openapi = cli.command {
         print!("{}", crate::openapi::spec_json()?);
         return Ok(());
     }
+    if let Command::Conformance(args) = cli.command {
+        return conformance(args, json).await;
+    }
+    if let Command::Doctor = cli.command {
+        return crate::doctor::run(cli.config.as_deref(), cli.database_url.as_deref(), json).await;
+    }
     let settings = load_settings(&cli)?;
     crate::telemetry::init(&settings.log);
     match cli.command {
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Conformance(_) | Command::Doctor => Ok(()),
         Command::Serve => {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await.context("the server failed")
@@ -201,7 +357,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             settings.check()?;
             connect_store(&settings, true).await?;
-            println!("migrations applied");
+            say(json, serde_json::json!({"migrated": true}), "migrations applied");
             Ok(())
         }
         Command::User(cmd) => {
@@ -214,18 +370,83 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         Some(p) => p,
                         None => read_password()?,
                     };
-                    let user = service.register(&email, password, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    println!("created user {} <{}>", user.id, user.email);
+                    let user = service.register(&email, password, now).await.map_err(|e| match e {
+                        tessera_domain::DomainError::EmailTaken => {
+                            Failure::Conflict(format!("--email: a user {email} exists already")).into()
+                        }
+                        e @ tessera_domain::DomainError::Invalid { .. } => usage(e.to_string()),
+                        other => anyhow::anyhow!("{other}"),
+                    })?;
+                    say(json, user_json(&user), format_args!("created user {} <{}>", user.id, user.email));
+                }
+                UserCommand::List { after, limit } => {
+                    for u in core.store.list_users(after, limit).await? {
+                        say(
+                            json,
+                            user_json(&u),
+                            format_args!("{:>8}  {:<8} {}  {}", u.id, u.status.as_str(), rfc3339(u.created_at), u.email),
+                        );
+                    }
+                }
+                UserCommand::Show { email } => {
+                    let user = find(&core, &email).await?;
+                    let sessions = core.store.sessions_of_user(user.id, now, 1000).await?.len();
+                    let mut v = user_json(&user);
+                    v["live_sessions"] = serde_json::json!(sessions);
+                    let changed = user.password_changed_at.map(rfc3339).unwrap_or_else(|| "-".into());
+                    say(
+                        json,
+                        v,
+                        format_args!(
+                            "id {}\ne-mail {}\nstatus {}\ncreated {}\npassword changed {changed}\nlive sessions {sessions}",
+                            user.id,
+                            user.email,
+                            user.status.as_str(),
+                            rfc3339(user.created_at)
+                        ),
+                    );
                 }
                 UserCommand::Block { email } => {
                     let user = find_user(&core, &email).await?;
-                    service.set_user_status(user, UserStatus::Blocked, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    println!("blocked user {user}; every session revoked");
+                    service.set_user_status(user, UserStatus::Blocked, now).await.map_err(domain)?;
+                    say(
+                        json,
+                        serde_json::json!({"id": user.0, "status": "blocked"}),
+                        format_args!("blocked user {user}; every session revoked"),
+                    );
                 }
                 UserCommand::Unblock { email } => {
                     let user = find_user(&core, &email).await?;
-                    service.set_user_status(user, UserStatus::Active, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    println!("unblocked user {user}");
+                    service.set_user_status(user, UserStatus::Active, now).await.map_err(domain)?;
+                    say(json, serde_json::json!({"id": user.0, "status": "active"}), format_args!("unblocked user {user}"));
+                }
+                UserCommand::SetPassword { email, password } => {
+                    let user = find_user(&core, &email).await?;
+                    let password = match password {
+                        Some(p) => p,
+                        None => read_password()?,
+                    };
+                    let ended = service.set_password(user, password, now).await.map_err(|e| match e {
+                        e @ tessera_domain::DomainError::Invalid { .. } => usage(e.to_string()),
+                        other => domain(other),
+                    })?;
+                    say(
+                        json,
+                        serde_json::json!({"id": user.0, "sessions_ended": ended}),
+                        format_args!("password set for user {user}; {ended} session(s) ended"),
+                    );
+                }
+                UserCommand::Delete { email, yes } => {
+                    if !yes {
+                        return Err(usage(format!("deleting {email} cannot be undone: add --yes")));
+                    }
+                    let user = find_user(&core, &email).await?;
+                    let ended = service.delete_user(user, now).await.map_err(domain)?;
+                    say(
+                        json,
+                        serde_json::json!({"id": user.0, "deleted": true, "sessions_ended": ended}),
+                        format_args!("deleted user {user}; {ended} session(s) ended"),
+                    );
                 }
             }
             Ok(())
@@ -234,36 +455,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let core = Core::build(settings, true, false).await?;
             let now = OffsetDateTime::now_utc();
             match cmd {
-                SessionCommand::List { email, json } => {
+                SessionCommand::List { email } => {
                     let user = find_user(&core, &email).await?;
-                    let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
                     for s in core.store.sessions_of_user(user, now, 1000).await? {
                         let last = s.last_refresh_at.unwrap_or(s.created_at);
-                        if json {
-                            let line = serde_json::json!({"id": s.id.0, "user_id": user.0, "face": s.face, "client_id": s.client_id,
-                                "created_at": rfc3339(s.created_at), "last_used_at": rfc3339(last), "expires_at": rfc3339(s.expires_at),
-                                "ip": s.ip, "user_agent": s.user_agent});
-                            println!("{line}");
-                        } else {
-                            println!(
-                                "{}  {:<10} last used {}  {}  {}",
-                                s.id.0,
-                                s.face,
-                                rfc3339(last),
-                                s.ip.as_deref().unwrap_or("-"),
-                                s.user_agent.as_deref().unwrap_or("-")
-                            );
-                        }
+                        let line = serde_json::json!({"id": s.id.0, "user_id": user.0, "face": s.face, "client_id": s.client_id,
+                            "created_at": rfc3339(s.created_at), "last_used_at": rfc3339(last), "expires_at": rfc3339(s.expires_at),
+                            "ip": s.ip, "user_agent": s.user_agent});
+                        let text = format!(
+                            "{}  {:<10} last used {}  {}  {}",
+                            s.id.0,
+                            s.face,
+                            rfc3339(last),
+                            s.ip.as_deref().unwrap_or("-"),
+                            s.user_agent.as_deref().unwrap_or("-")
+                        );
+                        say(json, line, text);
                     }
                 }
                 SessionCommand::Revoke { id } => {
                     let id = tessera_domain::SessionId(id);
                     match core.store.session(id).await? {
                         Some(s) if !s.is_revoked() => {
-                            core.state.service.revoke_session(id, "revoked_by_admin", now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                            println!("session {} ended", id.0);
+                            core.state.service.revoke_session(id, "revoked_by_admin", now).await.map_err(domain)?;
+                            say(json, serde_json::json!({"id": id.0, "revoked": true}), format_args!("session {} ended", id.0));
                         }
-                        _ => bail!("--id: no live session {}", id.0),
+                        _ => return Err(not_found(format!("--id: no live session {}", id.0))),
                     }
                 }
             }
@@ -273,39 +490,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let core = Core::build(settings, true, false).await?;
             let now = OffsetDateTime::now_utc();
             match cmd {
-                KeyCommand::List { json } => {
+                KeyCommand::List => {
                     for k in core.keys.list().await? {
                         let when = |t: Option<OffsetDateTime>| t.map(|t| t.unix_timestamp());
-                        if json {
-                            let line = serde_json::json!({"kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
-                                "created_at": k.created_at.unix_timestamp(), "activated_at": when(k.activated_at), "retired_at": when(k.retired_at)});
-                            println!("{line}");
-                        } else {
-                            println!("{}  {:<6} {:<8} created {}", k.kid, k.alg, k.state.as_str(), k.created_at);
-                        }
+                        let line = serde_json::json!({"kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
+                            "created_at": k.created_at.unix_timestamp(), "activated_at": when(k.activated_at), "retired_at": when(k.retired_at)});
+                        say(json, line, format_args!("{}  {:<6} {:<8} created {}", k.kid, k.alg, k.state.as_str(), rfc3339(k.created_at)));
                     }
                 }
                 KeyCommand::Rotate { alg, now: at_once } => {
                     let name = alg.unwrap_or_else(|| core.state.settings.tokens.algorithm.clone());
-                    let alg = tessera_domain::Algorithm::parse(&name).with_context(|| format!("--alg: unknown algorithm {name:?}"))?;
+                    let alg = tessera_domain::Algorithm::parse(&name).ok_or_else(|| usage(format!("--alg: unknown algorithm {name:?}")))?;
                     let kid = core.keys.rotate(alg, at_once, now).await?;
+                    let v = serde_json::json!({"kid": kid, "alg": alg.as_str(), "state": if at_once { "active" } else { "next" }});
                     if at_once {
-                        println!("key {kid} ({}) signs from now on", alg.as_str());
+                        say(json, v, format_args!("key {kid} ({}) signs from now on", alg.as_str()));
                     } else {
-                        println!("key {kid} ({}) is published; the schedule activates it after tokens.jwks_max_age_seconds", alg.as_str());
+                        say(
+                            json,
+                            v,
+                            format_args!(
+                                "key {kid} ({}) is published; the schedule activates it after tokens.jwks_max_age_seconds",
+                                alg.as_str()
+                            ),
+                        );
                     }
                 }
                 KeyCommand::Retire { kid } => {
                     if !core.keys.retire(&kid, now).await? {
-                        bail!("no key {kid:?}");
+                        return Err(not_found(format!("no key {kid:?}")));
                     }
-                    println!("key {kid} retired");
+                    say(json, serde_json::json!({"kid": kid, "state": "retired"}), format_args!("key {kid} retired"));
                 }
                 KeyCommand::Revoke { kid } => {
                     if !core.keys.revoke(&kid, now).await? {
-                        bail!("no key {kid:?}");
+                        return Err(not_found(format!("no key {kid:?}")));
                     }
-                    println!("key {kid} revoked: its tokens are refused");
+                    say(
+                        json,
+                        serde_json::json!({"kid": kid, "state": "revoked"}),
+                        format_args!("key {kid} revoked: its tokens are refused"),
+                    );
                 }
             }
             Ok(())
@@ -314,7 +539,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let core = Core::build(settings, true, false).await?;
             let service = &core.state.service;
             match cmd {
-                AuditCommand::List { user, since, limit, json } => {
+                AuditCommand::List { user, since, limit } => {
                     let user = match user {
                         Some(u) => Some(match u.parse::<i64>() {
                             Ok(id) => tessera_domain::UserId(id),
@@ -323,82 +548,200 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         None => None,
                     };
                     let since = since.as_deref().map(parse_since).transpose()?;
-                    service.seal_audit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    for e in service.audit_events(user, since, limit).await.map_err(|e| anyhow::anyhow!("{e}"))? {
-                        if json {
-                            println!("{}", serde_json::to_string(&e)?);
-                        } else {
-                            let at = e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                            let user = e.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
-                            let session = e.session_id.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-                            println!("{at}  {:<16} user {user:<6} session {session}  {}", e.kind, e.detail);
-                        }
+                    service.seal_audit().await.map_err(domain)?;
+                    for e in service.audit_events(user, since, limit).await.map_err(domain)? {
+                        let user = e.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+                        let session = e.session_id.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                        let text = format!("{}  {:<16} user {user:<6} session {session}  {}", rfc3339(e.at), e.kind, e.detail);
+                        say(json, serde_json::to_value(&e)?, text);
                     }
                     Ok(())
                 }
-                AuditCommand::Verify { json } => {
-                    let verdict = service.verify_audit().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    if json {
-                        println!("{}", serde_json::to_string(&verdict)?);
-                    }
+                AuditCommand::Verify => {
+                    let verdict = service.verify_audit().await.map_err(domain)?;
+                    let text = format!("audit trail intact: {} events checked", verdict.checked);
                     match &verdict.broken {
                         None => {
-                            if !json {
-                                println!("audit trail intact: {} events checked", verdict.checked);
-                            }
+                            say(json, serde_json::to_value(&verdict)?, text);
                             Ok(())
                         }
-                        Some(b) => bail!("audit trail broken at event #{} (row id {:?}): {}", b.seq, b.id, b.reason),
+                        Some(b) => {
+                            if json {
+                                println!("{}", serde_json::to_string(&verdict)?);
+                            }
+                            Err(Failure::CheckFailed(format!("audit trail broken at event #{} (row id {:?}): {}", b.seq, b.id, b.reason))
+                                .into())
+                        }
                     }
                 }
             }
         }
-        Command::Import(ImportCommand::Django { from, face, json }) => {
+        Command::Import(ImportCommand::Django { from, face }) => {
             let core = Core::build(settings, true, false).await?;
             let summary = crate::import::django(&core, &from, &face, OffsetDateTime::now_utc()).await?;
-            if json {
-                println!("{}", serde_json::to_string(&summary)?);
-            } else {
-                println!("{summary}");
-            }
+            say(json, serde_json::to_value(&summary)?, &summary);
             Ok(())
         }
-        Command::Client(ClientCommand::Create { client_id, name, confidential, profile }) => {
+        Command::Client(cmd) => {
             let core = Core::build(settings, true, false).await?;
-            if core.state.profile(&profile).is_none() {
-                bail!("--profile: no profile named {profile:?}");
-            }
-            let id = ClientId::parse(&client_id).map_err(|e| anyhow::anyhow!("--client-id: {e}"))?;
-            let secret = if confidential { Some(URL_SAFE_NO_PAD.encode(tessera_domain::secret::random_bytes::<32>()?)) } else { None };
-            let client = OAuthClient {
-                client_id: id,
-                name: if name.is_empty() { client_id.clone() } else { name },
-                secret_hash: secret.as_ref().map(|s| core.state.service.secret_hash(s.as_bytes())),
-                profile,
-                created_at: OffsetDateTime::now_utc(),
+            let now = OffsetDateTime::now_utc();
+            let check_profile = |profile: &str| {
+                if core.state.profile(profile).is_none() {
+                    return Err(usage(format!("--profile: no profile named {profile:?} (standard, extended or one under [profiles])")));
+                }
+                Ok(())
             };
-            core.store.create_client(&client).await.map_err(|e| match e {
-                tessera_domain::RepoError::Conflict(_) => anyhow::anyhow!("--client-id: a client {client_id:?} exists already"),
-                other => anyhow::Error::from(other),
-            })?;
-            let detail = serde_json::json!({"client_id": client_id, "confidential": confidential, "profile": client.profile});
-            core.state.service.audit("client_created", None, detail, OffsetDateTime::now_utc()).await;
-            println!("client_id: {client_id}");
-            if let Some(s) = secret {
-                println!("client_secret: {s}");
-                println!("(shown once: Tessera stores only its hash)");
+            match cmd {
+                ClientCommand::Create { client_id, name, confidential, profile } => {
+                    check_profile(&profile)?;
+                    let id = ClientId::parse(&client_id).map_err(|e| usage(format!("--client-id: {e}")))?;
+                    let secret = if confidential { Some(new_secret()?) } else { None };
+                    let client = OAuthClient {
+                        client_id: id,
+                        name: if name.is_empty() { client_id.clone() } else { name },
+                        secret_hash: secret.as_ref().map(|s| core.state.service.secret_hash(s.as_bytes())),
+                        profile,
+                        created_at: now,
+                    };
+                    core.store.create_client(&client).await.map_err(|e| match e {
+                        tessera_domain::RepoError::Conflict(_) => {
+                            Failure::Conflict(format!("--client-id: a client {client_id:?} exists already")).into()
+                        }
+                        other => anyhow::Error::from(other),
+                    })?;
+                    let detail = serde_json::json!({"client_id": client_id, "confidential": confidential, "profile": client.profile});
+                    core.state.service.audit("client_created", None, detail, now).await;
+                    print_client_secret(json, &client, secret.as_deref());
+                }
+                ClientCommand::List => {
+                    for c in core.store.list_clients().await? {
+                        let kind = if c.is_confidential() { "confidential" } else { "public" };
+                        say(json, client_json(&c), format_args!("{:<24} {kind:<12} {:<10} {}", c.client_id.as_str(), c.profile, c.name));
+                    }
+                }
+                ClientCommand::Show { client_id } => {
+                    let c = find_client(&core, &client_id).await?;
+                    let kind = if c.is_confidential() { "confidential" } else { "public" };
+                    say(
+                        json,
+                        client_json(&c),
+                        format_args!(
+                            "client_id {}\nname {}\nkind {kind}\nprofile {}\ncreated {}",
+                            c.client_id.as_str(),
+                            c.name,
+                            c.profile,
+                            rfc3339(c.created_at)
+                        ),
+                    );
+                }
+                ClientCommand::RotateSecret { client_id } => {
+                    let mut c = find_client(&core, &client_id).await?;
+                    let secret = new_secret()?;
+                    c.secret_hash = Some(core.state.service.secret_hash(secret.as_bytes()));
+                    if !core.store.update_client(&c).await? {
+                        return Err(not_found(format!("--client-id: no client {client_id:?}")));
+                    }
+                    core.state.service.audit("client_secret_rotated", None, serde_json::json!({"client_id": client_id}), now).await;
+                    print_client_secret(json, &c, Some(&secret));
+                }
+                ClientCommand::SetProfile { client_id, profile } => {
+                    check_profile(&profile)?;
+                    let mut c = find_client(&core, &client_id).await?;
+                    c.profile = profile;
+                    if !core.store.update_client(&c).await? {
+                        return Err(not_found(format!("--client-id: no client {client_id:?}")));
+                    }
+                    core.state
+                        .service
+                        .audit("client_changed", None, serde_json::json!({"client_id": client_id, "profile": c.profile}), now)
+                        .await;
+                    say(json, client_json(&c), format_args!("client {client_id}: new sessions get the {} profile", c.profile));
+                }
+                ClientCommand::Delete { client_id, yes } => {
+                    if !yes {
+                        return Err(usage(format!("deleting client {client_id} cannot be undone: add --yes")));
+                    }
+                    let ended = core.state.service.delete_client(&client_id, now).await.map_err(domain)?;
+                    say(
+                        json,
+                        serde_json::json!({"client_id": client_id, "deleted": true, "sessions_ended": ended}),
+                        format_args!("deleted client {client_id}; {ended} session(s) ended"),
+                    );
+                }
             }
             Ok(())
         }
     }
 }
 
-async fn find_user(core: &Core, email: &str) -> anyhow::Result<tessera_domain::UserId> {
-    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-    match core.store.user_by_email(&email).await? {
-        Some(u) => Ok(u.id),
-        None => bail!("--email: no user {email}"),
+fn new_secret() -> anyhow::Result<String> {
+    Ok(URL_SAFE_NO_PAD.encode(tessera_domain::secret::random_bytes::<32>()?))
+}
+
+#[expect(clippy::print_stdout, reason = "the secret is the command's output, shown once")]
+fn print_client_secret(json: bool, client: &OAuthClient, secret: Option<&str>) {
+    if json {
+        let mut v = client_json(client);
+        v["client_secret"] = serde_json::json!(secret);
+        println!("{v}");
+        return;
     }
+    println!("client_id: {}", client.client_id.as_str());
+    if let Some(s) = secret {
+        println!("client_secret: {s}");
+        println!("(shown once: Tessera stores only its hash)");
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "the report is the command's output")]
+async fn conformance(args: ConformanceArgs, json: bool) -> anyhow::Result<()> {
+    let password = match args.password {
+        Some(p) => p,
+        None => read_password()?,
+    };
+    let hs256_secret = match &args.hs256_secret_file {
+        Some(path) => {
+            let raw = std::fs::read(path).with_context(|| format!("--hs256-secret-file: reading {}", path.display()))?;
+            Some(raw.strip_suffix(b"\n").map(<[u8]>::to_vec).unwrap_or(raw))
+        }
+        None => None,
+    };
+    let opts = crate::conformance::Options {
+        dialect: args.dialect,
+        era: args.era,
+        routes: args.routes,
+        base_url: args.base_url,
+        user: args.user,
+        password,
+        username_field: args.username_field,
+        hs256_secret,
+    };
+    let results = crate::conformance::run(&opts).await?;
+    if json {
+        for r in &results {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", crate::conformance::render(&results));
+    }
+    let (_, failed, _) = crate::conformance::tally(&results);
+    if failed > 0 {
+        return Err(Failure::CheckFailed(format!("{failed} case(s) differ from the original")).into());
+    }
+    Ok(())
+}
+
+async fn find(core: &Core, email: &str) -> anyhow::Result<tessera_domain::User> {
+    let email = Email::parse(email).map_err(|e| usage(format!("--email: {e}")))?;
+    core.store.user_by_email(&email).await?.ok_or_else(|| not_found(format!("--email: no user {email}")))
+}
+
+async fn find_user(core: &Core, email: &str) -> anyhow::Result<tessera_domain::UserId> {
+    Ok(find(core, email).await?.id)
+}
+
+async fn find_client(core: &Core, client_id: &str) -> anyhow::Result<OAuthClient> {
+    core.store.client_by_id(client_id).await?.ok_or_else(|| not_found(format!("--client-id: no client {client_id:?}")))
 }
 
 /// `--since`: an RFC 3339 time, or an age such as `24h` or `7d`.
@@ -407,13 +750,16 @@ fn parse_since(raw: &str) -> anyhow::Result<OffsetDateTime> {
         return Ok(t);
     }
     let age =
-        humantime::parse_duration(raw).with_context(|| format!("--since: {raw:?} is neither an RFC 3339 time nor an age like 24h"))?;
+        humantime::parse_duration(raw).map_err(|_| usage(format!("--since: {raw:?} is neither an RFC 3339 time nor an age like 24h")))?;
     Ok(OffsetDateTime::now_utc() - age)
 }
 
+/// The first line of standard input; the prompt only when a person types it.
 fn read_password() -> anyhow::Result<String> {
-    eprint!("password: ");
-    std::io::stderr().flush().ok();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password: ");
+        std::io::stderr().flush().ok();
+    }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())

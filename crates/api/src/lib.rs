@@ -3,9 +3,12 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conformance;
+pub mod doctor;
 pub mod hasher;
 pub mod import;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod native;
 pub mod notify;

@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tessera: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(tessera_api::cli::exit_code(&e))
         }
     }
 }

@@ -229,7 +229,7 @@ impl Drop for Core {
 pub const NATIVE: &str = "native";
 
 /// Every mounted face: the native API's, then each enabled dialect's.
-fn build_faces(settings: &Settings, checked: &Checked) -> anyhow::Result<Faces> {
+pub(crate) fn build_faces(settings: &Settings, checked: &Checked) -> anyhow::Result<Faces> {
     let native = Face {
         name: NATIVE.into(),
         audience: settings.tokens.audience.clone(),
@@ -271,6 +271,9 @@ async fn ensure_default_client(store: &dyn Store, settings: &Settings, now: Offs
 pub struct Application {
     port: u16,
     server: Server,
+    /// Seconds requests in flight get to finish after a stop signal.
+    grace: u64,
+    stop: StopSignal,
     _core: Arc<Core>,
 }
 
@@ -284,17 +287,67 @@ impl Application {
         let port = listener.local_addr()?.port();
         let core = Arc::new(core);
         let server = build_server(listener, core.clone())?;
+        // before the address is announced: a signal from then on stops the server gracefully
+        let stop = StopSignal::register().context("installing the SIGINT/SIGTERM handlers")?;
         tracing::info!(address = %format!("http://{}:{port}", server_settings.host), "Tessera is listening; API docs at /docs/");
-        Ok(Self { port, server, _core: core })
+        Ok(Self { port, server, grace: server_settings.shutdown_timeout_seconds, stop, _core: core })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Runs until SIGTERM/SIGINT, then lets requests in flight finish (server.shutdown_timeout_seconds).
+    /// Runs until SIGTERM or SIGINT (Ctrl-C), then stops gracefully: no new connections, and
+    /// requests in flight get up to `server.shutdown_timeout_seconds` to finish. (actix-web's
+    /// own handler would stop at once on SIGINT.)
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let (grace, stop) = (self.grace, self.stop);
+        tokio::spawn(async move {
+            let signal = stop.recv().await;
+            tracing::info!(signal, grace_seconds = grace, "stopping gracefully: requests in flight may finish");
+            handle.stop(true).await;
+        });
+        self.server.await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// SIGINT and SIGTERM, caught from the moment it is registered.
+struct StopSignal {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The first of them to arrive.
+    async fn recv(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            let Self { mut int, mut term } = self;
+            tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }
 
@@ -370,6 +423,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)
     .listen(listener)?
     .run();

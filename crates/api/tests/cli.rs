@@ -372,7 +372,7 @@ async fn a_django_deployment_is_imported_and_its_users_log_in_with_their_old_pas
 }
 
 /// `tessera audit list | verify` as an operator uses them: key rotations and client changes are
-/// in the trail, and a row edited by hand in the database is caught (exit 1, naming the event).
+/// in the trail, and a row edited by hand in the database is caught (exit 4, naming the event).
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_verify_catches_a_row_edited_by_hand() {
     use sqlx::{ConnectOptions, Connection};
@@ -397,7 +397,7 @@ async fn audit_verify_catches_a_row_edited_by_hand() {
         .unwrap();
     c.close().await.unwrap();
     let broken = run(&["audit", "verify"]);
-    assert!(!broken.status.success());
+    assert_eq!(broken.status.code(), Some(4), "a check that found a problem");
     let err = String::from_utf8_lossy(&broken.stderr);
     assert!(err.contains("audit trail broken at event #") && err.contains("edited"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
@@ -449,15 +449,284 @@ fn an_operator_lists_a_users_sessions_as_json_and_ends_one_that_the_running_serv
     assert!(http_post(port, "/oauth/token", "application/x-www-form-urlencoded", &refresh).contains(" 400 "));
     assert!(me(phone["access_token"].as_str().unwrap()).contains(" 200 "), "the other session goes on");
 
-    // an ended or unknown session, a bad id and an unknown user are errors, with exit code 1
+    // an ended or unknown session and an unknown user are "not found" (exit 3); a bad id is a
+    // usage error (2)
     let again = run(&["session", "revoke", "--id", laptop_id]);
-    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(again.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no live session"));
-    assert!(!run(&["session", "revoke", "--id", "not-a-uuid"]).status.success());
+    assert_eq!(run(&["session", "revoke", "--id", "not-a-uuid"]).status.code(), Some(2));
     let nobody = run(&["session", "list", "--email", "nobody@example.com"]);
-    assert_eq!(nobody.status.code(), Some(1));
+    assert_eq!(nobody.status.code(), Some(3));
     let after = run(&["session", "list", "--email", "ann@example.com"]);
     assert_eq!(String::from_utf8(after.stdout).unwrap().lines().count(), 1);
     assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `tessera` with `input` on standard input.
+fn run_with_input(dir: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = tessera(dir)
+        .env_remove("DATABASE_URL")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn password_grant(port: u16, email: &str, password: &str) -> String {
+    let form = format!("grant_type=password&username={}&password={}", email.replace('@', "%40"), password.replace(' ', "+"));
+    http_post(port, "/oauth/token", "application/x-www-form-urlencoded", &form)
+}
+
+/// Every user task from the CLI, as a script would run it: JSON out, the password piped in (no
+/// prompt), and exit codes that tell "not found" (3) from "refused" (2) from "exists" (5).
+#[test]
+fn an_operator_manages_users_from_the_cli_with_json() {
+    let dir = temp_dir();
+    let created = run_with_input(&dir, &["user", "create", "--email", "ann@example.com", "--json"], "correct horse battery\n");
+    let ann = &json_lines(&created)[0];
+    assert_eq!((ann["email"].as_str(), ann["status"].as_str()), (Some("ann@example.com"), Some("active")));
+    assert!(!String::from_utf8_lossy(&created.stderr).contains("password:"), "no prompt when the password is piped");
+    let again = run_with_input(&dir, &["user", "create", "--email", "ann@example.com"], "correct horse battery\n");
+    assert_eq!(again.status.code(), Some(5), "{}", String::from_utf8_lossy(&again.stderr));
+    let weak = run_with_input(&dir, &["user", "create", "--email", "bob@example.com"], "short\n");
+    assert_eq!(weak.status.code(), Some(2), "{}", String::from_utf8_lossy(&weak.stderr));
+    json_lines(&run_with_input(&dir, &["user", "create", "--email", "bob@example.com", "--json"], "bob's long password\n"));
+
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    let users = json_lines(&run(&["user", "list", "--json"]));
+    let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["ann@example.com", "bob@example.com"]);
+    let page = json_lines(&run(&["user", "list", "--json", "--after", &users[0]["id"].to_string()]));
+    assert_eq!(page.len(), 1);
+    let shown = &json_lines(&run(&["user", "show", "--email", "ann@example.com", "--json"]))[0];
+    assert_eq!((shown["id"].clone(), shown["live_sessions"].clone()), (ann["id"].clone(), serde_json::json!(0)));
+    assert_eq!(run(&["user", "show", "--email", "nobody@example.com"]).status.code(), Some(3));
+
+    let (mut child, port, _) = serve(&dir, "");
+    let before = body_of(&password_grant(port, "ann@example.com", "correct horse battery"));
+    let access = before["access_token"].as_str().unwrap().to_owned();
+    let me = |access: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET /v1/me HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {access}\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(me(&access).contains(" 200 "));
+
+    // set-password: the old password stops working and every session ends
+    let set = run_with_input(&dir, &["user", "set-password", "--email", "ann@example.com", "--json"], "a brand new password\n");
+    assert_eq!(json_lines(&set)[0]["sessions_ended"], 1);
+    assert!(password_grant(port, "ann@example.com", "correct horse battery").contains(" 400 "));
+    assert!(password_grant(port, "ann@example.com", "a brand new password").contains(" 200 "));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while me(&access).contains(" 200 ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(me(&access).contains(" 401 "), "the sessions from before the new password ended");
+
+    // delete: refused without --yes; then the user is gone and the address is free again
+    let unconfirmed = run(&["user", "delete", "--email", "bob@example.com"]);
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    let bob_tokens = body_of(&password_grant(port, "bob@example.com", "bob's long password"));
+    let deleted = &json_lines(&run(&["user", "delete", "--email", "bob@example.com", "--yes", "--json"]))[0];
+    assert_eq!((deleted["deleted"].as_bool(), deleted["sessions_ended"].as_u64()), (Some(true), Some(1)));
+    assert!(password_grant(port, "bob@example.com", "bob's long password").contains(" 400 "));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while me(bob_tokens["access_token"].as_str().unwrap()).contains(" 200 ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(me(bob_tokens["access_token"].as_str().unwrap()).contains(" 401 "));
+    assert_eq!(run(&["user", "show", "--email", "bob@example.com"]).status.code(), Some(3));
+    let users = json_lines(&run(&["user", "list", "--json"]));
+    assert!(!users.iter().any(|u| u.to_string().contains("bob")), "nothing of bob is left: {users:?}");
+    let back = http_post(port, "/v1/users", "application/json", r#"{"email":"bob@example.com","password":"bob's long password"}"#);
+    assert!(back.contains(" 201 "), "{back}");
+    assert!(body_of(&back)["id"].as_i64().unwrap() > deleted["id"].as_i64().unwrap(), "a deleted user's id is never given out again");
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every client task from the CLI: a rotated secret replaces the old one on the running
+/// server, a new profile changes new sessions' lifetimes, a deleted client's sessions end.
+#[test]
+fn an_operator_manages_oauth_clients_from_the_cli_with_json() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    let created = &json_lines(&run(&["client", "create", "--client-id", "billing", "--confidential", "--json"]))[0];
+    let first_secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!((created["confidential"].as_bool(), created["profile"].as_str()), (Some(true), Some("standard")));
+    assert_eq!(run(&["client", "create", "--client-id", "billing"]).status.code(), Some(5));
+    assert_eq!(run(&["client", "create", "--client-id", "x", "--profile", "nope"]).status.code(), Some(2));
+    let ids: Vec<String> =
+        json_lines(&run(&["client", "list", "--json"])).iter().map(|c| c["client_id"].as_str().unwrap().to_owned()).collect();
+    assert!(ids.contains(&"billing".to_owned()), "{ids:?}");
+    let shown = &json_lines(&run(&["client", "show", "--client-id", "billing", "--json"]))[0];
+    assert!(shown.get("client_secret").is_none() && !shown.to_string().contains(&first_secret), "a secret is shown only once");
+    assert_eq!(run(&["client", "show", "--client-id", "nope"]).status.code(), Some(3));
+
+    run_with_input(&dir, &["user", "create", "--email", "ann@example.com"], "correct horse battery\n");
+    // this test logs in often, waiting for the server's client cache
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/default.toml"), "[password]\nattempts_per_address_per_minute = 1000\n").unwrap();
+    let (mut child, port, _) = serve(&dir, "");
+    let grant = |secret: &str| {
+        let form = format!(
+            "grant_type=password&username=ann%40example.com&password=correct+horse+battery&client_id=billing&client_secret={secret}"
+        );
+        http_post(port, "/oauth/token", "application/x-www-form-urlencoded", &form)
+    };
+    let first = grant(&first_secret);
+    assert!(first.contains(" 200 "), "{first}");
+    assert_eq!(body_of(&first)["expires_in"], 300, "the standard profile");
+
+    let rotated = &json_lines(&run(&["client", "rotate-secret", "--client-id", "billing", "--json"]))[0];
+    let second_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(second_secret, first_secret);
+    // the running server reads clients again within oauth's client cache (10 s)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while grant(&first_secret).contains(" 200 ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let old = grant(&first_secret);
+    assert!(old.contains(" 401 "), "the old secret stopped working: {old}");
+    assert!(grant(&second_secret).contains(" 200 "));
+
+    let changed = &json_lines(&run(&["client", "set-profile", "--client-id", "billing", "--profile", "extended", "--json"]))[0];
+    assert_eq!(changed["profile"], "extended");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while body_of(&grant(&second_secret))["expires_in"] == 300 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let extended = body_of(&grant(&second_secret));
+    assert_eq!(extended["expires_in"], 7200, "new sessions get the extended profile: {extended}");
+
+    let live = json_lines(&run(&["session", "list", "--email", "ann@example.com", "--json"]));
+    assert!(live.iter().any(|s| s["client_id"] == "billing"));
+    assert_eq!(run(&["client", "delete", "--client-id", "billing"]).status.code(), Some(2), "needs --yes");
+    let deleted = &json_lines(&run(&["client", "delete", "--client-id", "billing", "--yes", "--json"]))[0];
+    assert!(deleted["sessions_ended"].as_u64().unwrap() >= 3, "{deleted}");
+    let live = json_lines(&run(&["session", "list", "--email", "ann@example.com", "--json"]));
+    assert!(!live.iter().any(|s| s["client_id"] == "billing"), "{live:?}");
+    assert_eq!(run(&["client", "show", "--client-id", "billing"]).status.code(), Some(3));
+    let kinds: Vec<String> =
+        json_lines(&run(&["audit", "list", "--limit", "1000", "--json"])).iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect();
+    for kind in ["client_created", "client_secret_rotated", "client_changed", "client_deleted"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `tessera doctor` says what is wrong in plain words, and exits 4 when something is.
+#[test]
+fn doctor_names_what_is_wrong() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    let fresh = run(&["doctor"]);
+    let text = String::from_utf8_lossy(&fresh.stdout).into_owned();
+    assert!(fresh.status.success(), "a fresh checkout has nothing wrong, only notes: {text}");
+    assert!(text.contains("no SQLite file") && text.contains("master key"), "{text}");
+
+    let (mut child, _, _) = serve(&dir, "");
+    assert!(sigterm(&mut child).success());
+    let findings = json_lines(&run(&["doctor", "--json"]));
+    let checks: Vec<(&str, &str)> = findings.iter().map(|f| (f["check"].as_str().unwrap(), f["status"].as_str().unwrap())).collect();
+    for check in ["configuration", "apis", "master key", "database", "migrations", "signing keys", "port"] {
+        assert!(checks.contains(&(check, "ok")), "{check} is ok after a start: {checks:?}");
+    }
+
+    let bad = tessera(&dir).env_remove("DATABASE_URL").env("TESSERA__TOKENS__ALGORITHM", "none").arg("doctor").output().unwrap();
+    assert_eq!(bad.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("tokens.algorithm"));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("data/master.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = run(&["doctor"]);
+        assert_eq!(open.status.code(), Some(4));
+        assert!(String::from_utf8_lossy(&open.stdout).contains("chmod 600"));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    let other = tessera(&dir).env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none").arg("doctor").output().unwrap();
+    assert_eq!(other.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&other.stdout).contains("cannot reach PostgreSQL at postgres://nobody@127.0.0.1:1/none"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `tessera conformance` against a running Tessera, as a team migrating from simplejwt would run
+/// it: every captured case reported, none failed; the expired-token cases need the signing
+/// secret, so they are skipped here (the e2e suite runs them with it).
+#[test]
+fn the_conformance_kit_reports_every_simplejwt_case_against_a_running_tessera() {
+    let dir = temp_dir();
+    let (mut child, port, _) = serve(&dir, "");
+    let created = http_post(port, "/v1/users", "application/json", r#"{"email":"ann@example.com","password":"correct horse battery"}"#);
+    assert!(created.contains(" 201 "), "{created}");
+    let base = format!("http://127.0.0.1:{port}");
+    let args = ["conformance", "--dialect", "simplejwt", "--base-url", &base, "--user", "ann@example.com", "--username-field", "email"];
+    // simplejwt's default keeps the refresh token; the captured Django app rotated it
+    let out = run_with_input(&dir, &args, "correct horse battery\n");
+    assert_eq!(out.status.code(), Some(4), "a failed case is a failed check");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(report.contains("FAIL  refresh_ok") && report.contains("refresh_policy = \"rotate\""), "{report}");
+    assert!(sigterm(&mut child).success());
+
+    // configured as the captured app was: every case passes
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/default.toml"), "[dialects.simplejwt]\nrefresh_policy = \"rotate\"\n").unwrap();
+    let (mut child, port, _) = serve(&dir, "");
+    let base = format!("http://127.0.0.1:{port}");
+    let args = ["conformance", "--dialect", "simplejwt", "--base-url", &base, "--user", "ann@example.com", "--username-field", "email"];
+    let out = run_with_input(&dir, &args, "correct horse battery\n");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary = report.lines().last().unwrap();
+    assert!(summary.starts_with("30 passed, 0 failed, 4 skipped"), "{report}");
+    assert_eq!(report.lines().filter(|l| l.starts_with("PASS") || l.starts_with("SKIP")).count(), 34, "every captured case");
+
+    // a wrong password is not a conformance failure of the deployment: the kit says it cannot log in
+    let wrong = run_with_input(&dir, &args, "not the password\n");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("logging in as ann@example.com"));
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Ctrl-C (SIGINT) stops the server as gracefully as SIGTERM does, and the log says so.
+#[test]
+fn ctrl_c_stops_gracefully() {
+    let dir = temp_dir();
+    let mut child = tessera(&dir)
+        .env_remove("DATABASE_URL")
+        .arg("serve")
+        .env("TESSERA__SERVER__PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    assert!(lines.by_ref().any(|l| l.contains("Tessera is listening")), "the server started");
+    let sent = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = lines.collect();
+    assert!(child.wait().unwrap().success());
+    let log = rest.join("\n");
+    assert!(log.contains("stopping gracefully") && log.contains("SIGINT"), "{log}");
+    assert!(!log.to_lowercase().contains("forced"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }
