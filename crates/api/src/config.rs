@@ -31,6 +31,7 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     /// The five client contracts served beside the native API.
     pub dialects: DialectSettings,
+    pub email: EmailSettings,
     pub log: LogSettings,
 }
 
@@ -46,6 +47,7 @@ impl Default for Settings {
             profiles: BTreeMap::new(),
             oauth: OAuthSettings::default(),
             dialects: DialectSettings::default(),
+            email: EmailSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -223,6 +225,27 @@ pub struct OAuthSettings {
 impl Default for OAuthSettings {
     fn default() -> Self {
         Self { default_client_enabled: true, default_client_id: "tessera".into(), default_profile: TokenProfile::STANDARD.into() }
+    }
+}
+
+/// The e-mail channel: notices to users (a refresh from a new address, a password change).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// The SMTP server: `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://user:password@host:465` (TLS). Empty: no e-mail is sent.
+    pub smtp_url: String,
+    /// The sender, `Name <address>`.
+    pub from: String,
+    /// Send the notice of a password change to the user.
+    pub password_changed: bool,
+    /// Send the `notify` risk signals (Medods: a refresh from a new IP address) to the user.
+    pub risk_signals: bool,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self { smtp_url: String::new(), from: "Tessera <tessera@localhost>".into(), password_changed: true, risk_signals: true }
     }
 }
 
@@ -438,6 +461,7 @@ impl Settings {
                  disable the dialect, or serve /generate to anyone with dialects.medods.open_to_anyone = true",
             ));
         }
+        crate::mail::Mailer::from_settings(&self.email)?;
         Ok(Checked { algorithm, profiles, max_session_lifetime })
     }
 

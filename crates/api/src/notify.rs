@@ -57,3 +57,57 @@ impl Notifier for WebhookNotifier {
         }
     }
 }
+
+/// Every channel a notice goes out on: the face's webhook and, when configured, e-mail to the
+/// user.
+pub struct Channels {
+    webhook: WebhookNotifier,
+    mail: Option<std::sync::Arc<crate::mail::Mailer>>,
+    store: std::sync::Arc<dyn tessera_domain::ports::Store>,
+    risk_by_mail: bool,
+    password_by_mail: bool,
+}
+
+impl Channels {
+    pub fn new(
+        webhook: WebhookNotifier,
+        mail: Option<crate::mail::Mailer>,
+        store: std::sync::Arc<dyn tessera_domain::ports::Store>,
+        settings: &crate::config::EmailSettings,
+    ) -> Self {
+        Self {
+            webhook,
+            mail: mail.map(std::sync::Arc::new),
+            store,
+            risk_by_mail: settings.risk_signals,
+            password_by_mail: settings.password_changed,
+        }
+    }
+}
+
+impl Notifier for Channels {
+    fn notify(&self, face: &str, session: &Session, signals: &[RiskSignal], now: OffsetDateTime) {
+        self.webhook.notify(face, session, signals, now);
+        let Some(mail) = self.mail.clone().filter(|_| self.risk_by_mail) else { return };
+        let (store, user_id, signals) = (self.store.clone(), session.user_id, signals.to_vec());
+        tokio::spawn(async move {
+            match store.user_by_id(user_id).await {
+                Ok(Some(user)) => {
+                    for s in &signals {
+                        let (subject, body) = crate::mail::risk_signal(&user, s, now);
+                        mail.send(&user, subject, body);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the user of a risk signal could not be read"),
+            }
+        });
+    }
+
+    fn password_changed(&self, user: &tessera_domain::User, by_operator: bool, now: OffsetDateTime) {
+        if let Some(mail) = self.mail.as_ref().filter(|_| self.password_by_mail) {
+            let (subject, body) = crate::mail::password_changed(user, by_operator, now);
+            mail.send(user, subject, body);
+        }
+    }
+}

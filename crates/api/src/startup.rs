@@ -170,7 +170,12 @@ impl Core {
             store: store.clone(),
             hasher: hasher.clone(),
             revocations: revocations.clone(),
-            notifier: Some(Arc::new(WebhookNotifier::new(webhooks)?)),
+            notifier: Some(Arc::new(crate::notify::Channels::new(
+                WebhookNotifier::new(webhooks)?,
+                crate::mail::Mailer::from_settings(&settings.email)?,
+                store.clone(),
+                &settings.email,
+            ))),
             keyring,
             refresh_hasher: secrets.refresh_hasher.clone(),
             sealer: secrets.sealer.clone(),

@@ -248,6 +248,12 @@ pub struct GenerateRequest {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 512)]
     pub user_agent: Option<String>,
+    /// The user's e-mail address, where the warning of a refresh from a new IP address goes
+    /// (with `email.smtp_url` set). Taken when the user is first seen, if no other account has
+    /// it. Unset: the user gets no e-mail.
+    #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -278,8 +284,15 @@ pub async fn generate(
     if body.user_agent.as_deref().is_some_and(|ua| ua.is_empty() || ua.chars().count() > 512) {
         return Err(err(400, "invalid_request", "user_agent must be 1-512 characters"));
     }
+    if body.email.as_deref().is_some_and(|e| tessera_domain::Email::parse(e).is_err()) {
+        return Err(err(400, "invalid_request", "email must be an e-mail address"));
+    }
     let now = OffsetDateTime::now_utc();
-    let user = state.service.user_for_identity(PROVIDER, &body.user_id.to_string(), now).await.map_err(domain_err)?;
+    let user = state
+        .service
+        .user_for_external_identity(PROVIDER, &body.user_id.to_string(), body.email.as_deref(), now)
+        .await
+        .map_err(domain_err)?;
     let subject = serde_json::to_string(&Subject { user_id: body.user_id, guid: body.guid }).unwrap_or_default();
     // The reference of the refresh-time rules is the user's device: named by a backend that
     // calls on its behalf, else the caller itself (the task's client calling directly).

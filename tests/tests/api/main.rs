@@ -12,6 +12,7 @@ mod faces;
 mod fixtures;
 mod helpers;
 mod legacy;
+mod mail;
 mod medods;
 mod metrics;
 mod native;
