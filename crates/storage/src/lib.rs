@@ -5,6 +5,7 @@
 //! to domain errors in one place ([`postgres::map_err`]).
 
 pub mod django;
+mod migrations;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

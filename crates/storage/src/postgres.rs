@@ -27,7 +27,8 @@ pub const REVOCATION_CHANNEL: &str = "tessera_revocations";
 /// Where a change of the signing keys is announced (the payload names the key or algorithm).
 pub const KEYS_CHANNEL: &str = "tessera_keys";
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+pub(crate) static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../migrations/postgres");
+static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| crate::migrations::migrator(&MIGRATIONS));
 
 /// Maps a sqlx error to the domain's: unique violations by constraint name, the rest opaque
 /// (with the cause kept for the log).

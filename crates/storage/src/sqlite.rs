@@ -26,7 +26,8 @@ use uuid::Uuid;
 
 use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS};
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+pub(crate) static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../migrations/sqlite");
+static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| crate::migrations::migrator(&MIGRATIONS));
 
 /// Maps SQLite errors to the domain's: SQLite names the violated index or columns in the message.
 pub fn map_err(e: sqlx::Error) -> RepoError {
