@@ -354,7 +354,9 @@ impl Kit<'_> {
             Ok(t) => t,
             Err(e) => {
                 // the captured service rotated (ROTATE_REFRESH_TOKENS, BLACKLIST_AFTER_ROTATION)
-                let why = format!("{e:#}; the original rotated refresh tokens (ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION on; Tessera: refresh_policy = \"rotate\")");
+                let why = format!(
+                    "{e:#}; the original rotated refresh tokens (ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION on; Tessera: refresh_policy = \"rotate\")"
+                );
                 for case in ["refresh_ok", "refresh_new_token_ok", "refresh_reused_after_rotation", "verify_blacklisted_refresh"] {
                     self.record(case, Outcome::Failed(vec![why.clone()]));
                 }

@@ -87,7 +87,8 @@ async fn app_with_mail(sink: &Sink) -> TestApp {
 }
 
 async fn generate(app: &TestApp, body: Value) -> Value {
-    let res = app.http.post(app.url("/generate")).header("x-caller-key", KEY).header("user-agent", "client/1").json(&body).send().await.unwrap();
+    let res =
+        app.http.post(app.url("/generate")).header("x-caller-key", KEY).header("user-agent", "client/1").json(&body).send().await.unwrap();
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
@@ -100,7 +101,13 @@ async fn a_refresh_from_a_new_ip_sends_the_user_a_warning_by_email() {
     let other = generate(&app, json!({"user_id": 8, "GUID": "AAAAAAAAAAAAAAAAAAAAAA=="})).await;
     let moved = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
     for p in [&pair, &other] {
-        let res = moved.post(app.url("/refresh")).header("user-agent", "client/1").json(&json!({"access": p["access"], "refresh": p["refresh"]})).send().await.unwrap();
+        let res = moved
+            .post(app.url("/refresh"))
+            .header("user-agent", "client/1")
+            .json(&json!({"access": p["access"], "refresh": p["refresh"]}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "the refresh goes ahead");
     }
     let got = wait_for(&sink.maildir, 1).await;

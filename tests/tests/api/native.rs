@@ -202,6 +202,19 @@ async fn confidential_clients_must_authenticate_by_exactly_one_method() {
     let wrong = app.http.post(app.url("/oauth/token")).basic_auth("backend", Some("nope")).form(&grant).send().await.unwrap();
     assert_eq!(wrong.status(), 401);
     assert_eq!(wrong.headers()["www-authenticate"], "Basic realm=\"tessera\"");
+    let empty = app.http.post(app.url("/oauth/token")).basic_auth("backend", Some("")).form(&grant).send().await.unwrap();
+    assert_eq!(empty.status(), 401, "an empty secret is no secret for a confidential client");
+
+    // a public client with an empty Basic password, as Swagger UI's Authorize dialog sends it
+    let public = app
+        .http
+        .post(app.url("/oauth/token"))
+        .header("authorization", format!("Basic {}", STANDARD.encode("tessera:")))
+        .form(&grant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 200, "a public client presents nothing, in Basic too");
 
     let basic = app.http.post(app.url("/oauth/token")).basic_auth("backend", Some("s3cret-s3cret")).form(&grant).send().await.unwrap();
     let p = pair(basic).await;

@@ -62,7 +62,7 @@ fn view(s: Session, current: SessionId) -> SessionView {
 /// The caller's live sessions, at every face, newest first (at most 100).
 #[utoipa::path(
     tag = "users",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, body = SessionList),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = ProblemBody, content_type = "application/problem+json"),
@@ -80,7 +80,7 @@ pub async fn list_sessions(state: web::Data<AppState>, caller: Authenticated) ->
 /// working and its access tokens are refused at once.
 #[utoipa::path(
     tag = "users",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("oauth2" = [])),
     params(("id" = Uuid, Path, description = "The session's id, from `GET /v1/sessions`")),
     responses(
         (status = 204, description = "Ended"),
@@ -117,7 +117,7 @@ pub struct PasswordChanged {
 /// Wrong current passwords count toward the same lockout as failed logins.
 #[utoipa::path(
     tag = "users",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("oauth2" = [])),
     request_body = PasswordChange,
     responses(
         (status = 200, description = "Changed", body = PasswordChanged),

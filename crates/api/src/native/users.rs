@@ -51,7 +51,7 @@ pub async fn register_user(state: web::Data<AppState>, body: web::Json<RegisterR
 /// The account the access token speaks for.
 #[utoipa::path(
     tag = "users",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, body = UserResponse),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = ProblemBody, content_type = "application/problem+json"),
@@ -101,7 +101,7 @@ impl From<LogoutScopeDoc> for LogoutScope {
 /// optional; without one the scope is `local`.
 #[utoipa::path(
     tag = "users",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("oauth2" = [])),
     request_body(content = Option<LogoutRequest>),
     responses(
         (status = 204, description = "Logged out; the sessions' access tokens are refused from now on"),
