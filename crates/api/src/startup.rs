@@ -423,7 +423,16 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
         app.app_data(faces.clone())
             .configure(|cfg| crate::dialects::configure(cfg, &state.settings.dialects, &state.service, drf.clone()))
             .configure(crate::native::method_fallbacks)
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+            .service({
+                // the Authorize dialog's OAuth2 password flow comes with the default public client filled in
+                let ui = SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone());
+                let oauth = &state.settings.oauth;
+                if oauth.default_client_enabled {
+                    ui.oauth(utoipa_swagger_ui::oauth::Config::new().client_id(&oauth.default_client_id))
+                } else {
+                    ui
+                }
+            })
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))
     })

@@ -20,4 +20,5 @@ mod oauth2_client;
 mod openapi;
 mod race;
 mod sessions;
+mod swagger_ui;
 mod throttle;
