@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test fuzz bench ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test fuzz bench bench-scale-out ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-api --bin tessera -- serve
@@ -30,6 +30,10 @@ test:
 # docs/benchmarks/ (report.md, chart.png). Needs wrk (apt-get install wrk).
 bench:
 	scripts/bench.sh
+
+# Two instances on one Postgres against one, beside the database ceiling: docs/benchmarks/scale-out.md.
+bench-scale-out:
+	scripts/scale-out.sh
 
 # A longer schemathesis pass: every check, 200 examples per operation.
 fuzz:
