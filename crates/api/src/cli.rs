@@ -76,12 +76,13 @@ pub struct ConformanceArgs {
     /// The user's password; read from standard input when not given.
     #[arg(long)]
     pub password: Option<String>,
-    /// The library version whose answers are expected: legacy (the seed documents') or current.
+    /// The library version whose answers are expected: legacy (the versions the original APIs
+    /// were documented against) or current.
     #[arg(long, value_enum, default_value = "legacy")]
     pub era: crate::conformance::Era,
-    /// seed: the paths and schemes of the seed documents (Tessera); captured: those of the
-    /// captured original app (flask at /login, djoser with Bearer).
-    #[arg(long, value_enum, default_value = "seed")]
+    /// documented: the paths and schemes the original APIs document (as Tessera serves them);
+    /// captured: those of the captured original app (flask at /login, djoser with Bearer).
+    #[arg(long, value_enum, default_value = "documented")]
     pub routes: crate::conformance::Routes,
     /// The login form's name for the user (simplejwt's USERNAME_FIELD).
     #[arg(long, default_value = "username")]
@@ -114,13 +115,13 @@ pub enum AuditCommand {
 pub enum ImportCommand {
     /// From a Django deployment's database: its users (`auth_user`, ids kept, password hashes
     /// kept and re-hashed to Argon2id at each user's next login) and simplejwt's blacklist
-    /// (`token_blacklist_*`, which needs the face's `legacy_secret`). Safe to run again.
+    /// (`token_blacklist_*`, which needs the API's `legacy_secret`). Safe to run again.
     Django {
         /// The Django database: `postgres://…` or `sqlite:path/to/db.sqlite3` (read only).
         #[arg(long = "from")]
         from: String,
         /// The API (simplejwt or djoser) whose legacy tokens the blacklist holds.
-        #[arg(long, default_value = "simplejwt")]
+        #[arg(long = "api", alias = "face", default_value = "simplejwt")]
         face: String,
     },
 }

@@ -33,7 +33,7 @@ pub enum Dialect {
 /// Which version of the original library the expected answers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Era {
-    /// The versions the seed documents were written against (simplejwt 5.3, flask-jwt-extended 3).
+    /// The versions the original APIs were documented against (simplejwt 5.3, flask-jwt-extended 3).
     Legacy,
     /// Today's versions (simplejwt 5.5, flask-jwt-extended 4).
     Current,
@@ -42,9 +42,9 @@ pub enum Era {
 /// Where the target serves each endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Routes {
-    /// The seed documents' paths and schemes, as Tessera serves them (flask under `/api/v1`,
+    /// The paths and schemes the original APIs document, as Tessera serves them (flask under `/api/v1`,
     /// djoser's `JWT` scheme).
-    Seed,
+    Documented,
     /// The captured app's own paths and schemes (flask at `/login`, `/refresh`; `Bearer` on
     /// djoser's `/users/me/`): to run the kit against the original services.
     Captured,
@@ -313,8 +313,8 @@ impl Kit<'_> {
         }
         self.replay("verify_missing_field", verify, None, Body::Json(json!({})), &token_headers, Compare::Exact).await;
 
-        // djoser: the seed's scheme is JWT; the captured app was configured with Bearer
-        let scheme = if self.opts.routes == Routes::Seed { "JWT" } else { "Bearer" };
+        // djoser: the documented scheme is JWT; the captured app was configured with Bearer
+        let scheme = if self.opts.routes == Routes::Documented { "JWT" } else { "Bearer" };
         let with = |t: &str| Some(format!("{scheme} {t}"));
         for (case, auth) in [
             ("me_ok", with(&access)),
@@ -377,7 +377,7 @@ impl Kit<'_> {
     async fn flask(&mut self) -> anyhow::Result<()> {
         let (user, password) = (self.opts.user.clone(), self.opts.password.clone());
         let (login, protected, refresh, logout) = match self.opts.routes {
-            Routes::Seed => ("/api/v1/login", "/api/v1/protected", "/api/v1/refresh/token", "/api/v1/logout"),
+            Routes::Documented => ("/api/v1/login", "/api/v1/protected", "/api/v1/refresh/token", "/api/v1/logout"),
             Routes::Captured => ("/login", "/protected", "/refresh", "/logout"),
         };
         let headers = ["content-type"];

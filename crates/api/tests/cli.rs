@@ -403,6 +403,24 @@ async fn audit_verify_catches_a_row_edited_by_hand() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `GET /v1/me` with a bearer token: the raw response.
+fn me_at(port: u16, access: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /v1/me HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {access}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Polls `still` until it turns false or `seconds` pass: a running server hears of another
+/// process's change within its poll or cache time.
+fn wait_while(seconds: u64, mut still: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while still() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The body of a raw HTTP/1.0 response.
 fn body_of(response: &str) -> serde_json::Value {
     serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap_or(serde_json::Value::Null)
@@ -417,13 +435,7 @@ fn an_operator_lists_a_users_sessions_as_json_and_ends_one_that_the_running_serv
     let form = "grant_type=password&username=ann%40example.com&password=correct+horse+battery";
     let laptop = body_of(&http_post_with(port, "/oauth/token", "application/x-www-form-urlencoded", "User-Agent: Laptop/1.0\r\n", form));
     let phone = body_of(&http_post_with(port, "/oauth/token", "application/x-www-form-urlencoded", "User-Agent: Phone/2.0\r\n", form));
-    let me = |access: &str| {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET /v1/me HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {access}\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
+    let me = |access: &str| me_at(port, access);
     let laptop_access = laptop["access_token"].as_str().unwrap();
     assert!(me(laptop_access).contains(" 200 "));
 
@@ -440,10 +452,7 @@ fn an_operator_lists_a_users_sessions_as_json_and_ends_one_that_the_running_serv
     let revoked = run(&["session", "revoke", "--id", laptop_id]);
     assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
     // the running server hears of it within its revocation poll (a second on SQLite)
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while me(laptop_access).contains(" 200 ") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_while(10, || me(laptop_access).contains(" 200 "));
     assert!(me(laptop_access).contains(" 401 "), "the ended session's access token is refused");
     let refresh = format!("grant_type=refresh_token&refresh_token={}", laptop["refresh_token"].as_str().unwrap());
     assert!(http_post(port, "/oauth/token", "application/x-www-form-urlencoded", &refresh).contains(" 400 "));
@@ -515,13 +524,7 @@ fn an_operator_manages_users_from_the_cli_with_json() {
     let (mut child, port, _) = serve(&dir, "");
     let before = body_of(&password_grant(port, "ann@example.com", "correct horse battery"));
     let access = before["access_token"].as_str().unwrap().to_owned();
-    let me = |access: &str| {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET /v1/me HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {access}\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
+    let me = |access: &str| me_at(port, access);
     assert!(me(&access).contains(" 200 "));
 
     // set-password: the old password stops working and every session ends
@@ -529,10 +532,7 @@ fn an_operator_manages_users_from_the_cli_with_json() {
     assert_eq!(json_lines(&set)[0]["sessions_ended"], 1);
     assert!(password_grant(port, "ann@example.com", "correct horse battery").contains(" 400 "));
     assert!(password_grant(port, "ann@example.com", "a brand new password").contains(" 200 "));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while me(&access).contains(" 200 ") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_while(10, || me(&access).contains(" 200 "));
     assert!(me(&access).contains(" 401 "), "the sessions from before the new password ended");
 
     // delete: refused without --yes; then the user is gone and the address is free again
@@ -543,10 +543,7 @@ fn an_operator_manages_users_from_the_cli_with_json() {
     let deleted = &json_lines(&run(&["user", "delete", "--email", "bob@example.com", "--yes", "--json"]))[0];
     assert_eq!((deleted["deleted"].as_bool(), deleted["sessions_ended"].as_u64()), (Some(true), Some(1)));
     assert!(password_grant(port, "bob@example.com", "bob's long password").contains(" 400 "));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while me(bob_tokens["access_token"].as_str().unwrap()).contains(" 200 ") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_while(10, || me(bob_tokens["access_token"].as_str().unwrap()).contains(" 200 "));
     assert!(me(bob_tokens["access_token"].as_str().unwrap()).contains(" 401 "));
     assert_eq!(run(&["user", "show", "--email", "bob@example.com"]).status.code(), Some(3));
     let users = json_lines(&run(&["user", "list", "--json"]));
@@ -595,20 +592,14 @@ fn an_operator_manages_oauth_clients_from_the_cli_with_json() {
     let second_secret = rotated["client_secret"].as_str().unwrap().to_owned();
     assert_ne!(second_secret, first_secret);
     // the running server reads clients again within oauth's client cache (10 s)
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while grant(&first_secret).contains(" 200 ") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_while(15, || grant(&first_secret).contains(" 200 "));
     let old = grant(&first_secret);
     assert!(old.contains(" 401 "), "the old secret stopped working: {old}");
     assert!(grant(&second_secret).contains(" 200 "));
 
     let changed = &json_lines(&run(&["client", "set-profile", "--client-id", "billing", "--profile", "extended", "--json"]))[0];
     assert_eq!(changed["profile"], "extended");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while body_of(&grant(&second_secret))["expires_in"] == 300 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_while(15, || body_of(&grant(&second_secret))["expires_in"] == 300);
     let extended = body_of(&grant(&second_secret));
     assert_eq!(extended["expires_in"], 7200, "new sessions get the extended profile: {extended}");
 

@@ -16,7 +16,7 @@ async fn kit(app: &TestApp, dialect: Dialect, era: Era, user: &str, password: &s
     let opts = Options {
         dialect,
         era,
-        routes: Routes::Seed,
+        routes: Routes::Documented,
         base_url: app.address.clone(),
         user: user.into(),
         password: password.into(),
