@@ -3,11 +3,13 @@
 # reused after: schemathesis (scripts/fuzz.sh), matplotlib (scripts/bench.sh's chart) and the
 # official Prometheus client, whose OpenMetrics parser reads /metrics in the end-to-end tests,
 # aiosmtpd, the SMTP server the e-mail tests deliver to, PyJWT, for the README's resource-server
-# example, and Selenium, which drives Swagger UI in headless Chromium. Prints the venv's python.
+# example, Selenium, which drives Swagger UI in headless Chromium, and Django with simplejwt and
+# djoser (the versions of tests/fixtures/django), the original service the conformance kit is
+# checked against (tests/peers/django). Prints the venv's python.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="${CARGO_TARGET_DIR:-$root/target}/test-venv"
-want="schemathesis==4.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.10.1 selenium==4.51.0"
+want="schemathesis==4.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.10.1 selenium==4.51.0 django==5.2.19 djangorestframework==3.18.3 djangorestframework-simplejwt==5.5.1 djoser==2.3.5"
 stamp="$venv/.installed"
 # one installer at a time: tests that need it run in parallel
 mkdir -p "$(dirname "$venv")"

@@ -721,3 +721,66 @@ fn ctrl_c_stops_gracefully() {
     assert!(!log.to_lowercase().contains("forced"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The conformance kit against the original service itself: Django with simplejwt 5.5.1 and
+/// djoser 2.3.5 from PyPI, configured as the captured app was (`tests/peers/django`). Every
+/// captured case passes, the expired ones made with the peer's own secret; only the HTML 404 is
+/// skipped. The kit compares like with like, whichever side it is pointed at.
+#[test]
+fn the_conformance_kit_passes_against_the_original_django_service() {
+    let venv = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-venv.sh")).output().unwrap();
+    assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
+    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+    let dir = temp_dir();
+    let secret = "the-original-services-secret-key-0123456789abcdef";
+    std::fs::write(dir.join("secret"), secret).unwrap();
+    let django = |args: &[&str]| {
+        let mut c = Command::new(&python);
+        c.args(args)
+            .current_dir(&dir)
+            .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/django"))
+            .env("DJANGO_SETTINGS_MODULE", "peer.settings")
+            .env("PEER_DB", dir.join("peer.sqlite3"))
+            .env("PEER_SECRET", secret);
+        c
+    };
+    let migrated = django(&["-m", "django", "migrate", "-v", "0"]).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let code = "import django; django.setup(); from django.contrib.auth.models import User; User.objects.create_user('user0001', 'user0001@example.com', 'pw-user0001')";
+    assert!(django(&["-c", code]).status().unwrap().success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut peer = django(&["-m", "django", "runserver", &format!("127.0.0.1:{port}"), "--noreload"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline && peer.try_wait().unwrap().is_none(), "the Django peer did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let secret_file = dir.join("secret");
+    let args = [
+        "conformance",
+        "--dialect",
+        "simplejwt",
+        "--era",
+        "current",
+        "--routes",
+        "captured",
+        "--base-url",
+        &base,
+        "--user",
+        "user0001",
+        "--hs256-secret-file",
+        secret_file.to_str().unwrap(),
+    ];
+    let out = run_with_input(&dir, &args, "pw-user0001\n");
+    let _ = peer.kill();
+    let _ = peer.wait();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.lines().last().unwrap().starts_with("33 passed, 0 failed, 1 skipped"), "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
