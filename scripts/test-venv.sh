@@ -6,10 +6,18 @@
 # example, Selenium, which drives Swagger UI in headless Chromium, and Django with simplejwt and
 # djoser (the versions of tests/fixtures/django), the original service the conformance kit is
 # checked against (tests/peers/django). Prints the venv's python.
+#
+#   scripts/test-venv.sh django-legacy   a venv of its own with the original service's legacy
+#                                        versions (tests/fixtures/django-legacy): Django 4.2,
+#                                        simplejwt 5.3.1, djoser 2.2.3
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="${CARGO_TARGET_DIR:-$root/target}/test-venv"
 want="schemathesis==4.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.10.1 selenium==4.51.0 django==5.2.19 djangorestframework==3.18.3 djangorestframework-simplejwt==5.5.1 djoser==2.3.5"
+if [ "${1:-}" = django-legacy ]; then
+  venv="$venv-django-legacy"
+  want="django==4.2.30 djangorestframework==3.15.2 djangorestframework-simplejwt==5.3.1 djoser==2.2.3 PyJWT==2.8.0"
+fi
 stamp="$venv/.installed"
 # one installer at a time: tests that need it run in parallel
 mkdir -p "$(dirname "$venv")"

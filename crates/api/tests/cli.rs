@@ -722,13 +722,19 @@ fn ctrl_c_stops_gracefully() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The conformance kit against the original service itself: Django with simplejwt 5.5.1 and
-/// djoser 2.3.5 from PyPI, configured as the captured app was (`tests/peers/django`). Every
-/// captured case passes, the expired ones made with the peer's own secret; only the HTML 404 is
-/// skipped. The kit compares like with like, whichever side it is pointed at.
+/// The conformance kit against the original service itself, from PyPI, configured as the
+/// captured app was (`tests/peers/django`), in both eras: Django 5.2 with simplejwt 5.5.1 and
+/// djoser 2.3.5 (`--era current`), Django 4.2 with simplejwt 5.3.1 and djoser 2.2.3 (`--era
+/// legacy`). Every captured case passes, the expired ones made with the peer's own secret; only
+/// the HTML 404 is skipped. The kit compares like with like, whichever side it is pointed at.
 #[test]
 fn the_conformance_kit_passes_against_the_original_django_service() {
-    let venv = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-venv.sh")).output().unwrap();
+    the_kit_against_the_django_peer("current", &[]);
+    the_kit_against_the_django_peer("legacy", &["django-legacy"]);
+}
+
+fn the_kit_against_the_django_peer(era: &str, venv_args: &[&str]) {
+    let venv = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-venv.sh")).args(venv_args).output().unwrap();
     assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
     let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
     let dir = temp_dir();
@@ -766,7 +772,7 @@ fn the_conformance_kit_passes_against_the_original_django_service() {
         "--dialect",
         "simplejwt",
         "--era",
-        "current",
+        era,
         "--routes",
         "captured",
         "--base-url",
@@ -781,6 +787,6 @@ fn the_conformance_kit_passes_against_the_original_django_service() {
     let _ = peer.wait();
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.lines().last().unwrap().starts_with("33 passed, 0 failed, 1 skipped"), "{report}");
+    assert!(report.lines().last().unwrap().starts_with("33 passed, 0 failed, 1 skipped"), "{era}: {report}");
     std::fs::remove_dir_all(&dir).ok();
 }
