@@ -4,20 +4,24 @@
 # official Prometheus client, whose OpenMetrics parser reads /metrics in the end-to-end tests,
 # aiosmtpd, the SMTP server the e-mail tests deliver to, PyJWT, for the README's resource-server
 # example, Selenium, which drives Swagger UI in headless Chromium, and Django with simplejwt and
-# djoser (the versions of tests/fixtures/django), the original service the conformance kit is
-# checked against (tests/peers/django). Prints the venv's python.
+# djoser, and Flask with flask-jwt-extended (the versions of tests/fixtures/django and flask), the
+# original services the conformance kit is checked against (tests/peers). Prints the venv's python.
 #
-#   scripts/test-venv.sh django-legacy   a venv of its own with the original service's legacy
-#                                        versions (tests/fixtures/django-legacy): Django 4.2,
-#                                        simplejwt 5.3.1, djoser 2.2.3
+#   scripts/test-venv.sh django-legacy   venvs of their own with the originals' legacy versions
+#   scripts/test-venv.sh flask-legacy    (tests/fixtures/*-legacy): Django 4.2, simplejwt 5.3.1,
+#                                        djoser 2.2.3; Flask 1.1, flask-jwt-extended 3.25
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="${CARGO_TARGET_DIR:-$root/target}/test-venv"
-want="schemathesis==4.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.10.1 selenium==4.51.0 django==5.2.19 djangorestframework==3.18.3 djangorestframework-simplejwt==5.5.1 djoser==2.3.5"
-if [ "${1:-}" = django-legacy ]; then
-  venv="$venv-django-legacy"
-  want="django==4.2.30 djangorestframework==3.15.2 djangorestframework-simplejwt==5.3.1 djoser==2.2.3 PyJWT==2.8.0"
-fi
+want="schemathesis==4.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.15.1 selenium==4.51.0 django==5.2.19 djangorestframework==3.18.3 djangorestframework-simplejwt==5.5.1 djoser==2.3.5 flask==3.1.3 werkzeug==3.1.9 flask-jwt-extended==4.7.4"
+case "${1:-}" in
+  django-legacy)
+    venv="$venv-django-legacy"
+    want="django==4.2.30 djangorestframework==3.15.2 djangorestframework-simplejwt==5.3.1 djoser==2.2.3 PyJWT==2.8.0" ;;
+  flask-legacy)
+    venv="$venv-flask-legacy"
+    want="flask==1.1.4 werkzeug==1.0.1 flask-jwt-extended==3.25.1 PyJWT==1.7.1 jinja2<3 itsdangerous<2 markupsafe<2.1" ;;
+esac
 stamp="$venv/.installed"
 # one installer at a time: tests that need it run in parallel
 mkdir -p "$(dirname "$venv")"

@@ -790,3 +790,61 @@ fn the_kit_against_the_django_peer(era: &str, venv_args: &[&str]) {
     assert!(report.lines().last().unwrap().starts_with("33 passed, 0 failed, 1 skipped"), "{era}: {report}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The conformance kit against the original flask-jwt-extended service, from PyPI, as the
+/// captured apps were (`tests/peers/flask`): Flask 3.1 with flask-jwt-extended 4.7.4 (`--era
+/// current`) and Flask 1.1 with 3.25.1 (`--era legacy`, a venv of its own). Every case passes;
+/// only Werkzeug's HTML pages (GET /login, the 404) are skipped.
+#[test]
+fn the_conformance_kit_passes_against_the_original_flask_service() {
+    the_kit_against_the_flask_peer("current", &[], "app.py");
+    the_kit_against_the_flask_peer("legacy", &["flask-legacy"], "app_legacy.py");
+}
+
+fn the_kit_against_the_flask_peer(era: &str, venv_args: &[&str], app: &str) {
+    let venv = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-venv.sh")).args(venv_args).output().unwrap();
+    assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
+    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+    let dir = temp_dir();
+    let secret = "the-original-services-secret-key-0123456789abcdef";
+    std::fs::write(dir.join("secret"), secret).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut peer = Command::new(&python)
+        .args(["-m", "flask", "run", "-p", &port.to_string()])
+        .current_dir(&dir)
+        .env("FLASK_APP", format!("{}/../../tests/peers/flask/{app}", env!("CARGO_MANIFEST_DIR")))
+        .env("PEER_SECRET", secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline && peer.try_wait().unwrap().is_none(), "the flask peer did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let secret_file = dir.join("secret");
+    let args = [
+        "conformance",
+        "--dialect",
+        "flask",
+        "--era",
+        era,
+        "--routes",
+        "captured",
+        "--base-url",
+        &base,
+        "--user",
+        "user0001",
+        "--hs256-secret-file",
+        secret_file.to_str().unwrap(),
+    ];
+    let out = run_with_input(&dir, &args, "pw-user0001\n");
+    let _ = peer.kill();
+    let _ = peer.wait();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{era}: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.lines().last().unwrap().starts_with("26 passed, 0 failed, 2 skipped"), "{era}: {report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
