@@ -121,7 +121,7 @@ pub enum ImportCommand {
         #[arg(long = "from")]
         from: String,
         /// The API (simplejwt or djoser) whose legacy tokens the blacklist holds.
-        #[arg(long = "api", alias = "face", default_value = "simplejwt")]
+        #[arg(long = "api", alias = "face", value_name = "API", default_value = "simplejwt")]
         face: String,
     },
 }
