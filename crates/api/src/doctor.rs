@@ -146,7 +146,7 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
         }
     };
     if let Some(store) = &store {
-        signing_keys(&mut r, &**store, master.as_deref(), &settings, checked.algorithm).await;
+        signing_keys(&mut r, &**store, master.as_deref(), &crate::startup::signing_algorithms(&settings, &checked)).await;
     }
 
     // the port
@@ -229,13 +229,7 @@ fn master_key(settings: &Settings, r: &mut Report) -> Option<Vec<u8>> {
     }
 }
 
-async fn signing_keys(
-    r: &mut Report,
-    store: &dyn KeyRepository,
-    master: Option<&[u8]>,
-    settings: &Settings,
-    native: tessera_domain::Algorithm,
-) {
+async fn signing_keys(r: &mut Report, store: &dyn KeyRepository, master: Option<&[u8]>, algs: &[tessera_domain::Algorithm]) {
     let keys = match store.signing_keys().await {
         Ok(k) => k,
         Err(e) => {
@@ -258,9 +252,7 @@ async fn signing_keys(
             );
         }
     }
-    let mut algs = vec![native];
-    algs.extend(crate::dialects::algorithms(&settings.dialects).into_iter().filter(|a| *a != native));
-    for alg in algs {
+    for &alg in algs {
         let active = keys.iter().filter(|k| k.alg == alg.as_str() && k.state == KeyState::Active).count();
         match active {
             0 => r.add("signing keys", Status::Note, format!("no active {} key yet: the next start creates one", alg.as_str())),

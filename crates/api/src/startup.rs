@@ -113,8 +113,7 @@ impl Core {
         }
         let secrets = ServerSecrets::from_master(&master);
         let now = OffsetDateTime::now_utc();
-        let mut algs = vec![checked.algorithm];
-        algs.extend(crate::dialects::algorithms(&settings.dialects).into_iter().filter(|a| *a != checked.algorithm));
+        let algs = signing_algorithms(&settings, &checked);
         let keyring = load_keyring(&*store, &secrets.sealer, &algs, i64::from(settings.tokens.leeway_seconds), now).await?;
 
         let faces = build_faces(&settings, &checked)?;
@@ -228,6 +227,13 @@ impl Drop for Core {
             k.abort();
         }
     }
+}
+
+/// Every algorithm something signs with: the native API's first, then the dialects' others.
+pub(crate) fn signing_algorithms(settings: &Settings, checked: &Checked) -> Vec<tessera_domain::Algorithm> {
+    let mut algs = vec![checked.algorithm];
+    algs.extend(crate::dialects::algorithms(&settings.dialects).into_iter().filter(|a| *a != checked.algorithm));
+    algs
 }
 
 /// The native face's name, recorded on the sessions it opens.

@@ -733,36 +733,26 @@ fn the_conformance_kit_passes_against_the_original_django_service() {
     the_kit_against_the_django_peer("legacy", &["django-legacy"]);
 }
 
-fn the_kit_against_the_django_peer(era: &str, venv_args: &[&str]) {
+/// The secret every peer signs with.
+const PEER_SECRET: &str = "the-original-services-secret-key-0123456789abcdef";
+
+/// The venv's python (`scripts/test-venv.sh` with `venv_args`), a fresh directory holding the
+/// peer's secret, and a free port.
+fn peer_setup(venv_args: &[&str]) -> (String, std::path::PathBuf, u16) {
     let venv = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-venv.sh")).args(venv_args).output().unwrap();
     assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
     let dir = temp_dir();
-    let secret = "the-original-services-secret-key-0123456789abcdef";
-    std::fs::write(dir.join("secret"), secret).unwrap();
-    let django = |args: &[&str]| {
-        let mut c = Command::new(&python);
-        c.args(args)
-            .current_dir(&dir)
-            .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/django"))
-            .env("DJANGO_SETTINGS_MODULE", "peer.settings")
-            .env("PEER_DB", dir.join("peer.sqlite3"))
-            .env("PEER_SECRET", secret);
-        c
-    };
-    let migrated = django(&["-m", "django", "migrate", "-v", "0"]).output().unwrap();
-    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
-    let code = "import django; django.setup(); from django.contrib.auth.models import User; User.objects.create_user('user0001', 'user0001@example.com', 'pw-user0001')";
-    assert!(django(&["-c", code]).status().unwrap().success());
+    std::fs::write(dir.join("secret"), PEER_SECRET).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut peer = django(&["-m", "django", "runserver", &format!("127.0.0.1:{port}"), "--noreload"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    (String::from_utf8(venv.stdout).unwrap().trim().to_owned(), dir, port)
+}
+
+/// Waits for the peer on `port`, runs `tessera conformance` against it as the captured app's
+/// user, stops the peer, and returns the report; the kit must have passed.
+fn kit_against_peer(mut peer: std::process::Child, port: u16, dir: &std::path::Path, dialect: &str, era: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline && peer.try_wait().unwrap().is_none(), "the Django peer did not start");
+        assert!(Instant::now() < deadline && peer.try_wait().unwrap().is_none(), "the {dialect} peer did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
     let base = format!("http://127.0.0.1:{port}");
@@ -770,7 +760,7 @@ fn the_kit_against_the_django_peer(era: &str, venv_args: &[&str]) {
     let args = [
         "conformance",
         "--dialect",
-        "simplejwt",
+        dialect,
         "--era",
         era,
         "--routes",
@@ -782,11 +772,36 @@ fn the_kit_against_the_django_peer(era: &str, venv_args: &[&str]) {
         "--hs256-secret-file",
         secret_file.to_str().unwrap(),
     ];
-    let out = run_with_input(&dir, &args, "pw-user0001\n");
+    let out = run_with_input(dir, &args, "pw-user0001\n");
     let _ = peer.kill();
     let _ = peer.wait();
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{dialect} {era}: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    report
+}
+
+fn the_kit_against_the_django_peer(era: &str, venv_args: &[&str]) {
+    let (python, dir, port) = peer_setup(venv_args);
+    let django = |args: &[&str]| {
+        let mut c = Command::new(&python);
+        c.args(args)
+            .current_dir(&dir)
+            .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/django"))
+            .env("DJANGO_SETTINGS_MODULE", "peer.settings")
+            .env("PEER_DB", dir.join("peer.sqlite3"))
+            .env("PEER_SECRET", PEER_SECRET);
+        c
+    };
+    let migrated = django(&["-m", "django", "migrate", "-v", "0"]).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let code = "import django; django.setup(); from django.contrib.auth.models import User; User.objects.create_user('user0001', 'user0001@example.com', 'pw-user0001')";
+    assert!(django(&["-c", code]).status().unwrap().success());
+    let peer = django(&["-m", "django", "runserver", &format!("127.0.0.1:{port}"), "--noreload"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let report = kit_against_peer(peer, port, &dir, "simplejwt", era);
     assert!(report.lines().last().unwrap().starts_with("33 passed, 0 failed, 1 skipped"), "{era}: {report}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -802,49 +817,17 @@ fn the_conformance_kit_passes_against_the_original_flask_service() {
 }
 
 fn the_kit_against_the_flask_peer(era: &str, venv_args: &[&str], app: &str) {
-    let venv = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-venv.sh")).args(venv_args).output().unwrap();
-    assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
-    let dir = temp_dir();
-    let secret = "the-original-services-secret-key-0123456789abcdef";
-    std::fs::write(dir.join("secret"), secret).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut peer = Command::new(&python)
+    let (python, dir, port) = peer_setup(venv_args);
+    let peer = Command::new(&python)
         .args(["-m", "flask", "run", "-p", &port.to_string()])
         .current_dir(&dir)
         .env("FLASK_APP", format!("{}/../../tests/peers/flask/{app}", env!("CARGO_MANIFEST_DIR")))
-        .env("PEER_SECRET", secret)
+        .env("PEER_SECRET", PEER_SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline && peer.try_wait().unwrap().is_none(), "the flask peer did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let base = format!("http://127.0.0.1:{port}");
-    let secret_file = dir.join("secret");
-    let args = [
-        "conformance",
-        "--dialect",
-        "flask",
-        "--era",
-        era,
-        "--routes",
-        "captured",
-        "--base-url",
-        &base,
-        "--user",
-        "user0001",
-        "--hs256-secret-file",
-        secret_file.to_str().unwrap(),
-    ];
-    let out = run_with_input(&dir, &args, "pw-user0001\n");
-    let _ = peer.kill();
-    let _ = peer.wait();
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{era}: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    let report = kit_against_peer(peer, port, &dir, "flask", era);
     assert!(report.lines().last().unwrap().starts_with("26 passed, 0 failed, 2 skipped"), "{era}: {report}");
     std::fs::remove_dir_all(&dir).ok();
 }

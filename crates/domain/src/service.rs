@@ -630,9 +630,7 @@ impl TokenService {
         if stored.as_ref() != Some(&hash) {
             return Err(DomainError::invalid("current_password", "the password was changed meanwhile; try again"));
         }
-        if let Ok(mut m) = self.active_users.lock() {
-            m.remove(&user.id);
-        }
+        self.forget_user(user.id);
         let ended = self.revoke_all(user.id, Some(ctx.session_id), "password_changed", now).await?;
         self.audit("password_changed", Some(user.id.0), serde_json::json!({"sessions_ended": ended}), now).await;
         if let Some(n) = &self.notifier {
@@ -1056,13 +1054,8 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<usize, DomainError> {
         let ids = self.store.revoke_user_sessions(user, except, reason, now).await?;
-        for id in &ids {
-            self.revocations.note_revoked(*id, now);
-        }
+        self.note_revoked_all(&ids, reason, now);
         tracing::info!(count = ids.len(), reason, "sessions revoked");
-        if !ids.is_empty() {
-            self.emit(Event::Revoked { reason, sessions: ids.len() as u64 });
-        }
         Ok(ids.len())
     }
 
@@ -1099,16 +1092,9 @@ impl TokenService {
 
     /// Blocks or unblocks a user; blocking revokes every session at once.
     pub async fn set_user_status(&self, user: UserId, status: UserStatus, now: OffsetDateTime) -> Result<(), DomainError> {
-        if let Ok(mut m) = self.active_users.lock() {
-            m.remove(&user);
-        }
+        self.forget_user(user);
         let ids = self.store.set_user_status(user, status, now).await?;
-        if !ids.is_empty() {
-            self.emit(Event::Revoked { reason: "user blocked", sessions: ids.len() as u64 });
-        }
-        for id in ids {
-            self.revocations.note_revoked(id, now);
-        }
+        self.note_revoked_all(&ids, "user blocked", now);
         Ok(())
     }
 
@@ -1120,9 +1106,7 @@ impl TokenService {
         if !self.store.set_password(user, &hash, now).await? {
             return Err(DomainError::NotFound("user"));
         }
-        if let Ok(mut m) = self.active_users.lock() {
-            m.remove(&user);
-        }
+        self.forget_user(user);
         let ended = self.revoke_all(user, None, "password_set_by_admin", now).await?;
         self.audit("password_set", Some(user.0), serde_json::json!({"sessions_ended": ended}), now).await;
         if let Some(n) = &self.notifier
@@ -1136,9 +1120,7 @@ impl TokenService {
     /// Deletes a user (see [`crate::ports::UserRepository::delete_user`]); every session ends.
     /// Returns how many ended.
     pub async fn delete_user(&self, user: UserId, now: OffsetDateTime) -> Result<usize, DomainError> {
-        if let Ok(mut m) = self.active_users.lock() {
-            m.remove(&user);
-        }
+        self.forget_user(user);
         let ids = self.store.delete_user(user, now).await.map_err(|e| match e {
             crate::RepoError::NotFound => DomainError::NotFound("user"),
             other => other.into(),
@@ -1158,12 +1140,21 @@ impl TokenService {
         Ok(ids.len())
     }
 
-    fn note_revoked_all(&self, ids: &[SessionId], reason: &'static str, now: OffsetDateTime) {
+    /// Sessions the store has just revoked: refused at once by this instance (the others hear
+    /// of it from the store), and counted.
+    fn note_revoked_all(&self, ids: &[SessionId], reason: &str, now: OffsetDateTime) {
         if !ids.is_empty() {
             self.emit(Event::Revoked { reason, sessions: ids.len() as u64 });
         }
         for id in ids {
             self.revocations.note_revoked(*id, now);
+        }
+    }
+
+    /// Drops a user from the active users `current_user` keeps, after a change to the user.
+    fn forget_user(&self, user: UserId) {
+        if let Ok(mut m) = self.active_users.lock() {
+            m.remove(&user);
         }
     }
 
