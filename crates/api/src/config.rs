@@ -229,7 +229,7 @@ impl Default for OAuthSettings {
 }
 
 /// The e-mail channel: notices to users (a refresh from a new address, a password change).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailSettings {
     /// The SMTP server: `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS),
@@ -241,6 +241,18 @@ pub struct EmailSettings {
     pub password_changed: bool,
     /// Send the `notify` risk signals (Medods: a refresh from a new IP address) to the user.
     pub risk_signals: bool,
+}
+
+/// `smtp_url` may hold the SMTP password: its `Debug` shows the URL without it.
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("smtp_url", &crate::startup::redact(&self.smtp_url))
+            .field("from", &self.from)
+            .field("password_changed", &self.password_changed)
+            .field("risk_signals", &self.risk_signals)
+            .finish()
+    }
 }
 
 impl Default for EmailSettings {
@@ -512,6 +524,13 @@ pub fn trusted_proxies(server: &ServerSettings) -> tessera_dialects::http::Trust
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_smtp_password_is_not_in_the_debug_output() {
+        let e = EmailSettings { smtp_url: "smtps://mailer:hunter22@smtp.example.com:465".into(), ..EmailSettings::default() };
+        let shown = format!("{e:?}");
+        assert!(shown.contains("smtps://mailer@smtp.example.com:465") && !shown.contains("hunter22"), "{shown}");
+    }
 
     #[test]
     fn the_shipped_default_toml_matches_the_built_in_defaults() {

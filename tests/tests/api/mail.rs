@@ -97,6 +97,17 @@ async fn a_refresh_from_a_new_ip_sends_the_user_a_warning_by_email() {
     let sink = start_sink();
     let app = app_with_mail(&sink).await;
     let pair = generate(&app, json!({"user_id": 7, "GUID": "FF4vjiQAU8e6KYq/edxsrQ==", "email": "ann@example.com"})).await;
+    // an address that is not one: the Medods error shape
+    let bad = app
+        .http
+        .post(app.url("/generate"))
+        .header("x-caller-key", KEY)
+        .json(&json!({"user_id": 9, "GUID": "AAAAAAAAAAAAAAAAAAAAAA==", "email": "not an address"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["code"], "invalid_request");
     // a user the caller gave no address: no mail for them
     let other = generate(&app, json!({"user_id": 8, "GUID": "AAAAAAAAAAAAAAAAAAAAAA=="})).await;
     let moved = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
