@@ -184,10 +184,24 @@ pub struct PasswordSettings {
     pub min_length: usize,
     /// Hashes that may wait for a turn; one more is answered 503 with `Retry-After` at once.
     pub max_queued_hashes: usize,
+    /// How the hashing threads share the CPU with the threads that serve requests.
+    pub hash_priority: HashPriority,
     /// Password attempts per client address per minute, on every face (0: unlimited).
     pub attempts_per_address_per_minute: u32,
     /// When failed logins lock an account out, and for how long.
     pub lockout: tessera_domain::LockoutPolicy,
+}
+
+/// The scheduling of the hashing threads (Linux; elsewhere both are the platform's low priority).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HashPriority {
+    /// `SCHED_IDLE`: hashing runs on CPU time no request wants. Refresh and verify never wait
+    /// for a hash; on a machine saturated by other requests, logins wait instead, and beyond
+    /// the queue they are answered 503.
+    Idle,
+    /// Nice 9: requests first, but hashing keeps about a tenth of a contended core.
+    Low,
 }
 
 impl Default for PasswordSettings {
@@ -197,6 +211,7 @@ impl Default for PasswordSettings {
             max_concurrent_hashes: 0,
             min_length: 8,
             max_queued_hashes: 32,
+            hash_priority: HashPriority::Idle,
             attempts_per_address_per_minute: 30,
             lockout: tessera_domain::LockoutPolicy::default(),
         }
@@ -538,6 +553,21 @@ mod tests {
         let cfg = config::Config::builder().add_source(config::File::from(path.as_path())).build().unwrap();
         let from_file: Settings = cfg.try_deserialize().unwrap();
         assert_eq!(from_file, Settings::default());
+    }
+
+    #[test]
+    fn the_hash_priority_is_idle_or_low_and_nothing_else() {
+        let parse = |toml: &str| {
+            config::Config::builder()
+                .add_source(config::File::from_str(toml, config::FileFormat::Toml))
+                .build()
+                .unwrap()
+                .try_deserialize::<Settings>()
+        };
+        assert_eq!(parse("").unwrap().password.hash_priority, HashPriority::Idle);
+        assert_eq!(parse("[password]\nhash_priority = \"low\"").unwrap().password.hash_priority, HashPriority::Low);
+        let refused = parse("[password]\nhash_priority = \"realtime\"").unwrap_err().to_string();
+        assert!(refused.contains("realtime") && refused.contains("password.hash_priority"), "{refused}");
     }
 
     #[test]

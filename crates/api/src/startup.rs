@@ -152,8 +152,13 @@ impl Core {
         let argon = Argon2Hasher::new(settings.password.argon2)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let hasher = Arc::new(
-            BlockingHasher::new(argon, settings.password.max_concurrent_hashes, settings.password.max_queued_hashes)
-                .with_metrics(metrics.clone()),
+            BlockingHasher::new(
+                argon,
+                settings.password.max_concurrent_hashes,
+                settings.password.max_queued_hashes,
+                settings.password.hash_priority,
+            )
+            .with_metrics(metrics.clone()),
         );
         let token_settings = tessera_domain::TokenSettings {
             max_session_lifetime: checked.max_session_lifetime,
