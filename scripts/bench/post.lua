@@ -5,3 +5,9 @@ if os.getenv("BENCH_AUTH") then headers["Authorization"] = os.getenv("BENCH_AUTH
 request = function()
   return wrk.format("POST", os.getenv("BENCH_PATH"), headers, body)
 end
+-- BENCH_DELAY_MS: each connection waits that long after a response before its next request, so
+-- the load is a number of clients at a pace, not as many requests as the server can answer.
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pause then
+  delay = function() return pause end
+end

@@ -85,14 +85,24 @@ for backend in ("postgres", "sqlite"):
     if control and control_flood:
         table.append((backend, f"control flood: GET /health/live ({flood} connections)", control_flood, "", None))
         table.append((backend, "refresh rotated during the control flood", control, "", None))
+    paced = get(backend, "refresh_during_paced_flood")
+    paced_flood = get(backend, "login_flood_paced")
+    if paced and paced_flood and rotated:
+        delay = os.environ.get("BENCH_FLOOD_DELAY_MS", "100")
+        table.append((backend, f"login flood, paced ({flood} clients, {delay} ms between a client's logins)", paced_flood,
+                      f"{paced_flood['non_2xx_or_errors']:,} answered 503", None))
+        table.append((backend, "refresh rotated during the paced flood", paced, "", None))
+        q = paced["p99_ms"] / rotated["p99_ms"] if rotated["p99_ms"] else 0
+        checks.append((f"refresh p99 during a {flood}-client login flood ≤ 2× unloaded", backend,
+                       f"{q:.1f}× ({paced['p99_ms']:.1f} ms vs {rotated['p99_ms']:.1f} ms)", q <= 2))
     if during and rotated and flood_row:
-        table.append((backend, f"login flood ({flood} connections)", flood_row, f"{flood_row['non_2xx_or_errors']:,} answered 503 at once", None))
-        table.append((backend, "refresh rotated during the flood", during, "", None))
+        table.append((backend, f"login flood, unpaced ({flood} connections)", flood_row, f"{flood_row['non_2xx_or_errors']:,} answered 503 at once", None))
+        table.append((backend, "refresh rotated during the unpaced flood", during, "", None))
         q = during["p99_ms"] / rotated["p99_ms"] if rotated["p99_ms"] else 0
-        checks.append(("refresh p99 during a login flood ≤ 2× unloaded", backend, f"{q:.1f}× ({during['p99_ms']:.1f} ms vs {rotated['p99_ms']:.1f} ms)", q <= 2))
+        checks.append((f"refresh p99 during {flood} connections of unpaced logins (an HTTP flood) ≤ 2× unloaded", backend, f"{q:.1f}× ({during['p99_ms']:.1f} ms vs {rotated['p99_ms']:.1f} ms)", q <= 2))
         if control:
             q = during["p99_ms"] / control["p99_ms"] if control["p99_ms"] else 0
-            checks.append(("refresh p99 during a login flood ≤ 2× during the control flood (what hashing adds)", backend,
+            checks.append(("refresh p99 during the unpaced login flood ≤ 2× during the control flood (what hashing adds)", backend,
                            f"{q:.1f}× ({during['p99_ms']:.1f} ms vs {control['p99_ms']:.1f} ms)", q <= 2))
     rss = get(backend, "rss")
     if rss:
@@ -102,8 +112,19 @@ for backend in ("postgres", "sqlite"):
         pool = 2 * 19  # one 19 MiB Argon2 buffer per concurrent hash (one per core here)
         checks.append((f"peak RSS ≤ 50 MiB + the hash pool ({pool} MiB)", backend, f"{peak:.0f} MiB", peak <= 50 + pool))
         back = rss.get("after_idle_mib", rss["after_flood_mib"])
-        checks.append(("RSS back down under the steady budget (50 MiB) after the flood", backend,
-                       f"{back:.0f} MiB a minute after, {rss['after_flood_mib']:.0f} MiB 3 s after (steady {rss['steady_mib']:.0f} MiB)", back <= 50))
+        before = rss.get("before_flood_mib", rss["steady_mib"])
+        # What a flood may leave: actix-web keeps up to 128 requests' heads and objects per worker
+        # for reuse (about 11 KB each, 2 workers here: 2.8 MB), filled once by the flood's
+        # requests in flight, and the allocator pages they pin. Nothing else: the hash pool and
+        # every arena's freed pages go back once the hashing threads idle.
+        pools = 6
+        checks.append((f"RSS back to its pre-flood size after the flood (+ actix-web's bounded request pools, ≤ {pools} MiB)", backend,
+                       f"{back:.1f} MiB a minute after, {rss['after_flood_mib']:.1f} MiB 3 s after, {before:.1f} MiB before",
+                       back <= before + pools))
+        if "after_paced_flood_mib" in rss:
+            first, second = rss["after_paced_flood_mib"], rss["after_flood_mib"]
+            checks.append(("a second flood leaves RSS where the first left it (± 1 MiB)", backend,
+                           f"{first:.1f} MiB after the first, {second:.1f} MiB after the second", abs(second - first) <= 1))
 
 lines = [
     "# Tessera benchmark",
