@@ -295,6 +295,17 @@ impl SessionRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn open_session_after_login(
+        &self,
+        session: &Session,
+        first: &RefreshRecord,
+        account: &str,
+        address: &str,
+    ) -> Result<(), RepoError> {
+        crate::ports::LoginAttemptRepository::login_succeeded(self, account, address, session.created_at).await?;
+        self.open_session(session, first).await
+    }
+
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {
         let mut s = self.lock()?;
         let Some(token) = s.tokens.get(&req.presented).cloned() else {

@@ -156,6 +156,17 @@ pub enum RotateOutcome {
 pub trait SessionRepository: Send + Sync {
     /// Inserts a session and its first refresh token, atomically.
     async fn open_session(&self, session: &Session, first: &RefreshRecord) -> Result<(), RepoError>;
+    /// [`Self::open_session`] after a password login, with the login's success recorded as
+    /// [`LoginAttemptRepository::login_succeeded`] records it (at the session's `created_at`),
+    /// in the same write: on SQLite one turn at the single writer instead of two, on Postgres one
+    /// statement instead of two.
+    async fn open_session_after_login(
+        &self,
+        session: &Session,
+        first: &RefreshRecord,
+        account: &str,
+        address: &str,
+    ) -> Result<(), RepoError>;
     /// Runs [`crate::rotation::decide`] on the locked rows and applies its decision, in one
     /// transaction: two concurrent calls with one token never both rotate.
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError>;

@@ -541,13 +541,16 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
         let address = origin.request.ip.clone().unwrap_or_else(|| "unknown".to_owned());
-        let user = self.password_attempt(&face.name, email, password, &address, now).await?;
-        self.open_session(face, &user, origin, now).await
+        let (user, account) = self.password_attempt(&face.name, email, password, &address, now).await?;
+        // the success is recorded with the session, in one write
+        self.start_session(face, &user, origin, now, Some((&account, &address))).await
     }
 
     /// One password attempt, as every password endpoint makes it: the address's rate, the
     /// hash queue's room, the account's lockout at this address, then the hash; the outcome is
-    /// counted, logged and audited.
+    /// counted, logged and audited. A success is not recorded yet: the caller records it with
+    /// what it writes next (`login_succeeded`, or the session it opens), under the returned
+    /// account key.
     async fn password_attempt(
         &self,
         face: &str,
@@ -555,7 +558,7 @@ impl TokenService {
         password: String,
         address: &str,
         now: OffsetDateTime,
-    ) -> Result<User, DomainError> {
+    ) -> Result<(User, String), DomainError> {
         if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) {
             tracing::warn!(face, %address, "password attempts from this address throttled");
             self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
@@ -577,9 +580,8 @@ impl TokenService {
         }
         match self.check_password(email, password).await {
             Ok(user) => {
-                self.store.login_succeeded(&account, address, now).await?;
                 self.emit(Event::Login { face, outcome: LoginOutcome::Ok });
-                Ok(user)
+                Ok((user, account))
             }
             Err(DomainError::Auth(AuthError::InvalidCredentials)) => {
                 let lock = self.store.login_failed(&account, address, now, &self.settings.lockout).await?;
@@ -620,7 +622,9 @@ impl TokenService {
         let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
         let new = self.settings.password_policy.new_password(new)?;
         let email = user.email.to_string();
-        self.password_attempt("native", &email, current, address.unwrap_or("unknown"), now).await?;
+        let address = address.unwrap_or("unknown");
+        let (_, account) = self.password_attempt("native", &email, current, address, now).await?;
+        self.store.login_succeeded(&account, address, now).await?;
         // read again: a login may just have re-hashed an imported hash
         let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
         let old = user.password_hash.clone().ok_or(AuthError::InvalidCredentials)?;
@@ -664,6 +668,19 @@ impl TokenService {
         origin: LoginOrigin<'_>,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
+        self.start_session(face, user, origin, now, None).await
+    }
+
+    /// [`Self::open_session`]; after a password login, `login` (account key, address) records
+    /// its success in the same write.
+    async fn start_session(
+        &self,
+        face: &Face,
+        user: &User,
+        origin: LoginOrigin<'_>,
+        now: OffsetDateTime,
+        login: Option<(&str, &str)>,
+    ) -> Result<IssuedPair, DomainError> {
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
         }
@@ -695,7 +712,10 @@ impl TokenService {
             rotated_at: None,
             sealed_secret: Some(fresh.sealed_secret),
         };
-        self.store.open_session(&session, &record).await?;
+        match login {
+            Some((account, address)) => self.store.open_session_after_login(&session, &record, account, address).await?,
+            None => self.store.open_session(&session, &record).await?,
+        }
         tracing::info!(session_id = %session.id, "session opened");
         self.pair(face, &session, &record, secret, now)
     }

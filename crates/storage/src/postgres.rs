@@ -643,37 +643,56 @@ impl ClientRepository for PgStore {
     }
 }
 
-#[async_trait]
-impl SessionRepository for PgStore {
-    async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
-        // One statement: session, first token and audit event land together or not at all.
-        sqlx::query(
-            "with s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject) \
+impl PgStore {
+    /// One statement: session, first token and audit event land together or not at all; after a
+    /// password login (`login`: account and address), with the login's success recorded in it.
+    async fn insert_session(&self, s: &Session, first: &RefreshRecord, login: Option<(&str, &str)>) -> Result<(), RepoError> {
+        let recorded = if login.is_some() {
+            "a as (insert into login_attempts (account, ip, failures, succeeded_at) values ($17, $18, 0, $8) \
+             on conflict (account, ip) do update set failures = 0, last_failure_at = null, locked_until = null, succeeded_at = $8), "
+        } else {
+            ""
+        };
+        let query = format!(
+            "with {recorded}s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject) \
                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $16) returning id), \
                   t as (insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
                         select $12, id, null, $13, $8, $14, $15 from s) \
-             insert into audit_events (at, kind, user_id, session_id, detail) select $8, 'login', $2, id, jsonb_build_object('face', $4::text) from s",
-        )
-        .bind(s.id.0)
-        .bind(s.user_id.0)
-        .bind(s.client_id.as_deref())
-        .bind(&s.face)
-        .bind(s.profile.name())
-        .bind(i32::try_from(s.profile.access_ttl().whole_seconds()).unwrap_or(i32::MAX))
-        .bind(i32::try_from(s.profile.refresh_ttl().whole_seconds()).unwrap_or(i32::MAX))
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.ip.as_deref())
-        .bind(s.user_agent.as_deref())
-        .bind(first.hash.0.to_vec())
-        .bind(first.access_jti)
-        .bind(first.expires_at)
-        .bind(first.sealed_secret.as_deref())
-        .bind(s.subject.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+             insert into audit_events (at, kind, user_id, session_id, detail) select $8, 'login', $2, id, jsonb_build_object('face', $4::text) from s"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(s.id.0)
+            .bind(s.user_id.0)
+            .bind(s.client_id.as_deref())
+            .bind(&s.face)
+            .bind(s.profile.name())
+            .bind(i32::try_from(s.profile.access_ttl().whole_seconds()).unwrap_or(i32::MAX))
+            .bind(i32::try_from(s.profile.refresh_ttl().whole_seconds()).unwrap_or(i32::MAX))
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .bind(s.ip.as_deref())
+            .bind(s.user_agent.as_deref())
+            .bind(first.hash.0.to_vec())
+            .bind(first.access_jti)
+            .bind(first.expires_at)
+            .bind(first.sealed_secret.as_deref())
+            .bind(s.subject.as_deref());
+        if let Some((account, address)) = login {
+            q = q.bind(account).bind(address);
+        }
+        q.execute(&self.pool).await.map_err(map_err)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionRepository for PgStore {
+    async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
+        self.insert_session(s, first, None).await
+    }
+
+    async fn open_session_after_login(&self, s: &Session, first: &RefreshRecord, account: &str, address: &str) -> Result<(), RepoError> {
+        self.insert_session(s, first, Some((account, address))).await
     }
 
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {

@@ -185,7 +185,44 @@ impl SqliteStore {
     async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.writer.lock().await
     }
+
+    /// A session, its first token and its audit event in one write transaction; after a password
+    /// login, with the login's success recorded (`login`: account and address) in it too.
+    async fn insert_session(&self, s: &Session, first: &RefreshRecord, login: Option<(&str, &str)>) -> Result<(), RepoError> {
+        let mut tx = self.write_tx().await?;
+        if let Some((account, address)) = login {
+            sqlx::query(LOGIN_SUCCEEDED).bind(account).bind(address).bind(s.created_at).execute(&mut *tx).await.map_err(map_err)?;
+        }
+        sqlx::query(
+            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .bind(s.id.0)
+        .bind(s.user_id.0)
+        .bind(s.client_id.as_deref())
+        .bind(&s.face)
+        .bind(s.profile.name())
+        .bind(s.profile.access_ttl().whole_seconds())
+        .bind(s.profile.refresh_ttl().whole_seconds())
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.ip.as_deref())
+        .bind(s.user_agent.as_deref())
+        .bind(s.subject.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_token(&mut tx, first).await?;
+        audit(&mut tx, s.created_at, "login", s.user_id, s.id).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
 }
+
+/// A login succeeded (`?1` account, `?2` address, `?3` time): the address's failures are forgotten
+/// and it is the owner's.
+const LOGIN_SUCCEEDED: &str = "insert into login_attempts (account, ip, failures, succeeded_at) values (?1, ?2, 0, ?3) \
+     on conflict (account, ip) do update set failures = 0, last_failure_at = null, locked_until = null, succeeded_at = ?3";
 
 /// Revokes the sessions a `where` clause selects (`?1` time, `?2` reason, `?3` user, `?4`
 /// session) and records an audit event for each, inside `tx`.
@@ -271,16 +308,7 @@ impl LoginAttemptRepository for SqliteStore {
 
     async fn login_succeeded(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<(), RepoError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "insert into login_attempts (account, ip, failures, succeeded_at) values (?1, ?2, 0, ?3) \
-             on conflict (account, ip) do update set failures = 0, last_failure_at = null, locked_until = null, succeeded_at = ?3",
-        )
-        .bind(account)
-        .bind(address)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        sqlx::query(LOGIN_SUCCEEDED).bind(account).bind(address).bind(now).execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 
@@ -747,30 +775,11 @@ async fn audit(tx: &mut WriteTx, at: OffsetDateTime, kind: &str, user: UserId, s
 #[async_trait]
 impl SessionRepository for SqliteStore {
     async fn open_session(&self, s: &Session, first: &RefreshRecord) -> Result<(), RepoError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject) \
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .bind(s.id.0)
-        .bind(s.user_id.0)
-        .bind(s.client_id.as_deref())
-        .bind(&s.face)
-        .bind(s.profile.name())
-        .bind(s.profile.access_ttl().whole_seconds())
-        .bind(s.profile.refresh_ttl().whole_seconds())
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.ip.as_deref())
-        .bind(s.user_agent.as_deref())
-        .bind(s.subject.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        insert_token(&mut tx, first).await?;
-        audit(&mut tx, s.created_at, "login", s.user_id, s.id).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
+        self.insert_session(s, first, None).await
+    }
+
+    async fn open_session_after_login(&self, s: &Session, first: &RefreshRecord, account: &str, address: &str) -> Result<(), RepoError> {
+        self.insert_session(s, first, Some((account, address))).await
     }
 
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {

@@ -41,6 +41,13 @@ fn random_hash() -> TokenHash {
 }
 
 async fn open(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
+    let (session, first) = unopened(store, u, t0).await;
+    store.open_session(&session, &first).await.unwrap();
+    (session, first)
+}
+
+/// A session of `u` and its first token, not yet stored.
+async fn unopened(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
     client(store, &format!("c{}", Uuid::new_v4().simple())).await;
     let session = Session {
         id: SessionId(Uuid::now_v7()),
@@ -67,7 +74,6 @@ async fn open(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, Refr
         rotated_at: None,
         sealed_secret: Some(vec![9; 56]),
     };
-    store.open_session(&session, &first).await.unwrap();
     (session, first)
 }
 
@@ -174,6 +180,31 @@ async fn failed_logins_lock_the_address_then_the_account_but_never_the_owners_ad
     assert_eq!(lock - t0, Duration::seconds(1 << 15), "20 failures: 2^(20-5) seconds");
     // ann: the owner, the attacker, 20 addresses and the account row; cy: an address and the account row
     assert_eq!(store.prune_login_attempts(t0 + Duration::seconds(3600)).await.unwrap(), 25, "every row older than the cut");
+}
+
+async fn a_password_login_opens_its_session_and_forgets_the_addresss_failures_in_one_write(store: Arc<dyn Store>) {
+    let u = user(&*store, "dee@example.com").await;
+    let t0 = now();
+    let policy =
+        tessera_domain::LockoutPolicy { threshold: 5, account_threshold: 20, base_seconds: 30, max_seconds: 900, reset_seconds: 3600 };
+    for i in 0..4 {
+        assert_eq!(store.login_failed("dee@example.com", "203.0.113.8", t0 + Duration::seconds(i), &policy).await.unwrap(), None);
+    }
+    let (session, first) = unopened(&*store, &u, t0 + Duration::seconds(5)).await;
+    store.open_session_after_login(&session, &first, "dee@example.com", "203.0.113.8").await.unwrap();
+    let (_, stored) = store.refresh_by_hash(first.hash).await.unwrap().unwrap();
+    assert_eq!(stored.id, session.id);
+    // the four failures are forgotten: four more do not lock (a fifth in a row would)
+    for i in 6..10 {
+        assert_eq!(store.login_failed("dee@example.com", "203.0.113.8", t0 + Duration::seconds(i), &policy).await.unwrap(), None);
+    }
+    // and the address is the owner's: an account-wide lock spares it
+    for i in 0..20 {
+        store.login_failed("dee@example.com", &format!("192.0.2.{i}"), t0 + Duration::seconds(10), &policy).await.unwrap();
+    }
+    let at = t0 + Duration::seconds(11);
+    assert!(store.login_lock("dee@example.com", "192.0.2.200", at).await.unwrap().is_some());
+    assert_eq!(store.login_lock("dee@example.com", "203.0.113.8", at).await.unwrap(), None);
 }
 
 async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>) {
@@ -539,6 +570,7 @@ contract!(
     imported_users_keep_their_ids_and_later_ids_go_above_them,
     emails_compare_case_insensitively_beyond_ascii,
     a_session_round_trips_and_its_token_rotates_once,
+    a_password_login_opens_its_session_and_forgets_the_addresss_failures_in_one_write,
     fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child,
     without_grace_a_concurrent_second_use_revokes_the_family,
     revocations_are_recorded_once,
