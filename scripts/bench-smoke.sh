@@ -16,7 +16,7 @@ fail() { echo "bench smoke test: $*" >&2; cat "$out/stdout" >&2; exit 1; }
 grep -q '^## Targets' "$out/report.md" || fail "no targets table"
 for backend in postgres sqlite; do
   for case in "HTTP ceiling" "login (native" "verify (simplejwt" "GET /v1/me" "refresh rotated, native" "refresh rotated, simplejwt" \
-              "refresh not rotated" "introspection" "database ceiling" "login flood, paced" "refresh rotated during the paced flood" \
+              "refresh not rotated" "introspection" "database ceiling" "refresh rotated, just before the floods" "login flood, paced" "refresh rotated during the paced flood" \
               "login flood, unpaced" "refresh rotated during the unpaced flood" \
               "control flood" "refresh rotated during the control flood"; do
     grep -q "^| $backend | $case" "$out/report.md" || fail "no $backend row for: $case"

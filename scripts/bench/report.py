@@ -87,19 +87,23 @@ for backend in ("postgres", "sqlite"):
         table.append((backend, "refresh rotated during the control flood", control, "", None))
     paced = get(backend, "refresh_during_paced_flood")
     paced_flood = get(backend, "login_flood_paced")
-    if paced and paced_flood and rotated:
+    # unloaded: the same case just before the flood, on tables of the same size
+    unloaded = get(backend, "refresh_before_flood") or rotated
+    if paced and paced_flood and unloaded:
+        table.append((backend, "refresh rotated, just before the floods (unloaded)", unloaded, "", None))
         delay = os.environ.get("BENCH_FLOOD_DELAY_MS", "100")
         table.append((backend, f"login flood, paced ({flood} clients, {delay} ms between a client's logins)", paced_flood,
                       f"{paced_flood['non_2xx_or_errors']:,} answered 503", None))
         table.append((backend, "refresh rotated during the paced flood", paced, "", None))
-        q = paced["p99_ms"] / rotated["p99_ms"] if rotated["p99_ms"] else 0
-        checks.append((f"refresh p99 during a {flood}-client login flood ≤ 2× unloaded", backend,
-                       f"{q:.1f}× ({paced['p99_ms']:.1f} ms vs {rotated['p99_ms']:.1f} ms)", q <= 2))
-    if during and rotated and flood_row:
+        q = paced["p99_ms"] / unloaded["p99_ms"] if unloaded["p99_ms"] else 0
+        checks.append((f"refresh p99 during a {flood}-client login flood ≤ 2× unloaded (just before it)", backend,
+                       f"{q:.1f}× ({paced['p99_ms']:.1f} ms vs {unloaded['p99_ms']:.1f} ms)", q <= 2))
+    if during and unloaded and flood_row:
         table.append((backend, f"login flood, unpaced ({flood} connections)", flood_row, f"{flood_row['non_2xx_or_errors']:,} answered 503 at once", None))
         table.append((backend, "refresh rotated during the unpaced flood", during, "", None))
-        q = during["p99_ms"] / rotated["p99_ms"] if rotated["p99_ms"] else 0
-        checks.append((f"refresh p99 during {flood} connections of unpaced logins (an HTTP flood) ≤ 2× unloaded", backend, f"{q:.1f}× ({during['p99_ms']:.1f} ms vs {rotated['p99_ms']:.1f} ms)", q <= 2))
+        q = during["p99_ms"] / unloaded["p99_ms"] if unloaded["p99_ms"] else 0
+        checks.append((f"refresh p99 during {flood} connections of unpaced logins (an HTTP flood) ≤ 2× unloaded", backend,
+                       f"{q:.1f}× ({during['p99_ms']:.1f} ms vs {unloaded['p99_ms']:.1f} ms)", q <= 2))
         if control:
             q = during["p99_ms"] / control["p99_ms"] if control["p99_ms"] else 0
             checks.append(("refresh p99 during the unpaced login flood ≤ 2× during the control flood (what hashing adds)", backend,
