@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
 use anyhow::Context;
 use tessera_domain::password::{Argon2Hasher, PasswordPolicy};
@@ -15,14 +16,12 @@ use tessera_domain::{
     ClientId, Duration, Face, Faces, NativeFormat, OAuthClient, OffsetDateTime, RepoError, ServiceParts, TokenProfile, TokenService,
 };
 use tessera_storage::{PgStore, SqliteStore};
-use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{Checked, Settings};
 use crate::hasher::BlockingHasher;
 use crate::notify::WebhookNotifier;
-use crate::openapi::ApiDoc;
 use crate::problem::Problem;
 use crate::revocations::{RevocationCache, start_listener};
 use crate::secrets::{ServerSecrets, load_keyring, load_master_key};
@@ -407,8 +406,10 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     } else {
         None
     };
-    // The served document follows this instance's configuration (which dialects, where).
-    let doc = crate::openapi::spec_for(&settings);
+    // The served document follows this instance's configuration (which dialects, where). It is
+    // serialised once and shared: each worker holding its own copy cost about 2 MiB of RSS apiece,
+    // and each request serialised it again.
+    let doc = web::Bytes::from(serde_json::to_vec(&crate::openapi::spec_for(&settings))?);
     let proxies = web::Data::new(crate::config::trusted_proxies(&settings.server));
     let faces = web::Data::new(crate::dialects::FaceContext {
         service: state.service.clone(),
@@ -418,7 +419,6 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
-            .openapi(ApiDoc::openapi())
             .map(|app| {
                 app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
                     .wrap(middleware::from_fn(crate::throttle::retry_after_header))
@@ -436,7 +436,7 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .configure(crate::native::method_fallbacks)
             .service({
                 // the Authorize dialog's OAuth2 password flow comes with the default public client filled in
-                let ui = SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone());
+                let ui = SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json"));
                 let oauth = &state.settings.oauth;
                 if oauth.default_client_enabled {
                     ui.oauth(utoipa_swagger_ui::oauth::Config::new().client_id(&oauth.default_client_id))
@@ -445,6 +445,13 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
                 }
             })
             .route("/docs", web::get().to(docs_redirect))
+            .route("/openapi.json", {
+                let doc = doc.clone();
+                web::get().to(move || {
+                    let body = doc.clone();
+                    async move { HttpResponse::Ok().content_type(ContentType::json()).body(body) }
+                })
+            })
             .default_service(web::to(not_found))
     })
     .workers(workers)

@@ -43,7 +43,13 @@ async fn swagger_ui_and_the_spec_are_served() {
     let res = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("swagger"));
-    let served: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    // the UI is pointed at the served document, with the default public client filled in
+    let init = app.http.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    assert!(init.contains(r#""url": "/openapi.json""#), "{init}");
+    assert!(init.contains(r#""clientId":"#), "{init}");
+    let res = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let served: Value = res.json().await.unwrap();
     let generated: Value = serde_json::from_str(&tessera_api::openapi::spec_json().unwrap()).unwrap();
     assert_eq!(served, generated);
 }
