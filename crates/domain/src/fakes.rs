@@ -170,12 +170,11 @@ impl UserRepository for InMemoryStore {
         s.users.sort_by_key(|u| u.id.0);
         Ok(true)
     }
-    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<bool, RepoError> {
         let mut s = self.lock()?;
-        if let Some(u) = s.users.iter_mut().find(|u| u.id == id && u.password_hash.as_ref() == Some(old)) {
-            u.password_hash = Some(new.clone());
-        }
-        Ok(())
+        let Some(u) = s.users.iter_mut().find(|u| u.id == id && u.password_hash.as_ref() == Some(old)) else { return Ok(false) };
+        u.password_hash = Some(new.clone());
+        Ok(true)
     }
     async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError> {
         Ok(self.lock()?.users.iter().filter(|u| u.id.0 > after).take(limit as usize).cloned().collect())

@@ -33,8 +33,9 @@ pub trait UserRepository: Send + Sync {
     /// belongs to another user. Ids given out later stay above every imported one.
     async fn import_user(&self, user: &User) -> Result<bool, RepoError>;
     /// Replaces the password hash `old` of a user by `new`, the same password hashed again in
-    /// Tessera's format; nothing changes if the hash is no longer `old`.
-    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError>;
+    /// Tessera's format; nothing changes if the hash is no longer `old`. `Ok(false)` then: the
+    /// password was changed meanwhile.
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<bool, RepoError>;
     /// Users in id order, those with an id above `after`, at most `limit`.
     async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError>;
     /// An administrator sets a new password: stored with `password_changed_at = now`. Returns

@@ -490,12 +490,14 @@ impl TokenService {
         let rehash = hash.as_ref().is_some_and(|h| self.hasher.needs_rehash(h)).then(|| password.clone());
         let ok = self.hasher.verify(password, hash.clone()).await?;
         match user {
-            Some(u) if ok => {
+            Some(mut u) if ok => {
                 if u.status == UserStatus::Blocked {
                     return Err(AuthError::UserBlocked.into());
                 }
-                if let (Some(password), Some(old)) = (rehash, hash) {
-                    self.rehash(&u, password, &old).await;
+                if let (Some(password), Some(old)) = (rehash, hash)
+                    && let Some(new) = self.rehash(&u, password, &old).await
+                {
+                    u.password_hash = Some(new);
                 }
                 Ok(u)
             }
@@ -504,15 +506,26 @@ impl TokenService {
     }
 
     /// Replaces an imported (or outdated) hash by Tessera's Argon2id once the password has been
-    /// checked against it. A failure is logged and the login goes on: the old hash still works.
-    async fn rehash(&self, user: &User, password: Password, old: &PasswordHash) {
+    /// checked against it, and returns the hash now stored. A failure is logged and the login
+    /// goes on: the old hash still works.
+    async fn rehash(&self, user: &User, password: Password, old: &PasswordHash) -> Option<PasswordHash> {
         let result = match self.hasher.hash(password).await {
-            Ok(new) => self.store.rehash_password(user.id, old, &new).await.map_err(DomainError::from),
+            Ok(new) => self.store.rehash_password(user.id, old, &new).await.map(|done| done.then_some(new)).map_err(DomainError::from),
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => tracing::info!(user_id = %user.id, "password re-hashed to Argon2id"),
-            Err(e) => tracing::warn!(user_id = %user.id, error = %e, "password re-hash failed; the old hash stays"),
+            Ok(Some(new)) => {
+                tracing::info!(user_id = %user.id, "password re-hashed to Argon2id");
+                Some(new)
+            }
+            Ok(None) => {
+                tracing::info!(user_id = %user.id, "password changed meanwhile; not re-hashed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "password re-hash failed; the old hash stays");
+                None
+            }
         }
     }
 
@@ -623,15 +636,13 @@ impl TokenService {
         let new = self.settings.password_policy.new_password(new)?;
         let email = user.email.to_string();
         let address = address.unwrap_or("unknown");
-        let (_, account) = self.password_attempt("native", &email, current, address, now).await?;
+        // the user as the check left it: with the hash it checked, or the re-hash of an imported one
+        let (user, account) = self.password_attempt("native", &email, current, address, now).await?;
         self.store.login_succeeded(&account, address, now).await?;
-        // read again: a login may just have re-hashed an imported hash
-        let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
         let old = user.password_hash.clone().ok_or(AuthError::InvalidCredentials)?;
         let hash = self.hasher.hash(new).await?;
-        self.store.rehash_password(user.id, &old, &hash).await?;
-        let stored = self.store.user_by_id(user.id).await?.and_then(|u| u.password_hash);
-        if stored.as_ref() != Some(&hash) {
+        // replaced only if no one changed it since it was checked
+        if !self.store.rehash_password(user.id, &old, &hash).await? {
             return Err(DomainError::invalid("current_password", "the password was changed meanwhile; try again"));
         }
         self.forget_user(user.id);

@@ -512,16 +512,16 @@ impl UserRepository for SqliteStore {
         }
     }
 
-    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<(), RepoError> {
+    async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
-        sqlx::query("update users set password_hash = ?3 where id = ?1 and password_hash = ?2")
+        let done = sqlx::query("update users set password_hash = ?3 where id = ?1 and password_hash = ?2")
             .bind(id.0)
             .bind(old.as_str())
             .bind(new.as_str())
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError> {

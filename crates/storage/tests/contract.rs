@@ -126,9 +126,10 @@ async fn imported_users_keep_their_ids_and_later_ids_go_above_them(store: Arc<dy
     assert!(next.id.0 > imported.id.0, "{:?} must be above the imported {:?}", next.id, imported.id);
 
     let new_hash = PasswordHash::from_phc("$argon2id$new".into());
-    store.rehash_password(imported.id, &PasswordHash::from_phc("not the current one".into()), &new_hash).await.unwrap();
+    let stale = PasswordHash::from_phc("not the current one".into());
+    assert!(!store.rehash_password(imported.id, &stale, &new_hash).await.unwrap(), "a changed hash is not replaced");
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, imported.password_hash, "only the hash it replaces");
-    store.rehash_password(imported.id, imported.password_hash.as_ref().unwrap(), &new_hash).await.unwrap();
+    assert!(store.rehash_password(imported.id, imported.password_hash.as_ref().unwrap(), &new_hash).await.unwrap());
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, Some(new_hash));
 }
 

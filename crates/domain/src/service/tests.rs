@@ -107,6 +107,24 @@ async fn register_stores_an_argon2id_hash_not_the_password() {
 }
 
 #[tokio::test]
+async fn an_imported_hash_is_rehashed_at_login_and_its_password_can_then_be_changed() {
+    let w = world();
+    let pair = logged_in(&w).await;
+    let ctx = w.svc.resolve_access(&w.face, &pair.access_token, T0).unwrap();
+    // the user as an import leaves them: Django's hash of the same password
+    let argon = w.store.user_by_id(ctx.user_id).await.unwrap().unwrap().password_hash.unwrap();
+    let django = PasswordHash::from_phc("pbkdf2_sha256$1000$NaCl1234$CWSNiMVTuHI9yCPRXhcWPTEQpddbBAOBo1V3g+mOgu8=".into());
+    assert!(w.store.rehash_password(ctx.user_id, &argon, &django).await.unwrap());
+
+    // the check re-hashes it, and the change replaces the re-hash, not the imported hash
+    w.svc.change_password(&ctx, "correct horse".into(), "battery staple".into(), None, T0).await.unwrap();
+    let stored = w.store.user_by_id(ctx.user_id).await.unwrap().unwrap().password_hash.unwrap();
+    assert!(stored.as_str().starts_with("$argon2id$"), "{}", stored.as_str());
+    assert!(w.svc.check_password("ann@example.com", "battery staple".into()).await.is_ok());
+    assert_eq!(auth(w.svc.check_password("ann@example.com", "correct horse".into()).await.unwrap_err()), AuthError::InvalidCredentials);
+}
+
+#[tokio::test]
 async fn login_with_a_wrong_password_or_unknown_email_is_the_same_error() {
     let w = world();
     w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
