@@ -123,6 +123,22 @@ pub enum ImportCommand {
         /// The API (simplejwt or djoser) whose legacy tokens the blacklist holds.
         #[arg(long = "api", alias = "face", value_name = "API", default_value = "simplejwt")]
         face: String,
+        /// When a user's id or e-mail belongs to another user here: `stop` imports nothing and
+        /// lists the conflicts (exit 5); `skip` imports the others and lists them.
+        #[arg(long, value_enum, default_value = "stop")]
+        on_conflict: crate::import::OnConflict,
+    },
+    /// From a flask-jwt-extended deployment: a JSON Lines file of its users, one
+    /// `{"id": 1, "email": "…", "password_hash": "…", "active": true}` a line (ids kept: the
+    /// tokens carry them; Werkzeug, Django or Argon2 hashes, re-hashed at each user's next
+    /// login). Safe to run again.
+    Flask {
+        /// The users file (JSON Lines).
+        #[arg(long = "from")]
+        from: std::path::PathBuf,
+        /// As for `import django`.
+        #[arg(long, value_enum, default_value = "stop")]
+        on_conflict: crate::import::OnConflict,
     },
 }
 
@@ -577,9 +593,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Import(ImportCommand::Django { from, face }) => {
+        Command::Import(ImportCommand::Django { from, face, on_conflict }) => {
             let core = Core::build(settings, true, false).await?;
-            let summary = crate::import::django(&core, &from, &face, OffsetDateTime::now_utc()).await?;
+            let summary = crate::import::django(&core, &from, &face, on_conflict, OffsetDateTime::now_utc()).await?;
+            say(json, serde_json::to_value(&summary)?, &summary);
+            Ok(())
+        }
+        Command::Import(ImportCommand::Flask { from, on_conflict }) => {
+            let core = Core::build(settings, true, false).await?;
+            let summary = crate::import::flask(&core, &from, on_conflict, OffsetDateTime::now_utc()).await?;
             say(json, serde_json::to_value(&summary)?, &summary);
             Ok(())
         }

@@ -117,10 +117,10 @@ impl Core {
 
         let faces = build_faces(&settings, &checked)?;
         // A revocation is remembered for as long as any access token it refuses may live: the
-        // longest access lifetime of any face or client profile.
-        let horizon = faces.longest_access_ttl().max(Settings::max_access_ttl(&checked))
-            + Duration::seconds(i64::from(settings.tokens.leeway_seconds))
-            + Duration::minutes(1);
+        // longest access lifetime of any face or client profile, or of any session still open
+        // under a profile the configuration has since shortened or removed.
+        let configured = faces.longest_access_ttl().max(Settings::max_access_ttl(&checked));
+        let horizon = revocation_horizon(&*store, configured, settings.tokens.leeway_seconds, now).await?;
         let revocations = Arc::new(RevocationCache::new(horizon));
         // Keys: a next one published a JWKS max-age ahead, a retired one kept until the last
         // token it signed has expired (the revocation horizon).
@@ -461,4 +461,17 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// How long a revocation must be remembered: the longest lifetime an access token it may refuse
+/// can have, that of today's configuration (`configured`) or of any session still open under an
+/// older one, plus the leeway and a minute.
+pub async fn revocation_horizon(
+    store: &dyn tessera_domain::ports::Store,
+    configured: Duration,
+    leeway_seconds: u32,
+    now: OffsetDateTime,
+) -> anyhow::Result<Duration> {
+    let stored = store.longest_live_access_ttl(now).await?.unwrap_or(Duration::ZERO);
+    Ok(configured.max(stored) + Duration::seconds(i64::from(leeway_seconds)) + Duration::minutes(1))
 }

@@ -388,7 +388,7 @@ pub async fn protected(req: HttpRequest, state: web::Data<FaceContext>, face: we
     let r = async {
         let token = face.header_token(&req)?;
         face.undecodable(token)?;
-        let ctx = state.service.resolve_access(&face.face, token, OffsetDateTime::now_utc()).map_err(|e| face.refusal(e.into(), false))?;
+        let ctx = state.service.accept_access(&face.face, token, OffsetDateTime::now_utc()).await.map_err(|e| face.refusal(e, false))?;
         let user = state.service.current_user(&ctx).await.map_err(|e| face.refusal(e, false))?;
         Ok(json!({"logged_in_as": user.id.0.to_string()}))
     }

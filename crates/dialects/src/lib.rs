@@ -102,7 +102,7 @@ pub fn faces(
                 format: Arc::new(simplejwt::SjFormat {
                     era_55: s.era == "5.5",
                     alg: algorithm(&s.algorithm),
-                    legacy: legacy_key(name, s.legacy_secret.as_ref(), &s.legacy_algorithm)?,
+                    legacy: legacy_key(name, s.legacy_secret.as_ref(), &s.legacy_algorithm, tessera_domain::ORIGIN_DJANGO)?,
                 }),
             });
         }
@@ -119,7 +119,7 @@ pub fn faces(
             format: Arc::new(flask::FlaskFormat {
                 era4: f.era == "4",
                 alg: algorithm(&f.algorithm),
-                legacy: legacy_key(flask::NAME, f.legacy_secret.as_ref(), &f.legacy_algorithm)?,
+                legacy: legacy_key(flask::NAME, f.legacy_secret.as_ref(), &f.legacy_algorithm, tessera_domain::ORIGIN_FLASK)?,
             }),
         });
     }
@@ -131,6 +131,7 @@ fn legacy_key(
     face: &str,
     secret: Option<&config::LegacySecret>,
     alg: &str,
+    origin: &'static str,
 ) -> Result<Option<tessera_domain::LegacyKey>, tessera_domain::DomainError> {
     let Some(secret) = secret else { return Ok(None) };
     let invalid = |m: String| tessera_domain::DomainError::invalid("dialects.legacy_secret", m);
@@ -138,7 +139,7 @@ fn legacy_key(
         return Err(invalid(format!("{face}: legacy_secret is empty")));
     }
     let alg = tessera_domain::Algorithm::parse(alg).ok_or_else(|| invalid(format!("{face}: unknown legacy_algorithm {alg}")))?;
-    tessera_domain::LegacyKey::hmac(secret.expose(), alg)
+    tessera_domain::LegacyKey::hmac(secret.expose(), alg, origin)
         .map(Some)
         .ok_or_else(|| invalid(format!("{face}: legacy_algorithm must be HS256, HS384 or HS512")))
 }

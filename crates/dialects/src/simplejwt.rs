@@ -328,9 +328,9 @@ pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::D
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "token", &mut errors) else { return Err((400, Value::Object(errors))) };
         let now = OffsetDateTime::now_utc();
-        match state.service.resolve_access(&face.face, &token, now) {
+        match state.service.accept_access(&face.face, &token, now).await {
             Ok(_) => Ok((200, json!({}))),
-            Err(AuthError::WrongTokenType) => match state.service.check_refresh(&face.face, &token, now).await {
+            Err(DomainError::Auth(AuthError::WrongTokenType)) => match state.service.check_refresh(&face.face, &token, now).await {
                 Ok(_) => Ok((200, json!({}))),
                 // blocking revokes every session: its tokens are blacklisted too
                 Err(DomainError::Auth(AuthError::TokenRevoked | AuthError::UserBlocked)) => {
@@ -338,9 +338,12 @@ pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::D
                 }
                 Err(e) => Err(face.token_error(e)),
             },
-            // an access token of a revoked session is no longer valid
-            Err(AuthError::TokenRevoked) => Err(face.token_error(AuthError::TokenInvalid.into())),
-            Err(e) => Err(face.token_error(e.into())),
+            // an access token of a revoked session, or of a user who is not (or no longer) here,
+            // is no longer valid
+            Err(DomainError::Auth(AuthError::TokenRevoked | AuthError::UnknownUser | AuthError::UserBlocked)) => {
+                Err(face.token_error(AuthError::TokenInvalid.into()))
+            }
+            Err(e) => Err(face.token_error(e)),
         }
     }
     .await;
@@ -400,10 +403,15 @@ async fn authenticate(req: &HttpRequest, state: &FaceContext, face: &SjFace) -> 
                    "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}]}),
         )
     };
-    let ctx = match state.service.resolve_access(&face.face, parts[1], OffsetDateTime::now_utc()) {
+    let ctx = match state.service.accept_access(&face.face, parts[1], OffsetDateTime::now_utc()).await {
         Ok(c) => c,
-        Err(AuthError::WrongTokenType) => return Err(invalid("Token has wrong type")),
-        Err(e) => return Err(invalid(face.bad_token_text(e))),
+        Err(DomainError::Auth(AuthError::WrongTokenType)) => return Err(invalid("Token has wrong type")),
+        Err(DomainError::Auth(AuthError::UserBlocked)) => {
+            return Err((401, json!({"detail": "User is inactive", "code": "user_inactive"})));
+        }
+        Err(DomainError::Auth(AuthError::UnknownUser)) => return Err((401, json!({"detail": "User not found", "code": "user_not_found"}))),
+        Err(DomainError::Auth(e)) => return Err(invalid(face.bad_token_text(e))),
+        Err(e) => return Err(unexpected(e)),
     };
     match state.service.current_user(&ctx).await {
         Ok(u) => Ok(u),

@@ -28,6 +28,11 @@ struct State {
     keys: Vec<StoredKey>,
     attempts: HashMap<(String, String), crate::throttle::AttemptRow>,
     audit: Vec<crate::audit::AuditRecord>,
+    /// Users' origins (imported users only), the highest id reserved, and imports by origin
+    /// (finished or not).
+    origins: HashMap<UserId, String>,
+    reserved: i64,
+    imports: HashMap<String, bool>,
 }
 
 #[derive(Default)]
@@ -148,7 +153,7 @@ impl UserRepository for InMemoryStore {
             return Err(RepoError::Conflict("users_email_key"));
         }
         let user = User {
-            id: UserId(s.users.iter().map(|u| u.id.0).max().unwrap_or(0) + 1),
+            id: UserId(s.users.iter().map(|u| u.id.0).max().unwrap_or(0).max(s.reserved) + 1),
             email: email.clone(),
             password_hash: password.cloned(),
             status: UserStatus::Active,
@@ -158,17 +163,42 @@ impl UserRepository for InMemoryStore {
         s.users.push(user.clone());
         Ok(user)
     }
-    async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
+    async fn import_user(&self, user: &User, origin: &str) -> Result<bool, RepoError> {
         let mut s = self.lock()?;
-        if s.users.iter().any(|u| u.id == user.id) {
-            return Ok(false);
+        if let Some(here) = s.users.iter().find(|u| u.id == user.id) {
+            let same = s.origins.get(&user.id).map(String::as_str) == Some(origin) && here.email.normalized() == user.email.normalized();
+            return if same { Ok(false) } else { Err(RepoError::Conflict("users_pkey")) };
         }
         if s.users.iter().any(|u| u.email.normalized() == user.email.normalized()) {
             return Err(RepoError::Conflict("users_email_key"));
         }
         s.users.push(user.clone());
         s.users.sort_by_key(|u| u.id.0);
+        s.origins.insert(user.id, origin.to_owned());
         Ok(true)
+    }
+    async fn user_from(&self, origin: &str, id: UserId) -> Result<Option<User>, RepoError> {
+        let s = self.lock()?;
+        if s.origins.get(&id).map(String::as_str) != Some(origin) {
+            return Ok(None);
+        }
+        Ok(s.users.iter().find(|u| u.id == id).cloned())
+    }
+    async fn reserve_user_ids(&self, up_to: i64) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        s.reserved = s.reserved.max(up_to);
+        Ok(())
+    }
+    async fn start_import(&self, origin: &str, _: OffsetDateTime) -> Result<(), RepoError> {
+        self.lock()?.imports.entry(origin.to_owned()).or_insert(false);
+        Ok(())
+    }
+    async fn finish_import(&self, origin: &str, _: OffsetDateTime) -> Result<(), RepoError> {
+        self.lock()?.imports.insert(origin.to_owned(), true);
+        Ok(())
+    }
+    async fn import_finished(&self, origin: &str) -> Result<bool, RepoError> {
+        Ok(self.lock()?.imports.get(origin).copied().unwrap_or(false))
     }
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<bool, RepoError> {
         let mut s = self.lock()?;
@@ -194,6 +224,7 @@ impl UserRepository for InMemoryStore {
         user.email = tombstone;
         user.password_hash = None;
         user.status = UserStatus::Blocked;
+        s.origins.remove(&id);
         s.identities.retain(|_, u| *u != id);
         let mut revoked = vec![];
         for sess in s.sessions.values_mut().filter(|x| x.user_id == id && x.revoked_at.is_none()) {
@@ -456,6 +487,10 @@ impl SessionRepository for InMemoryStore {
         let mut v: Vec<RefreshRecord> = self.lock()?.tokens.values().filter(|t| t.session_id == session).cloned().collect();
         v.sort_by_key(|t| t.issued_at);
         Ok(v)
+    }
+    async fn longest_live_access_ttl(&self, now: OffsetDateTime) -> Result<Option<time::Duration>, RepoError> {
+        let s = self.lock()?;
+        Ok(s.sessions.values().filter(|x| x.expires_at + x.profile.access_ttl() > now).map(|x| x.profile.access_ttl()).max())
     }
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError> {
         let s = self.lock()?;

@@ -12,6 +12,13 @@ use crate::keys::MAX_TOKEN_BYTES;
 use crate::secret::RefreshSecret;
 use crate::{Algorithm, AuthError, UserId};
 
+/// The deployment a Django face's legacy tokens come from (simplejwt's and djoser's), and the
+/// users `tessera import django` carries over.
+pub const ORIGIN_DJANGO: &str = "django";
+/// The deployment flask-jwt-extended's legacy tokens come from, and the users `tessera import
+/// flask` carries over.
+pub const ORIGIN_FLASK: &str = "flask";
+
 /// Which of a pair a token must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -25,6 +32,7 @@ pub enum TokenKind {
 pub struct LegacyKey {
     key: DecodingKey,
     alg: Algorithm,
+    origin: &'static str,
 }
 
 impl std::fmt::Debug for LegacyKey {
@@ -35,8 +43,15 @@ impl std::fmt::Debug for LegacyKey {
 
 impl LegacyKey {
     /// `None` unless `alg` is an HMAC algorithm: the originals' secrets are shared secrets.
-    pub fn hmac(secret: &[u8], alg: Algorithm) -> Option<Self> {
-        (!alg.is_asymmetric()).then(|| Self { key: DecodingKey::from_secret(secret), alg })
+    /// `origin` names the deployment the secret belongs to (`django`, `flask`): its tokens speak
+    /// only for users imported from it.
+    pub fn hmac(secret: &[u8], alg: Algorithm, origin: &'static str) -> Option<Self> {
+        (!alg.is_asymmetric()).then(|| Self { key: DecodingKey::from_secret(secret), alg, origin })
+    }
+
+    /// The deployment whose secret this is.
+    pub fn origin(&self) -> &'static str {
+        self.origin
     }
 
     /// The claims of a legacy token, its signature and times checked against `now` (`exp`, and
@@ -72,7 +87,7 @@ impl LegacyKey {
             if c.get(type_claim).and_then(Value::as_str) != Some(want) {
                 return Err(AuthError::WrongTokenType);
             }
-            LegacyToken::from_claims(&c, user_claims)
+            LegacyToken::from_claims(&c, user_claims, self.origin)
         }))
     }
 
@@ -100,6 +115,9 @@ impl LegacyKey {
 /// What a face reads off a legacy token it accepts.
 #[derive(Debug)]
 pub struct LegacyToken {
+    /// The deployment that minted it (`django`, `flask`): the user id means a user of that
+    /// deployment, and only a user imported from it answers to it.
+    pub origin: &'static str,
     pub user_id: UserId,
     /// The token's `jti`, as a UUID (simplejwt writes `uuid4().hex`, flask a hyphenated UUID).
     pub jti: Uuid,
@@ -110,7 +128,7 @@ pub struct LegacyToken {
 impl LegacyToken {
     /// Reads the claims every original library writes: `jti`, `iat`, `exp`, and the user's id in
     /// the first of `user_claims` present (an integer, or an integer written as a string).
-    pub fn from_claims(claims: &Map<String, Value>, user_claims: &[&str]) -> Result<Self, AuthError> {
+    pub fn from_claims(claims: &Map<String, Value>, user_claims: &[&str], origin: &'static str) -> Result<Self, AuthError> {
         let user = user_claims.iter().find_map(|c| claims.get(*c)).ok_or(AuthError::TokenInvalid)?;
         let user_id = user.as_i64().or_else(|| user.as_str().and_then(|s| s.parse().ok())).ok_or(AuthError::TokenInvalid)?;
         let jti = claims.get("jti").and_then(Value::as_str).and_then(|j| Uuid::parse_str(j).ok()).ok_or(AuthError::TokenInvalid)?;
@@ -121,7 +139,7 @@ impl LegacyToken {
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
                 .ok_or(AuthError::TokenInvalid)
         };
-        Ok(Self { user_id: UserId(user_id), jti, issued_at: time("iat")?, expires_at: time("exp")? })
+        Ok(Self { origin, user_id: UserId(user_id), jti, issued_at: time("iat")?, expires_at: time("exp")? })
     }
 
     /// The refresh secret a legacy refresh token stands for: its `jti`, the same 16 bytes as the
@@ -150,17 +168,17 @@ mod tests {
 
     #[test]
     fn a_token_of_the_secret_without_kid_is_read() {
-        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256).unwrap();
+        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256, "django").unwrap();
         let t = mint(b"s3cret", Header::default(), claims(NOW.unix_timestamp() + 60));
         let c = key.claims(&t, NOW).unwrap().unwrap();
-        let tok = LegacyToken::from_claims(&c, &["user_id"]).unwrap();
+        let tok = LegacyToken::from_claims(&c, &["user_id"], "django").unwrap();
         assert_eq!(tok.user_id, UserId(1));
         assert_eq!(tok.jti.simple().to_string(), "73578a194f1f411a8399ca96273605bc");
     }
 
     #[test]
     fn a_token_with_a_kid_is_not_legacy() {
-        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256).unwrap();
+        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256, "django").unwrap();
         let h = Header { kid: Some("k1".into()), ..Header::default() };
         assert!(key.claims(&mint(b"s3cret", h, claims(NOW.unix_timestamp() + 60)), NOW).is_none());
         assert!(key.claims("not a jwt", NOW).is_none());
@@ -168,7 +186,7 @@ mod tests {
 
     #[test]
     fn another_secret_another_algorithm_and_expired_tokens_are_refused() {
-        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256).unwrap();
+        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256, "django").unwrap();
         let live = claims(NOW.unix_timestamp() + 60);
         assert_eq!(key.claims(&mint(b"other", Header::default(), live.clone()), NOW).unwrap().unwrap_err(), AuthError::TokenInvalid);
         let h512 = Header::new(jsonwebtoken::Algorithm::HS512);
@@ -179,7 +197,7 @@ mod tests {
 
     #[test]
     fn alg_none_is_refused() {
-        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256).unwrap();
+        let key = LegacyKey::hmac(b"s3cret", Algorithm::HS256, "django").unwrap();
         let b64 = |v: &Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
         let t = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims(NOW.unix_timestamp() + 60)));
         assert!(!matches!(key.claims(&t, NOW), Some(Ok(_))));
@@ -187,6 +205,6 @@ mod tests {
 
     #[test]
     fn only_hmac_algorithms_make_a_legacy_key() {
-        assert!(LegacyKey::hmac(b"s", Algorithm::ES256).is_none());
+        assert!(LegacyKey::hmac(b"s", Algorithm::ES256, "django").is_none());
     }
 }

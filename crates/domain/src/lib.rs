@@ -25,14 +25,14 @@ pub use error::{AuthError, DomainError, RepoError};
 pub use face::{Face, Faces, RefreshPolicy, RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal};
 pub use identity::{ClientId, Email, OAuthClient, User, UserId, UserStatus};
 pub use keys::{Algorithm, KeyState, Keyring, SigningKey};
-pub use legacy::{LegacyKey, LegacyToken, TokenKind};
+pub use legacy::{LegacyKey, LegacyToken, ORIGIN_DJANGO, ORIGIN_FLASK, TokenKind};
 pub use password::{Argon2Params, Password, PasswordHash, PasswordPolicy};
 pub use profile::TokenProfile;
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
 pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
 pub use service::{
-    AccessClaims, AccessContext, AccessView, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, NativeFormat, RefreshInput,
-    RefreshView, Refreshed, ServiceParts, TokenFormat, TokenService, TokenSettings,
+    AccessClaims, AccessContext, AccessView, BlacklistImport, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope,
+    NativeFormat, RefreshInput, RefreshView, Refreshed, ServiceParts, TokenFormat, TokenService, TokenSettings,
 };
 pub use throttle::{AttemptLimiter, LockoutPolicy};
 

@@ -81,6 +81,16 @@ impl PasswordHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this is a hash Tessera can check a password against: its own Argon2 PHC strings,
+    /// or an imported format (Django's, Werkzeug's; see [`Argon2Hasher::verify`]).
+    pub fn is_verifiable(&self) -> bool {
+        match imported::Scheme::of(&self.0) {
+            Some(imported::Scheme::Never) => false,
+            Some(_) => true,
+            None => argon2::PasswordHash::new(&self.0).is_ok(),
+        }
+    }
 }
 
 /// Argon2id cost parameters; defaults are OWASP's (19 MiB, 2 passes, 1 lane).
@@ -187,12 +197,13 @@ impl Argon2Hasher {
     /// Verifies `password` against `hash`, or against the dummy hash when there is none (unknown
     /// user, or one without a password), in which case the answer is always `false`.
     ///
-    /// Besides Tessera's own PHC strings, the formats of an imported Django user table are
-    /// checked: `argon2$…`, `pbkdf2_sha256$…`, `bcrypt_sha256$…` and `bcrypt$…`
+    /// Besides Tessera's own PHC strings, the formats of imported users are checked: Django's
+    /// `argon2$…`, `pbkdf2_sha256$…`, `bcrypt_sha256$…` and `bcrypt$…`, and Werkzeug's (what a
+    /// flask deployment stores) `pbkdf2:sha256:<iterations>$…` and `scrypt:<n>:<r>:<p>$…`
     /// (see [`Self::needs_rehash`]).
     pub fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> bool {
         let target = hash.unwrap_or(&self.dummy);
-        let ok = match django::Scheme::of(target.as_str()) {
+        let ok = match imported::Scheme::of(target.as_str()) {
             Some(scheme) => scheme.verify(password.0.as_bytes()),
             None => self.verify_phc(password.0.as_bytes(), target.as_str()),
         };
@@ -226,9 +237,10 @@ impl Argon2Hasher {
     }
 }
 
-/// Django's password hash formats (`django.contrib.auth.hashers`), for users imported from a
-/// Django deployment: checked as Django checks them, then re-hashed at the first login.
-mod django {
+/// Imported password hash formats: Django's (`django.contrib.auth.hashers`) and Werkzeug's
+/// (`werkzeug.security`, what flask deployments use), checked as their libraries check them,
+/// then re-hashed at the first login.
+mod imported {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use sha2::{Digest, Sha256};
@@ -236,6 +248,11 @@ mod django {
 
     /// More PBKDF2 iterations than this is not a hash Django made: refused rather than run.
     const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+    /// Werkzeug's scrypt costs above these are not a hash it made (its default is n = 2^15,
+    /// r = 8, p = 1): refused rather than run.
+    const MAX_SCRYPT_LOG_N: u8 = 20;
+    const MAX_SCRYPT_R: u32 = 32;
+    const MAX_SCRYPT_P: u32 = 16;
 
     pub enum Scheme<'a> {
         /// `argon2$<PHC string without its leading $>`
@@ -246,6 +263,10 @@ mod django {
         BcryptSha256(&'a str),
         /// `bcrypt$<bcrypt hash>`
         Bcrypt(&'a str),
+        /// Werkzeug: `pbkdf2:sha256:<iterations>$<salt>$<hex hash>`
+        WerkzeugPbkdf2 { iterations: u32, salt: &'a str, hash: &'a str },
+        /// Werkzeug: `scrypt:<n>:<r>:<p>$<salt>$<hex hash>` (64 bytes)
+        WerkzeugScrypt { log_n: u8, r: u32, p: u32, salt: &'a str, hash: &'a str },
         /// Django's unusable password (`!…`), or a format nothing here knows.
         Never,
     }
@@ -273,6 +294,7 @@ mod django {
                 }
                 "bcrypt_sha256" => Scheme::BcryptSha256(rest),
                 "bcrypt" => Scheme::Bcrypt(rest),
+                method if method.starts_with("pbkdf2:") || method.starts_with("scrypt:") => werkzeug(method, rest),
                 _ => Scheme::Never,
             })
         }
@@ -301,6 +323,18 @@ mod django {
                     bcrypt::verify(digest.as_bytes(), h).unwrap_or(false)
                 }
                 Scheme::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
+                Scheme::WerkzeugPbkdf2 { iterations, salt, hash } => {
+                    let Some(expected) = unhex(hash).filter(|e| e.len() == 32) else { return false };
+                    let mut out = [0u8; 32];
+                    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt.as_bytes(), *iterations, &mut out);
+                    out.ct_eq(&expected[..]).into()
+                }
+                Scheme::WerkzeugScrypt { log_n, r, p, salt, hash } => {
+                    let Some(expected) = unhex(hash).filter(|e| e.len() == 64) else { return false };
+                    let Ok(params) = scrypt::Params::new(*log_n, *r, *p, 64) else { return false };
+                    let mut out = [0u8; 64];
+                    scrypt::scrypt(password, salt.as_bytes(), &params, &mut out).is_ok() && bool::from(out.ct_eq(&expected[..]))
+                }
                 Scheme::Never => false,
             }
         }
@@ -308,6 +342,38 @@ mod django {
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Option<Vec<u8>> {
+        if !s.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    }
+
+    /// Werkzeug's `method$salt$hash`, `method` being `pbkdf2:sha256:<iterations>` or
+    /// `scrypt:<n>:<r>:<p>`. Only the forms Werkzeug writes: SHA-256, explicit costs.
+    fn werkzeug<'a>(method: &'a str, rest: &'a str) -> Scheme<'a> {
+        let Some((salt, hash)) = rest.split_once('$') else { return Scheme::Never };
+        let args: Vec<&str> = method.split(':').collect();
+        match args.as_slice() {
+            ["pbkdf2", "sha256", iterations] => match iterations.parse() {
+                Ok(iterations) if (1..=MAX_PBKDF2_ITERATIONS).contains(&iterations) => Scheme::WerkzeugPbkdf2 { iterations, salt, hash },
+                _ => Scheme::Never,
+            },
+            ["scrypt", n, r, p] => {
+                let (Ok(n), Ok(r), Ok(p)) = (n.parse::<u64>(), r.parse::<u32>(), p.parse::<u32>()) else { return Scheme::Never };
+                if !n.is_power_of_two() || n < 2 || r == 0 || p == 0 || r > MAX_SCRYPT_R || p > MAX_SCRYPT_P {
+                    return Scheme::Never;
+                }
+                let log_n = n.trailing_zeros() as u8;
+                if log_n > MAX_SCRYPT_LOG_N {
+                    return Scheme::Never;
+                }
+                Scheme::WerkzeugScrypt { log_n, r, p, salt, hash }
+            }
+            _ => Scheme::Never,
+        }
     }
 }
 
@@ -328,6 +394,26 @@ mod tests {
         assert!(hash.as_str().starts_with("$argon2id$v=19$"));
         assert!(h.verify(&pw, Some(&hash)));
         assert!(!h.verify(&Password::presented("wrong horse".into()).unwrap(), Some(&hash)));
+    }
+
+    #[test]
+    fn werkzeug_hashes_verify_and_ask_to_be_rehashed() {
+        let h = cheap();
+        let (pw, wrong) = (Password("correct horse".into()), Password("wrong horse".into()));
+        // werkzeug.security.check_password_hash accepts both for "correct horse"
+        let pbkdf2 = "pbkdf2:sha256:1000$NaCl1234$09648d88c553b8723dc823d15e17163d3110a5d75b040381a3557783e98e82ef";
+        let scrypt = "scrypt:1024:8:1$NaCl1234$e33270b4b868e50458f021cac93822a44f75d4647344d21ee037a2366bae4ea8a826013d4a4ab597d504b89f5a69f5d383eb027862d8e911c8425addc827f90f";
+        for hash in [pbkdf2, scrypt] {
+            let hash = PasswordHash::from_phc(hash.into());
+            assert!(hash.is_verifiable());
+            assert!(h.verify(&pw, Some(&hash)));
+            assert!(!h.verify(&wrong, Some(&hash)));
+            assert!(h.needs_rehash(&hash));
+        }
+        for bad in ["pbkdf2:sha1:1000$NaCl1234$00", "scrypt:1000:8:1$s$00", "scrypt:2097152:8:1$s$00", "md5$x$y", "!unusable", "plain"] {
+            assert!(!PasswordHash::from_phc(bad.into()).is_verifiable(), "{bad}");
+        }
+        assert!(h.hash(&pw).unwrap().is_verifiable());
     }
 
     #[test]

@@ -27,11 +27,25 @@ pub trait UserRepository: Send + Sync {
     /// when another request linked it first, returns that user.
     async fn create_user_with_identity(&self, provider: &str, subject: &str, email: &Email, now: OffsetDateTime)
     -> Result<User, RepoError>;
-    /// Stores a user carried over from the original deployment with its id kept: the original's
-    /// tokens carry it. `Ok(false)` when that id exists already (an import run again), and
-    /// nothing changes. Fails with `RepoError::Conflict("users_email_key")` when the e-mail
-    /// belongs to another user. Ids given out later stay above every imported one.
-    async fn import_user(&self, user: &User) -> Result<bool, RepoError>;
+    /// Stores a user carried over from the deployment `origin` (`django`, `flask`) with its id
+    /// kept: the original's tokens carry it. `Ok(false)` when that very user is here already (an
+    /// import run again: the same id, origin and e-mail), and nothing changes. Fails with
+    /// `RepoError::Conflict("users_pkey")` when the id belongs to another user (one registered
+    /// here, or from another deployment), and `RepoError::Conflict("users_email_key")` when the
+    /// e-mail does: a collision is never a silent skip.
+    async fn import_user(&self, user: &User, origin: &str) -> Result<bool, RepoError>;
+    /// The user with that id who came over from `origin`: `None` for a user registered here, one
+    /// from another deployment, and one the import did not carry over.
+    async fn user_from(&self, origin: &str, id: UserId) -> Result<Option<User>, RepoError>;
+    /// Moves the user id sequence past `up_to` (never back): no id the old deployment gave out
+    /// is given out again.
+    async fn reserve_user_ids(&self, up_to: i64) -> Result<(), RepoError>;
+    /// Records that an import from `origin` has started (again). Its legacy tokens are not
+    /// honoured until [`Self::finish_import`], and stay honoured once it has finished once.
+    async fn start_import(&self, origin: &str, now: OffsetDateTime) -> Result<(), RepoError>;
+    async fn finish_import(&self, origin: &str, now: OffsetDateTime) -> Result<(), RepoError>;
+    /// Whether an import from `origin` has finished.
+    async fn import_finished(&self, origin: &str) -> Result<bool, RepoError>;
     /// Replaces the password hash `old` of a user by `new`, the same password hashed again in
     /// Tessera's format; nothing changes if the hash is no longer `old`. `Ok(false)` then: the
     /// password was changed meanwhile.
@@ -43,8 +57,9 @@ pub trait UserRepository: Send + Sync {
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: OffsetDateTime) -> Result<bool, RepoError>;
     /// Deletes a user, in one transaction: every live session revoked (so each instance learns
     /// of it), external identities unlinked, and the e-mail and password erased. The row stays,
-    /// blocked, as `deleted-<id>@deleted.invalid`: ids are never given out again, and the
-    /// revoked sessions and audit events keep their user. `NotFound` when there is no such user.
+    /// blocked, as `deleted-<id>@deleted.invalid`, with no origin (it answers no legacy token):
+    /// ids are never given out again, and the revoked sessions and audit events keep their
+    /// user. `NotFound` when there is no such user.
     async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
     /// Normalizes again the e-mails stored under an older rule than `version`, with `normalize`
     /// (`None`: the address is no longer valid, and keeps its old form). A user whose new form
@@ -188,6 +203,10 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<Vec<SessionId>, RepoError>;
     /// Sessions revoked at or after `since`: what an instance loads into its revocation list.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<(SessionId, OffsetDateTime)>, RepoError>;
+    /// The longest access-token lifetime of the sessions an access token of which may still be
+    /// live at `now` (sessions keep the lifetimes they were opened with, whatever the
+    /// configuration says today); `None` when there is none.
+    async fn longest_live_access_ttl(&self, now: OffsetDateTime) -> Result<Option<time::Duration>, RepoError>;
     /// Revokes every live session of a user with one OAuth client; returns the ids revoked.
     async fn revoke_client_sessions(
         &self,

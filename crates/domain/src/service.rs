@@ -69,9 +69,22 @@ pub struct AccessContext {
     pub jti: Uuid,
     pub client_id: Option<String>,
     pub expires_at: i64,
-    /// Minted by the original library with the deployment's secret: it belongs to no Tessera
-    /// session (`session_id` is its `jti`), and lives out its own short life.
-    pub legacy: bool,
+    /// Minted by the original library with the secret of the deployment named here (`django`,
+    /// `flask`): it belongs to no Tessera session (`session_id` is its `jti`), lives out its own
+    /// short life, and speaks only for a user imported from that deployment.
+    pub legacy: Option<&'static str>,
+}
+
+/// What became of one blacklisted token of the original deployment at import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlacklistImport {
+    /// Carried over as a revoked session (or already here).
+    Imported,
+    /// Expired already, or of a user who did not come over: nothing to carry over, since no such
+    /// token is ever honoured.
+    Dropped,
+    /// Not a token of the face's legacy secret: it could never be presented successfully either.
+    Unreadable(&'static str),
 }
 
 /// A token pair as issued.
@@ -285,12 +298,15 @@ pub struct Introspection {
     pub face: String,
     pub audience: String,
     pub user_id: UserId,
-    pub session_id: SessionId,
+    /// `None` for a legacy token not yet used here: it belongs to no session.
+    pub session_id: Option<SessionId>,
     pub client_id: Option<String>,
     pub expires_at: i64,
     pub issued_at: Option<i64>,
     /// The access token's `jti`.
     pub jti: Option<Uuid>,
+    /// A legacy token: the deployment whose library minted it (`django`, `flask`).
+    pub legacy: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +338,8 @@ pub struct TokenService {
     /// When each address was last audited as throttled: one event per address per minute, so
     /// that a flood of refused attempts cannot flood the trail.
     throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>>,
+    /// Origins whose import has finished (see `legacy_user`): once finished, always finished.
+    imports_finished: Arc<std::sync::Mutex<std::collections::HashSet<&'static str>>>,
     /// Active users read by `current_user` (see there).
     active_users: Arc<std::sync::Mutex<std::collections::HashMap<UserId, User>>>,
     /// OAuth clients as read by `authenticate_client`, with when they were read: every native
@@ -378,6 +396,7 @@ impl TokenService {
             events: p.events,
             audit: p.audit,
             throttle_audited: Arc::default(),
+            imports_finished: Arc::default(),
             active_users: Arc::default(),
             clients: Arc::new(quick_cache::sync::Cache::new(1024)),
         }
@@ -745,25 +764,51 @@ impl TokenService {
     /// [`Self::adopt_legacy`].
     async fn presented_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<RefreshSecret, DomainError> {
         match face.format.read_legacy(presented, TokenKind::Refresh, now) {
-            Some(legacy) => self.adopt_legacy(face, &legacy?).await,
+            Some(legacy) => self.adopt_legacy(face, &legacy?, now).await,
             None => Ok(self.read_refresh(face, presented, now)?),
         }
     }
 
+    /// The user a legacy token of `origin` speaks for: a user imported from that deployment
+    /// with that id, once its import has finished, and active. A user registered here, one of
+    /// another deployment, one the import did not carry over (or has not yet), and a deleted one
+    /// never answer to it; a blocked one is refused as blocked. Read from the store at every
+    /// use, so a block or deletion by any process counts at once.
+    pub async fn legacy_user(&self, origin: &'static str, id: UserId) -> Result<User, DomainError> {
+        let finished = self.imports_finished.lock().map(|s| s.contains(origin)).unwrap_or(false);
+        if !finished {
+            if !self.store.import_finished(origin).await? {
+                return Err(AuthError::UnknownUser.into());
+            }
+            if let Ok(mut s) = self.imports_finished.lock() {
+                s.insert(origin);
+            }
+        }
+        let user = self.store.user_from(origin, id).await?.ok_or(AuthError::UnknownUser)?;
+        if user.status == UserStatus::Blocked {
+            return Err(AuthError::UserBlocked.into());
+        }
+        Ok(user)
+    }
+
     /// Makes a legacy refresh token a Tessera one at its first use: a session of the face for
     /// its user, whose first refresh record is the token (its `jti` is the secret, stored only
-    /// as its keyed hash), living until the token's own `exp`. From then on the token is like
-    /// any other: used once under `rotate` (a second use is reuse), revocable, blocked with its
-    /// user. Adopting again finds the record; two instances adopting at once meet on its unique
-    /// hash. An imported blacklist entry is such a record, already revoked.
-    async fn adopt_legacy(&self, face: &Face, token: &LegacyToken) -> Result<RefreshSecret, DomainError> {
+    /// as its keyed hash), living until the token's own `exp` but no longer than the longest a
+    /// session may live from the token's `iat`. From then on the token is like any other: used
+    /// once under `rotate` (a second use is reuse), revocable, blocked with its user. Adopting
+    /// again finds the record; two instances adopting at once meet on its unique hash. An
+    /// imported blacklist entry is such a record, already revoked.
+    async fn adopt_legacy(&self, face: &Face, token: &LegacyToken, now: OffsetDateTime) -> Result<RefreshSecret, DomainError> {
         let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?;
         let hash = self.secret_hash(secret.as_bytes());
         if self.store.refresh_by_hash(hash).await?.is_some() {
             return Ok(secret);
         }
-        let user = self.store.user_by_id(token.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        let user = self.legacy_user(token.origin, token.user_id).await?;
         let (session, record) = self.legacy_session(face, &user, token, hash, None);
+        if record.expires_at <= now {
+            return Err(AuthError::TokenExpired.into());
+        }
         match self.store.open_session(&session, &record).await {
             Ok(()) => tracing::info!(session_id = %session.id, user_id = %user.id, "legacy refresh token adopted"),
             // Adopted by another request in the meantime.
@@ -776,13 +821,23 @@ impl TokenService {
     }
 
     /// Carries a refresh token the original deployment had blacklisted over as a revoked
-    /// session, so that presenting it is refused as revocation and as reuse. `Ok(false)`: the
-    /// token is expired (it can never be used again anyway), or its user is not here.
-    pub async fn import_blacklisted(&self, face: &Face, raw: &str, at: OffsetDateTime, now: OffsetDateTime) -> Result<bool, DomainError> {
+    /// session, so that presenting it is refused as revocation and as reuse. Never fatal for a
+    /// row it cannot read: that is reported as [`BlacklistImport::Unreadable`].
+    pub async fn import_blacklisted(
+        &self,
+        face: &Face,
+        raw: &str,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<BlacklistImport, DomainError> {
         let token = match face.format.read_legacy(raw, TokenKind::Refresh, now) {
-            None => return Err(DomainError::invalid("legacy_secret", "the blacklisted token is not signed by the face's legacy secret")),
-            Some(Err(AuthError::TokenExpired)) => return Ok(false),
-            Some(t) => t?,
+            None => return Ok(BlacklistImport::Unreadable("not a token of the face's legacy secret (not a JWT, or it names a key)")),
+            Some(Err(AuthError::TokenExpired)) => return Ok(BlacklistImport::Dropped),
+            Some(Err(AuthError::WrongTokenType)) => return Ok(BlacklistImport::Unreadable("not a refresh token")),
+            Some(Err(_)) => {
+                return Ok(BlacklistImport::Unreadable("its signature does not verify with the face's legacy secret (an older secret?)"));
+            }
+            Some(Ok(t)) => t,
         };
         let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?;
         let hash = self.secret_hash(secret.as_bytes());
@@ -791,16 +846,23 @@ impl TokenService {
             if !session.is_revoked() {
                 self.revoke_session(session.id, "blacklisted before the migration", now).await?;
             }
-            return Ok(true);
+            return Ok(BlacklistImport::Imported);
         }
-        let Some(user) = self.store.user_by_id(token.user_id).await? else { return Ok(false) };
+        let Some(user) = self.store.user_from(token.origin, token.user_id).await? else { return Ok(BlacklistImport::Dropped) };
         let (session, record) = self.legacy_session(face, &user, &token, hash, Some(at));
-        self.store.open_session(&session, &record).await?;
-        Ok(true)
+        match self.store.open_session(&session, &record).await {
+            // a session opens live: it is revoked in a write of its own
+            Ok(()) => self.revoke_session(session.id, "blacklisted before the migration", now).await?,
+            // imported by a run that stopped part-way, or by another at once
+            Err(crate::RepoError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(BlacklistImport::Imported)
     }
 
     /// The session and first record a legacy refresh token becomes; `revoked`: an imported
-    /// blacklist entry.
+    /// blacklist entry. The session lives no longer than `max_session_lifetime` from the token's
+    /// `iat`, whatever its `exp` says.
     fn legacy_session(
         &self,
         face: &Face,
@@ -809,6 +871,7 @@ impl TokenService {
         hash: TokenHash,
         revoked: Option<OffsetDateTime>,
     ) -> (Session, RefreshRecord) {
+        let cap = token.issued_at + self.settings.max_session_lifetime;
         let session = Session {
             id: SessionId(Uuid::now_v7()),
             user_id: user.id,
@@ -816,7 +879,7 @@ impl TokenService {
             face: face.name.clone(),
             profile: face.profile.clone(),
             created_at: token.issued_at,
-            expires_at: (token.issued_at + self.settings.max_session_lifetime).max(token.expires_at),
+            expires_at: cap,
             last_refresh_at: None,
             ip: None,
             user_agent: None,
@@ -830,7 +893,7 @@ impl TokenService {
             parent: None,
             access_jti: Uuid::new_v4(),
             issued_at: token.issued_at,
-            expires_at: token.expires_at,
+            expires_at: token.expires_at.min(cap),
             rotated_at: None,
             sealed_secret: None,
         };
@@ -848,8 +911,12 @@ impl TokenService {
         input: RefreshInput<'_>,
         now: OffsetDateTime,
     ) -> Result<Refreshed, DomainError> {
-        let result = match self.presented_refresh(face, presented, now).await {
-            Ok(secret) => match face.refresh {
+        let policy = match self.presented_refresh(face, presented, now).await {
+            Ok(secret) => self.policy_of(face, &secret).await.map(|p| (secret, p)),
+            Err(e) => Err(e),
+        };
+        let result = match policy {
+            Ok((secret, policy)) => match policy {
                 RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(|(pair, how)| (Refreshed::Pair(pair), how)),
                 RefreshPolicy::Reuse => {
                     self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
@@ -864,6 +931,21 @@ impl TokenService {
         };
         self.emit(Event::Refresh { face: &face.name, outcome });
         result.map(|(r, _)| r)
+    }
+
+    /// The policy a refresh token lives by: that of the face that issued it, wherever it is
+    /// presented. Faces that share an audience accept each other's refresh tokens and may
+    /// refresh differently; a token rotated at one must not live on at a sibling that reuses.
+    /// The store is read only when the face's peers refresh differently from it.
+    async fn policy_of(&self, face: &Face, secret: &RefreshSecret) -> Result<RefreshPolicy, DomainError> {
+        let peers = self.faces.peers_of(face);
+        if peers.iter().all(|p| self.faces.get(p).is_none_or(|f| f.refresh == face.refresh)) {
+            return Ok(face.refresh);
+        }
+        Ok(match self.store.refresh_by_hash(self.secret_hash(secret.as_bytes())).await? {
+            Some((_, session)) => self.faces.get(&session.face).map_or(face.refresh, |f| f.refresh),
+            None => face.refresh,
+        })
     }
 
     async fn rotate(
@@ -1189,10 +1271,32 @@ impl TokenService {
         }
     }
 
-    /// Accepts an access token at a face: signature and algorithm, type, times, audience (the
-    /// face's own, or its group's), and a live session. A blocked user's sessions are revoked,
-    /// so this covers the user too. No I/O: a signature check and an in-memory look-up.
+    /// Accepts an access token at a face: what [`Self::resolve_access`] checks, and for a
+    /// legacy token its user (see [`Self::legacy_user`]). A native token's check has no I/O; a
+    /// legacy token's reads its user, so that a block or deletion by any process counts at once.
+    pub async fn accept_access(&self, face: &Face, token: &str, now: OffsetDateTime) -> Result<AccessContext, DomainError> {
+        let ctx = self.resolve_any(face, token, now)?;
+        if let Some(origin) = ctx.legacy {
+            self.legacy_user(origin, ctx.user_id).await?;
+        }
+        Ok(ctx)
+    }
+
+    /// Accepts a Tessera access token at a face: signature and algorithm, type, times, audience
+    /// (the face's own, or its group's), and a live session. A blocked user's sessions are
+    /// revoked, so this covers the user too. No I/O: a signature check and an in-memory look-up.
+    /// A legacy token is refused here (it fails closed): its user must be read, by
+    /// [`Self::accept_access`].
     pub fn resolve_access(&self, face: &Face, token: &str, now: OffsetDateTime) -> Result<AccessContext, AuthError> {
+        let ctx = self.resolve_any(face, token, now)?;
+        if ctx.legacy.is_some() {
+            return Err(AuthError::UnknownUser);
+        }
+        Ok(ctx)
+    }
+
+    /// [`Self::resolve_access`], legacy tokens read but their user not checked.
+    fn resolve_any(&self, face: &Face, token: &str, now: OffsetDateTime) -> Result<AccessContext, AuthError> {
         if let Some(legacy) = face.format.read_legacy(token, TokenKind::Access, now) {
             let t = legacy?;
             return Ok(AccessContext {
@@ -1201,7 +1305,7 @@ impl TokenService {
                 jti: t.jti,
                 client_id: None,
                 expires_at: t.expires_at.unix_timestamp(),
-                legacy: true,
+                legacy: Some(t.origin),
             });
         }
         let view = face.format.read_access(&self.keyring, token, Some(now))?;
@@ -1217,7 +1321,7 @@ impl TokenService {
             jti: view.jti,
             client_id: view.client_id,
             expires_at: view.expires_at,
-            legacy: false,
+            legacy: None,
         })
     }
 
@@ -1230,6 +1334,10 @@ impl TokenService {
     /// block made here also drops the user from memory; blocked users are never kept; nothing
     /// else a token's caller sees changes under it.
     pub async fn current_user(&self, ctx: &AccessContext) -> Result<User, DomainError> {
+        // a legacy token's user is read every time: no session of it hears of a block
+        if let Some(origin) = ctx.legacy {
+            return self.legacy_user(origin, ctx.user_id).await;
+        }
         if let Some(user) = self.active_users.lock().ok().and_then(|m| m.get(&ctx.user_id).cloned()) {
             return Ok(user);
         }
@@ -1270,49 +1378,97 @@ impl TokenService {
     /// RFC 7662: what any face's access or refresh token is, when it is live (signature, type,
     /// times, its session not revoked, its user active); `None` for revoked, expired, unknown
     /// and malformed tokens alike. Reads the session, so a revocation by another instance
-    /// counts at once.
+    /// counts at once. Reads only: a legacy refresh token is not adopted by being looked at, and
+    /// a legacy token is reported as what it is (its deployment, no session).
     pub async fn introspect(&self, raw: &str, now: OffsetDateTime) -> Result<Option<Introspection>, DomainError> {
         for face in self.faces.iter() {
-            let Ok(ctx) = self.resolve_access(face, raw, now) else { continue };
-            // a legacy token has no session: its face and user are all there is
-            let (face_name, user_id, session_id, client_id, issued_at) = if ctx.legacy {
-                if self.current_user(&ctx).await.is_err() {
-                    return Ok(None);
+            let Ok(ctx) = self.resolve_any(face, raw, now) else { continue };
+            if let Some(origin) = ctx.legacy {
+                match self.legacy_user(origin, ctx.user_id).await {
+                    Ok(_) => {}
+                    Err(DomainError::Auth(_)) => return Ok(None),
+                    Err(e) => return Err(e),
                 }
-                (face.name.clone(), ctx.user_id, ctx.session_id, None, None)
-            } else {
-                let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
-                if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
-                    return Ok(None);
-                }
-                let issued_at = ctx.expires_at - session.profile.access_ttl().whole_seconds();
-                (session.face, session.user_id, session.id, session.client_id, Some(issued_at))
-            };
+                return Ok(Some(Introspection {
+                    token_type: "access_token",
+                    face: face.name.clone(),
+                    audience: face.audience.clone(),
+                    user_id: ctx.user_id,
+                    session_id: None,
+                    client_id: None,
+                    expires_at: ctx.expires_at,
+                    issued_at: None,
+                    jti: Some(ctx.jti),
+                    legacy: Some(origin),
+                }));
+            }
+            let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
+            if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
+                return Ok(None);
+            }
+            let issued_at = ctx.expires_at - session.profile.access_ttl().whole_seconds();
             return Ok(Some(Introspection {
                 token_type: "access_token",
-                face: face_name,
+                face: session.face,
                 audience: face.audience.clone(),
-                user_id,
-                session_id,
-                client_id,
+                user_id: session.user_id,
+                session_id: Some(session.id),
+                client_id: session.client_id,
                 expires_at: ctx.expires_at,
-                issued_at,
+                issued_at: Some(issued_at),
                 jti: Some(ctx.jti),
+                legacy: None,
             }));
         }
         for face in self.faces.iter() {
-            match self.check_refresh(face, raw, now).await {
+            let secret = match face.format.read_legacy(raw, TokenKind::Refresh, now) {
+                Some(Ok(token)) => {
+                    let Some(secret) = token.refresh_secret() else { continue };
+                    if self.store.refresh_by_hash(self.secret_hash(secret.as_bytes())).await?.is_none() {
+                        // never used here: what the token itself says, if its user came over
+                        match self.legacy_user(token.origin, token.user_id).await {
+                            Ok(_) => {}
+                            Err(DomainError::Auth(_)) => continue,
+                            Err(e) => return Err(e),
+                        }
+                        let expires_at = token.expires_at.min(token.issued_at + self.settings.max_session_lifetime);
+                        if expires_at <= now {
+                            continue;
+                        }
+                        return Ok(Some(Introspection {
+                            token_type: "refresh_token",
+                            face: face.name.clone(),
+                            audience: face.audience.clone(),
+                            user_id: token.user_id,
+                            session_id: None,
+                            client_id: None,
+                            expires_at: expires_at.unix_timestamp(),
+                            issued_at: Some(token.issued_at.unix_timestamp()),
+                            jti: None,
+                            legacy: Some(token.origin),
+                        }));
+                    }
+                    secret
+                }
+                Some(Err(_)) => continue,
+                None => match self.read_refresh(face, raw, now) {
+                    Ok(secret) => secret,
+                    Err(_) => continue,
+                },
+            };
+            match self.live_refresh(face, &secret, None, now).await {
                 Ok((record, session, _)) => {
                     return Ok(Some(Introspection {
                         token_type: "refresh_token",
                         face: session.face.clone(),
                         audience: face.audience.clone(),
                         user_id: session.user_id,
-                        session_id: session.id,
+                        session_id: Some(session.id),
                         client_id: session.client_id.clone(),
                         expires_at: record.expires_at.unix_timestamp(),
                         issued_at: Some(record.issued_at.unix_timestamp()),
                         jti: None,
+                        legacy: None,
                     }));
                 }
                 Err(DomainError::Auth(_)) => continue,

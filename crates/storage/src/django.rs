@@ -32,6 +32,9 @@ pub struct DjangoBlacklisted {
 #[derive(Debug, Default)]
 pub struct DjangoExport {
     pub users: Vec<DjangoUser>,
+    /// The highest user id the deployment ever gave out, deleted users' included: its id
+    /// sequence (0 when it has none).
+    pub highest_id_given: i64,
     /// Empty when the deployment did not install simplejwt's blacklist app.
     pub blacklisted: Vec<DjangoBlacklisted>,
 }
@@ -44,6 +47,10 @@ const PG_USERS: &str = "select id, username, email, password, is_active::int8, e
 const PG_BLACKLIST: &str = "select o.token, extract(epoch from b.blacklisted_at)::int8 \
                             from token_blacklist_blacklistedtoken b join token_blacklist_outstandingtoken o on o.id = b.token_id \
                             order by o.id";
+const PG_SEQUENCE: &str = "select coalesce((select last_value from pg_sequences \
+                           where schemaname = current_schema() and sequencename = 'auth_user_id_seq'), 0)::int8";
+const SQLITE_SEQUENCE: &str = "select coalesce((select seq from sqlite_sequence where name = 'auth_user'), 0)";
+const SQLITE_HAS_SEQUENCE: &str = "select count(*) from sqlite_master where type = 'table' and name = 'sqlite_sequence'";
 const PG_HAS_BLACKLIST: &str = "select count(*) from information_schema.tables where table_name = 'token_blacklist_blacklistedtoken'";
 const SQLITE_USERS: &str = "select id, username, email, password, cast(is_active as integer), cast(strftime('%s', date_joined) as integer) \
                             from auth_user order by id";
@@ -55,23 +62,29 @@ const SQLITE_HAS_BLACKLIST: &str = "select count(*) from sqlite_master where typ
 /// Reads users and blacklist from the Django database at `url` (`postgres://…` or
 /// `sqlite:…`); a SQLite file is opened read-only.
 pub async fn read(url: &str) -> Result<DjangoExport, sqlx::Error> {
-    let (users, blacklist): (Vec<UserRow>, Vec<BlacklistRow>) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut c = PgConnectOptions::from_str(url)?.connect().await?;
-        let users = sqlx::query_as(PG_USERS).fetch_all(&mut c).await?;
-        let (has,): (i64,) = sqlx::query_as(PG_HAS_BLACKLIST).fetch_one(&mut c).await?;
-        let bl = if has > 0 { sqlx::query_as(PG_BLACKLIST).fetch_all(&mut c).await? } else { vec![] };
-        c.close().await?;
-        (users, bl)
-    } else {
-        let mut c = SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
-        let users = sqlx::query_as(SQLITE_USERS).fetch_all(&mut c).await?;
-        let (has,): (i64,) = sqlx::query_as(SQLITE_HAS_BLACKLIST).fetch_one(&mut c).await?;
-        let bl = if has > 0 { sqlx::query_as(SQLITE_BLACKLIST).fetch_all(&mut c).await? } else { vec![] };
-        c.close().await?;
-        (users, bl)
-    };
+    let (users, blacklist, (sequence,)): (Vec<UserRow>, Vec<BlacklistRow>, (i64,)) =
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut c = PgConnectOptions::from_str(url)?.connect().await?;
+            let users = sqlx::query_as(PG_USERS).fetch_all(&mut c).await?;
+            let (has,): (i64,) = sqlx::query_as(PG_HAS_BLACKLIST).fetch_one(&mut c).await?;
+            let bl = if has > 0 { sqlx::query_as(PG_BLACKLIST).fetch_all(&mut c).await? } else { vec![] };
+            let seq = sqlx::query_as(PG_SEQUENCE).fetch_one(&mut c).await?;
+            c.close().await?;
+            (users, bl, seq)
+        } else {
+            let mut c = SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
+            let users = sqlx::query_as(SQLITE_USERS).fetch_all(&mut c).await?;
+            let (has,): (i64,) = sqlx::query_as(SQLITE_HAS_BLACKLIST).fetch_one(&mut c).await?;
+            let bl = if has > 0 { sqlx::query_as(SQLITE_BLACKLIST).fetch_all(&mut c).await? } else { vec![] };
+            let (has_seq,): (i64,) = sqlx::query_as(SQLITE_HAS_SEQUENCE).fetch_one(&mut c).await?;
+            let seq = if has_seq > 0 { sqlx::query_as(SQLITE_SEQUENCE).fetch_one(&mut c).await? } else { (0,) };
+            c.close().await?;
+            (users, bl, seq)
+        };
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let highest = users.iter().map(|u| u.0).max().unwrap_or(0).max(sequence);
     Ok(DjangoExport {
+        highest_id_given: highest,
         users: users
             .into_iter()
             .map(|(id, username, email, password, active, joined)| DjangoUser {

@@ -19,7 +19,7 @@ use tessera_domain::ports::{
 use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
 use tessera_domain::throttle::{ANY_ADDRESS, AttemptRow};
 use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// The channel every instance listens on; the payload is a revoked session's id.
@@ -32,6 +32,19 @@ static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| cra
 
 /// Maps a sqlx error to the domain's: unique violations by constraint name, the rest opaque
 /// (with the cause kept for the log).
+/// Moves the users' identity sequence past `up_to` and every stored id, never back.
+async fn reserve_ids(tx: &mut sqlx::PgConnection, up_to: i64) -> Result<(), RepoError> {
+    sqlx::query(
+        "select setval('users_id_seq', greatest($1::bigint, coalesce((select max(id) from users), 1), \
+         (select case when is_called then last_value else last_value - 1 end from users_id_seq), 1))",
+    )
+    .bind(up_to)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 pub fn map_err(e: sqlx::Error) -> RepoError {
     if let sqlx::Error::Database(db) = &e
         && db.is_unique_violation()
@@ -341,11 +354,11 @@ impl UserRepository for PgStore {
         rows::user(&row)
     }
 
-    async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
+    async fn import_user(&self, user: &User, origin: &str) -> Result<bool, RepoError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
-            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at) \
-             overriding system value values ($1, $2, $3, $4, $5, $6, $7) on conflict (id) do nothing",
+            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at, origin) \
+             overriding system value values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing",
         )
         .bind(user.id.0)
         .bind(user.email.as_str())
@@ -354,17 +367,74 @@ impl UserRepository for PgStore {
         .bind(user.status.as_str())
         .bind(user.created_at)
         .bind(user.password_changed_at)
+        .bind(origin)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?
         .rows_affected();
-        // The identity sequence continues above the highest id, imported ones included.
-        sqlx::query("select setval(pg_get_serial_sequence('users', 'id'), greatest((select max(id) from users), 1))")
-            .execute(&mut *tx)
+        if done == 0 {
+            // the id is taken: by this very user (an import run again), or by someone else
+            let (same,): (bool,) =
+                sqlx::query_as("select origin is not distinct from $2 and email_normalized = $3 from users where id = $1")
+                    .bind(user.id.0)
+                    .bind(origin)
+                    .bind(user.email.normalized())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            return if same { Ok(false) } else { Err(RepoError::Conflict("users_pkey")) };
+        }
+        reserve_ids(&mut tx, user.id.0).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn user_from(&self, origin: &str, id: UserId) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id = $1 and origin = $2")))
+            .bind(id.0)
+            .bind(origin)
+            .fetch_optional(&self.pool)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done == 1)
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn reserve_user_ids(&self, up_to: i64) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        reserve_ids(&mut tx, up_to).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn start_import(&self, origin: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+        sqlx::query("insert into imports (origin, started_at) values ($1, $2) on conflict (origin) do update set started_at = $2")
+            .bind(origin)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn finish_import(&self, origin: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+        sqlx::query(
+            "insert into imports (origin, started_at, finished_at) values ($1, $2, $2) \
+             on conflict (origin) do update set finished_at = coalesce(imports.finished_at, $2)",
+        )
+        .bind(origin)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn import_finished(&self, origin: &str) -> Result<bool, RepoError> {
+        let row: Option<(bool,)> = sqlx::query_as("select finished_at is not null from imports where origin = $1")
+            .bind(origin)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some_and(|(f,)| f))
     }
 
     async fn renormalize_emails(
@@ -448,7 +518,8 @@ impl UserRepository for PgStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let tombstone = format!("deleted-{}@deleted.invalid", id.0);
         let updated = sqlx::query(
-            "update users set email = $2, email_normalized = $2, password_hash = null, status = 'blocked', password_changed_at = $3 where id = $1",
+            "update users set email = $2, email_normalized = $2, password_hash = null, status = 'blocked', password_changed_at = $3, \
+             origin = null where id = $1",
         )
         .bind(id.0)
         .bind(&tombstone)
@@ -859,6 +930,19 @@ impl SessionRepository for PgStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(rows::revoked).collect()
+    }
+
+    async fn longest_live_access_ttl(&self, now: OffsetDateTime) -> Result<Option<Duration>, RepoError> {
+        // no access token outlives its session by more than the longest lifetime of any
+        let (longest,): (Option<i64>,) =
+            sqlx::query_as("select max(access_ttl_seconds)::int8 from sessions").fetch_one(&self.pool).await.map_err(map_err)?;
+        let Some(longest) = longest else { return Ok(None) };
+        let (live,): (Option<i64>,) = sqlx::query_as("select max(access_ttl_seconds)::int8 from sessions where expires_at > $1")
+            .bind(now - Duration::seconds(longest))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(live.map(Duration::seconds))
     }
 
     async fn revoke_client_sessions(

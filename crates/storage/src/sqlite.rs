@@ -21,7 +21,7 @@ use tessera_domain::ports::{
 use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
 use tessera_domain::throttle::{ANY_ADDRESS, AttemptRow};
 use tessera_domain::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::rows::{self, CLIENT_COLS, RowExt, SESSION_COLS, TOKEN_COLS, USER_COLS};
@@ -445,12 +445,11 @@ impl UserRepository for SqliteStore {
         rows::user(&row)
     }
 
-    async fn import_user(&self, user: &User) -> Result<bool, RepoError> {
-        let _turn = self.write_turn().await;
-        // `autoincrement` keeps later ids above the highest one ever stored, imported ones too.
+    async fn import_user(&self, user: &User, origin: &str) -> Result<bool, RepoError> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at) \
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7) on conflict (id) do nothing",
+            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at, origin) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) on conflict (id) do nothing",
         )
         .bind(user.id.0)
         .bind(user.email.as_str())
@@ -459,11 +458,84 @@ impl UserRepository for SqliteStore {
         .bind(user.status.as_str())
         .bind(user.created_at)
         .bind(user.password_changed_at)
-        .execute(&self.pool)
+        .bind(origin)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?
         .rows_affected();
-        Ok(done == 1)
+        if done == 0 {
+            // the id is taken: by this very user (an import run again), or by someone else
+            let (same,): (bool,) = sqlx::query_as("select origin is ?2 and email_normalized = ?3 from users where id = ?1")
+                .bind(user.id.0)
+                .bind(origin)
+                .bind(user.email.normalized())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            return if same { Ok(false) } else { Err(RepoError::Conflict("users_pkey")) };
+        }
+        // `autoincrement` keeps later ids above the highest one ever stored, imported ones too.
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn user_from(&self, origin: &str, id: UserId) -> Result<Option<User>, RepoError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id = ?1 and origin = ?2")))
+            .bind(id.0)
+            .bind(origin)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn reserve_user_ids(&self, up_to: i64) -> Result<(), RepoError> {
+        let mut tx = self.write_tx().await?;
+        // `autoincrement` gives out ids above sqlite_sequence's value for the table
+        sqlx::query("insert into sqlite_sequence (name, seq) select 'users', 0 where not exists (select 1 from sqlite_sequence where name = 'users')")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("update sqlite_sequence set seq = max(seq, ?1) where name = 'users'")
+            .bind(up_to)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn start_import(&self, origin: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("insert into imports (origin, started_at) values (?1, ?2) on conflict (origin) do update set started_at = ?2")
+            .bind(origin)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn finish_import(&self, origin: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "insert into imports (origin, started_at, finished_at) values (?1, ?2, ?2) \
+             on conflict (origin) do update set finished_at = coalesce(imports.finished_at, ?2)",
+        )
+        .bind(origin)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn import_finished(&self, origin: &str) -> Result<bool, RepoError> {
+        let row: Option<(bool,)> = sqlx::query_as("select finished_at is not null from imports where origin = ?1")
+            .bind(origin)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some_and(|(f,)| f))
     }
 
     async fn renormalize_emails(
@@ -550,7 +622,8 @@ impl UserRepository for SqliteStore {
         let mut tx = self.write_tx().await?;
         let tombstone = format!("deleted-{}@deleted.invalid", id.0);
         let updated = sqlx::query(
-            "update users set email = ?2, email_normalized = ?2, password_hash = null, status = 'blocked', password_changed_at = ?3 where id = ?1",
+            "update users set email = ?2, email_normalized = ?2, password_hash = null, status = 'blocked', password_changed_at = ?3, \
+             origin = null where id = ?1",
         )
         .bind(id.0)
         .bind(&tombstone)
@@ -946,6 +1019,19 @@ impl SessionRepository for SqliteStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(rows::revoked).collect()
+    }
+
+    async fn longest_live_access_ttl(&self, now: OffsetDateTime) -> Result<Option<Duration>, RepoError> {
+        // no access token outlives its session by more than the longest lifetime of any
+        let (longest,): (Option<i64>,) =
+            sqlx::query_as("select max(access_ttl_seconds) from sessions").fetch_one(&self.pool).await.map_err(map_err)?;
+        let Some(longest) = longest else { return Ok(None) };
+        let (live,): (Option<i64>,) = sqlx::query_as("select max(access_ttl_seconds) from sessions where expires_at > ?1")
+            .bind(now - Duration::seconds(longest))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(live.map(Duration::seconds))
     }
 
     async fn revoke_client_sessions(

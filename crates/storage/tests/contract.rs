@@ -113,15 +113,15 @@ async fn imported_users_keep_their_ids_and_later_ids_go_above_them(store: Arc<dy
         created_at: now(),
         password_changed_at: None,
     };
-    assert!(store.import_user(&imported).await.unwrap());
-    assert!(!store.import_user(&imported).await.unwrap(), "a second import of the same id changes nothing");
+    assert!(store.import_user(&imported, "django").await.unwrap());
+    assert!(!store.import_user(&imported, "django").await.unwrap(), "a second import of the same id changes nothing");
     let back = store.user_by_id(imported.id).await.unwrap().unwrap();
     assert_eq!(
         (back.email.as_str(), back.status, back.password_hash.as_ref()),
         ("django@example.com", UserStatus::Blocked, imported.password_hash.as_ref())
     );
     let taken = User { id: tessera_domain::UserId(first.id.0 + 50), email: Email::parse("FIRST@example.com").unwrap(), ..imported.clone() };
-    assert!(matches!(store.import_user(&taken).await.unwrap_err(), RepoError::Conflict("users_email_key")));
+    assert!(matches!(store.import_user(&taken, "django").await.unwrap_err(), RepoError::Conflict("users_email_key")));
     let next = user(&*store, "next@example.com").await;
     assert!(next.id.0 > imported.id.0, "{:?} must be above the imported {:?}", next.id, imported.id);
 
@@ -131,6 +131,58 @@ async fn imported_users_keep_their_ids_and_later_ids_go_above_them(store: Arc<dy
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, imported.password_hash, "only the hash it replaces");
     assert!(store.rehash_password(imported.id, imported.password_hash.as_ref().unwrap(), &new_hash).await.unwrap());
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, Some(new_hash));
+}
+
+/// Issue 21: an imported id that a user registered here has is a conflict, never "present"; a
+/// user answers to the legacy tokens of its own deployment only; the id sequence moves past every
+/// id the old deployment gave out; an import is finished only when it says so.
+async fn an_imported_id_never_speaks_for_a_user_registered_here(store: Arc<dyn Store>) {
+    use tessera_domain::UserId;
+    let native = user(&*store, "native@example.com").await;
+    let django = |id: i64, email: &str| User {
+        id: UserId(id),
+        email: Email::parse(email).unwrap(),
+        password_hash: None,
+        status: UserStatus::Active,
+        created_at: now(),
+        password_changed_at: None,
+    };
+    // the old deployment's user with the native user's id, and another e-mail
+    let err = store.import_user(&django(native.id.0, "legacy@example.com"), "django").await.unwrap_err();
+    assert!(matches!(err, RepoError::Conflict("users_pkey")), "{err:?}");
+    assert_eq!(store.user_by_id(native.id).await.unwrap().unwrap().email.as_str(), "native@example.com", "nothing changed");
+    // the same id and e-mail, but registered here: still not the old deployment's user
+    let err = store.import_user(&django(native.id.0, "native@example.com"), "django").await.unwrap_err();
+    assert!(matches!(err, RepoError::Conflict("users_pkey")), "{err:?}");
+    assert!(store.user_from("django", native.id).await.unwrap().is_none(), "a user registered here answers to no legacy token");
+
+    let carried = django(native.id.0 + 10, "carried@example.com");
+    assert!(store.import_user(&carried, "django").await.unwrap());
+    assert!(store.user_from("django", carried.id).await.unwrap().is_some());
+    assert!(store.user_from("flask", carried.id).await.unwrap().is_none(), "not a user of another deployment");
+    let err = store.import_user(&carried, "flask").await.unwrap_err();
+    assert!(matches!(err, RepoError::Conflict("users_pkey")), "the same id from another deployment: {err:?}");
+
+    // ids the old deployment gave out (its deleted users' too) are never given out again
+    store.reserve_user_ids(native.id.0 + 100).await.unwrap();
+    store.reserve_user_ids(native.id.0 + 20).await.unwrap();
+    let next = user(&*store, "next@example.com").await;
+    assert!(next.id.0 > native.id.0 + 100, "{:?}", next.id);
+    assert!(store.user_from("django", next.id).await.unwrap().is_none());
+
+    // finished only when finished; a run started again does not unfinish it
+    assert!(!store.import_finished("django").await.unwrap());
+    store.start_import("django", now()).await.unwrap();
+    assert!(!store.import_finished("django").await.unwrap());
+    store.finish_import("django", now()).await.unwrap();
+    assert!(store.import_finished("django").await.unwrap());
+    store.start_import("django", now()).await.unwrap();
+    assert!(store.import_finished("django").await.unwrap());
+    assert!(!store.import_finished("flask").await.unwrap());
+
+    // a deleted user answers to no legacy token
+    store.delete_user(carried.id, now()).await.unwrap();
+    assert!(store.user_from("django", carried.id).await.unwrap().is_none());
 }
 
 async fn failed_logins_lock_the_address_then_the_account_but_never_the_owners_address(store: Arc<dyn Store>) {
@@ -569,6 +621,7 @@ contract!(
     emails_are_unique_case_insensitively,
     failed_logins_lock_the_address_then_the_account_but_never_the_owners_address,
     imported_users_keep_their_ids_and_later_ids_go_above_them,
+    an_imported_id_never_speaks_for_a_user_registered_here,
     emails_compare_case_insensitively_beyond_ascii,
     a_session_round_trips_and_its_token_rotates_once,
     a_password_login_opens_its_session_and_forgets_the_addresss_failures_in_one_write,

@@ -24,8 +24,9 @@ fn header(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap()
 }
 
-/// The original's users, with their original ids: what `tessera import django` does.
-async fn import(app: &TestApp, users: &[(i64, &str, UserStatus)]) {
+/// The original's users, with their original ids: what `tessera import django` (or `flask`)
+/// does, the import then finished.
+async fn import(app: &TestApp, origin: &str, users: &[(i64, &str, UserStatus)]) {
     for (id, email, status) in users {
         let user = User {
             id: UserId(*id),
@@ -35,8 +36,9 @@ async fn import(app: &TestApp, users: &[(i64, &str, UserStatus)]) {
             created_at: OffsetDateTime::now_utc(),
             password_changed_at: None,
         };
-        assert!(app.store.import_user(&user).await.unwrap());
+        assert!(app.store.import_user(&user, origin).await.unwrap());
     }
+    app.store.finish_import(origin, OffsetDateTime::now_utc()).await.unwrap();
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
@@ -60,6 +62,7 @@ async fn simplejwt_app() -> (TestApp, Value) {
     .await;
     import(
         &app,
+        "django",
         &[
             (1, "alice@example.com", UserStatus::Active),
             (2, "bob@example.com", UserStatus::Active),
@@ -202,7 +205,7 @@ async fn a_flask_users_tokens_of_either_era_survive_the_switch() {
     let f = fixtures();
     let secret = s(&f["flask_legacy"]["secret"]).to_owned();
     let app = spawn_with(|st| st.dialects.flask.legacy_secret = Some(LegacySecret::new(secret))).await;
-    import(&app, &[(1, "one@example.com", UserStatus::Active), (2, "two@example.com", UserStatus::Active)]).await;
+    import(&app, "flask", &[(1, "one@example.com", UserStatus::Active), (2, "two@example.com", UserStatus::Active)]).await;
     let old = &f["flask_legacy"];
     let bearer = |t: &Value| format!("Bearer {}", s(t));
 

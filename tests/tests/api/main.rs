@@ -11,6 +11,7 @@ mod emails;
 mod faces;
 mod fixtures;
 mod helpers;
+mod identity;
 mod legacy;
 mod mail;
 mod medods;

@@ -345,6 +345,11 @@ pub struct IntrospectResponse {
     /// The face (native API or dialect) that issued the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face: Option<String>,
+    /// A legacy token, minted by the original library of the deployment named here (`django`,
+    /// `flask`) before the migration: it has no Tessera issuer and, until its first use here, no
+    /// session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<&'static str>,
 }
 
 /// Introspect a token (RFC 7662): an access or refresh token of any face. Revoked, expired,
@@ -383,6 +388,7 @@ pub async fn introspect_token(req: HttpRequest, state: web::Data<AppState>, payl
             sid: None,
             jti: None,
             face: None,
+            legacy: None,
         },
         Some(i) => IntrospectResponse {
             active: true,
@@ -391,11 +397,12 @@ pub async fn introspect_token(req: HttpRequest, state: web::Data<AppState>, payl
             client_id: i.client_id,
             exp: Some(i.expires_at),
             iat: i.issued_at,
-            iss: Some(state.settings.tokens.issuer.clone()),
+            iss: i.legacy.is_none().then(|| state.settings.tokens.issuer.clone()),
             aud: Some(i.audience),
-            sid: Some(i.session_id.to_string()),
+            sid: i.session_id.map(|s| s.to_string()),
             jti: i.jti.map(|j| j.to_string()),
             face: Some(i.face),
+            legacy: i.legacy,
         },
     };
     Ok(no_store(HttpResponse::Ok()).json(answer))

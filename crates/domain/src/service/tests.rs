@@ -449,7 +449,7 @@ async fn introspection_tells_live_tokens_of_every_face_and_nothing_of_dead_ones(
     assert_eq!((a.token_type, a.face.as_str(), a.audience.as_str(), a.user_id), ("access_token", "native", "native", native.user_id));
     assert_eq!(a.expires_at, (T0 + Duration::minutes(5)).unix_timestamp());
     let r = w.svc.introspect(&sj.refresh_token, T0).await.unwrap().unwrap();
-    assert_eq!((r.token_type, r.face.as_str(), r.session_id), ("refresh_token", "sj", sj.session_id));
+    assert_eq!((r.token_type, r.face.as_str(), r.session_id), ("refresh_token", "sj", Some(sj.session_id)));
     // expired, revoked, unknown, garbage: nothing
     assert!(w.svc.introspect(&native.access_token, T0 + Duration::minutes(5)).await.unwrap().is_none());
     assert!(w.svc.introspect("garbage", T0).await.unwrap().is_none());
