@@ -337,22 +337,23 @@ async fn legacy_sessions_are_capped_and_introspection_only_reads() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Item 7: a session opened under a 10-hour access profile that the configuration has since
-/// shortened is revoked. An instance started afterwards must still refuse its unexpired
-/// access tokens, although the configured horizon (minutes) has passed since the revocation.
+/// Item 7: a session opened under a 30-hour access profile that the configuration has since
+/// removed was revoked 12 hours ago. An instance started afterwards must still refuse its
+/// unexpired access tokens, although the configured horizon (the longest configured access
+/// lifetime, drf-social-oauth2's 10 hours) has passed since the revocation.
 async fn a_revocation_outlives_a_shortened_profile() {
     let app = spawn_with(|_| {}).await;
     let user = register(&app, "ann@example.com").await;
     let now = OffsetDateTime::now_utc();
     let ten_hours =
-        tessera_domain::TokenProfile::new("long-gone", tessera_domain::Duration::hours(10), tessera_domain::Duration::days(30)).unwrap();
+        tessera_domain::TokenProfile::new("long-gone", tessera_domain::Duration::hours(30), tessera_domain::Duration::days(30)).unwrap();
     let session = tessera_domain::Session {
         id: tessera_domain::SessionId(uuid::Uuid::now_v7()),
         user_id: UserId(user),
         client_id: None,
         face: "simplejwt".into(),
         profile: ten_hours,
-        created_at: now - tessera_domain::Duration::hours(3),
+        created_at: now - tessera_domain::Duration::hours(13),
         expires_at: now + tessera_domain::Duration::days(30),
         last_refresh_at: None,
         ip: None,
@@ -372,15 +373,17 @@ async fn a_revocation_outlives_a_shortened_profile() {
         sealed_secret: None,
     };
     app.store.open_session(&session, &record).await.unwrap();
-    // revoked two hours ago: longer ago than today's configured horizon
-    app.store.revoke_session(session.id, "revoked", now - tessera_domain::Duration::hours(2)).await.unwrap();
-    // its access token, issued three hours ago for ten hours
-    let iat = now.unix_timestamp() - 3 * 3600;
-    let claims = json!({"token_type": "access", "exp": iat + 10 * 3600, "iat": iat, "jti": uuid::Uuid::new_v4().simple().to_string(),
+    // revoked twelve hours ago: longer ago than today's configured horizon
+    app.store.revoke_session(session.id, "revoked", now - tessera_domain::Duration::hours(12)).await.unwrap();
+    // its access token, issued thirteen hours ago for thirty hours
+    let iat = now.unix_timestamp() - 13 * 3600;
+    let claims = json!({"token_type": "access", "exp": iat + 30 * 3600, "iat": iat, "jti": uuid::Uuid::new_v4().simple().to_string(),
                         "user_id": user, "sid": session.id.0, "aud": "django"});
     let token = sign_hs256(&json!({"alg": "HS256", "typ": "JWT", "kid": app.kid}), &claims, &app.key_secret);
 
     let second = another_instance(&app).await;
+    // SQLite's instances reload revocations every second
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let res = app.http.post(format!("{second}/api/token/verify/")).json(&json!({"token": token})).send().await.unwrap();
     assert_eq!(res.status(), 401, "a revoked session's token, after a restart: {}", res.text().await.unwrap());
 }
