@@ -246,7 +246,7 @@ pub struct BrokenLink {
 /// Reasons a chain checked against a kept head (or one whose seal was cleared) is broken.
 pub const REWRITTEN: &str =
     "the event at the kept head's position is not the one sealed there then: the chain was sealed again (rewritten) up to it";
-pub const TRUNCATED: &str = "the chain ends before the kept head: sealed events were deleted from its end";
+pub const TRUNCATED: &str = "the chain ends before the kept head: sealed events were deleted from its end, or their seals cleared";
 pub const CLEARED: &str =
     "this event's seal was cleared by hand (it lies below sealed events, so it was sealed before): edited or taken out of the chain";
 
