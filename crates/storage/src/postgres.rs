@@ -286,11 +286,11 @@ impl AuditRepository for PgStore {
                 .await
                 .map_err(map_err)?;
             if at.and_then(|(h,)| h).as_deref() != Some(&p.hash[..]) {
-                let found = newest_sealed(&mut *tx).await?;
+                let found = newest_sealed(&mut tx).await?;
                 return Ok(Sealing::Diverged { expected: p.clone(), found });
             }
         }
-        let head = newest_sealed(&mut *tx).await?;
+        let head = newest_sealed(&mut tx).await?;
         let (above,): (Option<i64>,) =
             sqlx::query_as("select max(id) from (select id from audit_events where seq is not null order by id desc limit 1) s")
                 .fetch_one(&mut *tx)
