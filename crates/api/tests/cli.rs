@@ -530,6 +530,50 @@ async fn audit_verify_against_a_kept_head_catches_truncation_resealing_and_a_mid
     }
 }
 
+/// The running server logs the audit chain's keyed head (at its first sealing, then every five
+/// minutes), and the logged head is one `tessera audit verify --head` checks the trail against.
+#[test]
+fn the_server_logs_the_audit_head_and_the_logged_head_verifies() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    assert!(run(&["client", "create", "--client-id", "billing"]).status.success());
+    assert!(run(&["key", "rotate", "--now"]).status.success());
+    let mut child = tessera(&dir)
+        .env_remove("DATABASE_URL")
+        .args(["serve"])
+        .env("TESSERA__SERVER__PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut logged, mut listening) = (None, false);
+    while (logged.is_none() || !listening) && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            listening |= line.contains("address=http://127.0.0.1:");
+            if line.contains("audit head") {
+                logged = Some(line);
+            }
+        }
+    }
+    assert!(sigterm(&mut child).success());
+    let line = logged.expect("the server logs the audit head");
+    assert!(line.contains("INFO") && line.contains("seq=") && line.contains("count="), "{line}");
+    let head = line.split("head=").nth(1).and_then(|h| h.split_whitespace().next()).unwrap();
+    assert!(head.starts_with("audit-head.v1."), "{line}");
+    let ok = run(&["audit", "verify", "--head", head]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("holds the kept head"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `GET /v1/me` with a bearer token: the raw response.
 fn me_at(port: u16, access: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
