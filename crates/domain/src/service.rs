@@ -446,7 +446,8 @@ impl TokenService {
     /// at its place (sealed again).
     pub async fn verify_audit_against(&self, kept: Option<&AuditHead>) -> Result<AuditVerdict, DomainError> {
         // when the chain no longer holds `kept`, nothing is sealed and the walk says where
-        let _ = self.seal_audit_after(kept.map(AuditHead::point)).await?;
+        // (the head of an empty chain holds nothing to continue from)
+        let _ = self.seal_audit_after(kept.filter(|k| k.seq > 0).map(AuditHead::point)).await?;
         let cleared = self.store.audit_unsealed_below_head().await?;
         // the position of the first sealed event written after the cleared one
         let mut cleared_at = None;
