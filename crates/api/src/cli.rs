@@ -108,7 +108,17 @@ pub enum AuditCommand {
     },
     /// Seals new events, then checks the whole chain; exits 4 naming the first edited, inserted
     /// or deleted event.
-    Verify,
+    Verify {
+        /// A head printed by `tessera audit head` (or logged by the server) and kept outside the
+        /// database: the chain must still hold it, so deleting the newest events or sealing
+        /// events again is caught too. Nothing is sealed unless the chain holds it.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Checks the whole chain, then prints its keyed head (position, count, hash, and an HMAC
+    /// under a key derived from the master key): keep it outside the database and check the
+    /// trail against it later with `audit verify --head`. Exits 4 when the chain is broken.
+    Head,
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +313,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     Failure::Usage(msg.into()).into()
+}
+
+/// A broken audit chain, as `audit verify` and `audit head` report it (exit 4).
+fn broken_chain(b: &tessera_domain::audit::BrokenLink) -> anyhow::Error {
+    let row = b.id.map(|id| format!(" (row id {id})")).unwrap_or_default();
+    Failure::CheckFailed(format!("audit trail broken at event #{}{row}: {}", b.seq, b.reason)).into()
 }
 
 fn not_found(msg: impl Into<String>) -> anyhow::Error {
@@ -574,9 +590,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Ok(())
                 }
-                AuditCommand::Verify => {
-                    let verdict = service.verify_audit().await.map_err(domain)?;
-                    let text = format!("audit trail intact: {} events checked", verdict.checked);
+                AuditCommand::Verify { head } => {
+                    let kept = match head.as_deref().map(|h| service.open_audit_head(h)).transpose() {
+                        Ok(kept) => kept,
+                        Err(e @ tessera_domain::audit::HeadError::Malformed) => return Err(usage(format!("--head: {e}"))),
+                        Err(e) => return Err(Failure::CheckFailed(format!("--head: {e}")).into()),
+                    };
+                    let verdict = service.verify_audit_against(kept.as_ref()).await.map_err(domain)?;
+                    let text = match &kept {
+                        Some(k) => {
+                            format!("audit trail intact: {} events checked; it holds the kept head (event #{})", verdict.checked, k.seq)
+                        }
+                        None => format!("audit trail intact: {} events checked", verdict.checked),
+                    };
                     match &verdict.broken {
                         None => {
                             say(json, serde_json::to_value(&verdict)?, text);
@@ -586,11 +612,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             if json {
                                 println!("{}", serde_json::to_string(&verdict)?);
                             }
-                            Err(Failure::CheckFailed(format!("audit trail broken at event #{} (row id {:?}): {}", b.seq, b.id, b.reason))
-                                .into())
+                            Err(broken_chain(b))
                         }
                     }
                 }
+                AuditCommand::Head => match service.audit_head().await.map_err(domain)? {
+                    Ok(head) => {
+                        say(json, head.json(), &head);
+                        Ok(())
+                    }
+                    Err(b) => Err(broken_chain(&b)),
+                },
             }
         }
         Command::Import(ImportCommand::Django { from, face, on_conflict }) => {

@@ -166,8 +166,27 @@ fn sorted_kids(keys: &[SigningKey]) -> Vec<String> {
     kids
 }
 
+/// How often the server logs the audit chain's keyed head (see `tessera audit head`).
+const AUDIT_HEAD_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Logs the audit chain's keyed head at the first sealing and then every `AUDIT_HEAD_EVERY`,
+/// so that a log kept apart from the database holds heads to check the trail against.
+async fn log_audit_head(service: &tessera_domain::TokenService, logged: &mut Option<std::time::Instant>) {
+    if logged.is_some_and(|at| at.elapsed() < AUDIT_HEAD_EVERY) {
+        return;
+    }
+    match service.current_audit_head().await {
+        Ok(Some(head)) => {
+            tracing::info!(seq = head.seq, count = head.count, head = %head, "audit head (keep it; check with tessera audit verify --head)");
+            *logged = Some(std::time::Instant::now());
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the audit head failed"),
+    }
+}
+
 /// Runs the schedule every `schedule_every` (and drops the sealed refresh secrets whose grace
-/// window has passed), and reloads every `reload_every` or at once when `changed` is notified
+/// window has passed, seals the audit trail and logs its head now and then), and reloads every `reload_every` or at once when `changed` is notified
 /// (Postgres: another instance or an operator changed the keys).
 pub fn spawn(
     manager: Arc<KeyManager>,
@@ -179,6 +198,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut schedule = tokio::time::interval(schedule_every);
         let mut reload = tokio::time::interval(reload_every);
+        let mut head_logged: Option<std::time::Instant> = None;
         loop {
             let result = tokio::select! {
                 _ = schedule.tick() => {
@@ -191,8 +211,11 @@ pub fn spawn(
                     if let Err(e) = service.sweep_login_attempts(now).await {
                         tracing::warn!(error = %e, "forgetting old login attempts failed");
                     }
-                    if let Err(e) = service.seal_audit().await {
-                        tracing::warn!(error = %e, "sealing the audit trail failed");
+                    match service.seal_audit().await {
+                        Ok(_) => log_audit_head(&service, &mut head_logged).await,
+                        // the chain no longer holds what this process sealed: tampering
+                        Err(e @ tessera_domain::DomainError::Internal(_)) => tracing::error!(error = %e, "the audit trail was tampered with"),
+                        Err(e) => tracing::warn!(error = %e, "sealing the audit trail failed"),
                     }
                     manager.tick(now).await.map(drop)
                 }

@@ -20,6 +20,8 @@ pub struct ServerSecrets {
     pub sealer: Sealer,
     /// The audit trail's HMAC key.
     pub audit: KeyedHasher,
+    /// The key of the audit chain's heads (`tessera audit head`), kept apart from the chain's.
+    pub audit_head: KeyedHasher,
 }
 
 impl std::fmt::Debug for ServerSecrets {
@@ -34,6 +36,7 @@ impl ServerSecrets {
             refresh_hasher: KeyedHasher::new(KeyedHasher::derive(master, "tessera/v1/secret-hash")),
             sealer: Sealer::new(KeyedHasher::derive(master, "tessera/v1/seal")),
             audit: KeyedHasher::new(KeyedHasher::derive(master, "tessera/v1/audit-chain")),
+            audit_head: KeyedHasher::new(KeyedHasher::derive(master, "tessera/v1/audit-head")),
         }
     }
 }

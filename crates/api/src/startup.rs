@@ -187,7 +187,7 @@ impl Core {
             limiter: crate::throttle::AddressLimiter::per_minute(settings.password.attempts_per_address_per_minute)
                 .map(|l| Arc::new(l) as Arc<dyn tessera_domain::AttemptLimiter>),
             events: Some(metrics.clone()),
-            audit: tessera_domain::audit::AuditChain::new(secrets.audit.clone()),
+            audit: tessera_domain::audit::AuditChain::new(secrets.audit.clone(), secrets.audit_head.clone()),
         });
         let native = service.face(NATIVE).context("the native face")?;
         if settings.dialects.medods.enabled && settings.dialects.medods.open_to_anyone && listen_for_revocations {

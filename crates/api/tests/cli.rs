@@ -403,6 +403,177 @@ async fn audit_verify_catches_a_row_edited_by_hand() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The database an audit attack runs on: a SQLite file in the directory, or a fresh Postgres
+/// database; the CLI runs on it, and `tamper` writes to it as someone with write access would.
+struct AuditDb {
+    dir: std::path::PathBuf,
+    url: Option<String>,
+}
+
+impl AuditDb {
+    async fn new(postgres: bool) -> Self {
+        let url = if postgres { Some(tessera_storage::testing::create_database().await.unwrap()) } else { None };
+        Self { dir: temp_dir(), url }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = tessera(&self.dir);
+        c.env_remove("DATABASE_URL");
+        if let Some(url) = &self.url {
+            c.env("DATABASE_URL", url);
+        }
+        c.args(args).output().unwrap()
+    }
+
+    async fn tamper(&self, sql: &str) {
+        use sqlx::{ConnectOptions, Connection};
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.url {
+            Some(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            None => {
+                let mut c = sqlx::sqlite::SqliteConnectOptions::new().filename(self.dir.join("data/tessera.db")).connect().await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
+
+    /// Five events, sealed, and the head `tessera audit head` prints for them.
+    fn five_events_and_their_head(&self) -> String {
+        for id in ["alpha", "beta", "gamma", "delta"] {
+            assert!(self.run(&["client", "create", "--client-id", id]).status.success());
+        }
+        assert!(self.run(&["key", "rotate", "--now"]).status.success());
+        let head = self.run(&["audit", "head"]);
+        assert!(head.status.success(), "{}", String::from_utf8_lossy(&head.stderr));
+        let head = String::from_utf8(head.stdout).unwrap().trim().to_owned();
+        assert!(head.starts_with("audit-head.v1.5.5."), "{head}");
+        let json = &json_lines(&self.run(&["audit", "head", "--json"]))[0];
+        assert_eq!((json["seq"].as_i64(), json["count"].as_u64(), json["head"].as_str()), (Some(5), Some(5), Some(head.as_str())));
+        self.intact_against(&head);
+        head
+    }
+
+    fn intact(&self) {
+        let ok = self.run(&["audit", "verify"]);
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    }
+
+    fn intact_against(&self, head: &str) {
+        let ok = self.run(&["audit", "verify", "--head", head]);
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        assert!(String::from_utf8_lossy(&ok.stdout).contains("holds the kept head (event #5)"));
+    }
+
+    /// `audit verify --head` fails with exit 4, saying `what`.
+    fn caught_against(&self, head: &str, what: &str) {
+        let out = self.run(&["audit", "verify", "--head", head]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains("audit trail broken at event #") && err.contains(what), "{what}: {err}");
+    }
+
+    fn seal_columns(&self) -> &'static str {
+        "seq = null, prev_hash = null, hash = null"
+    }
+}
+
+/// Issue 21, item 11: the attacks that shortened or re-sealed the audit chain unnoticed, each
+/// replayed by hand in the database (SQLite and Postgres) and caught by `tessera audit verify
+/// --head` with the head `tessera audit head` printed before. Without a kept head the database
+/// alone cannot show them, and plain `audit verify` still says intact (see the README).
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_verify_against_a_kept_head_catches_truncation_resealing_and_a_middle_deletion() {
+    for postgres in [false, true] {
+        // the newest events deleted
+        let db = AuditDb::new(postgres).await;
+        let head = db.five_events_and_their_head();
+        db.tamper("delete from audit_events where seq >= 4").await;
+        db.intact();
+        db.caught_against(&head, "the chain ends before the kept head");
+
+        // an event edited and the tail from it un-sealed, so that the sealer chains it again
+        let db = AuditDb::new(postgres).await;
+        let head = db.five_events_and_their_head();
+        db.tamper(&format!("update audit_events set detail = '{{\"client_id\":\"mallory\"}}', {} where seq >= 3", db.seal_columns())).await;
+        // against the kept head nothing is sealed: the chain now ends before it
+        db.caught_against(&head, "the chain ends before the kept head");
+        // a plain verify seals the tail again, and the chain verifies by itself...
+        db.intact();
+        // ...but no longer holds the kept head
+        db.caught_against(&head, "sealed again");
+        let err = String::from_utf8_lossy(&db.run(&["audit", "verify", "--head", &head]).stderr).into_owned();
+        assert!(err.contains("event #5 (row id 5)"), "{err}");
+
+        // an event in the middle deleted and the events after it sealed again
+        let db = AuditDb::new(postgres).await;
+        let head = db.five_events_and_their_head();
+        db.tamper(&format!("delete from audit_events where seq = 3; update audit_events set {} where seq > 3", db.seal_columns())).await;
+        db.intact();
+        db.caught_against(&head, "the chain ends before the kept head");
+        // one more event brings the chain back to five: still not the kept one
+        assert!(db.run(&["client", "create", "--client-id", "epsilon"]).status.success());
+        db.intact();
+        db.caught_against(&head, "sealed again");
+
+        // an edited head, and one that is no head at all
+        let forged = head.replacen("audit-head.v1.5.5.", "audit-head.v1.4.4.", 1);
+        let out = db.run(&["audit", "verify", "--head", &forged]);
+        assert_eq!(out.status.code(), Some(4));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not genuine"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(db.run(&["audit", "verify", "--head", "latest"]).status.code(), Some(2));
+        std::fs::remove_dir_all(&db.dir).ok();
+    }
+}
+
+/// The running server logs the audit chain's keyed head (at its first sealing, then every five
+/// minutes), and the logged head is one `tessera audit verify --head` checks the trail against.
+#[test]
+fn the_server_logs_the_audit_head_and_the_logged_head_verifies() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    assert!(run(&["client", "create", "--client-id", "billing"]).status.success());
+    assert!(run(&["key", "rotate", "--now"]).status.success());
+    let mut child = tessera(&dir)
+        .env_remove("DATABASE_URL")
+        .args(["serve"])
+        .env("TESSERA__SERVER__PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut logged, mut listening) = (None, false);
+    while (logged.is_none() || !listening) && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            listening |= line.contains("address=http://127.0.0.1:");
+            if line.contains("audit head") {
+                logged = Some(line);
+            }
+        }
+    }
+    assert!(sigterm(&mut child).success());
+    let line = logged.expect("the server logs the audit head");
+    assert!(line.contains("INFO") && line.contains("seq=") && line.contains("count="), "{line}");
+    let head = line.split("head=").nth(1).and_then(|h| h.split_whitespace().next()).unwrap();
+    assert!(head.starts_with("audit-head.v1."), "{line}");
+    let ok = run(&["audit", "verify", "--head", head]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("holds the kept head"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `GET /v1/me` with a bearer token: the raw response.
 fn me_at(port: u16, access: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -64,12 +64,25 @@ impl crate::ports::AuditRepository for InMemoryStore {
         });
         Ok(())
     }
-    async fn seal_audit(&self, chain: &crate::audit::AuditChain, limit: u32) -> Result<u64, RepoError> {
+    async fn seal_audit(
+        &self,
+        chain: &crate::audit::AuditChain,
+        limit: u32,
+        after: Option<&crate::audit::ChainPoint>,
+    ) -> Result<crate::audit::Sealing, RepoError> {
+        use crate::audit::{ChainPoint, Sealing};
         let mut s = self.lock()?;
-        let (mut seq, mut prev) =
-            s.audit.iter().filter_map(|r| r.seq.zip(r.hash.clone())).max_by_key(|(q, _)| *q).unwrap_or((0, crate::audit::GENESIS.to_vec()));
+        let newest =
+            s.audit.iter().filter_map(|r| r.seq.zip(r.hash.clone())).max_by_key(|(q, _)| *q).map(|(seq, hash)| ChainPoint { seq, hash });
+        if let Some(p) = after
+            && !s.audit.iter().any(|r| r.seq == Some(p.seq) && r.hash.as_ref() == Some(&p.hash))
+        {
+            return Ok(Sealing::Diverged { expected: p.clone(), found: newest });
+        }
+        let (mut seq, mut prev) = newest.clone().map_or((0, crate::audit::GENESIS.to_vec()), |p| (p.seq, p.hash));
+        let above = s.audit.iter().filter(|r| r.seq.is_some()).map(|r| r.id).max().unwrap_or(0);
         let mut n = 0;
-        for r in s.audit.iter_mut().filter(|r| r.seq.is_none()).take(limit as usize) {
+        for r in s.audit.iter_mut().filter(|r| r.seq.is_none() && r.id > above).take(limit as usize) {
             seq += 1;
             let h = chain.link(&prev, seq, r);
             r.seq = Some(seq);
@@ -78,7 +91,8 @@ impl crate::ports::AuditRepository for InMemoryStore {
             prev = h.to_vec();
             n += 1;
         }
-        Ok(n)
+        let head = if n > 0 { Some(ChainPoint { seq, hash: prev }) } else { newest };
+        Ok(Sealing::Sealed { count: n, head })
     }
     async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<crate::audit::AuditRecord>, RepoError> {
         let s = self.lock()?;
@@ -89,6 +103,20 @@ impl crate::ports::AuditRepository for InMemoryStore {
     }
     async fn audit_unsealed(&self) -> Result<u64, RepoError> {
         Ok(self.lock()?.audit.iter().filter(|r| r.seq.is_none()).count() as u64)
+    }
+    async fn audit_unsealed_below_head(&self) -> Result<Option<i64>, RepoError> {
+        let s = self.lock()?;
+        let above = s.audit.iter().filter(|r| r.seq.is_some()).map(|r| r.id).max().unwrap_or(0);
+        Ok(s.audit.iter().filter(|r| r.seq.is_none() && r.id < above).map(|r| r.id).min())
+    }
+    async fn audit_head(&self) -> Result<Option<(crate::audit::ChainPoint, u64)>, RepoError> {
+        let s = self.lock()?;
+        let count = s.audit.iter().filter(|r| r.seq.is_some()).count() as u64;
+        Ok(s.audit
+            .iter()
+            .filter_map(|r| r.seq.zip(r.hash.clone()))
+            .max_by_key(|(q, _)| *q)
+            .map(|(seq, hash)| (crate::audit::ChainPoint { seq, hash }, count)))
     }
     async fn audit_events(
         &self,

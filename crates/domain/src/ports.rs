@@ -104,12 +104,25 @@ pub trait AuditRepository: Send + Sync {
     /// Appends an event outside any other change (a failed login, a key rotation).
     async fn append_audit(&self, event: &crate::audit::NewAuditEvent) -> Result<(), RepoError>;
     /// Seals up to `limit` unsealed events, in the order they were written, after the last sealed
-    /// one. One sealer at a time, across instances. Returns how many it sealed.
-    async fn seal_audit(&self, chain: &crate::audit::AuditChain, limit: u32) -> Result<u64, RepoError>;
+    /// one. One sealer at a time, across instances. Only events written after the newest sealed
+    /// one (by id) are sealed: an unsealed event below it had its seal cleared by hand and is
+    /// never sealed again (see `audit_unsealed_below_head`). With `after`, nothing is sealed
+    /// unless the chain still holds that point (`Sealing::Diverged`).
+    async fn seal_audit(
+        &self,
+        chain: &crate::audit::AuditChain,
+        limit: u32,
+        after: Option<&crate::audit::ChainPoint>,
+    ) -> Result<crate::audit::Sealing, RepoError>;
     /// Sealed events after position `after_seq`, in chain order.
     async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<crate::audit::AuditRecord>, RepoError>;
     /// Events not sealed yet.
     async fn audit_unsealed(&self) -> Result<u64, RepoError>;
+    /// The lowest id of an unsealed event below the newest sealed event's id: a sealed event
+    /// whose seal was cleared by hand (the sealer never leaves one behind).
+    async fn audit_unsealed_below_head(&self) -> Result<Option<i64>, RepoError>;
+    /// Where the sealed chain ends and how many sealed events it holds (not checked).
+    async fn audit_head(&self) -> Result<Option<(crate::audit::ChainPoint, u64)>, RepoError>;
     /// Events, newest first, of a user and/or since a time.
     async fn audit_events(
         &self,

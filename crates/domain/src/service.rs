@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::audit::{AuditChain, AuditRecord, AuditVerdict, ChainWalk, NewAuditEvent};
+use crate::audit::{self, AuditChain, AuditHead, AuditRecord, AuditVerdict, BrokenLink, ChainPoint, ChainWalk, NewAuditEvent, Sealing};
 use crate::events::{Event, EventSink, LoginOutcome, RefreshOutcome};
 use crate::face::{Face, Faces, RequestMeta, RiskAction, RiskSignal, assess, strictest};
 use crate::keys::TimedClaims;
@@ -347,6 +347,12 @@ pub struct TokenService {
     clients: Arc<quick_cache::sync::Cache<String, (std::time::Instant, OAuthClient)>>,
 }
 
+/// The audit chain no longer holds the point the sealer was to continue from.
+struct Diverged {
+    expected: ChainPoint,
+    found: Option<ChainPoint>,
+}
+
 /// Users `current_user` keeps before it starts afresh.
 const ACTIVE_USERS_KEPT: usize = 100_000;
 
@@ -410,36 +416,115 @@ impl TokenService {
         }
     }
 
-    /// Chains every event written since the last sealing; returns how many.
+    /// Chains every event written since the last sealing; returns how many. It continues only
+    /// from where this process last saw the chain end: when the database no longer holds that
+    /// event (sealed events deleted, or their seals cleared and sealed again), it seals nothing
+    /// and fails with `Internal`, saying so.
     pub async fn seal_audit(&self) -> Result<u64, DomainError> {
+        match self.seal_audit_after(None).await? {
+            Ok(n) => Ok(n),
+            Err(Diverged { expected, found }) => Err(DomainError::Internal(format!(
+                "the audit chain no longer holds event #{} as sealed before (it now ends at #{}): sealed events were deleted \
+                 or sealed again in the database; nothing more is sealed; run `tessera audit verify`",
+                expected.seq,
+                found.map_or(0, |f| f.seq)
+            ))),
+        }
+    }
+
+    /// Seals from `kept` (else from this process's trusted point); `Err` when the chain no longer
+    /// holds it, and then nothing is sealed.
+    async fn seal_audit_after(&self, kept: Option<ChainPoint>) -> Result<Result<u64, Diverged>, DomainError> {
         let mut total = 0;
+        let mut after = kept.or_else(|| self.audit.trusted());
         loop {
-            let n = self.store.seal_audit(&self.audit, 1000).await?;
-            total += n;
-            if n < 1000 {
-                return Ok(total);
+            match self.store.seal_audit(&self.audit, 1000, after.as_ref()).await? {
+                Sealing::Diverged { expected, found } => return Ok(Err(Diverged { expected, found })),
+                Sealing::Sealed { count, head } => {
+                    total += count;
+                    if let Some(head) = head {
+                        self.audit.trust(head.clone());
+                        after = Some(head);
+                    }
+                    if count < 1000 {
+                        return Ok(Ok(total));
+                    }
+                }
             }
         }
     }
 
     /// Seals, then walks the whole chain: the first edited, inserted or deleted event, if any.
     pub async fn verify_audit(&self) -> Result<AuditVerdict, DomainError> {
-        self.seal_audit().await?;
+        self.verify_audit_against(None).await
+    }
+
+    /// Seals (continuing only from `kept`, when given), then walks the whole chain: the first
+    /// edited, inserted or deleted event, an event whose seal was cleared by hand, and, against
+    /// the head an operator kept: a chain that ends before it (truncated) or holds another event
+    /// at its place (sealed again).
+    pub async fn verify_audit_against(&self, kept: Option<&AuditHead>) -> Result<AuditVerdict, DomainError> {
+        // when the chain no longer holds `kept`, nothing is sealed and the walk says where
+        // (the head of an empty chain holds nothing to continue from)
+        let _ = self.seal_audit_after(kept.filter(|k| k.seq > 0).map(AuditHead::point)).await?;
+        let cleared = self.store.audit_unsealed_below_head().await?;
+        // the position of the first sealed event written after the cleared one
+        let mut cleared_at = None;
         let mut walk = ChainWalk::new(&self.audit);
+        let broken = |walk: &ChainWalk<'_>, b| Ok(AuditVerdict { checked: walk.checked, unsealed: 0, broken: Some(b), end: None });
         loop {
             let page = self.store.audit_chain(walk.next_seq() - 1, 1000).await?;
             let last_page = page.len() < 1000;
             for r in &page {
-                if let Err(broken) = walk.step(r) {
-                    return Ok(AuditVerdict { checked: walk.checked, unsealed: 0, broken: Some(broken) });
+                if let Err(b) = walk.step(r) {
+                    return broken(&walk, b);
+                }
+                if cleared_at.is_none() && cleared.is_some_and(|id| r.id > id) {
+                    cleared_at = r.seq;
+                }
+                if let Some(k) = kept
+                    && r.seq == Some(k.seq)
+                    && (r.hash.as_deref() != Some(&k.hash[..]) || walk.checked != k.count)
+                {
+                    return broken(&walk, BrokenLink { seq: k.seq, id: Some(r.id), reason: audit::REWRITTEN });
                 }
             }
             if last_page {
                 break;
             }
         }
+        if let Some(id) = cleared {
+            return broken(&walk, BrokenLink { seq: cleared_at.unwrap_or(walk.next_seq()), id: Some(id), reason: audit::CLEARED });
+        }
+        if let Some(k) = kept
+            && k.seq >= walk.next_seq()
+        {
+            return broken(&walk, BrokenLink { seq: walk.next_seq(), id: None, reason: audit::TRUNCATED });
+        }
         let unsealed = self.store.audit_unsealed().await?;
-        Ok(AuditVerdict { checked: walk.checked, unsealed, broken: None })
+        Ok(AuditVerdict { checked: walk.checked, unsealed, broken: None, end: Some(walk.end()) })
+    }
+
+    /// Verifies the whole chain, then its keyed head (see [`AuditHead`]); the first broken link
+    /// instead when the chain is not intact.
+    pub async fn audit_head(&self) -> Result<Result<AuditHead, BrokenLink>, DomainError> {
+        let verdict = self.verify_audit_against(None).await?;
+        match (verdict.broken, verdict.end) {
+            (Some(b), _) => Ok(Err(b)),
+            (None, Some(end)) => Ok(Ok(self.audit.head(&end, verdict.checked))),
+            (None, None) => Ok(Ok(self.audit.genesis_head())),
+        }
+    }
+
+    /// The keyed head of the chain as the database holds it now, without walking the chain (the
+    /// server logs it periodically); `None` while nothing is sealed.
+    pub async fn current_audit_head(&self) -> Result<Option<AuditHead>, DomainError> {
+        Ok(self.store.audit_head().await?.map(|(point, count)| self.audit.head(&point, count)))
+    }
+
+    /// Reads a head as `tessera audit head` prints it, and checks its MAC.
+    pub fn open_audit_head(&self, text: &str) -> Result<AuditHead, audit::HeadError> {
+        self.audit.open_head(text)
     }
 
     /// Audit events, newest first.

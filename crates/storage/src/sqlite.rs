@@ -12,7 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tessera_domain::LockoutPolicy;
-use tessera_domain::audit::{AuditChain, AuditRecord, GENESIS, NewAuditEvent};
+use tessera_domain::audit::{AuditChain, AuditRecord, ChainPoint, GENESIS, NewAuditEvent, Sealing};
 use tessera_domain::key_schedule::{self, KeyChange, KeySchedule};
 use tessera_domain::ports::{
     AuditRepository, ClientRepository, Health, KeyRepository, LoginAttemptRepository, RotateOutcome, RotateRequest, SessionRepository,
@@ -347,6 +347,16 @@ async fn attempt_rows(
 
 const AUDIT_COLS: &str = "id, seq, at, kind, user_id, session_id, detail, prev_hash, hash";
 
+/// The newest sealed event: where the chain ends.
+async fn newest_sealed(conn: &mut sqlx::SqliteConnection) -> Result<Option<ChainPoint>, RepoError> {
+    let head: Option<(i64, Option<Vec<u8>>)> =
+        sqlx::query_as("select seq, hash from audit_events where seq is not null order by seq desc limit 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    Ok(head.map(|(seq, hash)| ChainPoint { seq, hash: hash.unwrap_or_default() }))
+}
+
 #[async_trait]
 impl AuditRepository for SqliteStore {
     async fn append_audit(&self, e: &NewAuditEvent) -> Result<(), RepoError> {
@@ -363,20 +373,40 @@ impl AuditRepository for SqliteStore {
         Ok(())
     }
 
-    async fn seal_audit(&self, chain: &AuditChain, limit: u32) -> Result<u64, RepoError> {
+    async fn seal_audit(&self, chain: &AuditChain, limit: u32, after: Option<&ChainPoint>) -> Result<Sealing, RepoError> {
+        // One writer at a time: ids are drawn in commit order, so every event written before
+        // this transaction has a lower id than any written after. Events are sealed in id order,
+        // and an unsealed event below the newest sealed one is never sealed (its seal was cleared
+        // by hand).
+        let upto = i64::MAX;
         let mut tx = self.write_tx().await?;
-        let head: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("select seq, hash from audit_events where seq is not null order by seq desc limit 1")
+        if let Some(p) = after {
+            let at: Option<(Option<Vec<u8>>,)> = sqlx::query_as("select hash from audit_events where seq = ?1")
+                .bind(p.seq)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
-        let rows: Vec<rows::AuditTuple> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AUDIT_COLS} from audit_events where seq is null order by id limit ?1")))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
+            if at.and_then(|(h,)| h).as_deref() != Some(&p.hash[..]) {
+                let found = newest_sealed(&mut tx).await?;
+                return Ok(Sealing::Diverged { expected: p.clone(), found });
+            }
+        }
+        let head = newest_sealed(&mut tx).await?;
+        let (above,): (Option<i64>,) =
+            sqlx::query_as("select max(id) from (select id from audit_events where seq is not null order by id desc limit 1) s")
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
+        let (mut seq, mut prev) = head.clone().map_or((0, GENESIS.to_vec()), |h| (h.seq, h.hash));
+        let rows: Vec<rows::AuditTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {AUDIT_COLS} from audit_events where seq is null and id > ?1 and id <= ?2 order by id limit ?3"
+        )))
+        .bind(above.unwrap_or(0))
+        .bind(upto)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let count = rows.len() as u64;
         for row in rows {
             let record = rows::audit_record(row);
@@ -393,7 +423,8 @@ impl AuditRepository for SqliteStore {
             prev = hash.to_vec();
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(count)
+        let head = if count > 0 { Some(ChainPoint { seq, hash: prev }) } else { head };
+        Ok(Sealing::Sealed { count, head })
     }
 
     async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, RepoError> {
@@ -411,6 +442,25 @@ impl AuditRepository for SqliteStore {
         let (n,): (i64,) =
             sqlx::query_as("select count(*) from audit_events where seq is null").fetch_one(&self.pool).await.map_err(map_err)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn audit_unsealed_below_head(&self) -> Result<Option<i64>, RepoError> {
+        let (id,): (Option<i64>,) = sqlx::query_as(
+            "select min(id) from audit_events where seq is null \
+             and id < (select id from audit_events where seq is not null order by id desc limit 1)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(id)
+    }
+
+    async fn audit_head(&self) -> Result<Option<(ChainPoint, u64)>, RepoError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let Some(head) = newest_sealed(&mut conn).await? else { return Ok(None) };
+        let (n,): (i64,) =
+            sqlx::query_as("select count(*) from audit_events where seq is not null").fetch_one(&mut *conn).await.map_err(map_err)?;
+        Ok(Some((head, u64::try_from(n).unwrap_or(0))))
     }
 
     async fn audit_events(&self, user: Option<i64>, since: Option<OffsetDateTime>, limit: u32) -> Result<Vec<AuditRecord>, RepoError> {

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use tessera_domain::audit::{AuditChain, ChainPoint, NewAuditEvent, Sealing};
 use tessera_domain::ports::{NewRefresh, RotateOutcome, RotateRequest, Store};
 use tessera_domain::rotation::RefreshRefusal;
 use tessera_domain::{
-    ClientId, Duration, Email, KeyState, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, RequestMeta, RiskAction,
-    RiskCondition, RiskRule, Session, SessionId, TokenHash, TokenProfile, User, UserStatus,
+    ClientId, Duration, Email, KeyState, KeyedHasher, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, RequestMeta,
+    RiskAction, RiskCondition, RiskRule, Session, SessionId, TokenHash, TokenProfile, User, UserStatus,
 };
 use uuid::Uuid;
 
@@ -599,6 +600,123 @@ async fn clients_list_change_and_delete_ending_their_sessions(store: Arc<dyn Sto
     c.client_id = ClientId::parse("never").unwrap();
     assert!(!store.update_client(&c).await.unwrap());
 }
+
+/// A store's database written to by hand, as someone with write access to it would.
+enum Raw {
+    Pg(sqlx::PgPool),
+    Lite(sqlx::SqlitePool),
+}
+
+impl Raw {
+    async fn exec(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Raw::Pg(p) => sqlx::raw_sql(sql).execute(p).await.map(drop).unwrap(),
+            Raw::Lite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop).unwrap(),
+        }
+    }
+}
+
+async fn audit_event(store: &dyn Store, user: i64) {
+    let e = NewAuditEvent { at: now(), kind: "login", user_id: Some(user), session_id: None, detail: serde_json::json!({}) };
+    store.append_audit(&e).await.unwrap();
+}
+
+fn sealed_head(s: Sealing) -> ChainPoint {
+    match s {
+        Sealing::Sealed { head: Some(head), .. } => head,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 21, item 11: the sealer never seals an event below the sealed head again (its seal was
+/// cleared by hand), and seals nothing past a point the chain no longer holds (the newest
+/// events deleted, or a tail un-sealed to be sealed again).
+async fn audit_the_sealer_never_seals_below_its_head_nor_after_a_point_the_chain_lost(store: Arc<dyn Store>, raw: Raw) {
+    let chain = AuditChain::new(KeyedHasher::new([1; 32]), KeyedHasher::new([2; 32]));
+    for u in 1..=5 {
+        audit_event(&*store, u).await;
+    }
+    let sealed = store.seal_audit(&chain, 100, None).await.unwrap();
+    assert!(matches!(sealed, Sealing::Sealed { count: 5, head: Some(ChainPoint { seq: 5, .. }) }), "{sealed:?}");
+    let head = sealed_head(sealed);
+    assert_eq!(store.audit_head().await.unwrap(), Some((head.clone(), 5)));
+    assert_eq!(store.audit_unsealed_below_head().await.unwrap(), None);
+    let ids: Vec<i64> = store.audit_chain(0, 100).await.unwrap().iter().map(|r| r.id).collect();
+
+    // an event below the head edited and its seal cleared: it is never sealed again, and shows
+    raw.exec("update audit_events set kind = 'logout', seq = null, prev_hash = null, hash = null where seq = 3").await;
+    audit_event(&*store, 6).await;
+    let sealed = store.seal_audit(&chain, 100, Some(&head)).await.unwrap();
+    assert!(matches!(sealed, Sealing::Sealed { count: 1, head: Some(ChainPoint { seq: 6, .. }) }), "only the new event: {sealed:?}");
+    let head = sealed_head(sealed);
+    let chained: Vec<i64> = store.audit_chain(0, 100).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(chained[..4], [ids[0], ids[1], ids[3], ids[4]]);
+    assert_eq!((store.audit_unsealed_below_head().await.unwrap(), store.audit_unsealed().await.unwrap()), (Some(ids[2]), 1));
+    assert!(matches!(store.seal_audit(&chain, 100, None).await.unwrap(), Sealing::Sealed { count: 0, .. }), "not even without a point");
+
+    // the newest events deleted: nothing is sealed after the point the chain lost
+    raw.exec("delete from audit_events where seq >= 5").await;
+    audit_event(&*store, 7).await;
+    let found = store.audit_chain(3, 1).await.unwrap().remove(0);
+    let sealed = store.seal_audit(&chain, 100, Some(&head)).await.unwrap();
+    assert_eq!(sealed, Sealing::Diverged { expected: head.clone(), found: Some(ChainPoint { seq: 4, hash: found.hash.unwrap() }) });
+    assert_eq!(store.audit_unsealed().await.unwrap(), 2, "the new event waits");
+
+    // a tail un-sealed so that the sealer chains it again: refused from the same point
+    raw.exec("update audit_events set seq = null, prev_hash = null, hash = null where seq >= 2").await;
+    assert!(matches!(
+        store.seal_audit(&chain, 100, Some(&head)).await.unwrap(),
+        Sealing::Diverged { found: Some(ChainPoint { seq: 1, .. }), .. }
+    ));
+    // (a sealer with no point to continue from cannot tell such a tail from new events: only a
+    // head kept outside the database shows it, see the CLI's and the e2e tests)
+}
+
+/// Postgres draws an id when an insert starts, and may commit it after a later id: the sealer
+/// waits for inserts in flight, so a late commit is never left below the head as if its seal
+/// had been cleared. (SQLite has one writer: ids are drawn in commit order.)
+async fn audit_an_event_committed_after_a_later_one_is_sealed_not_left_below_the_head(store: Arc<dyn Store>, raw: Raw) {
+    let Raw::Pg(pool) = &raw else { return };
+    let chain = AuditChain::new(KeyedHasher::new([1; 32]), KeyedHasher::new([2; 32]));
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query("insert into audit_events (at, kind) values (now(), 'slow')").execute(&mut *slow).await.unwrap();
+    audit_event(&*store, 2).await;
+    // the slow insert is in flight: this round waits for it a moment, then skips
+    assert!(matches!(store.seal_audit(&chain, 100, None).await.unwrap(), Sealing::Sealed { count: 0, .. }));
+    slow.commit().await.unwrap();
+    assert!(matches!(store.seal_audit(&chain, 100, None).await.unwrap(), Sealing::Sealed { count: 2, .. }));
+    let kinds: Vec<String> = store.audit_chain(0, 10).await.unwrap().into_iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["slow", "login"], "in id order");
+    assert_eq!((store.audit_unsealed_below_head().await.unwrap(), store.audit_unsealed().await.unwrap()), (None, 0));
+}
+
+/// The contract tests that also write to the database by hand.
+macro_rules! contract_raw {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_by_hand {
+            $(#[tokio::test]
+            async fn $name() {
+                let store = tessera_storage::testing::fresh_store().await.unwrap();
+                let raw = super::Raw::Pg(store.pool().clone());
+                super::$name(std::sync::Arc::new(store), raw).await
+            })*
+        }
+        mod sqlite_by_hand {
+            $(#[tokio::test]
+            async fn $name() {
+                let store = tessera_storage::testing::fresh_sqlite().await.unwrap();
+                let raw = super::Raw::Lite(store.pool().clone());
+                super::$name(std::sync::Arc::new(store), raw).await
+            })*
+        }
+    };
+}
+
+contract_raw!(
+    audit_the_sealer_never_seals_below_its_head_nor_after_a_point_the_chain_lost,
+    audit_an_event_committed_after_a_later_one_is_sealed_not_left_below_the_head,
+);
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {

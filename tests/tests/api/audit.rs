@@ -77,4 +77,59 @@ async fn the_trail_records_what_happened_and_catches_edits_deletions_and_inserti
     assert_eq!(broken.seq, last as i64 + 1, "{broken:?}");
 }
 
-crate::both_backends!(the_trail_records_what_happened_and_catches_edits_deletions_and_insertions);
+/// `tessera audit verify --head <head>` run in this process (the CLI's own code) on the app's
+/// database and master key, as an operator of the deployment would.
+async fn tessera_audit_verify_head(app: &TestApp, head: &str) -> anyhow::Result<()> {
+    use tessera_api::cli::{AuditCommand, Cli, Command};
+    let dir = std::env::temp_dir().join(format!("tessera-audit-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tessera.toml");
+    std::fs::write(&config, format!("[database]\nurl = {:?}\n\n[secrets]\nmaster_key = {:?}\n", app.db_url, app.master_key)).unwrap();
+    let cli = Cli {
+        config: Some(config),
+        database_url: None,
+        json: false,
+        command: Command::Audit(AuditCommand::Verify { head: Some(head.to_owned()) }),
+    };
+    let result = tessera_api::cli::run(cli).await;
+    std::fs::remove_dir_all(&dir).ok();
+    result
+}
+
+/// Issue 21, item 11: an instance that sealed the chain stops sealing when the database no
+/// longer holds where it left it; a new process cannot tell (it takes the chain as it finds it),
+/// but the head kept before catches the chain sealed again, and `tessera audit verify --head`
+/// exits 4.
+async fn a_sealer_stops_when_its_head_is_lost_and_a_kept_head_catches_the_chain_sealed_again() {
+    let app = spawn_app().await;
+    app.register("dee@example.com", "correct horse battery").await;
+    pair(app.login("dee@example.com", "correct horse battery").await).await;
+    pair(app.login("dee@example.com", "correct horse battery").await).await;
+    let core = app.admin().await;
+    let service = &core.state.service;
+    let head = service.audit_head().await.unwrap().expect("an intact chain");
+    assert!(head.seq >= 2, "{head:?}");
+    tessera_audit_verify_head(&app, &head.to_string()).await.unwrap();
+
+    // the second event edited, and its seal and every later one cleared
+    tamper(&app, "update audit_events set kind = 'logout' where seq = 2").await;
+    tamper(&app, "update audit_events set seq = null, prev_hash = null, hash = null where seq >= 2").await;
+    let stopped = service.seal_audit().await.unwrap_err().to_string();
+    assert!(stopped.contains(&format!("no longer holds event #{}", head.seq)) && stopped.contains("ends at #1"), "{stopped}");
+
+    // a new process seals the tail again: the chain verifies by itself...
+    let fresh = app.admin().await;
+    let verdict = fresh.state.service.verify_audit().await.unwrap();
+    assert_eq!((verdict.broken, verdict.checked), (None, head.count));
+    // ...but holds another event where the kept head was
+    let broken = fresh.state.service.verify_audit_against(Some(&head)).await.unwrap().broken.expect("caught against the kept head");
+    assert_eq!((broken.seq, broken.reason), (head.seq, tessera_domain::audit::REWRITTEN));
+    let e = tessera_audit_verify_head(&app, &head.to_string()).await.unwrap_err();
+    assert_eq!(tessera_api::cli::exit_code(&e), 4);
+    assert!(e.to_string().contains("sealed again"), "{e}");
+}
+
+crate::both_backends!(
+    the_trail_records_what_happened_and_catches_edits_deletions_and_insertions,
+    a_sealer_stops_when_its_head_is_lost_and_a_kept_head_catches_the_chain_sealed_again,
+);

@@ -51,7 +51,7 @@ fn world_with(faces: Vec<Face>) -> World {
         faces: Faces::new(faces).unwrap(),
         limiter: None,
         events: None,
-        audit: crate::audit::AuditChain::new(KeyedHasher::new([5; 32])),
+        audit: crate::audit::AuditChain::new(KeyedHasher::new([5; 32]), KeyedHasher::new([6; 32])),
     });
     let face = svc.face("native").unwrap();
     World { svc, store, face }
