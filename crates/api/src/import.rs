@@ -74,7 +74,12 @@ impl std::fmt::Display for ImportSummary {
         for s in &self.users_skipped {
             writeln!(f, "  user {}: {}", s.id, s.reason)?;
         }
-        writeln!(f, "new user ids start above: {}", self.ids_reserved_up_to)?;
+        write!(f, "new user ids start above: {}", self.ids_reserved_up_to)?;
+        if self.origin == ORIGIN_FLASK {
+            // flask-jwt-extended keeps no blacklist of its own to carry over
+            return Ok(());
+        }
+        writeln!(f)?;
         writeln!(f, "blacklisted refresh tokens imported: {}", self.blacklisted_imported)?;
         writeln!(f, "blacklisted refresh tokens dropped (expired, or their user is not here): {}", self.blacklisted_dropped)?;
         write!(f, "blacklisted refresh tokens unreadable (skipped): {}", self.blacklisted_unreadable.len())?;
