@@ -125,11 +125,10 @@ impl Provider {
         validation.leeway = 0;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        // a provider without an audience is refused at start; were one built, it accepts nothing
+        validation.set_audience(&[self.audience.as_deref()?]);
+        // jsonwebtoken checks `aud` only when the token has one: it is required as well
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation).ok().map(|d| d.claims)
     }
 }
