@@ -328,13 +328,14 @@ impl AuditRepository for PgStore {
 impl UserRepository for PgStore {
     async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
         let row = sqlx::query(
-            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at) \
-             values ($1, $4, $2, 'active', $3, $3) returning id, email, password_hash, status, created_at, password_changed_at",
+            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at, email_normalized_version) \
+             values ($1, $4, $2, 'active', $3, $3, $5) returning id, email, password_hash, status, created_at, password_changed_at",
         )
         .bind(email.as_str())
         .bind(password.map(PasswordHash::as_str))
         .bind(now)
         .bind(email.normalized())
+        .bind(Email::NORMALIZATION)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -528,11 +529,13 @@ impl UserRepository for PgStore {
             return rows::user(&row);
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into users (email, email_normalized, password_hash, status, created_at) values ($1, $2, null, 'active', $3) returning {USER_COLS}"
+            "insert into users (email, email_normalized, password_hash, status, created_at, email_normalized_version) \
+             values ($1, $2, null, 'active', $3, $4) returning {USER_COLS}"
         )))
         .bind(email.as_str())
         .bind(email.normalized())
         .bind(now)
+        .bind(Email::NORMALIZATION)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;

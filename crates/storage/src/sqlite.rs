@@ -432,13 +432,14 @@ impl AuditRepository for SqliteStore {
 impl UserRepository for SqliteStore {
     async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at) \
-             values (?1, ?2, ?3, 'active', ?4, ?4) returning {USER_COLS}"
+            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at, email_normalized_version) \
+             values (?1, ?2, ?3, 'active', ?4, ?4, ?5) returning {USER_COLS}"
         )))
         .bind(email.as_str())
         .bind(email.normalized())
         .bind(password.map(PasswordHash::as_str))
         .bind(now)
+        .bind(Email::NORMALIZATION)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -623,11 +624,13 @@ impl UserRepository for SqliteStore {
             return rows::user(&row);
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into users (email, email_normalized, password_hash, status, created_at) values (?1, ?2, null, 'active', ?3) returning {USER_COLS}"
+            "insert into users (email, email_normalized, password_hash, status, created_at, email_normalized_version) \
+             values (?1, ?2, null, 'active', ?3, ?4) returning {USER_COLS}"
         )))
         .bind(email.as_str())
         .bind(email.normalized())
         .bind(now)
+        .bind(Email::NORMALIZATION)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
