@@ -87,6 +87,29 @@ impl Email {
         key
     }
 
+    /// Whether the address is under `.invalid` (RFC 6761), compared as [`Email::normalized`]
+    /// compares: the reserved domain of Tessera's own placeholders (a deleted user's
+    /// `deleted-<id>@deleted.invalid`, an external identity's `…@identities.invalid`), which
+    /// nobody registers.
+    pub fn is_reserved(&self) -> bool {
+        let key = self.normalized();
+        let tld = Email("x@invalid".into()).normalized();
+        let (Some((_, domain)), Some((_, tld))) = (key.rsplit_once('@'), tld.rsplit_once('@')) else { return false };
+        domain == tld || domain.strip_suffix(tld).is_some_and(|rest| rest.ends_with('.'))
+    }
+
+    /// The address a deleted user's row keeps (the row stays: ids are never given out again).
+    pub fn deleted(id: UserId) -> Self {
+        Self(format!("deleted-{id}@deleted.invalid"))
+    }
+
+    /// The comparison key a deleted user's row keeps. It has no `@`, which every key of an
+    /// address has ([`Email::normalized`] keeps it), so no address, registered before or after,
+    /// can hold it.
+    pub fn deleted_key(id: UserId) -> String {
+        format!("deleted user {id}")
+    }
+
     /// The version of [`Email::normalized`]'s rule, stored beside its result, so that rows written
     /// under an older rule are normalized again at startup. 3: capital look-alikes.
     pub const NORMALIZATION: i64 = 3;
@@ -254,6 +277,23 @@ mod tests {
         for c in (0..0x3_0000).filter_map(char::from_u32) {
             let once = key(c);
             assert_eq!(Email(once.clone()).normalized(), once, "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn the_reserved_domain_and_deleted_users_keys() {
+        for reserved in ["deleted-7@deleted.invalid", "x@INVALID", "a@b.invalid", "a@b.\u{456}nvalid", "a@b.ｉｎｖａｌｉｄ"] {
+            assert!(Email::parse(reserved).unwrap().is_reserved(), "{reserved:?}");
+        }
+        for fine in ["a@invalid.com", "a@notinvalid", "a@b.invalids", "invalid@example.com"] {
+            assert!(!Email::parse(fine).unwrap().is_reserved(), "{fine:?}");
+        }
+        assert!(Email::deleted(UserId(7)).is_reserved());
+        assert!(Email::parse(Email::deleted(UserId(7)).as_str()).is_ok(), "a stored address parses");
+        // no address's key is a deleted user's: every key keeps its `@`
+        assert!(!Email::deleted_key(UserId(7)).contains('@'));
+        for c in (0..0x3_0000).filter_map(char::from_u32).filter(|c| !c.is_whitespace() && !c.is_control()) {
+            assert!(Email(format!("a{c}@b")).normalized().contains('@'), "U+{:04X}", c as u32);
         }
     }
 

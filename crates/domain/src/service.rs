@@ -471,6 +471,9 @@ impl TokenService {
     #[tracing::instrument(skip_all)]
     pub async fn register(&self, email: &str, password: String, now: OffsetDateTime) -> Result<User, DomainError> {
         let email = Email::parse(email)?;
+        if email.is_reserved() {
+            return Err(DomainError::invalid("email", "is under .invalid, reserved for Tessera's own placeholders"));
+        }
         let password = self.settings.password_policy.new_password(password)?;
         let hash = self.hasher.hash(password).await?;
         let user = self.store.create_user(&email, Some(&hash), now).await?;
@@ -1395,7 +1398,7 @@ impl TokenService {
         if let Some(u) = self.store.user_by_identity(provider, subject).await? {
             return Ok(u);
         }
-        if let Some(e) = email.and_then(|e| Email::parse(e).ok()) {
+        if let Some(e) = email.and_then(|e| Email::parse(e).ok()).filter(|e| !e.is_reserved()) {
             match self.store.create_user_with_identity(provider, subject, &e, now).await {
                 Ok(u) => return Ok(u),
                 Err(crate::RepoError::Conflict("users_email_key")) => {}

@@ -549,13 +549,14 @@ impl UserRepository for SqliteStore {
 
     async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut tx = self.write_tx().await?;
-        let tombstone = format!("deleted-{}@deleted.invalid", id.0);
+        // the key of no address: see Email::deleted_key
         let updated = sqlx::query(
-            "update users set email = ?2, email_normalized = ?2, password_hash = null, status = 'blocked', password_changed_at = ?3 where id = ?1",
+            "update users set email = ?2, email_normalized = ?4, password_hash = null, status = 'blocked', password_changed_at = ?3 where id = ?1",
         )
         .bind(id.0)
-        .bind(&tombstone)
+        .bind(Email::deleted(id).as_str())
         .bind(now)
+        .bind(Email::deleted_key(id))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
