@@ -698,6 +698,7 @@ impl TokenService {
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
         }
+        let client_id = origin.client_id;
         let profile = origin.profile.unwrap_or(&face.profile);
         let session = Session {
             id: SessionId(Uuid::now_v7()),
@@ -726,9 +727,17 @@ impl TokenService {
             rotated_at: None,
             sealed_secret: Some(fresh.sealed_secret),
         };
-        match login {
-            Some((account, address)) => self.store.open_session_after_login(&session, &record, account, address).await?,
-            None => self.store.open_session(&session, &record).await?,
+        let opened = match login {
+            Some((account, address)) => self.store.open_session_after_login(&session, &record, account, address).await,
+            None => self.store.open_session(&session, &record).await,
+        };
+        match opened {
+            // the client was deleted since it authenticated (another instance, an operator)
+            Err(crate::RepoError::Conflict("sessions_client_id_fkey")) => {
+                self.forget_client(client_id);
+                return Err(AuthError::UnknownClient.into());
+            }
+            other => other?,
         }
         tracing::info!(session_id = %session.id, "session opened");
         self.pair(face, &session, &record, secret, now)
@@ -1163,8 +1172,21 @@ impl TokenService {
         Ok(ids.len())
     }
 
-    /// Deletes an OAuth client; its sessions end. Returns how many ended.
+    /// Forgets the copy of a client `authenticate_client` keeps (every copy: `None`), so that
+    /// the next request reads it again: it was deleted or changed elsewhere.
+    pub fn forget_client(&self, client_id: Option<&str>) {
+        match client_id {
+            Some(id) => {
+                self.clients.remove(id);
+            }
+            None => self.clients.clear(),
+        }
+    }
+
+    /// Deletes an OAuth client; its sessions end. Returns how many ended. The other instances
+    /// forget it when the store announces it (Postgres), or when a login for it meets its absence.
     pub async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<usize, DomainError> {
+        self.forget_client(Some(client_id));
         let ids = self.store.delete_client(client_id, now).await.map_err(|e| match e {
             crate::RepoError::NotFound => DomainError::NotFound("client"),
             other => other.into(),

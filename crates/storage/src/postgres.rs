@@ -26,6 +26,9 @@ use uuid::Uuid;
 pub const REVOCATION_CHANNEL: &str = "tessera_revocations";
 /// Where a change of the signing keys is announced (the payload names the key or algorithm).
 pub const KEYS_CHANNEL: &str = "tessera_keys";
+/// Where a deleted or changed OAuth client is announced (the payload is its client_id), so that
+/// every instance forgets the copy it keeps.
+pub const CLIENTS_CHANNEL: &str = "tessera_clients";
 
 pub(crate) static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../migrations/postgres");
 static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| crate::migrations::migrator(&MIGRATIONS));
@@ -44,6 +47,12 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
             Some("refresh_tokens_pkey") => RepoError::Conflict("refresh_tokens_pkey"),
             _ => RepoError::Unavailable(Box::new(e)),
         };
+    }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_foreign_key_violation()
+        && db.constraint() == Some("sessions_client_id_fkey")
+    {
+        return RepoError::Conflict("sessions_client_id_fkey");
     }
     if let sqlx::Error::RowNotFound = e {
         return RepoError::NotFound;
@@ -107,10 +116,10 @@ impl PgStore {
             .collect())
     }
 
-    /// A listener subscribed to [`REVOCATION_CHANNEL`] and [`KEYS_CHANNEL`].
+    /// A listener subscribed to [`REVOCATION_CHANNEL`], [`KEYS_CHANNEL`] and [`CLIENTS_CHANNEL`].
     pub async fn revocation_listener(&self) -> Result<PgListener, sqlx::Error> {
         let mut l = PgListener::connect_with(&self.pool).await?;
-        l.listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL]).await?;
+        l.listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL, CLIENTS_CHANNEL]).await?;
         Ok(l)
     }
 }
@@ -642,6 +651,12 @@ impl ClientRepository for PgStore {
         if deleted.rows_affected() == 0 {
             return Err(RepoError::NotFound);
         }
+        // heard by every instance once committed
+        sqlx::query(sqlx::AssertSqlSafe(format!("select pg_notify('{CLIENTS_CHANNEL}', $1)")))
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked)
     }

@@ -211,7 +211,11 @@ impl SqliteStore {
         .bind(s.subject.as_deref())
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(|e| match &e {
+            // its user is never deleted (only erased): the client was, meanwhile
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => RepoError::Conflict("sessions_client_id_fkey"),
+            _ => map_err(e),
+        })?;
         insert_token(&mut tx, first).await?;
         audit(&mut tx, s.created_at, "login", s.user_id, s.id).await?;
         tx.commit().await.map_err(map_err)?;

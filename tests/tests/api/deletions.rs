@@ -3,9 +3,9 @@
 //! authenticating at once on the running server.
 
 use serde_json::{Value, json};
-use tessera_domain::{Email, OffsetDateTime, UserId};
+use tessera_domain::{ClientId, Email, OAuthClient, OffsetDateTime, UserId};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{BACKEND, Backend, TestApp, spawn_app};
 
 /// Registering `deleted-<id>@deleted.invalid` before the user `<id>` is deleted made the
 /// deletion fail on the address's uniqueness.
@@ -39,4 +39,60 @@ async fn a_deleted_users_placeholder_address_cannot_be_taken_beforehand() {
     assert_eq!(app.register("victim@example.com", "correct horse battery").await.status(), 201, "the address is free again");
 }
 
-crate::both_backends!(a_deleted_users_placeholder_address_cannot_be_taken_beforehand);
+async fn grant(app: &TestApp, client: &str) -> reqwest::Response {
+    let form = [("grant_type", "password"), ("username", "ann@example.com"), ("password", "correct horse battery")];
+    app.http.post(app.url("/oauth/token")).basic_auth(client, Some("billing-secret")).form(&form).send().await.unwrap()
+}
+
+async fn introspect(app: &TestApp, token: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth("billing", Some("billing-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A client deleted by another process (an operator, another instance) authenticated for about
+/// 10 s more from the running server's cache, and a login with it then failed with 503.
+async fn a_client_deleted_elsewhere_is_refused_at_once_by_the_running_server() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
+    let client = OAuthClient {
+        client_id: ClientId::parse("billing").unwrap(),
+        name: "billing".into(),
+        secret_hash: Some(app.secrets.refresh_hasher.hash(b"billing-secret")),
+        profile: "standard".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    app.store.create_client(&client).await.unwrap();
+    let first = grant(&app, "billing").await;
+    assert_eq!(first.status(), 200);
+    let access = first.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&app, &access).await.status(), 200, "the running server keeps the client");
+
+    let operator = app.admin().await; // what `tessera client delete` runs
+    assert_eq!(operator.state.service.delete_client("billing", OffsetDateTime::now_utc()).await.unwrap(), 1);
+
+    if BACKEND.try_with(|b| *b).unwrap_or(Backend::Postgres) == Backend::Postgres {
+        // every instance hears of the deletion: the client is refused without any login first
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while introspect(&app, &access).await.status() == 200 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(introspect(&app, &access).await.status(), 401, "forgotten within 2 s of the deletion");
+    }
+    // at once on both databases: the login meets the client's absence
+    let res = grant(&app, "billing").await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("www-authenticate"), "the Basic challenge to a client that tried Basic");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert_eq!(grant(&app, "billing").await.status(), 401, "and forgotten");
+    assert_eq!(introspect(&app, &access).await.status(), 401);
+}
+
+crate::both_backends!(
+    a_deleted_users_placeholder_address_cannot_be_taken_beforehand,
+    a_client_deleted_elsewhere_is_refused_at_once_by_the_running_server,
+);
