@@ -68,7 +68,7 @@ impl RevocationList for RevocationCache {
 
 /// Postgres, where instances share the database: subscribes first and then loads, so nothing
 /// revoked in between is missed; then follows the channel until the process ends.
-/// A client announced as deleted or changed goes to `clients_changed` (`None`: any may have been,
+/// A client announced as deleted goes to `clients_changed` (`None`: any may have been,
 /// notifications were missed).
 pub async fn start_listener(
     store: PgStore,

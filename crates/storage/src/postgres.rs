@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub const REVOCATION_CHANNEL: &str = "tessera_revocations";
 /// Where a change of the signing keys is announced (the payload names the key or algorithm).
 pub const KEYS_CHANNEL: &str = "tessera_keys";
-/// Where a deleted or changed OAuth client is announced (the payload is its client_id), so that
+/// Where a deleted OAuth client is announced (the payload is its client_id), so that
 /// every instance forgets the copy it keeps.
 pub const CLIENTS_CHANNEL: &str = "tessera_clients";
 
