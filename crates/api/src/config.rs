@@ -433,6 +433,13 @@ impl Settings {
                 }
                 _ => return Err(ConfigError::new(key, "set exactly one of jwks_url and jwks")),
             }
+            if p.audience.as_deref().is_none_or(|a| a.trim().is_empty()) {
+                return Err(ConfigError::new(
+                    format!("{key}.audience"),
+                    "must be set to the client id this provider issued to this application: without it, convert-token \
+                     would accept the ID tokens the provider mints for any other application",
+                ));
+            }
         }
         let f = &self.dialects.flask;
         if !matches!(f.era.as_str(), "3" | "4") {

@@ -68,10 +68,13 @@ impl RevocationList for RevocationCache {
 
 /// Postgres, where instances share the database: subscribes first and then loads, so nothing
 /// revoked in between is missed; then follows the channel until the process ends.
+/// A client announced as deleted goes to `clients_changed` (`None`: any may have been,
+/// notifications were missed).
 pub async fn start_listener(
     store: PgStore,
     cache: Arc<RevocationCache>,
     keys_changed: Arc<tokio::sync::Notify>,
+    clients_changed: tokio::sync::mpsc::UnboundedSender<Option<String>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut listener = store.revocation_listener().await?;
     cache.reload(&store).await?;
@@ -80,6 +83,9 @@ pub async fn start_listener(
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) if n.channel() == tessera_storage::KEYS_CHANNEL => keys_changed.notify_one(),
+                Ok(Some(n)) if n.channel() == tessera_storage::CLIENTS_CHANNEL => {
+                    let _ = clients_changed.send(Some(n.payload().to_owned()));
+                }
                 Ok(Some(n)) => {
                     if let Ok(id) = n.payload().parse::<Uuid>() {
                         cache.note_revoked(SessionId(id), OffsetDateTime::now_utc());
@@ -93,6 +99,7 @@ pub async fn start_listener(
                 Ok(None) => {
                     tracing::warn!("revocation listener reconnected; reloading revocations");
                     keys_changed.notify_one();
+                    let _ = clients_changed.send(None);
                     if let Err(e) = cache.reload(&store).await {
                         tracing::error!(error = %e, "reloading revocations failed");
                     }
@@ -100,6 +107,7 @@ pub async fn start_listener(
                 Err(e) => {
                     tracing::error!(error = %e, "revocation listener failed; retrying in 1s");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let _ = clients_changed.send(None);
                     if let Err(e) = cache.reload(&store).await {
                         tracing::error!(error = %e, "reloading revocations failed");
                     }

@@ -135,10 +135,14 @@ impl Core {
         });
         let keys = Arc::new(crate::keys::KeyManager::new(store.clone(), secrets.sealer.clone(), keyring.clone(), schedule, algs.clone()));
         let keys_changed = Arc::new(tokio::sync::Notify::new());
+        // clients deleted or changed by another process, as the listener hears of them
+        let (clients_changed, mut clients_heard) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
         let listener = match (&backend, listen_for_revocations) {
-            (Backend::Postgres(pg), true) => {
-                Some(start_listener(pg.clone(), revocations.clone(), keys_changed.clone()).await.context("listening for revocations")?)
-            }
+            (Backend::Postgres(pg), true) => Some(
+                start_listener(pg.clone(), revocations.clone(), keys_changed.clone(), clients_changed)
+                    .await
+                    .context("listening for revocations")?,
+            ),
             (Backend::Sqlite(_), true) => {
                 // Admin commands (`tessera user block`) are other processes on the same file:
                 // poll for their revocations, as Postgres instances hear them through NOTIFY.
@@ -190,6 +194,13 @@ impl Core {
             audit: tessera_domain::audit::AuditChain::new(secrets.audit.clone(), secrets.audit_head.clone()),
         });
         let native = service.face(NATIVE).context("the native face")?;
+        // ends with the listener (the sender's owner)
+        let forgetting = service.clone();
+        tokio::spawn(async move {
+            while let Some(client_id) = clients_heard.recv().await {
+                forgetting.forget_client(client_id.as_deref());
+            }
+        });
         if settings.dialects.medods.enabled && settings.dialects.medods.open_to_anyone && listen_for_revocations {
             tracing::warn!("the Medods dialect's /generate and /deleteall are open to anyone (dialects.medods.open_to_anyone = true)");
         }

@@ -830,6 +830,48 @@ fn doctor_names_what_is_wrong() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A convert-token provider without `audience` would accept the ID tokens it minted for any other
+/// application: the start refuses it, naming the key, and `tessera doctor` says why.
+#[test]
+fn a_convert_token_provider_without_an_audience_stops_the_start_and_doctor_says_why() {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let provider = "[dialects.drf_social_oauth2.providers.google]\nissuer = \"https://accounts.google.com\"\n\
+                    jwks_url = \"https://www.googleapis.com/oauth2/v3/certs\"\n";
+    std::fs::write(dir.join("config/default.toml"), provider).unwrap();
+    let key = "dialects.drf_social_oauth2.providers.google.audience";
+
+    let mut child = tessera(&dir).env_remove("DATABASE_URL").arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = child.try_wait().unwrap().is_none();
+    if started {
+        child.kill().ok();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!started && !out.status.success(), "the server started: {err}");
+    assert!(err.contains(key) && err.contains("any other application"), "{err}");
+    assert!(!dir.join("data").exists(), "nothing was started or generated");
+
+    let doctor = tessera(&dir).env_remove("DATABASE_URL").args(["doctor", "--json"]).output().unwrap();
+    assert_eq!(doctor.status.code(), Some(4));
+    let findings: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&doctor.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let config = findings.iter().find(|f| f["check"] == "configuration").unwrap();
+    assert_eq!(config["status"], "problem");
+    let detail = config["detail"].as_str().unwrap();
+    assert!(detail.contains(key) && detail.contains("any other application"), "{detail}");
+
+    // with the audience (the client id the provider issued to this application) all is well
+    std::fs::write(dir.join("config/default.toml"), format!("{provider}audience = \"1234.apps.example\"\n")).unwrap();
+    let fixed = json_lines(&tessera(&dir).env_remove("DATABASE_URL").args(["doctor", "--json"]).output().unwrap());
+    assert_eq!(fixed.iter().find(|f| f["check"] == "configuration").unwrap()["status"], "ok", "{fixed:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `tessera conformance` against a running Tessera, as a team migrating from simplejwt would run
 /// it: every captured case reported, none failed; the expired-token cases need the signing
 /// secret, so they are skipped here (the e2e suite runs them with it).

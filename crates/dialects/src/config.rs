@@ -132,7 +132,9 @@ pub struct ProviderSettings {
     pub jwks_url: Option<String>,
     /// Or its keys inline: a JWKS document (`{"keys":[...]}`) as JSON.
     pub jwks: Option<String>,
-    /// The `aud` its tokens must carry, when set.
+    /// The `aud` its tokens must carry: the client id the provider issued to this application.
+    /// Required (the start refuses a provider without it); optional here only so that its
+    /// absence is reported as a configuration error naming the key.
     pub audience: Option<String>,
 }
 

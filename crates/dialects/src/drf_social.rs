@@ -125,11 +125,10 @@ impl Provider {
         validation.leeway = 0;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        // a provider without an audience is refused at start; were one built, it accepts nothing
+        validation.set_audience(&[self.audience.as_deref()?]);
+        // jsonwebtoken checks `aud` only when the token has one: it is required as well
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation).ok().map(|d| d.claims)
     }
 }
@@ -294,6 +293,8 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<Fac
                 param(&p, "password").ok_or_else(|| oauth(400, "invalid_request", Some("Request is missing password parameter.")))?;
             match state.service.login_password(&face.face, username, password.to_owned(), origin(&req, &client), now).await {
                 Ok(pair) => Ok(token_body(&face, pair)),
+                // deleted since it authenticated
+                Err(DomainError::Auth(AuthError::UnknownClient)) => Err(invalid_client()),
                 Err(DomainError::Auth(_) | DomainError::Invalid { .. }) => {
                     Err(oauth(400, "invalid_grant", Some("Invalid credentials given.")))
                 }
@@ -367,6 +368,7 @@ pub async fn convert_token(
         match state.service.open_session(&face.face, &user, origin(&req, &client), now).await {
             Ok(pair) => Ok(token_body(&face, pair)),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(oauth(400, "invalid_grant", Some("The account is blocked."))),
+            Err(DomainError::Auth(AuthError::UnknownClient)) => Err(invalid_client()),
             Err(e) => Err(unexpected(e)),
         }
     }

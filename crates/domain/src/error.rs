@@ -24,6 +24,9 @@ pub enum AuthError {
     WrongClient,
     #[error("the user of this token no longer exists")]
     UnknownUser,
+    /// The client a session was being opened for was deleted meanwhile.
+    #[error("the client no longer exists")]
+    UnknownClient,
     #[error("the access and refresh tokens are not of one pair")]
     PairMismatch,
     /// The token was issued by another face (outside this face's audience).

@@ -246,10 +246,8 @@ impl UserRepository for InMemoryStore {
     }
     async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut s = self.lock()?;
-        let tombstone =
-            Email::parse(&format!("deleted-{}@deleted.invalid", id.0)).map_err(|e| RepoError::Unavailable(e.to_string().into()))?;
         let user = s.users.iter_mut().find(|u| u.id == id).ok_or(RepoError::NotFound)?;
-        user.email = tombstone;
+        user.email = Email::deleted(id);
         user.password_hash = None;
         user.status = UserStatus::Blocked;
         s.origins.remove(&id);

@@ -1,5 +1,8 @@
 //! Who tokens are issued to: users (with a parsed e-mail) and OAuth clients.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
@@ -60,16 +63,98 @@ impl Email {
 
     /// The form uniqueness and look-ups use: lowercase, NFKC (fullwidth and other
     /// compatibility forms fold), then the UTS #39 confusable skeleton, so that `аnn@example.com`
-    /// with a Cyrillic `а` is the same address as `ann@example.com`. An internal key, never shown.
+    /// with a Cyrillic `а` is the same address as `ann@example.com`. Addresses compare without
+    /// case, so a letter that looks like a capital is that capital's lowercase letter:
+    /// `ann@example.coᴍ` (a small capital M) is `ann@example.com` (see [`capital_look_alike`]).
+    /// Repeated until nothing changes, since a skeleton may itself fold further. An internal key,
+    /// never shown.
     pub fn normalized(&self) -> String {
-        let folded: String = self.0.to_lowercase().nfkc().collect();
-        let skeleton: String = unicode_security::skeleton(&folded).collect();
-        skeleton.to_lowercase()
+        let mut key = skeleton_lowercase(&self.0);
+        for _ in 0..4 {
+            let mut next = String::with_capacity(key.len());
+            for c in key.chars() {
+                match capital_look_alike(c) {
+                    Some(lower) => next.push_str(lower),
+                    None => next.push(c),
+                }
+            }
+            let next = skeleton_lowercase(&next);
+            if next == key {
+                break;
+            }
+            key = next;
+        }
+        key
+    }
+
+    /// Whether the address is under `.invalid` (RFC 6761), compared as [`Email::normalized`]
+    /// compares: the reserved domain of Tessera's own placeholders (a deleted user's
+    /// `deleted-<id>@deleted.invalid`, an external identity's `…@identities.invalid`), which
+    /// nobody registers.
+    pub fn is_reserved(&self) -> bool {
+        let key = self.normalized();
+        let tld = Email("x@invalid".into()).normalized();
+        let (Some((_, domain)), Some((_, tld))) = (key.rsplit_once('@'), tld.rsplit_once('@')) else { return false };
+        domain == tld || domain.strip_suffix(tld).is_some_and(|rest| rest.ends_with('.'))
+    }
+
+    /// The address a deleted user's row keeps (the row stays: ids are never given out again).
+    pub fn deleted(id: UserId) -> Self {
+        Self(format!("deleted-{id}@deleted.invalid"))
+    }
+
+    /// The comparison key a deleted user's row keeps. It has no `@`, which every key of an
+    /// address has ([`Email::normalized`] keeps it), so no address, registered before or after,
+    /// can hold it.
+    pub fn deleted_key(id: UserId) -> String {
+        format!("deleted user {id}")
     }
 
     /// The version of [`Email::normalized`]'s rule, stored beside its result, so that rows written
-    /// under an older rule are normalized again at startup.
-    pub const NORMALIZATION: i64 = 2;
+    /// under an older rule are normalized again at startup. 3: capital look-alikes.
+    pub const NORMALIZATION: i64 = 3;
+}
+
+/// Version 2 of [`Email::normalized`]: lowercase, NFKC, the UTS #39 skeleton, lowercase.
+fn skeleton_lowercase(s: &str) -> String {
+    let folded: String = s.to_lowercase().nfkc().collect();
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    skeleton.to_lowercase()
+}
+
+/// The lowercase letter a caseless skeleton prototype stands for, read as a capital. UTS #39
+/// compares within one case: small capitals and their kin (`ᴍ`, Cyrillic `м`, `ʍ`: one
+/// prototype) have no case of their own and look like no lowercase letter, only like a capital
+/// (`М`, `M`). Derived from the complete data (the confusables of unicode-security, the case
+/// mappings of the standard library), not a table: for each letter with a one-letter capital,
+/// when its own prototype is a non-ASCII letter without case and the capital's prototype is all
+/// capitals, the prototype stands for that capital's lowercase. Several candidates: the
+/// shortest, then the first.
+fn capital_look_alike(c: char) -> Option<&'static str> {
+    static LOOK_ALIKES: LazyLock<BTreeMap<char, String>> = LazyLock::new(|| {
+        let mut found: BTreeMap<char, BTreeSet<(usize, String)>> = BTreeMap::new();
+        let caseless = |k: char| k.to_uppercase().eq(std::iter::once(k)) && k.to_lowercase().eq(std::iter::once(k));
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            let mut upper = c.to_uppercase();
+            let (Some(capital), None) = (upper.next(), upper.next()) else { continue };
+            if capital == c {
+                continue;
+            }
+            let prototype: String = unicode_security::skeleton(c.encode_utf8(&mut [0; 4])).collect();
+            let mut chars = prototype.chars();
+            let (Some(k), None) = (chars.next(), chars.next()) else { continue };
+            if k.is_ascii() || !k.is_alphabetic() || !caseless(k) {
+                continue;
+            }
+            let seen: String = unicode_security::skeleton(capital.encode_utf8(&mut [0; 4])).collect();
+            let lower = seen.to_lowercase();
+            if lower != seen && seen.to_uppercase() == seen {
+                found.entry(k).or_default().insert((lower.chars().count(), lower));
+            }
+        }
+        found.into_iter().filter_map(|(k, all)| all.into_iter().next().map(|(_, lower)| (k, lower))).collect()
+    });
+    LOOK_ALIKES.get(&c).map(String::as_str)
 }
 
 impl std::fmt::Display for Email {
@@ -167,8 +252,49 @@ mod tests {
         assert_eq!(n("ANN@EXAMPLE.COM"), ann);
         assert_eq!(n("ａｎｎ@ｅｘａｍｐｌｅ.ｃｏｍ"), ann, "fullwidth forms");
         assert_eq!(n("ann@examp\u{217C}e.com"), ann, "a Roman numeral fifty for the l");
+        assert_eq!(n("ann@example.co\u{1D0D}"), ann, "a small capital M");
+        assert_eq!(n("\u{1D00}nn@example.co\u{43C}"), ann, "a small capital A, a Cyrillic em");
+        assert_eq!(n("ann@exa\u{1D0D}ple.\u{1D04}o\u{28D}"), ann);
+        // every small capital the data links to its letter (it links none to F or R)
+        assert_eq!(n("ᴀʙᴄᴅᴇɢʜɪᴊᴋʟᴍɴᴏᴘꜱᴛᴜᴠᴡʏᴢ@example.com"), n("abcdeghijklmnopstuvwyz@example.com"), "small capitals");
+        assert_eq!(n("\u{43D}ello@example.com"), n("hello@example.com"), "Cyrillic en, a small capital H");
         assert_ne!(n("anne@example.com"), ann);
         assert_ne!(n("bob@example.com"), ann);
+    }
+
+    /// The capital look-alikes never join two printable ASCII characters that version 2 told
+    /// apart (`i` is not `l`, though `I` looks like `l`), and normalizing is stable.
+    #[test]
+    fn capital_look_alikes_keep_ascii_apart_and_are_stable() {
+        let key = |c: char| Email(format!("{c}@x")).normalized();
+        let ascii: Vec<char> = ('!'..='~').collect();
+        for a in &ascii {
+            for b in ascii.iter().filter(|b| a < *b) {
+                let v2 = |c: char| skeleton_lowercase(&format!("{c}@x"));
+                assert!(key(*a) != key(*b) || v2(*a) == v2(*b), "{a} and {b}");
+            }
+        }
+        for c in (0..0x3_0000).filter_map(char::from_u32) {
+            let once = key(c);
+            assert_eq!(Email(once.clone()).normalized(), once, "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn the_reserved_domain_and_deleted_users_keys() {
+        for reserved in ["deleted-7@deleted.invalid", "x@INVALID", "a@b.invalid", "a@b.\u{456}nvalid", "a@b.ｉｎｖａｌｉｄ"] {
+            assert!(Email::parse(reserved).unwrap().is_reserved(), "{reserved:?}");
+        }
+        for fine in ["a@invalid.com", "a@notinvalid", "a@b.invalids", "invalid@example.com"] {
+            assert!(!Email::parse(fine).unwrap().is_reserved(), "{fine:?}");
+        }
+        assert!(Email::deleted(UserId(7)).is_reserved());
+        assert!(Email::parse(Email::deleted(UserId(7)).as_str()).is_ok(), "a stored address parses");
+        // no address's key is a deleted user's: every key keeps its `@`
+        assert!(!Email::deleted_key(UserId(7)).contains('@'));
+        for c in (0..0x3_0000).filter_map(char::from_u32).filter(|c| !c.is_whitespace() && !c.is_control()) {
+            assert!(Email(format!("a{c}@b")).normalized().contains('@'), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

@@ -57,9 +57,10 @@ pub trait UserRepository: Send + Sync {
     async fn set_password(&self, id: UserId, hash: &PasswordHash, now: OffsetDateTime) -> Result<bool, RepoError>;
     /// Deletes a user, in one transaction: every live session revoked (so each instance learns
     /// of it), external identities unlinked, and the e-mail and password erased. The row stays,
-    /// blocked, as `deleted-<id>@deleted.invalid`, with no origin (it answers no legacy token):
-    /// ids are never given out again, and the revoked sessions and audit events keep their
-    /// user. `NotFound` when there is no such user.
+    /// blocked, as `deleted-<id>@deleted.invalid` ([`crate::Email::deleted`]) compared by
+    /// [`crate::Email::deleted_key`], which no address has, and with no origin (it answers no
+    /// legacy token): ids are never given out again, and the revoked sessions and audit events
+    /// keep their user. `NotFound` when there is no such user.
     async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
     /// Normalizes again the e-mails stored under an older rule than `version`, with `normalize`
     /// (`None`: the address is no longer valid, and keeps its old form). A user whose new form

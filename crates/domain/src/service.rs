@@ -575,6 +575,9 @@ impl TokenService {
     #[tracing::instrument(skip_all)]
     pub async fn register(&self, email: &str, password: String, now: OffsetDateTime) -> Result<User, DomainError> {
         let email = Email::parse(email)?;
+        if email.is_reserved() {
+            return Err(DomainError::invalid("email", "is under .invalid, reserved for Tessera's own placeholders"));
+        }
         let password = self.settings.password_policy.new_password(password)?;
         let hash = self.hasher.hash(password).await?;
         let user = self.store.create_user(&email, Some(&hash), now).await?;
@@ -799,6 +802,7 @@ impl TokenService {
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
         }
+        let client_id = origin.client_id;
         let profile = origin.profile.unwrap_or(&face.profile);
         let session = Session {
             id: SessionId(Uuid::now_v7()),
@@ -827,9 +831,17 @@ impl TokenService {
             rotated_at: None,
             sealed_secret: Some(fresh.sealed_secret),
         };
-        match login {
-            Some((account, address)) => self.store.open_session_after_login(&session, &record, account, address).await?,
-            None => self.store.open_session(&session, &record).await?,
+        let opened = match login {
+            Some((account, address)) => self.store.open_session_after_login(&session, &record, account, address).await,
+            None => self.store.open_session(&session, &record).await,
+        };
+        match opened {
+            // the client was deleted since it authenticated (another instance, an operator)
+            Err(crate::RepoError::Conflict("sessions_client_id_fkey")) => {
+                self.forget_client(client_id);
+                return Err(AuthError::UnknownClient.into());
+            }
+            other => other?,
         }
         tracing::info!(session_id = %session.id, "session opened");
         self.pair(face, &session, &record, secret, now)
@@ -1327,8 +1339,21 @@ impl TokenService {
         Ok(ids.len())
     }
 
-    /// Deletes an OAuth client; its sessions end. Returns how many ended.
+    /// Forgets the copy of a client `authenticate_client` keeps (every copy: `None`), so that
+    /// the next request reads it again: it was deleted or changed elsewhere.
+    pub fn forget_client(&self, client_id: Option<&str>) {
+        match client_id {
+            Some(id) => {
+                self.clients.remove(id);
+            }
+            None => self.clients.clear(),
+        }
+    }
+
+    /// Deletes an OAuth client; its sessions end. Returns how many ended. The other instances
+    /// forget it when the store announces it (Postgres), or when a login for it meets its absence.
     pub async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<usize, DomainError> {
+        self.forget_client(Some(client_id));
         let ids = self.store.delete_client(client_id, now).await.map_err(|e| match e {
             crate::RepoError::NotFound => DomainError::NotFound("client"),
             other => other.into(),
@@ -1636,7 +1661,7 @@ impl TokenService {
         if let Some(u) = self.store.user_by_identity(provider, subject).await? {
             return Ok(u);
         }
-        if let Some(e) = email.and_then(|e| Email::parse(e).ok()) {
+        if let Some(e) = email.and_then(|e| Email::parse(e).ok()).filter(|e| !e.is_reserved()) {
             match self.store.create_user_with_identity(provider, subject, &e, now).await {
                 Ok(u) => return Ok(u),
                 Err(crate::RepoError::Conflict("users_email_key")) => {}

@@ -10,7 +10,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
-pub use postgres::{KEYS_CHANNEL, PgStore, REVOCATION_CHANNEL};
+pub use postgres::{CLIENTS_CHANNEL, KEYS_CHANNEL, PgStore, REVOCATION_CHANNEL};
 pub use sqlite::SqliteStore;
 
 /// A pooled connection idle this long is closed: the pool grows for a burst (a SQLite

@@ -26,6 +26,9 @@ use uuid::Uuid;
 pub const REVOCATION_CHANNEL: &str = "tessera_revocations";
 /// Where a change of the signing keys is announced (the payload names the key or algorithm).
 pub const KEYS_CHANNEL: &str = "tessera_keys";
+/// Where a deleted OAuth client is announced (the payload is its client_id), so that
+/// every instance forgets the copy it keeps.
+pub const CLIENTS_CHANNEL: &str = "tessera_clients";
 
 pub(crate) static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../migrations/postgres");
 static MIGRATOR: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| crate::migrations::migrator(&MIGRATIONS));
@@ -57,6 +60,12 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
             Some("refresh_tokens_pkey") => RepoError::Conflict("refresh_tokens_pkey"),
             _ => RepoError::Unavailable(Box::new(e)),
         };
+    }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_foreign_key_violation()
+        && db.constraint() == Some("sessions_client_id_fkey")
+    {
+        return RepoError::Conflict("sessions_client_id_fkey");
     }
     if let sqlx::Error::RowNotFound = e {
         return RepoError::NotFound;
@@ -120,10 +129,10 @@ impl PgStore {
             .collect())
     }
 
-    /// A listener subscribed to [`REVOCATION_CHANNEL`] and [`KEYS_CHANNEL`].
+    /// A listener subscribed to [`REVOCATION_CHANNEL`], [`KEYS_CHANNEL`] and [`CLIENTS_CHANNEL`].
     pub async fn revocation_listener(&self) -> Result<PgListener, sqlx::Error> {
         let mut l = PgListener::connect_with(&self.pool).await?;
-        l.listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL]).await?;
+        l.listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL, CLIENTS_CHANNEL]).await?;
         Ok(l)
     }
 }
@@ -394,13 +403,14 @@ impl AuditRepository for PgStore {
 impl UserRepository for PgStore {
     async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
         let row = sqlx::query(
-            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at) \
-             values ($1, $4, $2, 'active', $3, $3) returning id, email, password_hash, status, created_at, password_changed_at",
+            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at, email_normalized_version) \
+             values ($1, $4, $2, 'active', $3, $3, $5) returning id, email, password_hash, status, created_at, password_changed_at",
         )
         .bind(email.as_str())
         .bind(password.map(PasswordHash::as_str))
         .bind(now)
         .bind(email.normalized())
+        .bind(Email::NORMALIZATION)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -410,8 +420,9 @@ impl UserRepository for PgStore {
     async fn import_user(&self, user: &User, origin: &str) -> Result<bool, RepoError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
-            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at, origin) \
-             overriding system value values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing",
+            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at, origin, \
+             email_normalized_version) \
+             overriding system value values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (id) do nothing",
         )
         .bind(user.id.0)
         .bind(user.email.as_str())
@@ -421,6 +432,7 @@ impl UserRepository for PgStore {
         .bind(user.created_at)
         .bind(user.password_changed_at)
         .bind(origin)
+        .bind(Email::NORMALIZATION)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?
@@ -569,14 +581,15 @@ impl UserRepository for PgStore {
 
     async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let tombstone = format!("deleted-{}@deleted.invalid", id.0);
+        // the key of no address: see Email::deleted_key
         let updated = sqlx::query(
-            "update users set email = $2, email_normalized = $2, password_hash = null, status = 'blocked', password_changed_at = $3, \
+            "update users set email = $2, email_normalized = $4, password_hash = null, status = 'blocked', password_changed_at = $3, \
              origin = null where id = $1",
         )
         .bind(id.0)
-        .bind(&tombstone)
+        .bind(Email::deleted(id).as_str())
         .bind(now)
+        .bind(Email::deleted_key(id))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -652,11 +665,13 @@ impl UserRepository for PgStore {
             return rows::user(&row);
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into users (email, email_normalized, password_hash, status, created_at) values ($1, $2, null, 'active', $3) returning {USER_COLS}"
+            "insert into users (email, email_normalized, password_hash, status, created_at, email_normalized_version) \
+             values ($1, $2, null, 'active', $3, $4) returning {USER_COLS}"
         )))
         .bind(email.as_str())
         .bind(email.normalized())
         .bind(now)
+        .bind(Email::NORMALIZATION)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -762,6 +777,12 @@ impl ClientRepository for PgStore {
         if deleted.rows_affected() == 0 {
             return Err(RepoError::NotFound);
         }
+        // heard by every instance once committed
+        sqlx::query(sqlx::AssertSqlSafe(format!("select pg_notify('{CLIENTS_CHANNEL}', $1)")))
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked)
     }

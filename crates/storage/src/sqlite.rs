@@ -211,7 +211,11 @@ impl SqliteStore {
         .bind(s.subject.as_deref())
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(|e| match &e {
+            // its user is never deleted (only erased): the client was, meanwhile
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => RepoError::Conflict("sessions_client_id_fkey"),
+            _ => map_err(e),
+        })?;
         insert_token(&mut tx, first).await?;
         audit(&mut tx, s.created_at, "login", s.user_id, s.id).await?;
         tx.commit().await.map_err(map_err)?;
@@ -482,13 +486,14 @@ impl AuditRepository for SqliteStore {
 impl UserRepository for SqliteStore {
     async fn create_user(&self, email: &Email, password: Option<&PasswordHash>, now: OffsetDateTime) -> Result<User, RepoError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at) \
-             values (?1, ?2, ?3, 'active', ?4, ?4) returning {USER_COLS}"
+            "insert into users (email, email_normalized, password_hash, status, created_at, password_changed_at, email_normalized_version) \
+             values (?1, ?2, ?3, 'active', ?4, ?4, ?5) returning {USER_COLS}"
         )))
         .bind(email.as_str())
         .bind(email.normalized())
         .bind(password.map(PasswordHash::as_str))
         .bind(now)
+        .bind(Email::NORMALIZATION)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -498,8 +503,9 @@ impl UserRepository for SqliteStore {
     async fn import_user(&self, user: &User, origin: &str) -> Result<bool, RepoError> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at, origin) \
-             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) on conflict (id) do nothing",
+            "insert into users (id, email, email_normalized, password_hash, status, created_at, password_changed_at, origin, \
+             email_normalized_version) \
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) on conflict (id) do nothing",
         )
         .bind(user.id.0)
         .bind(user.email.as_str())
@@ -509,6 +515,7 @@ impl UserRepository for SqliteStore {
         .bind(user.created_at)
         .bind(user.password_changed_at)
         .bind(origin)
+        .bind(Email::NORMALIZATION)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?
@@ -670,14 +677,15 @@ impl UserRepository for SqliteStore {
 
     async fn delete_user(&self, id: UserId, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
         let mut tx = self.write_tx().await?;
-        let tombstone = format!("deleted-{}@deleted.invalid", id.0);
+        // the key of no address: see Email::deleted_key
         let updated = sqlx::query(
-            "update users set email = ?2, email_normalized = ?2, password_hash = null, status = 'blocked', password_changed_at = ?3, \
+            "update users set email = ?2, email_normalized = ?4, password_hash = null, status = 'blocked', password_changed_at = ?3, \
              origin = null where id = ?1",
         )
         .bind(id.0)
-        .bind(&tombstone)
+        .bind(Email::deleted(id).as_str())
         .bind(now)
+        .bind(Email::deleted_key(id))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -746,11 +754,13 @@ impl UserRepository for SqliteStore {
             return rows::user(&row);
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into users (email, email_normalized, password_hash, status, created_at) values (?1, ?2, null, 'active', ?3) returning {USER_COLS}"
+            "insert into users (email, email_normalized, password_hash, status, created_at, email_normalized_version) \
+             values (?1, ?2, null, 'active', ?3, ?4) returning {USER_COLS}"
         )))
         .bind(email.as_str())
         .bind(email.normalized())
         .bind(now)
+        .bind(Email::NORMALIZATION)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;

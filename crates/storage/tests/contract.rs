@@ -572,6 +572,22 @@ async fn deleting_a_user_revokes_its_sessions_erases_it_and_frees_the_address(st
     assert!(matches!(store.delete_user(tessera_domain::UserId(999_999), now()).await, Err(RepoError::NotFound)));
 }
 
+/// The placeholder address a deleted user gets may already be some row's (registered before
+/// registration refused `.invalid`): the deletion still succeeds, and that row keeps it.
+async fn deleting_a_user_whose_placeholder_address_is_taken_still_succeeds(store: Arc<dyn Store>) {
+    user(&*store, "filler@example.com").await; // an id without a 1, which the skeleton makes an l
+    let u = user(&*store, "victim@example.com").await;
+    let squatter = user(&*store, Email::deleted(u.id).as_str()).await;
+    assert_eq!(Email::deleted(u.id).normalized(), Email::deleted(u.id).as_str(), "the key a deletion used to write");
+    store.delete_user(u.id, now()).await.unwrap();
+    let tomb = store.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!((tomb.email, tomb.status), (Email::deleted(u.id), UserStatus::Blocked));
+    assert_eq!(store.user_by_email(&Email::deleted(u.id)).await.unwrap().unwrap().id, squatter.id);
+    // two deleted users do not meet either
+    let other = user(&*store, "other@example.com").await;
+    store.delete_user(other.id, now()).await.unwrap();
+}
+
 async fn clients_list_change_and_delete_ending_their_sessions(store: Arc<dyn Store>) {
     client(&*store, "zeta").await;
     client(&*store, "alpha").await;
@@ -755,5 +771,6 @@ contract!(
     concurrent_schedulers_make_one_key_change_per_step,
     users_list_in_id_order_and_a_set_password_is_stored,
     deleting_a_user_revokes_its_sessions_erases_it_and_frees_the_address,
+    deleting_a_user_whose_placeholder_address_is_taken_still_succeeds,
     clients_list_change_and_delete_ending_their_sessions,
 );

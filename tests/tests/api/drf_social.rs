@@ -24,9 +24,11 @@ fn es256_token(sub: &str, exp_in: i64) -> String {
     let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("es-1".into());
-    jsonwebtoken::encode(&header, &json!({"iss": ISSUER, "sub": sub, "exp": now_unix() + exp_in}), &key).unwrap()
+    jsonwebtoken::encode(&header, &json!({"iss": ISSUER, "aud": APP, "sub": sub, "exp": now_unix() + exp_in}), &key).unwrap()
 }
 const ISSUER: &str = "https://idp.example.test";
+/// The client id the fake provider issued to this application: the `aud` its tokens for us carry.
+const APP: &str = "tessera-app.idp.example.test";
 
 /// A fake identity provider: serves its JWKS on a local port.
 fn start_idp() -> String {
@@ -57,7 +59,7 @@ fn idp_token(sub: &str, email: &str, exp_in: i64, key: &[u8], iss: &str) -> Stri
 
 /// A token of the fake provider with the given claims beside `iss`, `sub` and `iat`.
 fn idp_token_with(sub: &str, key: &[u8], iss: &str, extra: Value) -> String {
-    let mut claims = json!({"iss": iss, "sub": sub, "iat": now_unix()});
+    let mut claims = json!({"iss": iss, "aud": APP, "sub": sub, "iat": now_unix()});
     for (k, v) in extra.as_object().unwrap() {
         claims[k] = v.clone();
     }
@@ -75,16 +77,21 @@ async fn app() -> TestApp {
         let p = &mut s.dialects.drf_social_oauth2.providers;
         p.insert(
             "idp".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(jwks_url), jwks: None, audience: None },
+            tessera_api::config::ProviderSettings {
+                issuer: ISSUER.into(),
+                jwks_url: Some(jwks_url),
+                jwks: None,
+                audience: Some(APP.into()),
+            },
         );
         p.insert(
             "inline".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(inline), audience: None },
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(inline), audience: Some(APP.into()) },
         );
         let es = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "es-1", "alg": "ES256", "x": ES_X, "y": ES_Y}]}).to_string();
         p.insert(
             "es".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(es), audience: None },
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(es), audience: Some(APP.into()) },
         );
     })
     .await;
@@ -225,6 +232,9 @@ async fn convert_token_exchanges_a_providers_jwt_for_a_local_pair() {
         idp_token("sub-42", "x@y.z", 300, b"somebody else's key entirely, 32 bytes", ISSUER),
         idp_token("sub-42", "x@y.z", 300, IDP_KEY, "https://evil.example"),
         "not-a-jwt".to_owned(),
+        // minted by the same provider for another application, or for none
+        idp_token_with("sub-42", IDP_KEY, ISSUER, json!({"aud": "another-app", "exp": now_unix() + 300})),
+        idp_token_with("sub-42", IDP_KEY, ISSUER, json!({"aud": null, "exp": now_unix() + 300})),
     ] {
         assert_eq!(send(convert("idp", bad)).await, (400, denied.clone()));
     }
@@ -275,7 +285,7 @@ async fn unknown_kids_do_not_hammer_the_provider() {
     let app = spawn_with(move |s| {
         s.dialects.drf_social_oauth2.providers.insert(
             "idp".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(url), jwks: None, audience: None },
+            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(url), jwks: None, audience: Some(APP.into()) },
         );
     })
     .await;

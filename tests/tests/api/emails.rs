@@ -73,4 +73,69 @@ async fn addresses_stored_under_the_old_rule_are_normalized_again() {
     assert!(again.is_empty(), "done once");
 }
 
-crate::both_backends!(invisible_characters_markup_and_look_alikes_are_refused, addresses_stored_under_the_old_rule_are_normalized_again);
+/// What `Email::normalized` was in version 2: lowercase, NFKC, the UTS #39 skeleton, lowercase.
+fn normalized_v2(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = email.to_lowercase().nfkc().collect();
+    unicode_security::skeleton(&folded).collect::<String>().to_lowercase()
+}
+
+async fn djoser_register(app: &TestApp, email: &str) -> (u16, Value) {
+    let body = json!({"email": email, "password": "correct horse battery"});
+    let res = app.http.post(app.url("/users/")).json(&body).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// Issue 21, item 9: letters that look like capitals (`ᴍ`, a small capital M; Cyrillic `м`)
+/// registered beside the address they imitate, since addresses compare without case.
+async fn a_capital_look_alike_is_the_address_it_imitates() {
+    let app = spawn_app().await;
+    assert_eq!(register(&app, "ann@example.com").await.0, 201);
+    for look_alike in ["ann@example.co\u{1D0D}", "ann@exa\u{43C}ple.com", "\u{1D00}nn@example.com"] {
+        let (status, body) = register(&app, look_alike).await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("email_taken")), "{look_alike:?}: {body}");
+        assert_eq!(
+            djoser_register(&app, look_alike).await,
+            (400, json!({"email": ["user with this email already exists."]})),
+            "djoser: {look_alike:?}"
+        );
+    }
+    // and the other way round: the look-alike first
+    assert_eq!(register(&app, "bob@example.co\u{1D0D}").await.0, 201);
+    assert_eq!(register(&app, "BOB@example.com").await.0, 409);
+}
+
+/// An account stored under version 2 of the rule, whose form version 3 changes, still logs in
+/// once a process of the new version has started on the database.
+async fn an_account_of_the_old_rule_logs_in_after_the_upgrade() {
+    let app = spawn_app().await;
+    let email = "\u{1D0D}ary@example.com";
+    let res = app.register(email, "correct horse battery").await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let old = normalized_v2(email);
+    assert_ne!(old, Email::parse(email).unwrap().normalized(), "version 3 changes this address's form");
+    let q = "update users set email_normalized = $2, email_normalized_version = 2 where id = $1";
+    match &app.backend {
+        Backend::Postgres(pg) => {
+            sqlx::query(q).bind(id).bind(&old).execute(pg.pool()).await.unwrap();
+        }
+        Backend::Sqlite(lite) => {
+            sqlx::query(sqlx::AssertSqlSafe(q.replace('$', "?"))).bind(id).bind(&old).execute(lite.pool()).await.unwrap();
+        }
+    }
+    assert_eq!(app.login(email, "correct horse battery").await.status(), 400, "as stored by version 2");
+    // the upgrade: a process of this version starts on the database
+    drop(app.admin().await);
+    let pair = crate::helpers::pair(app.login(email, "correct horse battery").await).await;
+    assert_eq!(app.me(&pair.access).await.json::<Value>().await.unwrap()["id"], id);
+    assert_eq!(app.login("\u{43C}ary@example.com", "correct horse battery").await.status(), 200, "and its look-alikes");
+    assert_eq!(register(&app, "mary@example.com").await.0, 409);
+}
+
+crate::both_backends!(
+    invisible_characters_markup_and_look_alikes_are_refused,
+    addresses_stored_under_the_old_rule_are_normalized_again,
+    a_capital_look_alike_is_the_address_it_imitates,
+    an_account_of_the_old_rule_logs_in_after_the_upgrade,
+);

@@ -4,6 +4,7 @@
 mod audit;
 mod bad_dialect_input;
 mod bad_input;
+mod deletions;
 mod dialects;
 mod discovery;
 mod drf_social;

@@ -255,7 +255,13 @@ pub async fn create_token(req: HttpRequest, state: web::Data<AppState>, payload:
             request: crate::dialects::http::request_meta(&req),
             subject: None,
         };
-        let pair = state.service.login_password(&state.native, username, password.to_owned(), origin, now).await.map_err(domain_error)?;
+        let pair = state.service.login_password(&state.native, username, password.to_owned(), origin, now).await.map_err(|e| match e {
+            // deleted since it authenticated
+            DomainError::Auth(AuthError::UnknownClient) => {
+                OAuthError::invalid_client(tessera_dialects::http::basic_credentials(&req).ok().flatten().is_some())
+            }
+            e => domain_error(e),
+        })?;
         TokenResponse {
             access_token: pair.access_token,
             token_type: "Bearer",
