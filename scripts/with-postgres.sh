@@ -61,19 +61,6 @@ if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
   exec "$@"
 fi
 
-# a free port: the first of a range nobody answers on
-port=""
-for p in $(seq 55432 55632); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || { echo "no free port in 55432-55632" >&2; exit 1; }
-
-opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=300"
-if [ "$temporary" = "1" ]; then
-  # a throwaway cluster need not survive a crash: skip the disk flushes
-  opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-fi
-
 cleanup() {
   as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   if [ "$temporary" = "1" ]; then rm -rf "$dir"; fi
@@ -82,8 +69,23 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-as_pg "$bindir/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/server.log" -w -t 60 start >/dev/null \
-  || { cat "$dir/server.log" >&2; exit 1; }
+# a free port: the first of a range that nobody answers on and that the server can bind (a port
+# nobody answers on may still be held, by a socket in TIME-WAIT of a cluster just stopped)
+port=""
+for p in $(seq 55432 55632); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
+  opts="-p $p -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=300"
+  if [ "$temporary" = "1" ]; then
+    # a throwaway cluster need not survive a crash: skip the disk flushes
+    opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
+  if as_pg "$bindir/pg_ctl" -D "$dir/data" -o "$opts" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+    port=$p
+    break
+  fi
+  grep -q "could not create any TCP/IP sockets" "$dir/server.log" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+done
+[ -n "$port" ] || { echo "no free port in 55432-55632" >&2; exit 1; }
 echo "with-postgres: PostgreSQL ($bindir) on 127.0.0.1:$port, files in $dir" >&2
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/$db"
