@@ -33,6 +33,8 @@ pub struct Settings {
     pub dialects: DialectSettings,
     pub email: EmailSettings,
     pub log: LogSettings,
+    /// `/metrics`, on a listener of its own.
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             dialects: DialectSettings::default(),
             email: EmailSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -288,6 +291,25 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self { format: "pretty".into(), level: "info".into() }
+    }
+}
+
+/// Prometheus metrics: served on a listener of their own, never on the API's port, so the public
+/// routes do not expose them (loopback by default, as exporters are).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// false: no metrics listener at all.
+    pub enabled: bool,
+    /// The address the metrics listener binds: loopback unless Prometheus scrapes from elsewhere.
+    pub host: String,
+    /// 0: any free port (named in the start-up log).
+    pub port: u16,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true, host: "127.0.0.1".into(), port: 9464 }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics` (OpenMetrics text, the official `prometheus-client`
 //! crate): requests and latency per route and status, logins, refreshes and revocations by
-//! outcome, the password-hash queue, and the database pool.
+//! outcome, the password-hash queue, and the database pool. Served on a listener of its own
+//! (`metrics.host`, `metrics.port`), never on the API's port.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -164,8 +165,7 @@ pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
     Ok(res)
 }
 
-/// Prometheus metrics (OpenMetrics text format).
-#[utoipa::path(tag = "health", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+/// Prometheus metrics (OpenMetrics text format), on the metrics listener.
 #[get("/metrics")]
 pub async fn scrape(metrics: web::Data<Metrics>, state: web::Data<crate::state::AppState>) -> Result<HttpResponse, Problem> {
     let text = metrics.render(state.hasher.load(), state.service.pool_stats()).map_err(|_| Problem::internal())?;

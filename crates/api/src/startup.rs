@@ -286,6 +286,8 @@ async fn ensure_default_client(store: &dyn Store, settings: &Settings, now: Offs
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics`, on a listener of its own (none when `metrics.enabled = false`).
+    metrics: Option<(u16, Server)>,
     /// Seconds requests in flight get to finish after a stop signal.
     grace: u64,
     stop: StopSignal,
@@ -300,16 +302,39 @@ impl Application {
         let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
             .with_context(|| format!("server.port: cannot listen on {}:{}", server_settings.host, server_settings.port))?;
         let port = listener.local_addr()?.port();
+        let metrics_settings = core.state.settings.metrics.clone();
+        let metrics_listener = if metrics_settings.enabled {
+            let l = TcpListener::bind((metrics_settings.host.as_str(), metrics_settings.port)).with_context(|| {
+                format!("metrics.port: cannot listen on {}:{} (set metrics.port, 0 for any free port)", metrics_settings.host, metrics_settings.port)
+            })?;
+            Some(l)
+        } else {
+            None
+        };
         let core = Arc::new(core);
         let server = build_server(listener, core.clone())?;
+        let metrics = match metrics_listener {
+            Some(l) => {
+                let metrics_port = l.local_addr()?.port();
+                let server = build_metrics_server(l, &core)?;
+                tracing::info!(metrics = %format!("http://{}:{metrics_port}/metrics", metrics_settings.host), "Prometheus metrics on their own listener");
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
         // before the address is announced: a signal from then on stops the server gracefully
         let stop = StopSignal::register().context("installing the SIGINT/SIGTERM handlers")?;
         tracing::info!(address = %format!("http://{}:{port}", server_settings.host), "Tessera is listening; API docs at /docs/");
-        Ok(Self { port, server, grace: server_settings.shutdown_timeout_seconds, stop, _core: core })
+        Ok(Self { port, server, metrics, grace: server_settings.shutdown_timeout_seconds, stop, _core: core })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics listener's port, when it is enabled.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// Runs until SIGTERM or SIGINT (Ctrl-C), then stops gracefully: no new connections, and
@@ -317,13 +342,22 @@ impl Application {
     /// own handler would stop at once on SIGINT.)
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let (grace, stop) = (self.grace, self.stop);
         tokio::spawn(async move {
             let signal = stop.recv().await;
             tracing::info!(signal, grace_seconds = grace, "stopping gracefully: requests in flight may finish");
             handle.stop(true).await;
         });
-        self.server.await?;
+        let served = self.server.await;
+        if let Some(m) = metrics {
+            m.stop(false).await;
+        }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -458,6 +492,22 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The metrics listener: `GET /metrics` and nothing else, one worker.
+fn build_metrics_server(listener: TcpListener, core: &Core) -> anyhow::Result<Server> {
+    let state = core.state.clone();
+    let metrics = web::Data::from(core.metrics.clone());
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).app_data(metrics.clone()).service(crate::metrics::scrape).default_service(web::to(not_found))
+    })
+    .workers(1)
+    .max_connections(64)
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     Ok(server)

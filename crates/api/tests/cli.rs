@@ -16,6 +16,8 @@ fn tessera(dir: &std::path::Path) -> Command {
             c.env_remove(k);
         }
     }
+    // servers run side by side: each one's metrics listener on a free port
+    c.env("TESSERA__METRICS__PORT", "0");
     c
 }
 

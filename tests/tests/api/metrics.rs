@@ -70,7 +70,7 @@ async fn metrics_tell_logins_refreshes_reuse_and_requests_apart() {
     assert_eq!(app.refresh(&first.refresh).await.status(), 400, "reuse");
     assert_eq!(app.refresh(&third.refresh).await.status(), 400, "revoked with its family");
 
-    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let res = app.http.get(app.metrics_url()).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let (types, samples) = parse(&res.text().await.unwrap());
@@ -111,7 +111,7 @@ fn request_series(exposition: &str) -> Vec<String> {
 /// `other`, and a path no route matches is `unmatched`, whatever it is.
 async fn invented_methods_and_unknown_paths_add_no_series() {
     let app = spawn_app().await;
-    let scrape = || async { app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let scrape = || async { app.http.get(app.metrics_url()).send().await.unwrap().text().await.unwrap() };
     let send = |method: &str, path: &str| {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         app.http.request(method, app.url(path)).send()
@@ -128,8 +128,7 @@ async fn invented_methods_and_unknown_paths_add_no_series() {
     }
     let after = request_series(&scrape().await);
     let added: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
-    // the only new series may be the scrape's own
-    assert!(added.iter().all(|s| s.contains("route=\"/metrics\"")), "invented methods and paths added series: {added:#?}");
+    assert!(added.is_empty(), "invented methods and paths added series: {added:#?}");
     let known = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"];
     for s in &after {
         let method = s.split("method=\"").nth(1).and_then(|m| m.split('"').next()).unwrap_or("");
@@ -141,4 +140,20 @@ async fn invented_methods_and_unknown_paths_add_no_series() {
     assert!(after.iter().any(|s| s.contains("method=\"other\"") && s.contains("route=\"/v1/me\"") && s.contains("status=\"405\"")));
 }
 
-crate::both_backends!(metrics_tell_logins_refreshes_reuse_and_requests_apart, invented_methods_and_unknown_paths_add_no_series);
+/// `/metrics` is served on a listener of its own (loopback by default), not on the API's port:
+/// the public routes do not expose it.
+async fn metrics_are_served_on_their_own_listener_only() {
+    let app = spawn_app().await;
+    assert_ne!(app.metrics_address, app.address);
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404, "not on the API's port");
+    let res = app.http.get(app.metrics_url()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("# TYPE tessera_http_requests counter"));
+    let res = app.http.get(format!("{}/v1/me", app.metrics_address)).send().await.unwrap();
+    assert_eq!(res.status(), 404, "the metrics listener serves /metrics only");
+    let spec = app.http.get(app.url("/openapi.json")).send().await.unwrap().text().await.unwrap();
+    assert!(!spec.contains("\"/metrics\""), "the public API's document does not list it");
+}
+
+crate::both_backends!(metrics_are_served_on_their_own_listener_only, metrics_tell_logins_refreshes_reuse_and_requests_apart, invented_methods_and_unknown_paths_add_no_series);
