@@ -79,6 +79,14 @@ pub struct ServerSettings {
     pub public_url: String,
     /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` are believed; nobody else's are.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a request's body may take to arrive, from the end of its headers; a slower one
+    /// is answered 408 and its connection closed.
+    pub body_timeout_seconds: u64,
+    /// Seconds an idle keep-alive connection is kept open; 0: no keep-alive.
+    pub keep_alive_seconds: u64,
+    /// Open connections, across workers. 0: as many as the descriptor limit allows, with
+    /// headroom for the database pool and files; more than that is lowered to it.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -91,6 +99,9 @@ impl Default for ServerSettings {
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
             trusted_proxies: vec![],
+            body_timeout_seconds: 10,
+            keep_alive_seconds: 5,
+            max_connections: 0,
         }
     }
 }
@@ -376,6 +387,9 @@ impl Settings {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.body_timeout_seconds == 0 {
+            return Err(ConfigError::new("server.body_timeout_seconds", "must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));

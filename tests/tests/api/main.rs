@@ -21,5 +21,6 @@ mod oauth2_client;
 mod openapi;
 mod race;
 mod sessions;
+mod slow_clients;
 mod swagger_ui;
 mod throttle;
