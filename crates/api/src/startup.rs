@@ -299,20 +299,34 @@ impl Application {
         let migrate = settings.database.migrate_on_start;
         let core = Core::build(settings, migrate, true).await?;
         let server_settings = core.state.settings.server.clone();
+        // before any listener: slow clients must exhaust neither descriptors nor connections
+        let descriptors = crate::slow_clients::raise_descriptor_limit();
+        let max_connections =
+            crate::slow_clients::connection_cap(server_settings.max_connections, descriptors, core.state.settings.database.max_connections);
         let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
             .with_context(|| format!("server.port: cannot listen on {}:{}", server_settings.host, server_settings.port))?;
         let port = listener.local_addr()?.port();
         let metrics_settings = core.state.settings.metrics.clone();
         let metrics_listener = if metrics_settings.enabled {
             let l = TcpListener::bind((metrics_settings.host.as_str(), metrics_settings.port)).with_context(|| {
-                format!("metrics.port: cannot listen on {}:{} (set metrics.port, 0 for any free port)", metrics_settings.host, metrics_settings.port)
+                format!(
+                    "metrics.port: cannot listen on {}:{} (set metrics.port, 0 for any free port)",
+                    metrics_settings.host, metrics_settings.port
+                )
             })?;
             Some(l)
         } else {
             None
         };
         let core = Arc::new(core);
-        let server = build_server(listener, core.clone())?;
+        let server = build_server(listener, core.clone(), max_connections)?;
+        let (body_timeout_seconds, keep_alive_seconds) = (server_settings.body_timeout_seconds, server_settings.keep_alive_seconds);
+        match descriptors {
+            Some(open_files_limit) => {
+                tracing::info!(max_connections, open_files_limit, body_timeout_seconds, keep_alive_seconds, "connection limits");
+            }
+            None => tracing::info!(max_connections, body_timeout_seconds, keep_alive_seconds, "connection limits"),
+        }
         let metrics = match metrics_listener {
             Some(l) => {
                 let metrics_port = l.local_addr()?.port();
@@ -423,12 +437,18 @@ async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
 }
 
-fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server> {
+fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) -> anyhow::Result<Server> {
     let settings = core.state.settings.clone();
     let workers = if settings.server.workers == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {
         settings.server.workers
+    };
+    // actix counts connections per worker
+    let per_worker = (max_connections / workers).max(1);
+    let keep_alive = match settings.server.keep_alive_seconds {
+        0 => actix_web::http::KeepAlive::Disabled,
+        s => actix_web::http::KeepAlive::Timeout(std::time::Duration::from_secs(s)),
     };
     let max_body = settings.server.max_body_bytes;
     let state = core.state.clone();
@@ -455,7 +475,8 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
         let (app, _) = App::new()
             .into_utoipa_app()
             .map(|app| {
-                app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
+                app.wrap(middleware::from_fn(crate::slow_clients::body_deadline))
+                    .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
                     .wrap(middleware::from_fn(crate::throttle::retry_after_header))
                     .wrap(middleware::from_fn(crate::metrics::middleware))
                     .wrap(middleware::from_fn(crate::request_id::middleware))
@@ -490,6 +511,10 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    .max_connections(per_worker)
+    .keep_alive(keep_alive)
+    // the request head: actix's default, said here beside the body's deadline
+    .client_request_timeout(std::time::Duration::from_secs(5))
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)
     .listen(listener)?

@@ -308,6 +308,56 @@ fn json_logs_are_json_and_carry_the_request_id() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 22, item 2: started under a low soft limit on open files, `serve` raises it to the hard
+/// limit, and caps connections below it, with headroom for the database pool and files.
+#[test]
+fn serve_raises_the_open_files_limit_and_caps_connections_below_it() {
+    let dir = temp_dir();
+    let bin = env!("CARGO_BIN_EXE_tessera");
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(&dir).env_remove("RUST_LOG").env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA") {
+            cmd.env_remove(k);
+        }
+    }
+    // a hard limit of 2048 (lowering needs no privilege), the soft one far below it
+    let mut child = cmd
+        .args(["-c", &format!("ulimit -Sn 256 && ulimit -Hn 2048 && exec '{bin}' serve")])
+        .env("TESSERA__SERVER__PORT", "0")
+        .env("TESSERA__METRICS__PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = vec![];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log.iter().any(|l: &String| l.contains("address=http://127.0.0.1:")) {
+        assert!(Instant::now() < deadline, "no address in {log:?}");
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+        assert!(child.try_wait().unwrap().is_none(), "tessera exited: {log:?}");
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().skip(3).take(2).collect();
+    assert_eq!(open_files, ["2048", "2048"], "the soft limit is raised to the hard one: {limits}");
+    // 2048 less 128 reserved and the database pool's 16
+    let line = log.iter().find(|l| l.contains("connection limits")).unwrap_or_else(|| panic!("{log:?}"));
+    assert!(line.contains("max_connections=1904") && line.contains("open_files_limit=2048"), "{line}");
+    assert!(line.contains("body_timeout_seconds=10") && line.contains("keep_alive_seconds=5"), "{line}");
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `tessera import django` from a database the real Django and simplejwt wrote
 /// (`tests/fixtures/legacy/django.sql`): ids kept, each user logs in with their old password
 /// (Argon2, PBKDF2, bcrypt) and is re-hashed to Tessera's Argon2id; simplejwt's blacklist holds;

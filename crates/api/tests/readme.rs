@@ -161,7 +161,8 @@ fn every_readme_example_runs_or_is_checked() {
     let mut script = String::from(PRELUDE);
     let mut ran = 0;
     for b in all.iter().filter(|b| b.skip.is_none()) {
-        let code = b.code.replace("http://127.0.0.1:8080", &base).replace("http://127.0.0.1:9464", &format!("http://127.0.0.1:{metrics_port}"));
+        let code =
+            b.code.replace("http://127.0.0.1:8080", &base).replace("http://127.0.0.1:9464", &format!("http://127.0.0.1:{metrics_port}"));
         match b.lang.as_str() {
             "bash" => {
                 script.push_str(&format!("echo '>>> README line {}' >&2\n", b.line));

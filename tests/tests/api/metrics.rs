@@ -96,7 +96,6 @@ async fn metrics_tell_logins_refreshes_reuse_and_requests_apart() {
     assert_eq!(value(&samples, "tessera_hash_queue_depth", &[]), 0.0);
 }
 
-
 /// The `tessera_http_requests_total` series of an exposition: each one's labels, as written.
 fn request_series(exposition: &str) -> Vec<String> {
     exposition
@@ -156,4 +155,8 @@ async fn metrics_are_served_on_their_own_listener_only() {
     assert!(!spec.contains("\"/metrics\""), "the public API's document does not list it");
 }
 
-crate::both_backends!(metrics_are_served_on_their_own_listener_only, metrics_tell_logins_refreshes_reuse_and_requests_apart, invented_methods_and_unknown_paths_add_no_series);
+crate::both_backends!(
+    metrics_are_served_on_their_own_listener_only,
+    metrics_tell_logins_refreshes_reuse_and_requests_apart,
+    invented_methods_and_unknown_paths_add_no_series
+);
