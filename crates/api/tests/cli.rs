@@ -304,6 +304,25 @@ fn json_logs_are_json_and_carry_the_request_id() {
         lines.push(v);
     }
     assert!(found, "the registration's log line names its request: {lines:#?}");
+    // the access log line names it too (issue 22 item 9: it said `request_id=-`), the client's
+    // id or the one made for the request, as the response echoes it
+    let access = |rx: &std::sync::mpsc::Receiver<String>, path: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if let Some(m) = v["fields"]["message"].as_str().filter(|m| m.contains(&format!("\"{path} HTTP/1.0\""))) {
+                return m.to_owned();
+            }
+        }
+        panic!("no access log line for {path}");
+    };
+    let line = access(&rx, "POST /v1/users");
+    assert!(line.contains("request_id=req-cli-42"), "{line}");
+    let answer = http_get(port, "/health/ready");
+    let echoed = answer.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(str::to_owned)).unwrap();
+    let line = access(&rx, "GET /health/ready");
+    assert!(line.contains(&format!("request_id={}", echoed.trim())), "the made id, as echoed ({echoed}): {line}");
     assert!(sigterm(&mut child).success());
     std::fs::remove_dir_all(&dir).ok();
 }
