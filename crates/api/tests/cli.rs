@@ -377,6 +377,29 @@ fn serve_raises_the_open_files_limit_and_caps_connections_below_it() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 22, item 9: `tessera audit list | head -2` panicked (exit 101, "failed printing to
+/// stdout: Broken pipe") once `head` had gone. A reader that goes away early ends the command
+/// quietly, with success: here its standard output is closed before it writes anything.
+#[test]
+fn output_into_a_reader_that_went_away_ends_quietly() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    // a signing key, and a client whose creation is an audit event: both commands print lines
+    assert!(run(&["client", "create", "--client-id", "piped"]).status.success());
+    assert!(!run(&["key", "list"]).stdout.is_empty());
+    assert!(!run(&["audit", "list"]).stdout.is_empty());
+    for args in [&["audit", "list"][..], &["audit", "list", "--json"], &["key", "list"], &["openapi"]] {
+        let mut child =
+            tessera(&dir).env_remove("DATABASE_URL").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `tessera import django` from a database the real Django and simplejwt wrote
 /// (`tests/fixtures/legacy/django.sql`): ids kept, each user logs in with their old password
 /// (Argon2, PBKDF2, bcrypt) and is re-hashed to Tessera's Argon2id; simplejwt's blacklist holds;
