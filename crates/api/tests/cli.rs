@@ -389,8 +389,7 @@ fn output_into_a_reader_that_went_away_ends_quietly() {
     assert!(!run(&["key", "list"]).stdout.is_empty());
     assert!(!run(&["audit", "list"]).stdout.is_empty());
     for args in [&["audit", "list"][..], &["audit", "list", "--json"], &["key", "list"], &["openapi"]] {
-        let mut child =
-            tessera(&dir).env_remove("DATABASE_URL").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = tessera(&dir).env_remove("DATABASE_URL").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
