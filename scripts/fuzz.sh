@@ -30,7 +30,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 caller_key="fuzz-caller-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 (
   cd "$dir"
-  TESSERA__SERVER__PORT="$port" TESSERA__DATABASE__URL="sqlite:$dir/tessera.db" \
+  TESSERA__SERVER__PORT="$port" TESSERA__METRICS__PORT=0 TESSERA__DATABASE__URL="sqlite:$dir/tessera.db" \
     TESSERA__SECRETS__MASTER_KEY_FILE="$dir/master.key" \
     TESSERA__DIALECTS__MEDODS__CALLER_KEY="$caller_key" TESSERA__LOG__LEVEL=warn \
     TESSERA__PASSWORD__ATTEMPTS_PER_ADDRESS_PER_MINUTE=0 TESSERA__PASSWORD__LOCKOUT__THRESHOLD=0 \

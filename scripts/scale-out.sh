@@ -40,7 +40,7 @@ start() { # name -> prints its base URL
   local name=$1 port
   port=$(free_port)
   mkdir -p "$work/$name"
-  (cd "$work/$name" && TESSERA__DATABASE__URL="$url" TESSERA__SERVER__PORT="$port" TESSERA__SECRETS__MASTER_KEY_FILE="$work/master.key" \
+  (cd "$work/$name" && TESSERA__DATABASE__URL="$url" TESSERA__SERVER__PORT="$port" TESSERA__METRICS__PORT=0 TESSERA__SECRETS__MASTER_KEY_FILE="$work/master.key" \
     TESSERA__LOG__LEVEL=error TESSERA__PASSWORD__ATTEMPTS_PER_ADDRESS_PER_MINUTE=0 TESSERA__PASSWORD__LOCKOUT__THRESHOLD=0 \
     TESSERA__PASSWORD__LOCKOUT__ACCOUNT_THRESHOLD=0 exec "$TESSERA_BIN" serve >"$work/$name/server.log" 2>&1) &
   pids+=($!)

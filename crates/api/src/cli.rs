@@ -337,14 +337,36 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// Prints a result: the JSON object with --json, the sentence otherwise.
-#[expect(clippy::print_stdout, reason = "the admin commands' output is for the operator")]
-fn say(json: bool, value: serde_json::Value, text: impl std::fmt::Display) {
-    if json {
-        println!("{value}");
-    } else {
-        println!("{text}");
+/// Standard output went away: its reader has stopped reading (`tessera audit list | head -2`).
+/// Not a failure: `main` ends quietly, with success, as the command-line tools that print
+/// lists do.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader")]
+pub struct StdoutClosed;
+
+/// Writes a command's output to standard output, flushed. A closed pipe is [`StdoutClosed`],
+/// never a panic.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
     }
+}
+
+/// `println!` for a command's output: `outln!(...)?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Prints a result: the JSON object with --json, the sentence otherwise.
+fn say(json: bool, value: serde_json::Value, text: impl std::fmt::Display) -> anyhow::Result<()> {
+    if json { outln!("{value}") } else { outln!("{text}") }
 }
 
 fn user_json(u: &tessera_domain::User) -> serde_json::Value {
@@ -366,11 +388,10 @@ fn domain(e: tessera_domain::DomainError) -> anyhow::Error {
     }
 }
 
-#[expect(clippy::print_stdout, reason = "the admin commands' output is for the operator")]
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     if let Command::Openapi = cli.command {
-        print!("{}", crate::openapi::spec_json()?);
+        write_out(format_args!("{}", crate::openapi::spec_json()?))?;
         return Ok(());
     }
     if let Command::Conformance(args) = cli.command {
@@ -390,7 +411,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             settings.check()?;
             connect_store(&settings, true).await?;
-            say(json, serde_json::json!({"migrated": true}), "migrations applied");
+            say(json, serde_json::json!({"migrated": true}), "migrations applied")?;
             Ok(())
         }
         Command::User(cmd) => {
@@ -410,7 +431,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         e @ tessera_domain::DomainError::Invalid { .. } => usage(e.to_string()),
                         other => anyhow::anyhow!("{other}"),
                     })?;
-                    say(json, user_json(&user), format_args!("created user {} <{}>", user.id, user.email));
+                    say(json, user_json(&user), format_args!("created user {} <{}>", user.id, user.email))?;
                 }
                 UserCommand::List { after, limit } => {
                     for u in core.store.list_users(after, limit).await? {
@@ -418,7 +439,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             json,
                             user_json(&u),
                             format_args!("{:>8}  {:<8} {}  {}", u.id, u.status.as_str(), rfc3339(u.created_at), u.email),
-                        );
+                        )?;
                     }
                 }
                 UserCommand::Show { email } => {
@@ -437,7 +458,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             user.status.as_str(),
                             rfc3339(user.created_at)
                         ),
-                    );
+                    )?;
                 }
                 UserCommand::Block { email } => {
                     let user = find_user(&core, &email).await?;
@@ -446,12 +467,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                         serde_json::json!({"id": user.0, "status": "blocked"}),
                         format_args!("blocked user {user}; every session revoked"),
-                    );
+                    )?;
                 }
                 UserCommand::Unblock { email } => {
                     let user = find_user(&core, &email).await?;
                     service.set_user_status(user, UserStatus::Active, now).await.map_err(domain)?;
-                    say(json, serde_json::json!({"id": user.0, "status": "active"}), format_args!("unblocked user {user}"));
+                    say(json, serde_json::json!({"id": user.0, "status": "active"}), format_args!("unblocked user {user}"))?;
                 }
                 UserCommand::SetPassword { email, password } => {
                     let user = find_user(&core, &email).await?;
@@ -467,7 +488,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                         serde_json::json!({"id": user.0, "sessions_ended": ended}),
                         format_args!("password set for user {user}; {ended} session(s) ended"),
-                    );
+                    )?;
                 }
                 UserCommand::Delete { email, yes } => {
                     if !yes {
@@ -479,7 +500,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                         serde_json::json!({"id": user.0, "deleted": true, "sessions_ended": ended}),
                         format_args!("deleted user {user}; {ended} session(s) ended"),
-                    );
+                    )?;
                 }
             }
             Ok(())
@@ -503,7 +524,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             s.ip.as_deref().unwrap_or("-"),
                             s.user_agent.as_deref().unwrap_or("-")
                         );
-                        say(json, line, text);
+                        say(json, line, text)?;
                     }
                 }
                 SessionCommand::Revoke { id } => {
@@ -511,7 +532,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     match core.store.session(id).await? {
                         Some(s) if !s.is_revoked() => {
                             core.state.service.revoke_session(id, "revoked_by_admin", now).await.map_err(domain)?;
-                            say(json, serde_json::json!({"id": id.0, "revoked": true}), format_args!("session {} ended", id.0));
+                            say(json, serde_json::json!({"id": id.0, "revoked": true}), format_args!("session {} ended", id.0))?;
                         }
                         _ => return Err(not_found(format!("--id: no live session {}", id.0))),
                     }
@@ -528,7 +549,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         let when = |t: Option<OffsetDateTime>| t.map(|t| t.unix_timestamp());
                         let line = serde_json::json!({"kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
                             "created_at": k.created_at.unix_timestamp(), "activated_at": when(k.activated_at), "retired_at": when(k.retired_at)});
-                        say(json, line, format_args!("{}  {:<6} {:<8} created {}", k.kid, k.alg, k.state.as_str(), rfc3339(k.created_at)));
+                        say(json, line, format_args!("{}  {:<6} {:<8} created {}", k.kid, k.alg, k.state.as_str(), rfc3339(k.created_at)))?;
                     }
                 }
                 KeyCommand::Rotate { alg, now: at_once } => {
@@ -537,7 +558,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let kid = core.keys.rotate(alg, at_once, now).await?;
                     let v = serde_json::json!({"kid": kid, "alg": alg.as_str(), "state": if at_once { "active" } else { "next" }});
                     if at_once {
-                        say(json, v, format_args!("key {kid} ({}) signs from now on", alg.as_str()));
+                        say(json, v, format_args!("key {kid} ({}) signs from now on", alg.as_str()))?;
                     } else {
                         say(
                             json,
@@ -546,14 +567,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                                 "key {kid} ({}) is published; the schedule activates it after tokens.jwks_max_age_seconds",
                                 alg.as_str()
                             ),
-                        );
+                        )?;
                     }
                 }
                 KeyCommand::Retire { kid } => {
                     if !core.keys.retire(&kid, now).await? {
                         return Err(not_found(format!("no key {kid:?}")));
                     }
-                    say(json, serde_json::json!({"kid": kid, "state": "retired"}), format_args!("key {kid} retired"));
+                    say(json, serde_json::json!({"kid": kid, "state": "retired"}), format_args!("key {kid} retired"))?;
                 }
                 KeyCommand::Revoke { kid } => {
                     if !core.keys.revoke(&kid, now).await? {
@@ -563,7 +584,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                         serde_json::json!({"kid": kid, "state": "revoked"}),
                         format_args!("key {kid} revoked: its tokens are refused"),
-                    );
+                    )?;
                 }
             }
             Ok(())
@@ -586,7 +607,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         let user = e.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
                         let session = e.session_id.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
                         let text = format!("{}  {:<16} user {user:<6} session {session}  {}", rfc3339(e.at), e.kind, e.detail);
-                        say(json, serde_json::to_value(&e)?, text);
+                        say(json, serde_json::to_value(&e)?, text)?;
                     }
                     Ok(())
                 }
@@ -605,12 +626,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     };
                     match &verdict.broken {
                         None => {
-                            say(json, serde_json::to_value(&verdict)?, text);
+                            say(json, serde_json::to_value(&verdict)?, text)?;
                             Ok(())
                         }
                         Some(b) => {
                             if json {
-                                println!("{}", serde_json::to_string(&verdict)?);
+                                outln!("{}", serde_json::to_string(&verdict)?)?;
                             }
                             Err(broken_chain(b))
                         }
@@ -618,7 +639,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 AuditCommand::Head => match service.audit_head().await.map_err(domain)? {
                     Ok(head) => {
-                        say(json, head.json(), &head);
+                        say(json, head.json(), &head)?;
                         Ok(())
                     }
                     Err(b) => Err(broken_chain(&b)),
@@ -628,13 +649,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(ImportCommand::Django { from, face, on_conflict }) => {
             let core = Core::build(settings, true, false).await?;
             let summary = crate::import::django(&core, &from, &face, on_conflict, OffsetDateTime::now_utc()).await?;
-            say(json, serde_json::to_value(&summary)?, &summary);
+            say(json, serde_json::to_value(&summary)?, &summary)?;
             Ok(())
         }
         Command::Import(ImportCommand::Flask { from, on_conflict }) => {
             let core = Core::build(settings, true, false).await?;
             let summary = crate::import::flask(&core, &from, on_conflict, OffsetDateTime::now_utc()).await?;
-            say(json, serde_json::to_value(&summary)?, &summary);
+            say(json, serde_json::to_value(&summary)?, &summary)?;
             Ok(())
         }
         Command::Client(cmd) => {
@@ -666,12 +687,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     })?;
                     let detail = serde_json::json!({"client_id": client_id, "confidential": confidential, "profile": client.profile});
                     core.state.service.audit("client_created", None, detail, now).await;
-                    print_client_secret(json, &client, secret.as_deref());
+                    print_client_secret(json, &client, secret.as_deref())?;
                 }
                 ClientCommand::List => {
                     for c in core.store.list_clients().await? {
                         let kind = if c.is_confidential() { "confidential" } else { "public" };
-                        say(json, client_json(&c), format_args!("{:<24} {kind:<12} {:<10} {}", c.client_id.as_str(), c.profile, c.name));
+                        say(json, client_json(&c), format_args!("{:<24} {kind:<12} {:<10} {}", c.client_id.as_str(), c.profile, c.name))?;
                     }
                 }
                 ClientCommand::Show { client_id } => {
@@ -687,7 +708,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             c.profile,
                             rfc3339(c.created_at)
                         ),
-                    );
+                    )?;
                 }
                 ClientCommand::RotateSecret { client_id } => {
                     let mut c = find_client(&core, &client_id).await?;
@@ -697,7 +718,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         return Err(not_found(format!("--client-id: no client {client_id:?}")));
                     }
                     core.state.service.audit("client_secret_rotated", None, serde_json::json!({"client_id": client_id}), now).await;
-                    print_client_secret(json, &c, Some(&secret));
+                    print_client_secret(json, &c, Some(&secret))?;
                 }
                 ClientCommand::SetProfile { client_id, profile } => {
                     check_profile(&profile)?;
@@ -710,7 +731,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .service
                         .audit("client_changed", None, serde_json::json!({"client_id": client_id, "profile": c.profile}), now)
                         .await;
-                    say(json, client_json(&c), format_args!("client {client_id}: new sessions get the {} profile", c.profile));
+                    say(json, client_json(&c), format_args!("client {client_id}: new sessions get the {} profile", c.profile))?;
                 }
                 ClientCommand::Delete { client_id, yes } => {
                     if !yes {
@@ -721,7 +742,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                         serde_json::json!({"client_id": client_id, "deleted": true, "sessions_ended": ended}),
                         format_args!("deleted client {client_id}; {ended} session(s) ended"),
-                    );
+                    )?;
                 }
             }
             Ok(())
@@ -733,22 +754,21 @@ fn new_secret() -> anyhow::Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(tessera_domain::secret::random_bytes::<32>()?))
 }
 
-#[expect(clippy::print_stdout, reason = "the secret is the command's output, shown once")]
-fn print_client_secret(json: bool, client: &OAuthClient, secret: Option<&str>) {
+/// The secret is the command's output, shown once.
+fn print_client_secret(json: bool, client: &OAuthClient, secret: Option<&str>) -> anyhow::Result<()> {
     if json {
         let mut v = client_json(client);
         v["client_secret"] = serde_json::json!(secret);
-        println!("{v}");
-        return;
+        return outln!("{v}");
     }
-    println!("client_id: {}", client.client_id.as_str());
+    outln!("client_id: {}", client.client_id.as_str())?;
     if let Some(s) = secret {
-        println!("client_secret: {s}");
-        println!("(shown once: Tessera stores only its hash)");
+        outln!("client_secret: {s}")?;
+        outln!("(shown once: Tessera stores only its hash)")?;
     }
+    Ok(())
 }
 
-#[expect(clippy::print_stdout, reason = "the report is the command's output")]
 async fn conformance(args: ConformanceArgs, json: bool) -> anyhow::Result<()> {
     let password = match args.password {
         Some(p) => p,
@@ -774,10 +794,10 @@ async fn conformance(args: ConformanceArgs, json: bool) -> anyhow::Result<()> {
     let results = crate::conformance::run(&opts).await?;
     if json {
         for r in &results {
-            println!("{}", serde_json::to_string(r)?);
+            outln!("{}", serde_json::to_string(r)?)?;
         }
     } else {
-        print!("{}", crate::conformance::render(&results));
+        write_out(format_args!("{}", crate::conformance::render(&results)))?;
     }
     let (_, failed, _) = crate::conformance::tally(&results);
     if failed > 0 {

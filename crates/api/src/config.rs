@@ -33,6 +33,8 @@ pub struct Settings {
     pub dialects: DialectSettings,
     pub email: EmailSettings,
     pub log: LogSettings,
+    /// `/metrics`, on a listener of its own.
+    pub metrics: MetricsSettings,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             dialects: DialectSettings::default(),
             email: EmailSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -76,6 +79,14 @@ pub struct ServerSettings {
     pub public_url: String,
     /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` are believed; nobody else's are.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a request's body may take to arrive, from the end of its headers; a slower one
+    /// is answered 408 and its connection closed.
+    pub body_timeout_seconds: u64,
+    /// Seconds an idle keep-alive connection is kept open; 0: no keep-alive.
+    pub keep_alive_seconds: u64,
+    /// Open connections, across workers. 0: as many as the descriptor limit allows, with
+    /// headroom for the database pool and files; more than that is lowered to it.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +99,9 @@ impl Default for ServerSettings {
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
             trusted_proxies: vec![],
+            body_timeout_seconds: 10,
+            keep_alive_seconds: 5,
+            max_connections: 0,
         }
     }
 }
@@ -291,6 +305,25 @@ impl Default for LogSettings {
     }
 }
 
+/// Prometheus metrics: served on a listener of their own, never on the API's port, so the public
+/// routes do not expose them (loopback by default, as exporters are).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// false: no metrics listener at all.
+    pub enabled: bool,
+    /// The address the metrics listener binds: loopback unless Prometheus scrapes from elsewhere.
+    pub host: String,
+    /// 0: any free port (named in the start-up log).
+    pub port: u16,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true, host: "127.0.0.1".into(), port: 9464 }
+    }
+}
+
 /// A configuration error naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {key}: {message}")]
@@ -354,6 +387,9 @@ impl Settings {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.body_timeout_seconds == 0 {
+            return Err(ConfigError::new("server.body_timeout_seconds", "must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));

@@ -37,19 +37,18 @@ impl Report {
 }
 
 /// Runs every check and prints the findings; a problem makes the command fail (exit 4).
-#[expect(clippy::print_stdout, reason = "the findings are the command's output")]
 pub async fn run(config: Option<&Path>, database_url: Option<&str>, json: bool) -> anyhow::Result<()> {
     let findings = check(config, database_url).await;
     for f in &findings {
         if json {
-            println!("{}", serde_json::to_string(f)?);
+            crate::cli::outln!("{}", serde_json::to_string(f)?)?;
         } else {
             let mark = match f.status {
                 Status::Ok => "ok     ",
                 Status::Note => "note   ",
                 Status::Problem => "PROBLEM",
             };
-            println!("{mark} {:<14} {}", f.check, f.detail);
+            crate::cli::outln!("{mark} {:<14} {}", f.check, f.detail)?;
         }
     }
     let problems = findings.iter().filter(|f| f.status == Status::Problem).count();

@@ -17,6 +17,7 @@ pub mod problem;
 pub mod request_id;
 pub mod revocations;
 pub mod secrets;
+pub mod slow_clients;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

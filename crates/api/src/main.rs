@@ -13,6 +13,8 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(tessera_api::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `tessera audit list | head -2`: the reader has what it wanted
+        Err(e) if e.is::<tessera_api::cli::StdoutClosed>() => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tessera: {e:#}");
             std::process::ExitCode::from(tessera_api::cli::exit_code(&e))

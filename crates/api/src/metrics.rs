@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics` (OpenMetrics text, the official `prometheus-client`
 //! crate): requests and latency per route and status, logins, refreshes and revocations by
-//! outcome, the password-hash queue, and the database pool.
+//! outcome, the password-hash queue, and the database pool. Served on a listener of its own
+//! (`metrics.host`, `metrics.port`), never on the API's port.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,8 +24,10 @@ use crate::problem::Problem;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
-    /// The matched route pattern (`/oauth/token`), never the raw path: bounded cardinality.
+    /// One of RFC 9110's methods and PATCH, or `other`: never what the client invented.
+    method: &'static str,
+    /// The matched route pattern (`/oauth/token`), never the raw path, or `unmatched`: a set
+    /// fixed by the configuration.
     route: String,
     status: u16,
 }
@@ -130,10 +133,27 @@ impl Metrics {
     }
 }
 
-/// Counts every request and its latency under its matched route.
+/// A method's label: every value comes from a fixed set, so no client can add series (issue 22).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Counts every request and its latency under its method and matched route.
 pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
     let res = next.call(req).await?;
     if let Some(m) = metrics {
@@ -145,8 +165,7 @@ pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
     Ok(res)
 }
 
-/// Prometheus metrics (OpenMetrics text format).
-#[utoipa::path(tag = "health", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+/// Prometheus metrics (OpenMetrics text format), on the metrics listener.
 #[get("/metrics")]
 pub async fn scrape(metrics: web::Data<Metrics>, state: web::Data<crate::state::AppState>) -> Result<HttpResponse, Problem> {
     let text = metrics.render(state.hasher.load(), state.service.pool_stats()).map_err(|_| Problem::internal())?;

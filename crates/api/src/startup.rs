@@ -297,6 +297,8 @@ async fn ensure_default_client(store: &dyn Store, settings: &Settings, now: Offs
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics`, on a listener of its own (none when `metrics.enabled = false`).
+    metrics: Option<(u16, Server)>,
     /// Seconds requests in flight get to finish after a stop signal.
     grace: u64,
     stop: StopSignal,
@@ -308,19 +310,56 @@ impl Application {
         let migrate = settings.database.migrate_on_start;
         let core = Core::build(settings, migrate, true).await?;
         let server_settings = core.state.settings.server.clone();
+        // before any listener: slow clients must exhaust neither descriptors nor connections
+        let descriptors = crate::slow_clients::raise_descriptor_limit();
+        let max_connections =
+            crate::slow_clients::connection_cap(server_settings.max_connections, descriptors, core.state.settings.database.max_connections);
         let listener = TcpListener::bind((server_settings.host.as_str(), server_settings.port))
             .with_context(|| format!("server.port: cannot listen on {}:{}", server_settings.host, server_settings.port))?;
         let port = listener.local_addr()?.port();
+        let metrics_settings = core.state.settings.metrics.clone();
+        let metrics_listener = if metrics_settings.enabled {
+            let l = TcpListener::bind((metrics_settings.host.as_str(), metrics_settings.port)).with_context(|| {
+                format!(
+                    "metrics.port: cannot listen on {}:{} (set metrics.port, 0 for any free port)",
+                    metrics_settings.host, metrics_settings.port
+                )
+            })?;
+            Some(l)
+        } else {
+            None
+        };
         let core = Arc::new(core);
-        let server = build_server(listener, core.clone())?;
+        let server = build_server(listener, core.clone(), max_connections)?;
+        let (body_timeout_seconds, keep_alive_seconds) = (server_settings.body_timeout_seconds, server_settings.keep_alive_seconds);
+        match descriptors {
+            Some(open_files_limit) => {
+                tracing::info!(max_connections, open_files_limit, body_timeout_seconds, keep_alive_seconds, "connection limits");
+            }
+            None => tracing::info!(max_connections, body_timeout_seconds, keep_alive_seconds, "connection limits"),
+        }
+        let metrics = match metrics_listener {
+            Some(l) => {
+                let metrics_port = l.local_addr()?.port();
+                let server = build_metrics_server(l, &core)?;
+                tracing::info!(metrics = %format!("http://{}:{metrics_port}/metrics", metrics_settings.host), "Prometheus metrics on their own listener");
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
         // before the address is announced: a signal from then on stops the server gracefully
         let stop = StopSignal::register().context("installing the SIGINT/SIGTERM handlers")?;
         tracing::info!(address = %format!("http://{}:{port}", server_settings.host), "Tessera is listening; API docs at /docs/");
-        Ok(Self { port, server, grace: server_settings.shutdown_timeout_seconds, stop, _core: core })
+        Ok(Self { port, server, metrics, grace: server_settings.shutdown_timeout_seconds, stop, _core: core })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics listener's port, when it is enabled.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// Runs until SIGTERM or SIGINT (Ctrl-C), then stops gracefully: no new connections, and
@@ -328,13 +367,22 @@ impl Application {
     /// own handler would stop at once on SIGINT.)
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let (grace, stop) = (self.grace, self.stop);
         tokio::spawn(async move {
             let signal = stop.recv().await;
             tracing::info!(signal, grace_seconds = grace, "stopping gracefully: requests in flight may finish");
             handle.stop(true).await;
         });
-        self.server.await?;
+        let served = self.server.await;
+        if let Some(m) = metrics {
+            m.stop(false).await;
+        }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -400,12 +448,18 @@ async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
 }
 
-fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server> {
+fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) -> anyhow::Result<Server> {
     let settings = core.state.settings.clone();
     let workers = if settings.server.workers == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {
         settings.server.workers
+    };
+    // actix counts connections per worker
+    let per_worker = (max_connections / workers).max(1);
+    let keep_alive = match settings.server.keep_alive_seconds {
+        0 => actix_web::http::KeepAlive::Disabled,
+        s => actix_web::http::KeepAlive::Timeout(std::time::Duration::from_secs(s)),
     };
     let max_body = settings.server.max_body_bytes;
     let state = core.state.clone();
@@ -432,10 +486,13 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
         let (app, _) = App::new()
             .into_utoipa_app()
             .map(|app| {
-                app.wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
+                // the last wrapped runs first: the access log outside the request id, so that the
+                // response header it logs has been set (it logged `request_id=-` inside it)
+                app.wrap(middleware::from_fn(crate::slow_clients::body_deadline))
                     .wrap(middleware::from_fn(crate::throttle::retry_after_header))
                     .wrap(middleware::from_fn(crate::metrics::middleware))
                     .wrap(middleware::from_fn(crate::request_id::middleware))
+                    .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms request_id=%{x-request-id}o").exclude("/health/live"))
             })
             .app_data(state.clone())
             .app_data(metrics.clone())
@@ -467,8 +524,28 @@ fn build_server(listener: TcpListener, core: Arc<Core>) -> anyhow::Result<Server
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    .max_connections(per_worker)
+    .keep_alive(keep_alive)
+    // the request head: actix's default, said here beside the body's deadline
+    .client_request_timeout(std::time::Duration::from_secs(5))
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The metrics listener: `GET /metrics` and nothing else, one worker.
+fn build_metrics_server(listener: TcpListener, core: &Core) -> anyhow::Result<Server> {
+    let state = core.state.clone();
+    let metrics = web::Data::from(core.metrics.clone());
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).app_data(metrics.clone()).service(crate::metrics::scrape).default_service(web::to(not_found))
+    })
+    .workers(1)
+    .max_connections(64)
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     Ok(server)

@@ -16,6 +16,8 @@ fn tessera(dir: &std::path::Path) -> Command {
             c.env_remove(k);
         }
     }
+    // servers run side by side: each one's metrics listener on a free port
+    c.env("TESSERA__METRICS__PORT", "0");
     c
 }
 
@@ -302,7 +304,98 @@ fn json_logs_are_json_and_carry_the_request_id() {
         lines.push(v);
     }
     assert!(found, "the registration's log line names its request: {lines:#?}");
+    // the access log line names it too (issue 22 item 9: it said `request_id=-`), the client's
+    // id or the one made for the request, as the response echoes it
+    let access = |rx: &std::sync::mpsc::Receiver<String>, path: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if let Some(m) = v["fields"]["message"].as_str().filter(|m| m.contains(&format!("\"{path} HTTP/1.0\""))) {
+                return m.to_owned();
+            }
+        }
+        panic!("no access log line for {path}");
+    };
+    let line = access(&rx, "POST /v1/users");
+    assert!(line.contains("request_id=req-cli-42"), "{line}");
+    let answer = http_get(port, "/health/ready");
+    let echoed = answer.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(str::to_owned)).unwrap();
+    let line = access(&rx, "GET /health/ready");
+    assert!(line.contains(&format!("request_id={}", echoed.trim())), "the made id, as echoed ({echoed}): {line}");
     assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 22, item 2: started under a low soft limit on open files, `serve` raises it to the hard
+/// limit, and caps connections below it, with headroom for the database pool and files.
+#[test]
+fn serve_raises_the_open_files_limit_and_caps_connections_below_it() {
+    let dir = temp_dir();
+    let bin = env!("CARGO_BIN_EXE_tessera");
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(&dir).env_remove("RUST_LOG").env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA") {
+            cmd.env_remove(k);
+        }
+    }
+    // a hard limit of 2048 (lowering needs no privilege), the soft one far below it
+    let mut child = cmd
+        .args(["-c", &format!("ulimit -Sn 256 && ulimit -Hn 2048 && exec '{bin}' serve")])
+        .env("TESSERA__SERVER__PORT", "0")
+        .env("TESSERA__METRICS__PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = vec![];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log.iter().any(|l: &String| l.contains("address=http://127.0.0.1:")) {
+        assert!(Instant::now() < deadline, "no address in {log:?}");
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+        assert!(child.try_wait().unwrap().is_none(), "tessera exited: {log:?}");
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().skip(3).take(2).collect();
+    assert_eq!(open_files, ["2048", "2048"], "the soft limit is raised to the hard one: {limits}");
+    // 2048 less 128 reserved and the database pool's 16
+    let line = log.iter().find(|l| l.contains("connection limits")).unwrap_or_else(|| panic!("{log:?}"));
+    assert!(line.contains("max_connections=1904") && line.contains("open_files_limit=2048"), "{line}");
+    assert!(line.contains("body_timeout_seconds=10") && line.contains("keep_alive_seconds=5"), "{line}");
+    assert!(sigterm(&mut child).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 22, item 9: `tessera audit list | head -2` panicked (exit 101, "failed printing to
+/// stdout: Broken pipe") once `head` had gone. A reader that goes away early ends the command
+/// quietly, with success: here its standard output is closed before it writes anything.
+#[test]
+fn output_into_a_reader_that_went_away_ends_quietly() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| tessera(&dir).env_remove("DATABASE_URL").args(args).output().unwrap();
+    // a signing key, and a client whose creation is an audit event: both commands print lines
+    assert!(run(&["client", "create", "--client-id", "piped"]).status.success());
+    assert!(!run(&["key", "list"]).stdout.is_empty());
+    assert!(!run(&["audit", "list"]).stdout.is_empty());
+    for args in [&["audit", "list"][..], &["audit", "list", "--json"], &["key", "list"], &["openapi"]] {
+        let mut child = tessera(&dir).env_remove("DATABASE_URL").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

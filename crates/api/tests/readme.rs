@@ -137,22 +137,32 @@ fn every_readme_example_runs_or_is_checked() {
         .arg("serve")
         .env("TESSERA__SERVER__PORT", "0")
         .env("TESSERA__DIALECTS__SIMPLEJWT__REFRESH_POLICY", "rotate")
+        // the metrics listener on a free port, which stands in for the README's 9464
+        .env("TESSERA__METRICS__PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut log = BufReader::new(server.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut metrics_port: Option<u16> = None;
     let port: u16 = log
         .by_ref()
-        .find_map(|l| l.split("address=http://127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok()))
+        .find_map(|l| {
+            if let Some(p) = l.split("metrics=http://127.0.0.1:").nth(1).and_then(|p| p.split('/').next()?.parse().ok()) {
+                metrics_port = Some(p);
+            }
+            l.split("address=http://127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok())
+        })
         .expect("the server reports its address");
+    let metrics_port = metrics_port.expect("the server reports its metrics listener before its address");
     std::thread::spawn(move || log.for_each(drop));
     let base = format!("http://127.0.0.1:{port}");
 
     let mut script = String::from(PRELUDE);
     let mut ran = 0;
     for b in all.iter().filter(|b| b.skip.is_none()) {
-        let code = b.code.replace("http://127.0.0.1:8080", &base);
+        let code =
+            b.code.replace("http://127.0.0.1:8080", &base).replace("http://127.0.0.1:9464", &format!("http://127.0.0.1:{metrics_port}"));
         match b.lang.as_str() {
             "bash" => {
                 script.push_str(&format!("echo '>>> README line {}' >&2\n", b.line));

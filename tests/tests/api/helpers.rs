@@ -44,6 +44,8 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener (`/metrics` is served there, never on the API's port).
+    pub metrics_address: String,
     pub http: reqwest::Client,
     pub store: std::sync::Arc<dyn tessera_domain::ports::Store>,
     pub backend: Store,
@@ -104,6 +106,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.create_if_missing = false;
     settings.server.port = 0;
     settings.server.workers = 2;
+    settings.metrics.port = 0;
     settings.secrets.master_key = Some(STANDARD.encode(master));
     // Medods' trusted-caller routes are never open unless configured so
     settings.dialects.medods.caller_key = Some(CALLER_KEY.into());
@@ -111,10 +114,12 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
     let app = tessera_api::Application::build(settings).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}")).unwrap_or_default();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp {
         address,
+        metrics_address,
         http,
         store,
         backend,
@@ -153,6 +158,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// `/metrics` on the metrics listener.
+    pub fn metrics_url(&self) -> String {
+        format!("{}/metrics", self.metrics_address)
     }
 
     pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {

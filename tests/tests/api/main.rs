@@ -22,5 +22,6 @@ mod oauth2_client;
 mod openapi;
 mod race;
 mod sessions;
+mod slow_clients;
 mod swagger_ui;
 mod throttle;

@@ -70,7 +70,7 @@ async fn metrics_tell_logins_refreshes_reuse_and_requests_apart() {
     assert_eq!(app.refresh(&first.refresh).await.status(), 400, "reuse");
     assert_eq!(app.refresh(&third.refresh).await.status(), 400, "revoked with its family");
 
-    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let res = app.http.get(app.metrics_url()).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let (types, samples) = parse(&res.text().await.unwrap());
@@ -96,4 +96,67 @@ async fn metrics_tell_logins_refreshes_reuse_and_requests_apart() {
     assert_eq!(value(&samples, "tessera_hash_queue_depth", &[]), 0.0);
 }
 
-crate::both_backends!(metrics_tell_logins_refreshes_reuse_and_requests_apart);
+/// The `tessera_http_requests_total` series of an exposition: each one's labels, as written.
+fn request_series(exposition: &str) -> Vec<String> {
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("tessera_http_requests_total{"))
+        .filter_map(|l| l.split_once('}').map(|(labels, _)| labels.to_owned()))
+        .collect()
+}
+
+/// The attack of issue 22 (item 1): every made-up HTTP method used to become a `method` label
+/// value, so a client could add series without bound. Methods come from a fixed set plus
+/// `other`, and a path no route matches is `unmatched`, whatever it is.
+async fn invented_methods_and_unknown_paths_add_no_series() {
+    let app = spawn_app().await;
+    let scrape = || async { app.http.get(app.metrics_url()).send().await.unwrap().text().await.unwrap() };
+    let send = |method: &str, path: &str| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.http.request(method, app.url(path)).send()
+    };
+    // one of each kind first, so the series they fall under exist
+    assert_eq!(send("FOO123", "/v1/me").await.unwrap().status(), 405);
+    assert_eq!(send("FOO123", "/no/such/path").await.unwrap().status(), 404);
+    assert_eq!(send("GET", "/no/such/path").await.unwrap().status(), 404);
+    let before = request_series(&scrape().await);
+    for i in 0..50 {
+        send(&format!("FOO{i}X"), "/v1/me").await.unwrap();
+        send(&format!("BAR{i}"), &format!("/no/such/path/{i}")).await.unwrap();
+        send("GET", &format!("/invented-{i}")).await.unwrap();
+    }
+    let after = request_series(&scrape().await);
+    let added: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
+    assert!(added.is_empty(), "invented methods and paths added series: {added:#?}");
+    let known = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"];
+    for s in &after {
+        let method = s.split("method=\"").nth(1).and_then(|m| m.split('"').next()).unwrap_or("");
+        assert!(known.contains(&method), "a method label outside the fixed set: {s}");
+        assert!(!s.contains("/no/such/path") && !s.contains("/invented-"), "a raw path as a route label: {s}");
+    }
+    assert!(after.iter().any(|s| s.contains("method=\"other\"") && s.contains("route=\"unmatched\"")), "{after:#?}");
+    assert!(after.iter().any(|s| s.contains("method=\"GET\"") && s.contains("route=\"unmatched\"") && s.contains("status=\"404\"")));
+    assert!(after.iter().any(|s| s.contains("method=\"other\"") && s.contains("route=\"/v1/me\"") && s.contains("status=\"405\"")));
+}
+
+/// `/metrics` is served on a listener of its own (loopback by default), not on the API's port:
+/// the public routes do not expose it.
+async fn metrics_are_served_on_their_own_listener_only() {
+    let app = spawn_app().await;
+    assert_ne!(app.metrics_address, app.address);
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404, "not on the API's port");
+    let res = app.http.get(app.metrics_url()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("# TYPE tessera_http_requests counter"));
+    let res = app.http.get(format!("{}/v1/me", app.metrics_address)).send().await.unwrap();
+    assert_eq!(res.status(), 404, "the metrics listener serves /metrics only");
+    let spec = app.http.get(app.url("/openapi.json")).send().await.unwrap().text().await.unwrap();
+    assert!(!spec.contains("\"/metrics\""), "the public API's document does not list it");
+}
+
+crate::both_backends!(
+    metrics_are_served_on_their_own_listener_only,
+    metrics_tell_logins_refreshes_reuse_and_requests_apart,
+    invented_methods_and_unknown_paths_add_no_series
+);

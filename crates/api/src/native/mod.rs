@@ -22,14 +22,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(discovery::get_jwks)
         .service(discovery::get_metadata)
         .service(health::live)
-        .service(health::ready)
-        .service(crate::metrics::scrape);
+        .service(health::ready);
 }
 
 /// The native paths with the methods each serves. A request with another method gets 405 with
 /// `Allow` (RFC 9110 §15.5.6), in the problem shape, rather than the 404 of an unknown path.
-const METHODS: [(&str, &str); 14] = [
-    ("/metrics", "GET"),
+const METHODS: [(&str, &str); 13] = [
     ("/oauth/introspect", "POST"),
     ("/.well-known/jwks.json", "GET"),
     ("/.well-known/oauth-authorization-server", "GET"),
