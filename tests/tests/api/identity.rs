@@ -396,6 +396,7 @@ async fn another_instance(app: &TestApp) -> String {
     settings.database.create_if_missing = false;
     settings.server.port = 0;
     settings.server.workers = 1;
+    settings.metrics.port = 0;
     settings.secrets.master_key = Some(app.master_key.clone());
     settings.dialects.medods.caller_key = Some(crate::helpers::CALLER_KEY.into());
     let built = tessera_api::Application::build(settings).await.unwrap();
