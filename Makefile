@@ -18,12 +18,13 @@ run-postgres:
 	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
 
 # Every test: the Rust suites on SQLite and Postgres, then a short schemathesis pass over the
-# served OpenAPI document, then make bench on a 1-second run (it must start and report). The
+# served OpenAPI document on each database, then make bench on a 1-second run (it must start and report). The
 # Python tools (schemathesis, prometheus-client, matplotlib) go into target/test-venv on first use;
 # the benchmark needs wrk (apt-get install wrk).
 test:
 	scripts/with-postgres.sh -- $(CARGO) test --workspace --all-targets
-	TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25
+	TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25 sqlite
+	scripts/with-postgres.sh -- env TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25 postgres
 	scripts/bench-smoke.sh
 
 # The benchmark: a release build on Postgres and SQLite, every case beside its ceiling, written to
