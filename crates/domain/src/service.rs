@@ -17,8 +17,8 @@ use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
 use crate::throttle::{AttemptLimiter, LockoutPolicy, retry_after_secs};
 use crate::{
-    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy, TokenHash,
-    TokenProfile, User, UserId, UserStatus,
+    Algorithm, AuthError, ClientId, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy,
+    TokenHash, TokenProfile, User, UserId, UserStatus,
 };
 
 /// Settings of the use-cases, from configuration. What differs per face (grace window,
@@ -687,7 +687,7 @@ impl TokenService {
         }
         // In a flood of logins, refused at once: no database read for a hash that cannot wait.
         self.hasher.admit()?;
-        let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
+        let account = crate::throttle::account_key(email);
         // A locked account is refused before any hash is computed: guesses cost the attacker
         // nothing more, and the server nothing at all.
         if let Some(until) = self.store.login_lock(&account, address, now).await? {
@@ -705,7 +705,7 @@ impl TokenService {
                 tracing::warn!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 self.emit(Event::Login { face, outcome: LoginOutcome::Failed });
                 // the address as typed (the lockout's key is its comparison form)
-                let typed: String = email.trim().chars().take(254).collect();
+                let typed = crate::throttle::as_typed(email);
                 let detail = serde_json::json!({"face": face, "account": typed, "address": address});
                 self.audit("login_failed", None, detail.clone(), now).await;
                 if let Some(until) = lock {
@@ -1442,6 +1442,11 @@ impl TokenService {
     /// Authenticates an OAuth client. Public clients present no secret; confidential clients
     /// must present theirs. Every failure is the same error.
     pub async fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> Result<OAuthClient, DomainError> {
+        // no stored client has an id that does not parse (a NUL, which Postgres refuses, among
+        // others): such an id is unknown, and is never looked up
+        if ClientId::parse(client_id).is_err() {
+            return Err(AuthError::InvalidCredentials.into());
+        }
         let client = match self.clients.get(client_id) {
             Some((read, client)) if read.elapsed() < CLIENT_FRESH => client,
             _ => {
@@ -1579,6 +1584,9 @@ impl TokenService {
 
     /// Whether an OAuth client of that id exists (drf-social-oauth2 names a missing one apart).
     pub async fn client_exists(&self, client_id: &str) -> Result<bool, DomainError> {
+        if ClientId::parse(client_id).is_err() {
+            return Ok(false);
+        }
         Ok(self.store.client_by_id(client_id).await?.is_some())
     }
 

@@ -14,6 +14,23 @@ use time::{Duration, OffsetDateTime};
 /// The account-wide lock's address in storage.
 pub const ANY_ADDRESS: &str = "*";
 
+/// The key failed attempts are counted under for a login as presented: the comparison form of
+/// an e-mail address, or, for a login that is none (no account can have it), the login itself,
+/// lowercased, at most 254 characters, with control characters replaced: a NUL, which Postgres
+/// refuses in text, never reaches the store.
+pub fn account_key(login: &str) -> String {
+    match crate::Email::parse(login) {
+        Ok(e) => e.normalized(),
+        Err(_) => as_typed(login).to_lowercase(),
+    }
+}
+
+/// A login as typed, for the log and the audit trail: trimmed, at most 254 characters, control
+/// characters replaced by U+FFFD (Postgres refuses a NUL in text and in JSON).
+pub fn as_typed(login: &str) -> String {
+    login.trim().chars().take(254).map(|c| if c.is_control() { char::REPLACEMENT_CHARACTER } else { c }).collect()
+}
+
 /// When failures lock an account, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -154,6 +171,14 @@ mod tests {
         }
         let row = p.after_failure(row, 5, t0 + Duration::seconds(i64::from(p.reset_seconds) + 1));
         assert_eq!((row.failures, row.locked_until), (1, None));
+    }
+
+    #[test]
+    fn a_login_that_is_no_address_is_counted_under_a_key_without_control_characters() {
+        assert_eq!(account_key(" Ann@Example.com "), crate::Email::parse("ann@example.com").unwrap().normalized());
+        assert_eq!(account_key("Ann\0@example.com"), "ann\u{fffd}@example.com");
+        assert_eq!(as_typed("a\0b\nc"), "a\u{fffd}b\u{fffd}c");
+        assert_eq!(account_key(&"x".repeat(1000)).len(), 254);
     }
 
     #[test]
