@@ -582,6 +582,41 @@ impl TokenService {
         Ok(user)
     }
 
+    /// Registration over HTTP, from a client address: under the same per-address rate as
+    /// password attempts, and hashed within the share of the hashing capacity registrations may
+    /// take (logins keep the rest).
+    #[tracing::instrument(skip_all)]
+    pub async fn register_from(
+        &self,
+        email: &str,
+        password: String,
+        address: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<User, DomainError> {
+        let address = address.unwrap_or("unknown");
+        self.address_rate("registration", address, now).await?;
+        let email = Email::parse(email)?;
+        let password = self.settings.password_policy.new_password(password)?;
+        let hash = self.hasher.hash_new_account(password).await?;
+        let user = self.store.create_user(&email, Some(&hash), now).await?;
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// The per-address rate of everything that hashes a password: `Err(Throttled)` beyond it.
+    async fn address_rate(&self, face: &str, address: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) else { return Ok(()) };
+        tracing::warn!(face, %address, "password attempts from this address throttled");
+        if face != "registration" {
+            self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
+        }
+        if self.first_throttle_this_minute(address, now) {
+            self.audit("throttled", None, serde_json::json!({"face": face, "address": address}), now).await;
+        }
+        let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
+        Err(DomainError::Throttled { retry_after: retry_after_secs(wait) })
+    }
+
     /// Checks e-mail and password. An unknown e-mail costs what a known one does.
     #[tracing::instrument(skip_all)]
     pub async fn check_password(&self, email: &str, password: String) -> Result<User, DomainError> {
@@ -676,15 +711,7 @@ impl TokenService {
         address: &str,
         now: OffsetDateTime,
     ) -> Result<(User, String), DomainError> {
-        if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) {
-            tracing::warn!(face, %address, "password attempts from this address throttled");
-            self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
-            if self.first_throttle_this_minute(address, now) {
-                self.audit("throttled", None, serde_json::json!({"face": face, "address": address}), now).await;
-            }
-            let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
-            return Err(DomainError::Throttled { retry_after: retry_after_secs(wait) });
-        }
+        self.address_rate(face, address, now).await?;
         // In a flood of logins, refused at once: no database read for a hash that cannot wait.
         self.hasher.admit()?;
         let account = crate::throttle::account_key(email);

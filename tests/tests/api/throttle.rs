@@ -148,9 +148,80 @@ async fn a_login_flood_beyond_the_hash_queue_gets_fast_503s() {
     assert!(busy > 0, "the rest are refused at once");
 }
 
+async fn register_from(app: &TestApp, path: &str, address: &str, email: &str) -> (u16, Option<u64>) {
+    let res = app
+        .http
+        .post(app.url(path))
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap()))
+}
+
+async fn registrations_are_limited_per_address_and_cannot_starve_logins_of_hashing() {
+    let app = app(|s| {
+        s.password.attempts_per_address_per_minute = 5;
+        s.password.max_concurrent_hashes = 1;
+        s.password.max_queued_hashes = 3;
+    })
+    .await;
+    // one address registering in a loop, natively then at djoser's /users/: 429 after its allowance
+    let flooder = "203.0.113.66";
+    let mut statuses = vec![];
+    for i in 0..8 {
+        let path = if i % 2 == 0 { "/v1/users" } else { "/users/" };
+        let (status, retry) = register_from(&app, path, flooder, &format!("bot{i}@example.com")).await;
+        assert!(status != 429 || retry.is_some(), "429 with Retry-After");
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..5], [201; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "then refused: {statuses:?}");
+    assert_eq!(register_from(&app, "/v1/users", "198.51.100.9", "ann@example.com").await.0, 201, "others are not limited");
+
+    // registrations from many addresses at once take at most their share of the hash queue: a
+    // login from elsewhere still gets a hash, never the 503 of a full queue
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..6)
+        .map(|worker| {
+            let (http, url, stop) = (app.http.clone(), app.url("/v1/users"), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0u32;
+                let mut busy = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let res = http
+                        .post(&url)
+                        .header("x-forwarded-for", format!("10.{worker}.{}.{}", i / 256 % 256, i % 256))
+                        .json(&json!({"email": format!("flood{worker}-{i}@example.com"), "password": "correct horse battery"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    busy += usize::from(res.status() == 503);
+                }
+                busy
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut logins = vec![];
+    for i in 0..5 {
+        logins.push(login_from(&app, &format!("192.0.2.{i}"), "ann@example.com", "correct horse battery").await.0);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut refused = 0;
+    for f in flood {
+        refused += f.await.unwrap();
+    }
+    assert!(refused > 0, "the flood did fill the registrations' share");
+    assert_eq!(logins, [200; 5], "logins during a registration flood");
+}
+
 crate::both_backends!(
     hundred_wrong_passwords_from_one_address_get_429s_and_the_owner_still_gets_in,
     a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lock_passes,
     one_address_trying_many_accounts_is_rate_limited_in_each_faces_words,
     a_login_flood_beyond_the_hash_queue_gets_fast_503s,
+    registrations_are_limited_per_address_and_cannot_starve_logins_of_hashing,
 );
