@@ -30,11 +30,19 @@ pub struct TokenSettings {
     pub password_policy: PasswordPolicy,
     /// When failed logins lock an account out (see [`crate::throttle`]).
     pub lockout: LockoutPolicy,
+    /// The prefix lengths client addresses are limited under, IPv4 and IPv6
+    /// ([`crate::throttle::address_key`]).
+    pub address_prefixes: (u8, u8),
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        Self { max_session_lifetime: Duration::days(365), password_policy: PasswordPolicy::default(), lockout: LockoutPolicy::default() }
+        Self {
+            max_session_lifetime: Duration::days(365),
+            password_policy: PasswordPolicy::default(),
+            lockout: LockoutPolicy::default(),
+            address_prefixes: (32, 64),
+        }
     }
 }
 
@@ -593,14 +601,21 @@ impl TokenService {
         address: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<User, DomainError> {
-        let address = address.unwrap_or("unknown");
-        self.address_rate("registration", address, now).await?;
+        let address = self.address_key(address);
+        self.address_rate("registration", &address, now).await?;
         let email = Email::parse(email)?;
         let password = self.settings.password_policy.new_password(password)?;
         let hash = self.hasher.hash_new_account(password).await?;
         let user = self.store.create_user(&email, Some(&hash), now).await?;
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
+    }
+
+    /// What a client address is limited and locked out under: its network
+    /// ([`crate::throttle::address_key`]).
+    fn address_key(&self, address: Option<&str>) -> String {
+        let (v4, v6) = self.settings.address_prefixes;
+        crate::throttle::address_key(address.unwrap_or("unknown"), v4, v6)
     }
 
     /// The per-address rate of everything that hashes a password: `Err(Throttled)` beyond it.
@@ -692,7 +707,7 @@ impl TokenService {
         origin: LoginOrigin<'_>,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
-        let address = origin.request.ip.clone().unwrap_or_else(|| "unknown".to_owned());
+        let address = self.address_key(origin.request.ip.as_deref());
         let (user, account) = self.password_attempt(&face.name, email, password, &address, now).await?;
         // the success is recorded with the session, in one write
         self.start_session(face, &user, origin, now, Some((&account, &address))).await
@@ -766,10 +781,10 @@ impl TokenService {
         let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
         let new = self.settings.password_policy.new_password(new)?;
         let email = user.email.to_string();
-        let address = address.unwrap_or("unknown");
+        let address = self.address_key(address);
         // the user as the check left it: with the hash it checked, or the re-hash of an imported one
-        let (user, account) = self.password_attempt("native", &email, current, address, now).await?;
-        self.store.login_succeeded(&account, address, now).await?;
+        let (user, account) = self.password_attempt("native", &email, current, &address, now).await?;
+        self.store.login_succeeded(&account, &address, now).await?;
         let old = user.password_hash.clone().ok_or(AuthError::InvalidCredentials)?;
         let hash = self.hasher.hash(new).await?;
         // replaced only if no one changed it since it was checked
