@@ -202,6 +202,10 @@ pub struct PasswordSettings {
     pub hash_priority: HashPriority,
     /// Password attempts per client address per minute, on every face (0: unlimited).
     pub attempts_per_address_per_minute: u32,
+    /// The per-address rate and lockout count an IPv4 address under its first this many bits...
+    pub ipv4_prefix: u8,
+    /// ... and an IPv6 address under its first this many (64: one subscriber's /64).
+    pub ipv6_prefix: u8,
     /// When failed logins lock an account out, and for how long.
     pub lockout: tessera_domain::LockoutPolicy,
 }
@@ -227,6 +231,8 @@ impl Default for PasswordSettings {
             max_queued_hashes: 32,
             hash_priority: HashPriority::Idle,
             attempts_per_address_per_minute: 30,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
             lockout: tessera_domain::LockoutPolicy::default(),
         }
     }
@@ -373,6 +379,12 @@ impl Settings {
                 format!("{:?} is not one of ES256, EdDSA, RS256, HS256, HS384, HS512", self.tokens.algorithm),
             )
         })?;
+        if self.password.ipv4_prefix > 32 {
+            return Err(ConfigError::new("password.ipv4_prefix", "must be 0-32"));
+        }
+        if self.password.ipv6_prefix > 128 {
+            return Err(ConfigError::new("password.ipv6_prefix", "must be 0-128"));
+        }
         if self.tokens.issuer.trim().is_empty() {
             return Err(ConfigError::new("tokens.issuer", "may not be empty"));
         }

@@ -127,6 +127,8 @@ pub struct BlockingHasher {
     max_queued: usize,
     /// Hashes running or waiting now.
     outstanding: Arc<AtomicUsize>,
+    /// Of them, new accounts' hashes.
+    registrations: Arc<AtomicUsize>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
@@ -159,6 +161,7 @@ impl BlockingHasher {
             concurrency: n,
             max_queued,
             outstanding: Arc::default(),
+            registrations: Arc::default(),
             metrics: None,
         }
     }
@@ -179,8 +182,18 @@ impl BlockingHasher {
         (outstanding.saturating_sub(self.concurrency), outstanding.min(self.concurrency))
     }
 
+    /// Hashes of new accounts that may be running or waiting at once: half the room (at least
+    /// one), so that the other half is always there for logins.
+    fn registration_room(&self) -> usize {
+        ((self.concurrency + self.max_queued) / 2).max(1)
+    }
+
     fn saturated(&self, outstanding: usize) -> Result<(), DomainError> {
-        if outstanding < self.concurrency + self.max_queued {
+        self.saturated_at(outstanding, self.concurrency + self.max_queued)
+    }
+
+    fn saturated_at(&self, outstanding: usize, room: usize) -> Result<(), DomainError> {
+        if outstanding < room {
             return Ok(());
         }
         if let Some(m) = &self.metrics {
@@ -194,6 +207,19 @@ impl BlockingHasher {
         let before = self.outstanding.fetch_add(1, Ordering::AcqRel);
         let _counted = Outstanding(self.outstanding.clone());
         self.saturated(before)?;
+        self.run_admitted(f).await
+    }
+
+    /// A new account's hash: at most [`Self::registration_room`] of them at once, counted in
+    /// the common queue too.
+    async fn run_registration<T: Send + 'static>(&self, f: impl FnOnce(&Argon2Hasher) -> T + Send + 'static) -> Result<T, DomainError> {
+        let mine = self.registrations.fetch_add(1, Ordering::AcqRel);
+        let _mine = Outstanding(self.registrations.clone());
+        self.saturated_at(mine, self.registration_room())?;
+        self.run(f).await
+    }
+
+    async fn run_admitted<T: Send + 'static>(&self, f: impl FnOnce(&Argon2Hasher) -> T + Send + 'static) -> Result<T, DomainError> {
         let waited = std::time::Instant::now();
         let _permit = self.permits.acquire().await.map_err(|_| DomainError::Internal("hasher closed".into()))?;
         if let Some(m) = &self.metrics {
@@ -212,6 +238,10 @@ impl BlockingHasher {
 impl PasswordHasher for BlockingHasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError> {
         self.run(move |h| h.hash(&password)).await?
+    }
+
+    async fn hash_new_account(&self, password: Password) -> Result<PasswordHash, DomainError> {
+        self.run_registration(move |h| h.hash(&password)).await?
     }
 
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError> {

@@ -167,6 +167,7 @@ impl Core {
             max_session_lifetime: checked.max_session_lifetime,
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
             lockout: settings.password.lockout,
+            address_prefixes: (settings.password.ipv4_prefix, settings.password.ipv6_prefix),
         };
         let webhooks: std::collections::BTreeMap<String, String> =
             [(crate::dialects::medods::NAME.to_owned(), settings.dialects.medods.new_ip_webhook.clone().filter(|u| !u.is_empty()))]

@@ -77,6 +77,13 @@ fn forwarding_chain(req: &HttpRequest) -> Vec<String> {
         .collect()
 }
 
+/// Whether the request's peer is a trusted proxy, whose forwarding headers (`X-Forwarded-*`,
+/// `Forwarded`) are believed.
+pub fn from_trusted_proxy(req: &HttpRequest) -> bool {
+    let Some(peer) = req.peer_addr() else { return false };
+    req.app_data::<actix_web::web::Data<TrustedProxies>>().is_some_and(|t| t.trusts(peer.ip()))
+}
+
 /// The client's address, for sessions, risk rules and the audit: see [`TrustedProxies`].
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
     let peer = req.peer_addr()?.ip();

@@ -275,14 +275,16 @@ pub async fn generate(
 ) -> Result<HttpResponse, Fail> {
     face.check_caller(&req)?;
     let body: GenerateRequest = json_body(&req, payload, &state).await?;
-    if body.guid.is_empty() || body.guid.chars().count() > 128 {
-        return Err(err(400, "invalid_request", "GUID must be 1-128 characters"));
+    // no control characters: a NUL would reach the store (Postgres refuses it), and a
+    // User-Agent header cannot carry one either
+    if body.guid.is_empty() || body.guid.chars().count() > 128 || body.guid.chars().any(char::is_control) {
+        return Err(err(400, "invalid_request", "GUID must be 1-128 characters, none a control character"));
     }
     if body.ip.as_deref().is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err()) {
         return Err(err(400, "invalid_request", "ip must be an IP address"));
     }
-    if body.user_agent.as_deref().is_some_and(|ua| ua.is_empty() || ua.chars().count() > 512) {
-        return Err(err(400, "invalid_request", "user_agent must be 1-512 characters"));
+    if body.user_agent.as_deref().is_some_and(|ua| ua.is_empty() || ua.chars().count() > 512 || ua.chars().any(char::is_control)) {
+        return Err(err(400, "invalid_request", "user_agent must be 1-512 characters, none a control character"));
     }
     if body.email.as_deref().is_some_and(|e| tessera_domain::Email::parse(e).is_err()) {
         return Err(err(400, "invalid_request", "email must be an e-mail address"));

@@ -443,6 +443,7 @@ pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::
         (status = 400, description = "Per-field errors: a taken or invalid e-mail, a short password", body = SjError),
         (status = 413, description = "The body is too large", body = SjError),
         (status = 415, description = "The body is not JSON", body = SjError),
+        (status = 429, description = "Too many password attempts from this address", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "Too many password hashes wait", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
@@ -452,7 +453,8 @@ pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Da
         let email = drf::char_field(&data, "email", &mut errors);
         let password = drf::char_field(&data, "password", &mut errors);
         let (Some(email), Some(password)) = (email, password) else { return Err((400, Value::Object(errors))) };
-        match state.service.register(&email, password, OffsetDateTime::now_utc()).await {
+        let ip = crate::http::client_ip(&req);
+        match state.service.register_from(&email, password, ip.as_deref(), OffsetDateTime::now_utc()).await {
             Ok(u) => Ok((201, user_body(&u))),
             Err(e) => Err(SjFace::register_error(e, state.min_password_len)),
         }

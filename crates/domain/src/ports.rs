@@ -300,6 +300,12 @@ impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + 
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError>;
+    /// The hash of a new account's password: like [`PasswordHasher::hash`], but registrations
+    /// may take only a share of the hashing capacity, so that a registration flood cannot keep
+    /// logins from being checked.
+    async fn hash_new_account(&self, password: Password) -> Result<PasswordHash, DomainError> {
+        self.hash(password).await
+    }
     /// `None` verifies against a dummy hash and answers `false`, at the same cost.
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError>;
     /// Whether a hash that verified should be hashed again (an imported format, old parameters).

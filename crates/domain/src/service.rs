@@ -17,8 +17,8 @@ use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
 use crate::throttle::{AttemptLimiter, LockoutPolicy, retry_after_secs};
 use crate::{
-    Algorithm, AuthError, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy, TokenHash,
-    TokenProfile, User, UserId, UserStatus,
+    Algorithm, AuthError, ClientId, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy,
+    TokenHash, TokenProfile, User, UserId, UserStatus,
 };
 
 /// Settings of the use-cases, from configuration. What differs per face (grace window,
@@ -30,11 +30,19 @@ pub struct TokenSettings {
     pub password_policy: PasswordPolicy,
     /// When failed logins lock an account out (see [`crate::throttle`]).
     pub lockout: LockoutPolicy,
+    /// The prefix lengths client addresses are limited under, IPv4 and IPv6
+    /// ([`crate::throttle::address_key`]).
+    pub address_prefixes: (u8, u8),
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        Self { max_session_lifetime: Duration::days(365), password_policy: PasswordPolicy::default(), lockout: LockoutPolicy::default() }
+        Self {
+            max_session_lifetime: Duration::days(365),
+            password_policy: PasswordPolicy::default(),
+            lockout: LockoutPolicy::default(),
+            address_prefixes: (32, 64),
+        }
     }
 }
 
@@ -585,6 +593,48 @@ impl TokenService {
         Ok(user)
     }
 
+    /// Registration over HTTP, from a client address: under the same per-address rate as
+    /// password attempts, and hashed within the share of the hashing capacity registrations may
+    /// take (logins keep the rest).
+    #[tracing::instrument(skip_all)]
+    pub async fn register_from(
+        &self,
+        email: &str,
+        password: String,
+        address: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<User, DomainError> {
+        let address = self.address_key(address);
+        self.address_rate("registration", &address, now).await?;
+        let email = Email::parse(email)?;
+        let password = self.settings.password_policy.new_password(password)?;
+        let hash = self.hasher.hash_new_account(password).await?;
+        let user = self.store.create_user(&email, Some(&hash), now).await?;
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// What a client address is limited and locked out under: its network
+    /// ([`crate::throttle::address_key`]).
+    fn address_key(&self, address: Option<&str>) -> String {
+        let (v4, v6) = self.settings.address_prefixes;
+        crate::throttle::address_key(address.unwrap_or("unknown"), v4, v6)
+    }
+
+    /// The per-address rate of everything that hashes a password: `Err(Throttled)` beyond it.
+    async fn address_rate(&self, face: &str, address: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) else { return Ok(()) };
+        tracing::warn!(face, %address, "password attempts from this address throttled");
+        if face != "registration" {
+            self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
+        }
+        if self.first_throttle_this_minute(address, now) {
+            self.audit("throttled", None, serde_json::json!({"face": face, "address": address}), now).await;
+        }
+        let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
+        Err(DomainError::Throttled { retry_after: retry_after_secs(wait) })
+    }
+
     /// Checks e-mail and password. An unknown e-mail costs what a known one does.
     #[tracing::instrument(skip_all)]
     pub async fn check_password(&self, email: &str, password: String) -> Result<User, DomainError> {
@@ -660,7 +710,7 @@ impl TokenService {
         origin: LoginOrigin<'_>,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
-        let address = origin.request.ip.clone().unwrap_or_else(|| "unknown".to_owned());
+        let address = self.address_key(origin.request.ip.as_deref());
         let (user, account) = self.password_attempt(&face.name, email, password, &address, now).await?;
         // the success is recorded with the session, in one write
         self.start_session(face, &user, origin, now, Some((&account, &address))).await
@@ -679,18 +729,10 @@ impl TokenService {
         address: &str,
         now: OffsetDateTime,
     ) -> Result<(User, String), DomainError> {
-        if let Some(Err(wait)) = self.limiter.as_ref().map(|l| l.check(address)) {
-            tracing::warn!(face, %address, "password attempts from this address throttled");
-            self.emit(Event::Login { face, outcome: LoginOutcome::Throttled });
-            if self.first_throttle_this_minute(address, now) {
-                self.audit("throttled", None, serde_json::json!({"face": face, "address": address}), now).await;
-            }
-            let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
-            return Err(DomainError::Throttled { retry_after: retry_after_secs(wait) });
-        }
+        self.address_rate(face, address, now).await?;
         // In a flood of logins, refused at once: no database read for a hash that cannot wait.
         self.hasher.admit()?;
-        let account = Email::parse(email).map(|e| e.normalized()).unwrap_or_else(|_| email.to_lowercase());
+        let account = crate::throttle::account_key(email);
         // A locked account is refused before any hash is computed: guesses cost the attacker
         // nothing more, and the server nothing at all.
         if let Some(until) = self.store.login_lock(&account, address, now).await? {
@@ -708,7 +750,7 @@ impl TokenService {
                 tracing::warn!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 self.emit(Event::Login { face, outcome: LoginOutcome::Failed });
                 // the address as typed (the lockout's key is its comparison form)
-                let typed: String = email.trim().chars().take(254).collect();
+                let typed = crate::throttle::as_typed(email);
                 let detail = serde_json::json!({"face": face, "account": typed, "address": address});
                 self.audit("login_failed", None, detail.clone(), now).await;
                 if let Some(until) = lock {
@@ -742,10 +784,10 @@ impl TokenService {
         let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
         let new = self.settings.password_policy.new_password(new)?;
         let email = user.email.to_string();
-        let address = address.unwrap_or("unknown");
+        let address = self.address_key(address);
         // the user as the check left it: with the hash it checked, or the re-hash of an imported one
-        let (user, account) = self.password_attempt("native", &email, current, address, now).await?;
-        self.store.login_succeeded(&account, address, now).await?;
+        let (user, account) = self.password_attempt("native", &email, current, &address, now).await?;
+        self.store.login_succeeded(&account, &address, now).await?;
         let old = user.password_hash.clone().ok_or(AuthError::InvalidCredentials)?;
         let hash = self.hasher.hash(new).await?;
         // replaced only if no one changed it since it was checked
@@ -1467,6 +1509,11 @@ impl TokenService {
     /// Authenticates an OAuth client. Public clients present no secret; confidential clients
     /// must present theirs. Every failure is the same error.
     pub async fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> Result<OAuthClient, DomainError> {
+        // no stored client has an id that does not parse (a NUL, which Postgres refuses, among
+        // others): such an id is unknown, and is never looked up
+        if ClientId::parse(client_id).is_err() {
+            return Err(AuthError::InvalidCredentials.into());
+        }
         let client = match self.clients.get(client_id) {
             Some((read, client)) if read.elapsed() < CLIENT_FRESH => client,
             _ => {
@@ -1604,6 +1651,9 @@ impl TokenService {
 
     /// Whether an OAuth client of that id exists (drf-social-oauth2 names a missing one apart).
     pub async fn client_exists(&self, client_id: &str) -> Result<bool, DomainError> {
+        if ClientId::parse(client_id).is_err() {
+            return Ok(false);
+        }
         Ok(self.store.client_by_id(client_id).await?.is_some())
     }
 

@@ -7,12 +7,58 @@
 //! The account-wide lock does not apply at an address from which the account has logged in
 //! before. An attacker elsewhere therefore cannot keep the owner out of their own device, while
 //! the attacker's own address is locked after a few guesses and rate-limited before that.
+//! Addresses count by network ([`address_key`]: an IPv6 /64, an IPv4 address, by default), so
+//! that rotating through one subscriber's addresses gains nothing.
 
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 /// The account-wide lock's address in storage.
 pub const ANY_ADDRESS: &str = "*";
+
+/// The key failed attempts are counted under for a login as presented: the comparison form of
+/// an e-mail address, or, for a login that is none (no account can have it), the login itself,
+/// lowercased, at most 254 characters, with control characters replaced: a NUL, which Postgres
+/// refuses in text, never reaches the store.
+pub fn account_key(login: &str) -> String {
+    match crate::Email::parse(login) {
+        Ok(e) => e.normalized(),
+        Err(_) => as_typed(login).to_lowercase(),
+    }
+}
+
+/// A login as typed, for the log and the audit trail: trimmed, at most 254 characters, control
+/// characters replaced by U+FFFD (Postgres refuses a NUL in text and in JSON).
+pub fn as_typed(login: &str) -> String {
+    login.trim().chars().take(254).map(|c| if c.is_control() { char::REPLACEMENT_CHARACTER } else { c }).collect()
+}
+
+/// The key a client address is limited under: the network of its first `v4` (IPv4) or `v6`
+/// (IPv6) bits, so that the addresses one subscriber holds (an IPv6 /64) count as one. A whole
+/// address is written as itself, a network as `net/len`; what does not parse as an address is
+/// kept as it is. An IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn address_key(address: &str, v4: u8, v6: u8) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let Ok(ip) = address.parse::<IpAddr>() else { return address.to_owned() };
+    let ip = match ip {
+        IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(a) => {
+            let len = v4.min(32);
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            let net = Ipv4Addr::from(u32::from(a) & mask);
+            if len == 32 { net.to_string() } else { format!("{net}/{len}") }
+        }
+        IpAddr::V6(a) => {
+            let len = v6.min(128);
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            let net = Ipv6Addr::from(u128::from(a) & mask);
+            if len == 128 { net.to_string() } else { format!("{net}/{len}") }
+        }
+    }
+}
 
 /// When failures lock an account, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,6 +127,27 @@ impl LockoutPolicy {
         AttemptRow { failures, last_failure_at: Some(now), locked_until, ..row }
     }
 
+    /// The account-wide row after one more failure at `now`. Unlike an address's lock, which its
+    /// own attempts renew, the account-wide lock is earned again only by `threshold` further
+    /// failures (its length still doubles, up to the cap), and failures while it is in force
+    /// never extend it: an anonymous trickle, one guess whenever the lock passes, cannot keep
+    /// new devices out; keeping them out takes `threshold` failures per lock, every one of them
+    /// counted.
+    pub fn after_account_failure(&self, row: AttemptRow, threshold: u32, now: OffsetDateTime) -> AttemptRow {
+        let fresh = row.last_failure_at.is_some_and(|t| t >= self.reset_before(now));
+        let failures = if fresh { row.failures.saturating_add(1) } else { 1 };
+        let in_force = row.locked_until.filter(|t| *t > now);
+        let locked_until = match in_force {
+            Some(t) => Some(t),
+            None if threshold > 0 && failures >= threshold && failures % threshold == 0 => {
+                // the k-th lock lasts as long as an address's lock after k failures past its threshold
+                self.lock_for(threshold + failures / threshold - 1, threshold).map(|d| now + d)
+            }
+            None => None,
+        };
+        AttemptRow { failures, last_failure_at: Some(now), locked_until, ..row }
+    }
+
     /// The row after a successful login from its address.
     pub fn after_success(row: AttemptRow, now: OffsetDateTime) -> AttemptRow {
         AttemptRow { failures: 0, last_failure_at: None, locked_until: None, succeeded_at: Some(now.max(row.succeeded_at.unwrap_or(now))) }
@@ -145,6 +212,42 @@ mod tests {
     }
 
     #[test]
+    fn the_account_wide_lock_is_not_renewed_by_a_trickle_nor_extended_while_in_force() {
+        let p = LockoutPolicy::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut row = AttemptRow::default();
+        for _ in 0..20 {
+            row = p.after_account_failure(row, 20, t0);
+        }
+        assert_eq!(row.locked_until, Some(t0 + Duration::seconds(30)), "the 20th failure locks");
+        let during = p.after_account_failure(row.clone(), 20, t0 + Duration::seconds(10));
+        assert_eq!(during.locked_until, row.locked_until, "a failure while locked does not extend it");
+        // one guess each time the lock has passed: no new lock until 20 more failures
+        let mut row = during;
+        let mut now = t0 + Duration::seconds(31);
+        for _ in 0..18 {
+            row = p.after_account_failure(row, 20, now);
+            assert_eq!(LockoutPolicy::lock_in_force(None, Some(&row), now), None);
+            now += Duration::seconds(900);
+        }
+        row = p.after_account_failure(row, 20, now);
+        assert_eq!(row.failures, 40);
+        assert_eq!(row.locked_until, Some(now + Duration::seconds(60)), "the second lock is twice the first");
+    }
+
+    #[test]
+    fn addresses_are_keyed_on_their_prefix() {
+        assert_eq!(address_key("203.0.113.7", 32, 64), "203.0.113.7");
+        assert_eq!(address_key("203.0.113.7", 24, 64), "203.0.113.0/24");
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1", 32, 64), "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:bbbb::9", 32, 64), "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8::1", 32, 128), "2001:db8::1");
+        assert_eq!(address_key("::ffff:203.0.113.7", 32, 64), "203.0.113.7");
+        assert_eq!(address_key("2001:db8::1", 32, 0), "::/0");
+        assert_eq!(address_key("unknown", 32, 64), "unknown");
+    }
+
+    #[test]
     fn failures_are_forgotten_after_the_reset_time() {
         let p = LockoutPolicy::default();
         let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
@@ -154,6 +257,14 @@ mod tests {
         }
         let row = p.after_failure(row, 5, t0 + Duration::seconds(i64::from(p.reset_seconds) + 1));
         assert_eq!((row.failures, row.locked_until), (1, None));
+    }
+
+    #[test]
+    fn a_login_that_is_no_address_is_counted_under_a_key_without_control_characters() {
+        assert_eq!(account_key(" Ann@Example.com "), crate::Email::parse("ann@example.com").unwrap().normalized());
+        assert_eq!(account_key("Ann\0@example.com"), "ann\u{fffd}@example.com");
+        assert_eq!(as_typed("a\0b\nc"), "a\u{fffd}b\u{fffd}c");
+        assert_eq!(account_key(&"x".repeat(1000)).len(), 254);
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl LoginAttemptRepository for PgStore {
             .map_err(map_err)?;
         let (own, wide) = attempt_rows(&mut tx, account, address, " for update").await?;
         let own = policy.after_failure(own.unwrap_or_default(), policy.threshold, now);
-        let wide = policy.after_failure(wide.unwrap_or_default(), policy.account_threshold, now);
+        let wide = policy.after_account_failure(wide.unwrap_or_default(), policy.account_threshold, now);
         for (ip, row) in [(address, &own), (ANY_ADDRESS, &wide)] {
             sqlx::query(
                 "update login_attempts set failures = $3, last_failure_at = $4, locked_until = $5, succeeded_at = $6 \

@@ -221,6 +221,43 @@ async fn after_a_rotation_old_and_new_tokens_verify_through_the_jwks_with_nothin
     assert!(!jwks.to_string().contains(&app.native_kid), "a revoked key is no longer published");
 }
 
+async fn metadata(app: &TestApp, headers: &[(&str, &str)]) -> (Option<String>, Value) {
+    let mut req = app.http.get(app.url("/.well-known/oauth-authorization-server"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cache = res.headers().get("cache-control").map(|v| v.to_str().unwrap().to_owned());
+    (cache, res.json().await.unwrap())
+}
+
+const FOREIGN: [(&str, &str); 3] =
+    [("x-forwarded-host", "evil.example"), ("forwarded", "host=evil.example;proto=https"), ("x-forwarded-proto", "https")];
+
+/// A shared cache keeps the metadata for an hour: an untrusted client's forwarding headers must
+/// not choose the endpoints it names.
+async fn an_untrusted_clients_forwarded_host_never_reaches_the_metadata() {
+    let app = spawn_app().await;
+    for header in FOREIGN.iter().take(2) {
+        let (_, meta) = metadata(&app, &[*header]).await;
+        assert!(!meta.to_string().contains("evil.example"), "{header:?}: {meta}");
+        assert_eq!(meta["token_endpoint"], app.url("/oauth/token"), "{header:?}");
+        assert_eq!(meta["jwks_uri"], app.url("/.well-known/jwks.json"));
+    }
+    // a configured public URL is what every answer names, and only then may a cache share it
+    let app = crate::helpers::spawn_with(|s| s.server.public_url = "https://auth.example.com/".into()).await;
+    let (cache, meta) = metadata(&app, &FOREIGN).await;
+    assert_eq!(meta["token_endpoint"], "https://auth.example.com/oauth/token");
+    assert_eq!(meta["jwks_uri"], "https://auth.example.com/.well-known/jwks.json");
+    assert_eq!(cache.as_deref(), Some("public, max-age=3600"));
+    // a trusted proxy's forwarding headers are believed; the answer is then not for sharing
+    let app = crate::helpers::spawn_with(|s| s.server.trusted_proxies = vec!["127.0.0.1/32".into()]).await;
+    let (cache, meta) = metadata(&app, &[FOREIGN[0], FOREIGN[2]]).await;
+    assert_eq!(meta["token_endpoint"], "https://evil.example/oauth/token");
+    assert!(cache.is_some_and(|c| !c.contains("public")), "a request-derived document is not shared");
+}
+
 crate::both_backends!(
     after_a_rotation_old_and_new_tokens_verify_through_the_jwks_with_nothing_restarted,
     a_resource_server_verifies_native_tokens_with_the_jwks_alone,
@@ -228,4 +265,5 @@ crate::both_backends!(
     forged_tokens_are_refused,
     a_standard_client_finds_every_endpoint_in_the_metadata_and_introspects,
     introspection_covers_every_face_and_only_confidential_clients_may_ask,
+    an_untrusted_clients_forwarded_host_never_reaches_the_metadata,
 );

@@ -18,6 +18,7 @@ mod mail;
 mod medods;
 mod metrics;
 mod native;
+mod nul_bytes;
 mod oauth2_client;
 mod openapi;
 mod race;

@@ -148,9 +148,122 @@ async fn a_login_flood_beyond_the_hash_queue_gets_fast_503s() {
     assert!(busy > 0, "the rest are refused at once");
 }
 
+async fn register_from(app: &TestApp, path: &str, address: &str, email: &str) -> (u16, Option<u64>) {
+    let res = app
+        .http
+        .post(app.url(path))
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse().unwrap()))
+}
+
+async fn registrations_are_limited_per_address_and_cannot_starve_logins_of_hashing() {
+    let app = app(|s| {
+        s.password.attempts_per_address_per_minute = 5;
+        s.password.max_concurrent_hashes = 1;
+        s.password.max_queued_hashes = 3;
+    })
+    .await;
+    // one address registering in a loop, natively then at djoser's /users/: 429 after its allowance
+    let flooder = "203.0.113.66";
+    let mut statuses = vec![];
+    for i in 0..8 {
+        let path = if i % 2 == 0 { "/v1/users" } else { "/users/" };
+        let (status, retry) = register_from(&app, path, flooder, &format!("bot{i}@example.com")).await;
+        assert!(status != 429 || retry.is_some(), "429 with Retry-After");
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..5], [201; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "then refused: {statuses:?}");
+    assert_eq!(register_from(&app, "/v1/users", "198.51.100.9", "ann@example.com").await.0, 201, "others are not limited");
+
+    // registrations from many addresses at once take at most their share of the hash queue: a
+    // login from elsewhere still gets a hash, never the 503 of a full queue
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..6)
+        .map(|worker| {
+            let (http, url, stop) = (app.http.clone(), app.url("/v1/users"), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0u32;
+                let mut busy = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let res = http
+                        .post(&url)
+                        .header("x-forwarded-for", format!("10.{worker}.{}.{}", i / 256 % 256, i % 256))
+                        .json(&json!({"email": format!("flood{worker}-{i}@example.com"), "password": "correct horse battery"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    busy += usize::from(res.status() == 503);
+                }
+                busy
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut logins = vec![];
+    for i in 0..5 {
+        logins.push(login_from(&app, &format!("192.0.2.{i}"), "ann@example.com", "correct horse battery").await.0);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut refused = 0;
+    for f in flood {
+        refused += f.await.unwrap();
+    }
+    assert!(refused > 0, "the flood did fill the registrations' share");
+    assert_eq!(logins, [200; 5], "logins during a registration flood");
+}
+
+/// One subscriber's IPv6 /64 is one address: rotating through it gains no guesses.
+async fn rotating_through_one_ipv6_64_counts_as_one_address() {
+    let app = app(|_| {}).await;
+    assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
+    let owner = "2001:db8:1:2::5";
+    assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200);
+    let mut statuses = vec![];
+    for i in 1..=12 {
+        statuses.push(login_from(&app, &format!("2001:db8:bad:1::{i:x}"), "ann@example.com", "guess").await.0);
+    }
+    assert_eq!(statuses[..5], [400; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "the fifth failure locks the whole /64: {statuses:?}");
+    let (status, _, body) = login_from(&app, "2001:db8:1:2::abcd", "ann@example.com", "correct horse battery").await;
+    assert_eq!(status, 200, "the owner, from another address of their own /64: {body}");
+}
+
+/// The account-wide lock passes, and a guess each time it has passed does not bring it back:
+/// a new device gets in between; the owner's known address always does.
+async fn a_trickle_of_guesses_cannot_keep_the_account_locked() {
+    let app = app(|s| {
+        s.password.lockout.account_threshold = 3;
+        s.password.lockout.base_seconds = 1;
+        s.password.lockout.max_seconds = 2;
+    })
+    .await;
+    assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
+    let owner = "198.51.100.9";
+    assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200);
+    for i in 0..3 {
+        assert_eq!(login_from(&app, &format!("2001:db8:{i}::1"), "ann@example.com", "guess").await.0, 400);
+    }
+    assert_eq!(login_from(&app, "2001:db8:99::1", "ann@example.com", "correct horse battery").await.0, 429, "new devices wait");
+    assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200, "the owner does not");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // one more guess from yet another network, as a trickle sends once the lock has passed
+    assert_eq!(login_from(&app, "2001:db8:4::1", "ann@example.com", "guess").await.0, 400);
+    let (status, _, body) = login_from(&app, "192.0.2.44", "ann@example.com", "correct horse battery").await;
+    assert_eq!(status, 200, "a single guess does not lock the account again: {body}");
+}
+
 crate::both_backends!(
     hundred_wrong_passwords_from_one_address_get_429s_and_the_owner_still_gets_in,
     a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lock_passes,
     one_address_trying_many_accounts_is_rate_limited_in_each_faces_words,
     a_login_flood_beyond_the_hash_queue_gets_fast_503s,
+    registrations_are_limited_per_address_and_cannot_starve_logins_of_hashing,
+    rotating_through_one_ipv6_64_counts_as_one_address,
+    a_trickle_of_guesses_cannot_keep_the_account_locked,
 );

@@ -44,23 +44,46 @@ pub struct ServerMetadata {
     pub service_documentation: String,
 }
 
-/// The base URL clients reach this server at: `server.public_url`, or the request's own.
-fn base_url(req: &HttpRequest, state: &AppState) -> String {
+/// The base URL clients reach this server at, and whether it is the configured one:
+/// `server.public_url`; else the request's own, from the forwarding headers (`Forwarded`,
+/// `X-Forwarded-Host`, `X-Forwarded-Proto`) only when the peer is a trusted proxy, otherwise
+/// from the `Host` header the connection came with.
+fn base_url(req: &HttpRequest, state: &AppState) -> (String, bool) {
     let configured = state.settings.server.public_url.trim_end_matches('/');
     if !configured.is_empty() {
-        return configured.to_owned();
+        return (configured.to_owned(), true);
     }
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+    if tessera_dialects::http::from_trusted_proxy(req) {
+        let info = req.connection_info();
+        return (format!("{}://{}", info.scheme(), info.host()), false);
+    }
+    let scheme = if req.app_config().secure() { "https" } else { "http" };
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h));
+    (format!("{scheme}://{}", host.unwrap_or_else(|| req.app_config().host())), false)
+}
+
+/// A `Host` value that can stand in a URL: a name or address and an optional port, nothing else.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 255 && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
 }
 
 /// Where everything is: the endpoints, the JWKS, the grants and client authentication methods.
+/// The URLs are those of `server.public_url`; without it, of the request (a trusted proxy's
+/// forwarding headers believed, no one else's), and the answer is then not for shared caches.
 #[utoipa::path(tag = "discovery", responses((status = 200, description = "RFC 8414 metadata", body = ServerMetadata)))]
 #[get("/.well-known/oauth-authorization-server")]
 pub async fn get_metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let base = base_url(&req, &state);
+    let (base, configured) = base_url(&req, &state);
     let client_auth = vec!["none", "client_secret_basic", "client_secret_post"];
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=3600")).json(ServerMetadata {
+    // only a document built from configuration is the same for everyone, and may be shared by
+    // caches; one built from the request's headers is not
+    let cache = if configured { "public, max-age=3600" } else { "no-cache" };
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CACHE_CONTROL, cache));
+    if !configured {
+        res.insert_header((header::VARY, "Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto"));
+    }
+    res.json(ServerMetadata {
         issuer: state.settings.tokens.issuer.clone(),
         token_endpoint: format!("{base}/oauth/token"),
         revocation_endpoint: format!("{base}/oauth/revoke"),

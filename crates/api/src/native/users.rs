@@ -38,13 +38,19 @@ pub struct UserResponse {
         (status = 409, description = "The e-mail is taken (case-insensitively)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "too_many_attempts: too many password attempts from this address", body = ProblemBody, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "busy: too many password hashes wait", body = ProblemBody, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 #[post("/v1/users")]
-pub async fn register_user(state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> Result<HttpResponse, Problem> {
+pub async fn register_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
-    let user = state.service.register(&body.email, body.password, OffsetDateTime::now_utc()).await?;
+    let ip = tessera_dialects::http::client_ip(&req);
+    let user = state.service.register_from(&body.email, body.password, ip.as_deref(), OffsetDateTime::now_utc()).await?;
     Ok(HttpResponse::Created().json(UserResponse { id: user.id.0, email: user.email.to_string() }))
 }
 
