@@ -582,10 +582,7 @@ impl TokenService {
 
     #[tracing::instrument(skip_all)]
     pub async fn register(&self, email: &str, password: String, now: OffsetDateTime) -> Result<User, DomainError> {
-        let email = Email::parse(email)?;
-        if email.is_reserved() {
-            return Err(DomainError::invalid("email", "is under .invalid, reserved for Tessera's own placeholders"));
-        }
+        let email = new_account_email(email)?;
         let password = self.settings.password_policy.new_password(password)?;
         let hash = self.hasher.hash(password).await?;
         let user = self.store.create_user(&email, Some(&hash), now).await?;
@@ -606,7 +603,7 @@ impl TokenService {
     ) -> Result<User, DomainError> {
         let address = self.address_key(address);
         self.address_rate("registration", &address, now).await?;
-        let email = Email::parse(email)?;
+        let email = new_account_email(email)?;
         let password = self.settings.password_policy.new_password(password)?;
         let hash = self.hasher.hash_new_account(password).await?;
         let user = self.store.create_user(&email, Some(&hash), now).await?;
@@ -1720,6 +1717,16 @@ impl TokenService {
         }
         self.user_for_identity(provider, subject, now).await
     }
+}
+
+/// The address of a new account: one Tessera accepts, and not under `.invalid`, which Tessera
+/// keeps for its own placeholders (deleted users, external identities without an e-mail).
+fn new_account_email(email: &str) -> Result<Email, DomainError> {
+    let email = Email::parse(email)?;
+    if email.is_reserved() {
+        return Err(DomainError::invalid("email", "is under .invalid, reserved for Tessera's own placeholders"));
+    }
+    Ok(email)
 }
 
 /// The caller of an access token as its session names it (the token of a face that does not
