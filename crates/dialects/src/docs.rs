@@ -205,6 +205,8 @@ pub struct DrfRevokeRequest {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({"client_id": "tessera"}))]
 pub struct DrfInvalidateRequest {
+    /// An empty one is a missing one, as oauthlib reads it.
+    #[schema(min_length = 1)]
     pub client_id: String,
 }
 

@@ -236,8 +236,9 @@ impl MedodsFace {
 pub struct GenerateRequest {
     #[serde(deserialize_with = "integral")]
     pub user_id: i64,
+    /// No control characters.
     #[serde(rename = "GUID")]
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub guid: String,
     /// The user's own IP address, when a backend calls on the user's behalf: the reference of
     /// the refresh-time rules. Unset: the caller's address.
@@ -245,8 +246,9 @@ pub struct GenerateRequest {
     #[schema(format = Ipv4)]
     pub ip: Option<String>,
     /// The user's own User-Agent, likewise. Unset: the caller's.
+    /// No control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 512)]
+    #[schema(min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub user_agent: Option<String>,
     /// The user's e-mail address, where the warning of a refresh from a new IP address goes
     /// (with `email.smtp_url` set). Taken when the user is first seen, if no other account has
