@@ -33,7 +33,7 @@ targets=("$@")
 
 start=$(date +%s)
 cargo fuzz build -a
-echo "fuzz-code: built ${#targets[@]} targets in $(($(date +%s) - start)) s"
+echo "fuzz-code: built the targets in $(($(date +%s) - start)) s"
 
 extra=()
 # -jobs forks workers that log to fuzz-<n>.log; one process logs to our log itself

@@ -24,9 +24,9 @@ use tessera_domain::fakes::{InMemoryStore, InlineHasher, MemoryRevocations};
 use tessera_domain::password::Argon2Hasher;
 use tessera_domain::ports::UserRepository;
 use tessera_domain::{
-    Algorithm, Argon2Params, Duration, Email, Face, Faces, KeyState, KeyedHasher, Keyring, LegacyKey, NativeFormat,
-    OffsetDateTime, RefreshPolicy, Sealer, ServiceParts, SigningKey, TokenFormat, TokenKind, TokenProfile, TokenService, TokenSettings,
-    User, UserId, UserStatus,
+    Algorithm, Argon2Params, Duration, Email, Face, Faces, KeyState, KeyedHasher, Keyring, LegacyKey, NativeFormat, OffsetDateTime,
+    RefreshPolicy, Sealer, ServiceParts, SigningKey, TokenFormat, TokenKind, TokenProfile, TokenService, TokenSettings, User, UserId,
+    UserStatus,
 };
 use time::macros::datetime;
 
