@@ -59,6 +59,7 @@ for t in "${targets[@]}"; do
   rm -f fuzz-*.log
 done
 
+echo "fuzz-code: $((${#targets[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz-code: crashes in: ${failed[*]}" >&2
   exit 1
