@@ -50,6 +50,9 @@ claims = [
 ]
 for c in claims:
     put("tokens", b"\x01" + json.dumps(c, separators=(",", ":")).encode())
+# what the target found (see the README): exp at the end of i64, a legacy iat in the year 9999
+put("tokens", b'\x01{"type":"access","exp":9223372036854775807,"iat":1,"jti":"f864e65a5d58419888a79b50caf1362a","sid":"f864e65a5d58419888a79b50caf1362a","identity":"1"}')
+put("tokens", b'\x01{"token_type":"refresh","exp":253402300799,"iat":253402300000,"jti":"f864e65a5d58419888a79b50caf1362a","user_id":1}')
 
 # bodies: the choice byte (0-4: a Content-Type of the target's list, 5: none, else a line), then the body
 for fx in fixtures:
@@ -76,7 +79,8 @@ put("authorization", "Bearer  a  b")
 
 # email: addresses as users type them, look-alikes included
 for e in ["ann@example.com", "  Ann.Lee+tag@Example.COM ", "аnn@example.com", "ann@example.coᴍ", "ｆｕｌｌ@ｗｉｄｔｈ.example",
-          "deleted-7@deleted.invalid", "x@identities.invalid", "ß@straße.de", "a@b"]:
+          "deleted-7@deleted.invalid", "x@identities.invalid", "ß@straße.de", "a@b",
+          "\u02ddB{traße@sMMMMM\U0001043ftMMMMM\u0418MMreß.de"]:  # the last: what the target found
     put("email", e)
 
 # forwarded: the peer's index (0: trusted 10.0.0.2, 2: untrusted), then lines whose first byte

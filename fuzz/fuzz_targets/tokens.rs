@@ -122,7 +122,7 @@ fn service(f: &Fixture) -> TokenService {
     })
 }
 
-fn read_everywhere(f: &Fixture, token: &str, now: OffsetDateTime) {
+fn read_everywhere(f: &Fixture, svc: &TokenService, token: &str, now: OffsetDateTime) {
     for ring in &f.rings {
         for (_, format) in &f.formats {
             let _ = format.read_access(ring, token, Some(now));
@@ -137,7 +137,6 @@ fn read_everywhere(f: &Fixture, token: &str, now: OffsetDateTime) {
             }
         }
     }
-    let svc = service(f);
     futures_executor::block_on(async {
         for face in svc.faces().iter() {
             let _ = svc.resolve_access(face, token, now);
@@ -152,26 +151,28 @@ fuzz_target!(|data: &[u8]| {
     let f = &*FIXTURE;
     let now = INSTANTS[usize::from(flags >> 1) % INSTANTS.len()];
     if flags & 1 == 0 {
-        read_everywhere(f, &String::from_utf8_lossy(rest), now);
+        read_everywhere(f, &service(f), &String::from_utf8_lossy(rest), now);
         return;
     }
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let Ok(claims) = serde_json::from_str::<Box<RawValue>>(text) else { return };
+    // one store for the input's tokens: what one adopts, the next finds
+    let svc = service(f);
     for alg in [Algorithm::HS256, Algorithm::HS512, Algorithm::EdDSA] {
         if let Ok(token) = f.rings[0].sign(alg, "JWT", &claims) {
-            read_everywhere(f, &token, now);
+            read_everywhere(f, &svc, &token, now);
         }
     }
     // the retired and the next key, which verify old tokens and nothing
     for k in &f.keys[3..] {
         let header = Header { kid: Some(k.kid.clone()), ..Header::default() };
         if let Ok(token) = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&k.secret)) {
-            read_everywhere(f, &token, now);
+            read_everywhere(f, &svc, &token, now);
         }
     }
     for secret in [DJANGO_SECRET, FLASK_SECRET] {
         if let Ok(token) = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)) {
-            read_everywhere(f, &token, now);
+            read_everywhere(f, &svc, &token, now);
         }
     }
 });
