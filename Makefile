@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test fuzz bench bench-scale-out ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test fuzz fuzz-code bench bench-scale-out ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-api --bin tessera -- serve
@@ -39,6 +39,13 @@ bench-scale-out:
 # A longer schemathesis pass: every check, 200 examples per operation.
 fuzz:
 	scripts/fuzz.sh 200
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every parser of untrusted bytes: each target
+# of fuzz/ for FUZZ_SECONDS seconds (default 60). Fails with the crash file's path on a crash.
+# Installs cargo-fuzz when missing; builds with RUSTC_BOOTSTRAP=1 on the stable toolchain.
+FUZZ_SECONDS ?= 60
+fuzz-code:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-code.sh
 
 build:
 	$(CARGO) build --workspace --all-targets

@@ -444,12 +444,13 @@ impl Ring {
         };
         let Some(now) = now else { return Ok(claims) };
         let now = now.unix_timestamp();
-        // No leeway by default: a token whose `exp` is now is expired.
-        if claims.exp() + self.leeway_seconds <= now {
+        // No leeway by default: a token whose `exp` is now is expired. Saturating: `exp` is the
+        // token's, and any i64 signs (`i64::MAX` with a leeway overflowed: the `tokens` fuzz target).
+        if claims.exp().saturating_add(self.leeway_seconds) <= now {
             return Err(AuthError::TokenExpired);
         }
         if let Some(nbf) = claims.nbf()
-            && nbf > now + self.leeway_seconds
+            && nbf > now.saturating_add(self.leeway_seconds)
         {
             return Err(AuthError::TokenInvalid);
         }
@@ -521,6 +522,16 @@ mod tests {
         let r = Keyring::new(&[k], 30);
         let t = r.sign(Algorithm::HS256, "JWT", &claims(-10)).unwrap();
         assert!(r.verify::<C>(&t, &[Algorithm::HS256], NOW).is_ok());
+    }
+
+    /// Found with the `tokens` fuzz target (fuzz/): a signed `exp` of `i64::MAX` overflowed when
+    /// the leeway was added.
+    #[test]
+    fn the_largest_exp_with_a_leeway_is_live_not_an_overflow() {
+        let k = SigningKey::generate(Algorithm::HS256, NOW).unwrap();
+        let r = Keyring::new(&[k], 30);
+        let t = r.sign(Algorithm::HS256, "JWT", &C { sub: "1".into(), exp: i64::MAX }).unwrap();
+        assert_eq!(r.verify::<C>(&t, &[Algorithm::HS256], NOW).unwrap().exp, i64::MAX);
     }
 
     #[test]

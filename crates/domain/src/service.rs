@@ -996,6 +996,13 @@ impl TokenService {
         Ok(BlacklistImport::Imported)
     }
 
+    /// The longest a legacy token's session lives: `max_session_lifetime` from its `iat`, or its
+    /// own `exp` when that sum is past the end of time (`iat` is the token's, up to the year 9999:
+    /// the sum panicked, shown with the `tokens` fuzz target).
+    fn legacy_cap(&self, token: &LegacyToken) -> OffsetDateTime {
+        token.issued_at.checked_add(self.settings.max_session_lifetime).unwrap_or(token.expires_at)
+    }
+
     /// The session and first record a legacy refresh token becomes; `revoked`: an imported
     /// blacklist entry. The session lives no longer than `max_session_lifetime` from the token's
     /// `iat`, whatever its `exp` says.
@@ -1007,7 +1014,7 @@ impl TokenService {
         hash: TokenHash,
         revoked: Option<OffsetDateTime>,
     ) -> (Session, RefreshRecord) {
-        let cap = token.issued_at + self.settings.max_session_lifetime;
+        let cap = self.legacy_cap(token);
         let session = Session {
             id: SessionId(Uuid::now_v7()),
             user_id: user.id,
@@ -1585,7 +1592,7 @@ impl TokenService {
                             Err(DomainError::Auth(_)) => continue,
                             Err(e) => return Err(e),
                         }
-                        let expires_at = token.expires_at.min(token.issued_at + self.settings.max_session_lifetime);
+                        let expires_at = token.expires_at.min(self.legacy_cap(&token));
                         if expires_at <= now {
                             continue;
                         }

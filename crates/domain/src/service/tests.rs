@@ -472,3 +472,63 @@ async fn a_sealed_secret_is_kept_only_while_its_grace_window_is_open() {
     assert!(w.store.family(p0.session_id).await.unwrap().iter().all(|r| r.sealed_secret.is_none()));
     assert!(rotate(&w, &p1.refresh_token, Some("app"), None, t + Duration::seconds(8)).await.is_ok());
 }
+
+/// The native format, reading simplejwt's legacy tokens of a Django deployment besides.
+struct NativeWithLegacy(NativeFormat, crate::LegacyKey);
+
+impl TokenFormat for NativeWithLegacy {
+    fn render_access(&self, k: &Keyring, aud: &str, s: &Session, jti: Uuid, at: OffsetDateTime) -> Result<String, DomainError> {
+        self.0.render_access(k, aud, s, jti, at)
+    }
+    fn render_refresh(
+        &self,
+        k: &Keyring,
+        aud: &str,
+        s: &Session,
+        r: &RefreshRecord,
+        secret: &RefreshSecret,
+    ) -> Result<String, DomainError> {
+        self.0.render_refresh(k, aud, s, r, secret)
+    }
+    fn read_access(&self, k: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
+        self.0.read_access(k, token, now)
+    }
+    fn read_refresh(&self, k: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError> {
+        self.0.read_refresh(k, token, now)
+    }
+    fn read_legacy(&self, token: &str, kind: TokenKind, now: OffsetDateTime) -> Option<Result<LegacyToken, AuthError>> {
+        self.1.read(token, kind, "token_type", &["user_id"], now)
+    }
+}
+
+/// Shown with the `tokens` fuzz target (fuzz/): a legacy refresh token issued near the end of time
+/// (`iat` in the year 9999) made its session's cap, `iat + max_session_lifetime`, panic, at
+/// introspection and at adoption. Its session now lives until the token's own `exp`.
+#[tokio::test]
+async fn a_legacy_token_issued_at_the_end_of_time_is_adopted_without_a_panic() {
+    let secret = b"legacy-django-secret";
+    let Some(key) = crate::LegacyKey::hmac(secret, Algorithm::HS256, crate::ORIGIN_DJANGO) else { panic!("an HMAC key") };
+    let w = world_with(vec![Face {
+        format: Arc::new(NativeWithLegacy(NativeFormat { issuer: "tessera".into(), alg: Algorithm::HS256 }, key)),
+        ..native_face()
+    }]);
+    let user = User {
+        id: UserId(1),
+        email: Email::parse("ann@example.com").unwrap(),
+        password_hash: None,
+        status: crate::UserStatus::Active,
+        created_at: T0,
+        password_changed_at: None,
+    };
+    w.store.import_user(&user, crate::ORIGIN_DJANGO).await.unwrap();
+    w.store.finish_import(crate::ORIGIN_DJANGO, T0).await.unwrap();
+    let end = datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
+    let claims = serde_json::json!({
+        "token_type": "refresh", "exp": end, "iat": end - 60, "jti": "f864e65a5d58419888a79b50caf1362a", "user_id": 1
+    });
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+    let seen = w.svc.introspect(&token, T0).await.unwrap().unwrap();
+    assert_eq!((seen.token_type, seen.expires_at), ("refresh_token", end));
+    let (record, session, _) = w.svc.check_refresh(&w.face, &token, T0).await.unwrap();
+    assert_eq!((record.expires_at.unix_timestamp(), session.expires_at.unix_timestamp()), (end, end));
+}
