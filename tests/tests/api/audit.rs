@@ -85,9 +85,10 @@ async fn tessera_audit_verify_head(app: &TestApp, head: &str) -> anyhow::Result<
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("tessera.toml");
     std::fs::write(&config, format!("[database]\nurl = {:?}\n\n[secrets]\nmaster_key = {:?}\n", app.db_url, app.master_key)).unwrap();
+    // --database-url: DATABASE_URL in the environment (make test sets it) must not win over it
     let cli = Cli {
         config: Some(config),
-        database_url: None,
+        database_url: Some(app.db_url.clone()),
         json: false,
         command: Command::Audit(AuditCommand::Verify { head: Some(head.to_owned()) }),
     };
