@@ -208,6 +208,11 @@ pub struct PasswordSettings {
     pub ipv6_prefix: u8,
     /// When failed logins lock an account out, and for how long.
     pub lockout: tessera_domain::LockoutPolicy,
+    /// Failed logins from one address network are audited once per this many seconds: the first
+    /// in full, the rest as one `login_failures` event (0: each on its own).
+    pub failed_login_window_seconds: u32,
+    /// Days the record of each address's logins (failures, lockouts, known devices) is kept.
+    pub attempts_retention_days: u32,
 }
 
 /// The scheduling of the hashing threads (Linux; elsewhere both are the platform's low priority).
@@ -234,6 +239,8 @@ impl Default for PasswordSettings {
             ipv4_prefix: 32,
             ipv6_prefix: 64,
             lockout: tessera_domain::LockoutPolicy::default(),
+            failed_login_window_seconds: 60,
+            attempts_retention_days: 90,
         }
     }
 }

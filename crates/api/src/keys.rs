@@ -211,6 +211,7 @@ pub fn spawn(
                     if let Err(e) = service.sweep_login_attempts(now).await {
                         tracing::warn!(error = %e, "forgetting old login attempts failed");
                     }
+                    service.flush_failed_logins(now).await;
                     match service.seal_audit().await {
                         Ok(_) => log_audit_head(&service, &mut head_logged).await,
                         // the chain no longer holds what this process sealed: tampering

@@ -168,6 +168,8 @@ impl Core {
             password_policy: PasswordPolicy { min_chars: settings.password.min_length },
             lockout: settings.password.lockout,
             address_prefixes: (settings.password.ipv4_prefix, settings.password.ipv6_prefix),
+            failed_login_window: Duration::seconds(i64::from(settings.password.failed_login_window_seconds)),
+            attempts_retention: Duration::days(i64::from(settings.password.attempts_retention_days)),
         };
         let webhooks: std::collections::BTreeMap<String, String> =
             [(crate::dialects::medods::NAME.to_owned(), settings.dialects.medods.new_ip_webhook.clone().filter(|u| !u.is_empty()))]

@@ -33,6 +33,12 @@ pub struct TokenSettings {
     /// The prefix lengths client addresses are limited under, IPv4 and IPv6
     /// ([`crate::throttle::address_key`]).
     pub address_prefixes: (u8, u8),
+    /// Failed logins from one address network are audited once per this window: the first in
+    /// full, the rest as one `login_failures` event when the window has passed (zero: each one).
+    pub failed_login_window: Duration,
+    /// How long the record of an address's failed and successful logins is kept (never less
+    /// than the lockout's reset time).
+    pub attempts_retention: Duration,
 }
 
 impl Default for TokenSettings {
@@ -42,6 +48,8 @@ impl Default for TokenSettings {
             password_policy: PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
             address_prefixes: (32, 64),
+            failed_login_window: Duration::MINUTE,
+            attempts_retention: Duration::days(90),
         }
     }
 }
@@ -81,6 +89,36 @@ pub struct AccessContext {
     /// `flask`): it belongs to no Tessera session (`session_id` is its `jti`), lives out its own
     /// short life, and speaks only for a user imported from that deployment.
     pub legacy: Option<&'static str>,
+}
+
+/// Address networks whose failed logins are counted at once, beyond which each failure is
+/// audited on its own.
+const MAX_FAILURE_WINDOWS: usize = 10_000;
+
+/// Failed logins not yet audited: the open window of each address network, and windows that
+/// have passed, waiting for [`TokenService::flush_failed_logins`].
+#[derive(Debug, Default)]
+struct FailedLogins {
+    open: std::collections::HashMap<String, FailureWindow>,
+    closed: Vec<(String, FailureWindow)>,
+}
+
+/// The failed logins from one address network since the first of its window, which alone was
+/// audited in full.
+#[derive(Debug, Clone)]
+struct FailureWindow {
+    started: OffsetDateTime,
+    last: OffsetDateTime,
+    /// Failures after the first.
+    more: u32,
+    /// Up to ten of the accounts they named, as typed.
+    accounts: Vec<String>,
+}
+
+impl FailureWindow {
+    fn new(now: OffsetDateTime) -> Self {
+        Self { started: now, last: now, more: 0, accounts: vec![] }
+    }
 }
 
 /// What became of one blacklisted token of the original deployment at import.
@@ -346,6 +384,8 @@ pub struct TokenService {
     /// When each address was last audited as throttled: one event per address per minute, so
     /// that a flood of refused attempts cannot flood the trail.
     throttle_audited: Arc<std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>>,
+    /// Failed logins not audited one by one, per address network (see `first_failure_in_window`).
+    failed_logins: Arc<std::sync::Mutex<FailedLogins>>,
     /// Origins whose import has finished (see `legacy_user`): once finished, always finished.
     imports_finished: Arc<std::sync::Mutex<std::collections::HashSet<&'static str>>>,
     /// Active users read by `current_user` (see there).
@@ -410,6 +450,7 @@ impl TokenService {
             events: p.events,
             audit: p.audit,
             throttle_audited: Arc::default(),
+            failed_logins: Arc::default(),
             imports_finished: Arc::default(),
             active_users: Arc::default(),
             clients: Arc::new(quick_cache::sync::Cache::new(1024)),
@@ -749,7 +790,9 @@ impl TokenService {
                 // the address as typed (the lockout's key is its comparison form)
                 let typed = crate::throttle::as_typed(email);
                 let detail = serde_json::json!({"face": face, "account": typed, "address": address});
-                self.audit("login_failed", None, detail.clone(), now).await;
+                if self.first_failure_in_window(address, &typed, now) {
+                    self.audit("login_failed", None, detail.clone(), now).await;
+                }
                 if let Some(until) = lock {
                     let mut detail = detail;
                     detail["until"] = serde_json::json!(until.unix_timestamp());
@@ -1642,8 +1685,68 @@ impl TokenService {
     /// Forgets failed attempts older than the lockout's reset time, and the addresses an owner
     /// logged in from once they have not been seen for 90 days.
     pub async fn sweep_login_attempts(&self, now: OffsetDateTime) -> Result<u64, DomainError> {
-        let keep = Duration::seconds(i64::from(self.settings.lockout.reset_seconds)).max(Duration::days(90));
+        let keep = Duration::seconds(i64::from(self.settings.lockout.reset_seconds)).max(self.settings.attempts_retention);
         Ok(self.store.prune_login_attempts(now - keep).await?)
+    }
+
+    /// Whether a failed login from `address` is the first of its window, to be audited in full.
+    /// The others are counted (with up to ten of the accounts they named) and audited together
+    /// by [`Self::flush_failed_logins`] once the window has passed: a spray from one network
+    /// writes at most two audit events a window. Past 10,000 networks at once, every failure is
+    /// audited on its own (memory stays bounded; the per-address rate still bounds the writes).
+    fn first_failure_in_window(&self, address: &str, account: &str, now: OffsetDateTime) -> bool {
+        let window = self.settings.failed_login_window;
+        if window <= Duration::ZERO {
+            return true;
+        }
+        let Ok(mut f) = self.failed_logins.lock() else { return true };
+        let full = f.open.len() >= MAX_FAILURE_WINDOWS;
+        match f.open.get_mut(address) {
+            Some(w) if now - w.started < window => {
+                w.more += 1;
+                w.last = now;
+                if w.accounts.len() < 10 && !w.accounts.iter().any(|a| a == account) {
+                    w.accounts.push(account.to_owned());
+                }
+                false
+            }
+            // the window has passed: it waits for the sweep, and this failure opens the next one
+            Some(w) => {
+                let passed = std::mem::replace(w, FailureWindow::new(now));
+                if passed.more > 0 && f.closed.len() < MAX_FAILURE_WINDOWS {
+                    f.closed.push((address.to_owned(), passed));
+                }
+                true
+            }
+            None if full => true,
+            None => {
+                f.open.insert(address.to_owned(), FailureWindow::new(now));
+                true
+            }
+        }
+    }
+
+    /// Audits the failed logins counted in windows that have passed (one `login_failures` event
+    /// per address network and window), and forgets them. Returns how many events it wrote.
+    pub async fn flush_failed_logins(&self, now: OffsetDateTime) -> usize {
+        let window = self.settings.failed_login_window;
+        let done: Vec<(String, FailureWindow)> = match self.failed_logins.lock() {
+            Ok(mut f) => {
+                let passed: Vec<String> = f.open.iter().filter(|(_, w)| now - w.started >= window).map(|(k, _)| k.clone()).collect();
+                let mut done = std::mem::take(&mut f.closed);
+                done.extend(passed.into_iter().filter_map(|k| f.open.remove(&k).map(|w| (k, w))));
+                done
+            }
+            Err(_) => vec![],
+        };
+        let mut written = 0;
+        for (address, w) in done.into_iter().filter(|(_, w)| w.more > 0) {
+            let detail = serde_json::json!({"address": address, "failures": w.more, "accounts": w.accounts,
+                "from": w.started.unix_timestamp(), "to": w.last.unix_timestamp()});
+            self.audit("login_failures", None, detail, now).await;
+            written += 1;
+        }
+        written
     }
 
     /// Drops the sealed secret of every refresh token whose grace window (the longest of any

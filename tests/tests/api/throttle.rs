@@ -258,7 +258,43 @@ async fn a_trickle_of_guesses_cannot_keep_the_account_locked() {
     assert_eq!(status, 200, "a single guess does not lock the account again: {body}");
 }
 
+/// Issue 22, item 7: a spray of failed logins from one address wrote an audit event each,
+/// kept forever. Now the first of a window is audited in full and the rest as one
+/// `login_failures` event once the window has passed.
+async fn failed_logins_from_one_address_are_audited_once_a_window() {
+    let app = crate::helpers::spawn_with(|st| {
+        st.password.failed_login_window_seconds = 1;
+        st.tokens.key_check_seconds = 1;
+    })
+    .await;
+    for i in 0..8 {
+        let res = app.login(&format!("nobody-{i}@example.com"), "not the password").await;
+        assert_eq!(res.status(), 400);
+    }
+    let core = app.admin().await;
+    let events = |kind: &'static str| {
+        let service = core.state.service.clone();
+        async move { service.audit_events(None, None, 100).await.unwrap().into_iter().filter(|e| e.kind == kind).collect::<Vec<_>>() }
+    };
+    assert_eq!(events("login_failed").await.len(), 1, "the first failure of the window, in full");
+    // the server's sweep (every second here) audits the rest once the window has passed
+    let mut summary = vec![];
+    for _ in 0..50 {
+        summary = events("login_failures").await;
+        if !summary.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(summary.len(), 1, "one event for the seven others");
+    let detail: serde_json::Value = serde_json::from_str(&summary[0].detail).unwrap();
+    assert_eq!(detail["failures"], 7, "{detail}");
+    assert_eq!(detail["accounts"].as_array().unwrap().len(), 7, "{detail}");
+    assert_eq!(events("login_failed").await.len(), 1);
+}
+
 crate::both_backends!(
+    failed_logins_from_one_address_are_audited_once_a_window,
     hundred_wrong_passwords_from_one_address_get_429s_and_the_owner_still_gets_in,
     a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lock_passes,
     one_address_trying_many_accounts_is_rate_limited_in_each_faces_words,
