@@ -392,6 +392,18 @@ impl Settings {
         if self.password.ipv6_prefix > 128 {
             return Err(ConfigError::new("password.ipv6_prefix", "must be 0-128"));
         }
+        // both faces read the tokens of one Django deployment ("django" users): two secrets would
+        // be two deployments, and one's token could speak for the other's user of the same id
+        let (sj, dj) = (&self.dialects.simplejwt.legacy_secret, &self.dialects.djoser.legacy_secret);
+        if let (Some(a), Some(b)) = (sj, dj)
+            && a != b
+        {
+            return Err(ConfigError::new(
+                "dialects.djoser.legacy_secret",
+                "differs from dialects.simplejwt.legacy_secret: both read one Django deployment's tokens (its users are \
+                 imported as one deployment), so they must be the same secret",
+            ));
+        }
         if self.tokens.issuer.trim().is_empty() {
             return Err(ConfigError::new("tokens.issuer", "may not be empty"));
         }
@@ -601,6 +613,20 @@ pub fn trusted_proxies(server: &ServerSettings) -> tessera_dialects::http::Trust
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simplejwt_and_djoser_read_one_django_deployment_with_one_secret() {
+        use crate::dialects::config::LegacySecret;
+        let mut s = Settings::default();
+        s.dialects.simplejwt.legacy_secret = Some(LegacySecret::new("one"));
+        s.dialects.djoser.legacy_secret = Some(LegacySecret::new("one"));
+        assert!(s.check().is_ok());
+        s.dialects.djoser.legacy_secret = Some(LegacySecret::new("another deployment's"));
+        let err = s.check().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("dialects.djoser.legacy_secret"), "{err}");
+        s.dialects.djoser.legacy_secret = None;
+        assert!(s.check().is_ok(), "one face alone is fine");
+    }
 
     #[test]
     fn the_smtp_password_is_not_in_the_debug_output() {

@@ -109,7 +109,7 @@ pub async fn django(core: &Core, url: &str, face: &str, on_conflict: OnConflict,
     for u in &export.users {
         // Django's `email` may be blank; the username is often the address then.
         let address = if u.email.trim().is_empty() { u.username.as_str() } else { u.email.as_str() };
-        let Ok(email) = Email::parse(address) else {
+        let Some(email) = Email::parse(address).ok().filter(|e| !e.is_reserved()) else {
             summary.users_skipped.push(Skipped { id: u.id, reason: format!("{address:?} is not an e-mail address Tessera accepts") });
             continue;
         };
@@ -183,7 +183,7 @@ pub async fn flask(core: &Core, path: &std::path::Path, on_conflict: OnConflict,
             return Err(bad(format!("id {} appears twice", l.id)).into());
         }
         highest = highest.max(l.id);
-        let Ok(email) = Email::parse(&l.email) else {
+        let Some(email) = Email::parse(&l.email).ok().filter(|e| !e.is_reserved()) else {
             summary.users_skipped.push(Skipped { id: l.id, reason: format!("{:?} is not an e-mail address Tessera accepts", l.email) });
             continue;
         };

@@ -253,6 +253,7 @@ mod imported {
     const MAX_SCRYPT_LOG_N: u8 = 20;
     const MAX_SCRYPT_R: u32 = 32;
     const MAX_SCRYPT_P: u32 = 16;
+    const MAX_SCRYPT_MEMORY: u64 = 256 << 20;
 
     pub enum Scheme<'a> {
         /// `argon2$<PHC string without its leading $>`
@@ -367,7 +368,8 @@ mod imported {
                     return Scheme::Never;
                 }
                 let log_n = n.trailing_zeros() as u8;
-                if log_n > MAX_SCRYPT_LOG_N {
+                // scrypt's memory is 128 * r * n bytes: at most 256 MiB (Werkzeug's default: 32)
+                if log_n > MAX_SCRYPT_LOG_N || 128 * u64::from(r) * n > MAX_SCRYPT_MEMORY {
                     return Scheme::Never;
                 }
                 Scheme::WerkzeugScrypt { log_n, r, p, salt, hash }
@@ -410,7 +412,15 @@ mod tests {
             assert!(!h.verify(&wrong, Some(&hash)));
             assert!(h.needs_rehash(&hash));
         }
-        for bad in ["pbkdf2:sha1:1000$NaCl1234$00", "scrypt:1000:8:1$s$00", "scrypt:2097152:8:1$s$00", "md5$x$y", "!unusable", "plain"] {
+        for bad in [
+            "pbkdf2:sha1:1000$NaCl1234$00",
+            "scrypt:1000:8:1$s$00",
+            "scrypt:2097152:8:1$s$00",
+            "scrypt:1048576:32:1$s$00",
+            "md5$x$y",
+            "!unusable",
+            "plain",
+        ] {
             assert!(!PasswordHash::from_phc(bad.into()).is_verifiable(), "{bad}");
         }
         assert!(h.hash(&pw).unwrap().is_verifiable());

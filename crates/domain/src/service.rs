@@ -1032,8 +1032,15 @@ impl TokenService {
         match self.store.open_session(&session, &record).await {
             // a session opens live: it is revoked in a write of its own
             Ok(()) => self.revoke_session(session.id, "blacklisted before the migration", now).await?,
-            // imported by a run that stopped part-way, or by another at once
-            Err(crate::RepoError::Conflict(_)) => {}
+            // imported by a run that stopped part-way, or adopted by a server meanwhile: revoked
+            // all the same
+            Err(crate::RepoError::Conflict(_)) => {
+                if let Some((_, s)) = self.store.refresh_by_hash(hash).await?
+                    && !s.is_revoked()
+                {
+                    self.revoke_session(s.id, "blacklisted before the migration", now).await?;
+                }
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(BlacklistImport::Imported)
