@@ -5,8 +5,9 @@
 //! 9: `password.hash_priority`): on a busy machine, refresh and verify get the CPU first and
 //! hashing takes what is left.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tessera_domain::password::Argon2Hasher;
@@ -130,6 +131,11 @@ pub struct BlockingHasher {
     /// Of them, new accounts' hashes.
     registrations: Arc<AtomicUsize>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// A failed verification is answered no sooner than this (µs) after its hash began: what
+    /// verifying the costliest hash still stored costs (see [`PasswordHasher::calibrate`]). An
+    /// unknown e-mail, a wrong password for a user hashed here and one for a user whose imported
+    /// hash awaits its re-hashing then take the same time.
+    failure_floor: Arc<AtomicU64>,
 }
 
 /// Counts a hash as outstanding while it lives.
@@ -163,12 +169,34 @@ impl BlockingHasher {
             outstanding: Arc::default(),
             registrations: Arc::default(),
             metrics: None,
+            failure_floor: Arc::default(),
         }
     }
 
     /// Reports waits and refusals to `metrics`.
     pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self { metrics: Some(metrics), ..self }
+    }
+
+    /// What a failed verification takes at least now.
+    pub fn failure_floor(&self) -> Duration {
+        Duration::from_micros(self.failure_floor.load(Ordering::Acquire))
+    }
+
+    /// Raises the floor to `took`, never lowers it.
+    fn raise_floor(&self, took: Duration) {
+        self.failure_floor.fetch_max(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::AcqRel);
+    }
+
+    /// Verifies on a hashing thread; answers with how long the verification itself ran (the
+    /// wait for a turn left out).
+    async fn timed_verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<(bool, Duration), DomainError> {
+        self.run(move |h| {
+            let started = Instant::now();
+            let ok = h.verify(&password, hash.as_ref());
+            (ok, started.elapsed())
+        })
+        .await
     }
 
     /// Hashes waiting for a turn now.
@@ -244,12 +272,40 @@ impl PasswordHasher for BlockingHasher {
         self.run_registration(move |h| h.hash(&password)).await?
     }
 
+    /// A `false` answer comes no sooner than the failure floor after the hash began: the time
+    /// a refusal takes does not tell which kind of hash, if any, the e-mail has.
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError> {
-        self.run(move |h| h.verify(&password, hash.as_ref())).await
+        // an imported hash costlier than the floor (imported since the last calibration) raises it at once
+        let stale = hash.as_ref().is_some_and(|h| self.inner.needs_rehash(h));
+        let (ok, took) = self.timed_verify(password, hash).await?;
+        if stale {
+            self.raise_floor(took);
+        }
+        if !ok && let Some(rest) = self.failure_floor().checked_sub(took) {
+            // the hashing turn is given back: the wait holds a connection, not a thread
+            tokio::time::sleep(rest).await;
+        }
+        Ok(ok)
+    }
+
+    async fn calibrate(&self, samples: Vec<PasswordHash>) -> Result<Duration, DomainError> {
+        let probe = Password::presented("tessera-calibration-probe".into())?;
+        let mut floor = Duration::ZERO;
+        // the dummy hash an unknown e-mail is checked against, and one hash of each stored kind
+        for hash in std::iter::once(None).chain(samples.into_iter().map(Some)) {
+            let (_, took) = self.timed_verify(probe.clone(), hash).await?;
+            floor = floor.max(took);
+        }
+        self.failure_floor.store(u64::try_from(floor.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
+        Ok(floor)
     }
 
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         self.inner.needs_rehash(hash)
+    }
+
+    fn current_prefix(&self) -> Option<String> {
+        Some(self.inner.current_prefix())
     }
 
     fn admit(&self) -> Result<(), DomainError> {

@@ -204,6 +204,18 @@ impl Core {
                 forgetting.forget_client(client_id.as_deref());
             }
         });
+        if listen_for_revocations {
+            calibrate_password_floor(&service).await;
+            let calibrating = service.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(PASSWORD_FLOOR_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    calibrate_password_floor(&calibrating).await;
+                }
+            });
+        }
         if settings.dialects.medods.enabled && settings.dialects.medods.open_to_anyone && listen_for_revocations {
             tracing::warn!("the Medods dialect's /generate and /deleteall are open to anyone (dialects.medods.open_to_anyone = true)");
         }
@@ -219,6 +231,18 @@ impl Core {
             crate::keys::spawn(keys.clone(), state.service.clone(), every, reload, keys_changed.clone())
         });
         Ok(Self { state, store, revocations, listener, keys, key_task, metrics })
+    }
+}
+
+/// How often a server measures again what its costliest stored password hash costs: the floor
+/// a failed login is held to falls as imported users are re-hashed (and rises at once when a
+/// costlier hash is verified).
+const PASSWORD_FLOOR_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+async fn calibrate_password_floor(service: &TokenService) {
+    match service.calibrate_password_floor().await {
+        Ok(floor) => tracing::debug!(floor_ms = floor.as_millis(), "failed logins are answered no sooner than the costliest stored hash"),
+        Err(e) => tracing::warn!(error = %e, "the costliest stored password hash could not be measured; the floor stays"),
     }
 }
 

@@ -234,6 +234,15 @@ impl UserRepository for InMemoryStore {
         u.password_hash = Some(new.clone());
         Ok(true)
     }
+    async fn stale_password_hashes(&self, current: &str, after: i64, limit: u32) -> Result<Vec<(UserId, PasswordHash)>, RepoError> {
+        let s = self.lock()?;
+        let stale = s
+            .users
+            .iter()
+            .filter(|u| u.id.0 > after)
+            .filter_map(|u| u.password_hash.as_ref().filter(|h| !h.as_str().starts_with(current)).map(|h| (u.id, h.clone())));
+        Ok(stale.take(limit as usize).collect())
+    }
     async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError> {
         Ok(self.lock()?.users.iter().filter(|u| u.id.0 > after).take(limit as usize).cloned().collect())
     }
@@ -608,6 +617,12 @@ impl PasswordHasher for InlineHasher {
     }
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError> {
         Ok(self.0.verify(&password, hash.as_ref()))
+    }
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        self.0.needs_rehash(hash)
+    }
+    fn current_prefix(&self) -> Option<String> {
+        Some(self.0.current_prefix())
     }
 }
 

@@ -228,12 +228,38 @@ impl Argon2Hasher {
         argon2::PasswordHash::new(hash.as_str()).map_or(true, |parsed| self.needs_rehash_parsed(&parsed))
     }
 
+    /// What every hash at Tessera's current parameters starts with: the stored hashes that do
+    /// not are the ones still to be re-hashed (see [`cost_class`]).
+    pub fn current_prefix(&self) -> String {
+        let p = self.argon.params();
+        format!("$argon2id$v=19$m={},t={},p={}$", p.m_cost(), p.t_cost(), p.p_cost())
+    }
+
     fn needs_rehash_parsed(&self, parsed: &argon2::PasswordHash) -> bool {
         let current = self.argon.params();
         parsed.algorithm.as_str() != "argon2id"
             || parsed.version != Some(19)
             || Params::try_from(parsed)
                 .map_or(true, |p| (p.m_cost(), p.t_cost(), p.p_cost()) != (current.m_cost(), current.t_cost(), current.p_cost()))
+    }
+}
+
+/// The part of a stored hash that sets what verifying it costs: its scheme and parameters, the
+/// text before its salt (`pbkdf2_sha256$600000`, `scrypt:32768:8:1`, `bcrypt$$2b$12`,
+/// `$argon2id$v=19$m=19456,t=2,p=1`). Hashes of one class cost the same to verify, so one of
+/// each tells what the costliest hash still stored costs.
+pub fn cost_class(hash: &str) -> &str {
+    // how many `$`-separated fields come before the salt
+    let fields = if hash.starts_with('$') || hash.starts_with("argon2$") || hash.starts_with("bcrypt") {
+        4
+    } else if hash.starts_with("pbkdf2_sha256$") {
+        2
+    } else {
+        1
+    };
+    match hash.match_indices('$').nth(fields - 1) {
+        Some((at, _)) => &hash[..at],
+        None => hash,
     }
 }
 
@@ -386,6 +412,25 @@ mod tests {
 
     fn cheap() -> Argon2Hasher {
         Argon2Hasher::new(Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap()
+    }
+
+    #[test]
+    fn a_cost_class_is_the_scheme_and_parameters_without_salt_or_hash() {
+        let h = cheap();
+        let ours = h.hash(&Password::presented("pw".into()).unwrap()).unwrap();
+        assert_eq!(cost_class(ours.as_str()), "$argon2id$v=19$m=64,t=1,p=1");
+        assert!(ours.as_str().starts_with(&h.current_prefix()));
+        for (hash, class) in [
+            ("pbkdf2_sha256$600000$NaCl$CWSNiMVTuHI9yCPRXhcWPTEQ=", "pbkdf2_sha256$600000"),
+            ("argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdA$aGFzaA", "argon2$argon2id$v=19$m=102400,t=2,p=8"),
+            ("bcrypt$$2b$12$abcdefghijklmnopqrstuv", "bcrypt$$2b$12"),
+            ("bcrypt_sha256$$2b$12$abcdefghijklmnopqrstuv", "bcrypt_sha256$$2b$12"),
+            ("pbkdf2:sha256:1000$NaCl1234$0964", "pbkdf2:sha256:1000"),
+            ("scrypt:32768:8:1$salt$00", "scrypt:32768:8:1"),
+            ("!unusable", "!unusable"),
+        ] {
+            assert_eq!(cost_class(hash), class, "{hash}");
+        }
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub trait UserRepository: Send + Sync {
     /// Tessera's format; nothing changes if the hash is no longer `old`. `Ok(false)` then: the
     /// password was changed meanwhile.
     async fn rehash_password(&self, id: UserId, old: &PasswordHash, new: &PasswordHash) -> Result<bool, RepoError>;
+    /// Password hashes that do not start with `current` (Tessera's hash prefix at its current
+    /// parameters): imported or older hashes, still to be re-hashed at their user's next login.
+    /// Those of users with an id above `after`, in id order, at most `limit`.
+    async fn stale_password_hashes(&self, current: &str, after: i64, limit: u32) -> Result<Vec<(UserId, PasswordHash)>, RepoError>;
     /// Users in id order, those with an id above `after`, at most `limit`.
     async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError>;
     /// An administrator sets a new password: stored with `password_changed_at = now`. Returns
@@ -311,6 +315,17 @@ pub trait PasswordHasher: Send + Sync {
     /// Whether a hash that verified should be hashed again (an imported format, old parameters).
     fn needs_rehash(&self, _hash: &PasswordHash) -> bool {
         false
+    }
+    /// Measures what verifying each of `samples` (one stored hash of each kind still to be
+    /// re-hashed) and the dummy hash costs, and holds every failed verification to the
+    /// costliest of them from now on. Returns that floor.
+    async fn calibrate(&self, samples: Vec<PasswordHash>) -> Result<std::time::Duration, DomainError> {
+        let _ = samples;
+        Ok(std::time::Duration::ZERO)
+    }
+    /// What every hash at the current parameters starts with (`None`: every hash is current).
+    fn current_prefix(&self) -> Option<String> {
+        None
     }
     /// `Err(Overloaded)` when no more hashes can wait now, so that a login in a flood is refused
     /// before it costs a database read. The bound is checked again when the hash is queued.

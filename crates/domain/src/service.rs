@@ -673,6 +673,32 @@ impl TokenService {
         Err(DomainError::Throttled { retry_after: retry_after_secs(wait) })
     }
 
+    /// Holds every failed password check to what verifying the costliest hash still stored
+    /// costs: one stored hash of each kind not yet re-hashed (an import's pbkdf2 or scrypt, an
+    /// older Argon2) is measured, with the dummy hash of unknown e-mails. Run at startup and
+    /// every few minutes: the floor falls as imported users log in and are re-hashed. Returns it.
+    pub async fn calibrate_password_floor(&self) -> Result<std::time::Duration, DomainError> {
+        /// Kinds measured at most: an import has a handful.
+        const MAX_KINDS: usize = 32;
+        let Some(current) = self.hasher.current_prefix() else { return Ok(std::time::Duration::ZERO) };
+        let mut kinds: std::collections::HashMap<String, PasswordHash> = std::collections::HashMap::new();
+        let mut after = 0;
+        'pages: loop {
+            let page = self.store.stale_password_hashes(&current, after, 1000).await?;
+            let Some(&(last, _)) = page.last() else { break };
+            after = last.0;
+            for (_, hash) in page {
+                if kinds.len() >= MAX_KINDS {
+                    tracing::warn!(kinds = MAX_KINDS, "more kinds of stored password hashes than are measured");
+                    break 'pages;
+                }
+                kinds.entry(crate::password::cost_class(hash.as_str()).to_owned()).or_insert(hash);
+            }
+        }
+        let floor = self.hasher.calibrate(kinds.into_values().collect()).await?;
+        Ok(floor)
+    }
+
     /// Checks e-mail and password. An unknown e-mail costs what a known one does.
     #[tracing::instrument(skip_all)]
     pub async fn check_password(&self, email: &str, password: String) -> Result<User, DomainError> {

@@ -653,6 +653,20 @@ impl UserRepository for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn stale_password_hashes(&self, current: &str, after: i64, limit: u32) -> Result<Vec<(UserId, PasswordHash)>, RepoError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "select id, password_hash from users where id > ?1 and password_hash is not null \
+             and substr(password_hash, 1, length(?2)) <> ?2 order by id limit ?3",
+        )
+        .bind(after)
+        .bind(current)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(|(id, hash)| (UserId(id), PasswordHash::from_phc(hash))).collect())
+    }
+
     async fn list_users(&self, after: i64, limit: u32) -> Result<Vec<User>, RepoError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id > ?1 order by id limit ?2")))
             .bind(after)

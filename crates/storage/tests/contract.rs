@@ -126,12 +126,18 @@ async fn imported_users_keep_their_ids_and_later_ids_go_above_them(store: Arc<dy
     let next = user(&*store, "next@example.com").await;
     assert!(next.id.0 > imported.id.0, "{:?} must be above the imported {:?}", next.id, imported.id);
 
+    // issue 22 item 8: the hashes still to be re-hashed are listed, in id order, from `after` on
+    let listed = store.stale_password_hashes("$argon2id$", 0, 100).await.unwrap();
+    assert_eq!(listed, vec![(imported.id, imported.password_hash.clone().unwrap())], "only the imported pbkdf2 hash");
+    assert!(store.stale_password_hashes("$argon2id$", imported.id.0, 100).await.unwrap().is_empty());
+    assert!(store.stale_password_hashes("pbkdf2_sha256$1000$", 0, 100).await.unwrap().iter().all(|(id, _)| *id != imported.id));
     let new_hash = PasswordHash::from_phc("$argon2id$new".into());
     let stale = PasswordHash::from_phc("not the current one".into());
     assert!(!store.rehash_password(imported.id, &stale, &new_hash).await.unwrap(), "a changed hash is not replaced");
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, imported.password_hash, "only the hash it replaces");
     assert!(store.rehash_password(imported.id, imported.password_hash.as_ref().unwrap(), &new_hash).await.unwrap());
     assert_eq!(store.user_by_id(imported.id).await.unwrap().unwrap().password_hash, Some(new_hash));
+    assert!(store.stale_password_hashes("$argon2id$", 0, 100).await.unwrap().is_empty(), "re-hashed: no longer stale");
 }
 
 /// Issue 21: an imported id that a user registered here has is a conflict, never "present"; a

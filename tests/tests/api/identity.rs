@@ -388,6 +388,49 @@ async fn a_revocation_outlives_a_shortened_profile() {
     assert_eq!(res.status(), 401, "a revoked session's token, after a restart: {}", res.text().await.unwrap());
 }
 
+/// Issue 22 item 8: a refused login takes as long whatever the e-mail has: no account, a
+/// password hashed here, or an imported hash not yet re-hashed that costs far more to check
+/// (before: an imported pbkdf2 user's refusal took several times an unknown e-mail's).
+async fn a_refused_login_takes_as_long_whatever_hash_the_email_has() {
+    let app = spawn_with(|_| {}).await;
+    let core = operator(&app, |_| {}).await;
+    register(&app, "native@example.com").await;
+    // a Werkzeug hash at 100,000 iterations: far costlier to check than the tests' Argon2
+    let hash = format!("pbkdf2:sha256:100000$NaCl1234${}", "0".repeat(64));
+    let users = tempfile_with(&format!(
+        "{{\"id\": 7, \"email\": \"imported@example.com\", \"password_hash\": \"{hash}\"}}\n{{\"highest_id\": 7}}\n"
+    ));
+    tessera_api::import::flask(&core, &users, OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
+    // the server as deployed after the import
+    let server = another_instance(&app).await;
+    let refusal = |email: &'static str| {
+        let (http, url) = (app.http.clone(), format!("{server}/oauth/token"));
+        async move {
+            let started = std::time::Instant::now();
+            let form = [("grant_type", "password"), ("username", email), ("password", "not the password at all")];
+            let res = http.post(url).form(&form).send().await.unwrap();
+            assert_eq!(res.status(), 400, "{email}: {}", res.text().await.unwrap());
+            started.elapsed()
+        }
+    };
+    let (mut unknown, mut native, mut imported) = (vec![], vec![], vec![]);
+    for _ in 0..3 {
+        unknown.push(refusal("nobody@example.com").await);
+        native.push(refusal("native@example.com").await);
+        imported.push(refusal("imported@example.com").await);
+    }
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[1]
+    };
+    let (unknown, native, imported) = (median(&mut unknown), median(&mut native), median(&mut imported));
+    assert!(imported > std::time::Duration::from_millis(30), "the imported hash is the costly one: {imported:?}");
+    for (who, took) in [("an unknown e-mail", unknown), ("a user hashed here", native)] {
+        assert!(took * 2 >= imported, "{who}'s refusal took {took:?}, an imported user's {imported:?}");
+    }
+    std::fs::remove_file(users).ok();
+}
+
 /// Another instance of `app`'s deployment (the same database and master key), started now:
 /// its address.
 async fn another_instance(app: &TestApp) -> String {
@@ -412,6 +455,7 @@ fn tempfile_with(text: &str) -> std::path::PathBuf {
 }
 
 crate::both_backends!(
+    a_refused_login_takes_as_long_whatever_hash_the_email_has,
     an_imported_id_never_makes_a_legacy_token_speak_for_a_user_registered_here,
     an_import_that_meets_an_unreadable_blacklist_row_carries_on_and_tokens_wait_for_its_end,
     blocking_or_deleting_a_user_refuses_their_legacy_tokens_everywhere_at_once,
