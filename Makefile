@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test fuzz fuzz-code bench bench-scale-out ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test fuzz fuzz-code bench bench-scale-out soak ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-api --bin tessera -- serve
@@ -18,7 +18,8 @@ run-postgres:
 	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
 
 # Every test: the Rust suites on SQLite and Postgres, then a short schemathesis pass over the
-# served OpenAPI document on each database, then make bench on a 1-second run (it must start and report). The
+# served OpenAPI document on each database, then make bench on a 1-second run and make soak on a
+# few seconds a phase (each must start and report). The
 # Python tools (schemathesis, prometheus-client, matplotlib) go into target/test-venv on first use;
 # the benchmark needs wrk (apt-get install wrk).
 test:
@@ -26,6 +27,7 @@ test:
 	TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25 sqlite
 	scripts/with-postgres.sh -- env TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25 postgres
 	scripts/bench-smoke.sh
+	scripts/soak-smoke.sh
 
 # The benchmark: a release build on Postgres and SQLite, every case beside its ceiling, written to
 # docs/benchmarks/ (report.md, chart.png). Needs wrk (apt-get install wrk).
@@ -35,6 +37,12 @@ bench:
 # Two instances on one Postgres against one, beside the database ceiling: docs/benchmarks/scale-out.md.
 bench-scale-out:
 	scripts/scale-out.sh
+
+# A soak: SOAK_MINUTES (default 5) of mixed load with attacks per database, after three attack
+# phases (invented methods, slow bodies, a registration flood), sampling RSS, descriptors,
+# database size and latencies: docs/benchmarks/soak.md and soak.png. Needs wrk.
+soak:
+	scripts/soak.sh
 
 # A longer schemathesis pass: every check, 200 examples per operation.
 fuzz:
