@@ -532,3 +532,45 @@ async fn a_legacy_token_issued_at_the_end_of_time_is_adopted_without_a_panic() {
     let (record, session, _) = w.svc.check_refresh(&w.face, &token, T0).await.unwrap();
     assert_eq!((record.expires_at.unix_timestamp(), session.expires_at.unix_timestamp()), (end, end));
 }
+
+/// Refuses every attempt: each is throttled.
+struct Always;
+
+impl crate::throttle::AttemptLimiter for Always {
+    fn check(&self, _address: &str) -> Result<(), std::time::Duration> {
+        Err(std::time::Duration::from_secs(30))
+    }
+}
+
+/// `make soak` found a registration flood from one address writing a log line per refused
+/// request, 24,000 a second: the log grew as fast as the flood. One line per address and minute
+/// now, as in the audit trail.
+#[tokio::test]
+async fn a_flood_of_throttled_attempts_writes_one_log_line_per_address_and_minute() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    struct Warnings(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let warnings = Arc::new(AtomicUsize::new(0));
+    let _logging = tracing::subscriber::set_default(tracing_subscriber::registry().with(Warnings(warnings.clone())));
+    let mut w = world();
+    w.svc.limiter = Some(Arc::new(Always));
+    for i in 0..50 {
+        let at = T0 + Duration::milliseconds(i);
+        let err = w.svc.register_from(&format!("flood{i}@example.com"), "correct horse".into(), Some("10.66.0.1"), at).await.unwrap_err();
+        assert!(matches!(err, DomainError::Throttled { .. }), "{err:?}");
+        let err = w.svc.register_from(&format!("other{i}@example.com"), "correct horse".into(), Some("10.66.0.2"), at).await.unwrap_err();
+        assert!(matches!(err, DomainError::Throttled { .. }), "{err:?}");
+    }
+    assert_eq!(warnings.load(Ordering::Relaxed), 2, "one line for each of the two addresses");
+    let later = T0 + Duration::minutes(1) + Duration::seconds(1);
+    assert!(w.svc.register_from("again@example.com", "correct horse".into(), Some("10.66.0.1"), later).await.is_err());
+    assert_eq!(warnings.load(Ordering::Relaxed), 3, "and one more a minute later");
+}
