@@ -1,8 +1,8 @@
 """Drives the served Swagger UI in headless Chromium as a user would, and fails when the page
-cannot: register with "Try it out", log in with "Try it out" on POST /oauth/token, put the access
-token into "Authorize" (the `bearer` scheme) and call GET /v1/me; then, in a fresh page, log in
-through the Authorize dialog's OAuth2 password flow with only an e-mail and a password (the client
-id must come prefilled) and call GET /v1/me again.
+cannot: register with "Try it out", log in with "Try it out" on POST /oauth/token, then log in
+with the Authorize dialog's first form, which must be its only one, the OAuth2 password flow, with
+only an e-mail and a password (the client id must come prefilled), and call GET /v1/me. The
+dialects are offered as definitions of their own in the top bar.
 
 Usage: swagger_ui.py BASE_URL [CLIENT_ID]. Run by tests/tests/api/swagger_ui.rs with the Python
 of scripts/test-venv.sh (Selenium). Needs Debian's `chromium` and `chromium-driver`; the paths can
@@ -173,32 +173,32 @@ def run(page, client_id):
     access = json.loads(body).get("access_token")
     expect(access, f"no access_token in {body}")
 
-    step('authorize the bearer scheme with the access token, call GET /v1/me')
-    modal = page.open_authorize()
-    bearer = page.scheme(modal, "code[normalize-space(.)='bearer']", "bearer")
-    page.type_into(bearer.find_element(By.CSS_SELECTOR, "input[type='text']"), access, paste=True)
-    bearer.find_element(By.CSS_SELECTOR, "button.authorize").click()
-    page.until('"Authorized" in the bearer scheme', lambda _: "Authorized" in bearer.text)
-    page.close_authorize(modal)
-    call_me(page, email, "with the bearer scheme")
-
-    step("fresh page: the OAuth2 password flow in Authorize with only an e-mail and a password")
-    page.open_docs()
+    step("Authorize: the dialog holds one form, the OAuth2 password flow; log in with only an e-mail and a password")
     expect("unlocked" in page.driver.find_element(By.CSS_SELECTOR, ".auth-wrapper button.authorize").get_attribute("class"),
-           "a fresh page is already authorized (authorizations persisted)")
+           "the page is already authorized")
     modal = page.open_authorize()
-    oauth = page.scheme(modal, "starts-with(normalize-space(.), 'oauth2 ')", "oauth2")
+    forms = modal.find_elements(By.CSS_SELECTOR, ".auth-container")
+    expect(len(forms) == 1, f"the Authorize dialog offers {len(forms)} forms: {[f.text.splitlines()[:1] for f in forms]}")
+    # the first (and only) form a person sees
+    oauth = forms[0]
+    page.context = oauth
+    expect(oauth.find_elements(By.CSS_SELECTOR, "input[data-name='username']"), f"the first form is not a login form: {oauth.text}")
     prefilled = oauth.find_element(By.CSS_SELECTOR, "input[data-name='clientId']").get_property("value")
     expect(prefilled == client_id, f"the client_id is {prefilled!r}, not prefilled with {client_id!r}")
     page.type_into(oauth.find_element(By.CSS_SELECTOR, "input[data-name='username']"), email)
     page.type_into(oauth.find_element(By.CSS_SELECTOR, "input[data-name='password']"), password)
     oauth.find_element(By.CSS_SELECTOR, "button.authorize").click()
-    page.until('"Authorized" or an error in the oauth2 scheme',
+    page.until('"Authorized" or an error in the login form',
                lambda _: "Authorized" in oauth.text or oauth.find_elements(By.CSS_SELECTOR, ".errors"))
     errors = [e.text for e in oauth.find_elements(By.CSS_SELECTOR, ".errors")]
     expect(not errors and "Authorized" in oauth.text, f"the OAuth2 password flow failed: {errors}")
     page.close_authorize(modal)
-    call_me(page, email, "with the oauth2 scheme")
+    call_me(page, email, "after logging in with the Authorize dialog's first form")
+
+    step("the dialects are documents of their own, not the native one's Authorize forms")
+    names = [o.text for o in page.driver.find_elements(By.CSS_SELECTOR, ".topbar select option")]
+    expect(names[:1] == ["Tessera (OAuth 2)"] and "djangorestframework-simplejwt" in names,
+           f"the definitions offered are {names}")
 
 
 def report(page, err):

@@ -101,3 +101,81 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 pub fn spec_json() -> Result<String, serde_json::Error> {
     Ok(spec().to_pretty_json()? + "\n")
 }
+
+/// The documents Swagger UI offers in its "Select a definition" list, one per API, each with only
+/// its own ways to authorize: (the tag its operations carry, the name shown, where it is served).
+/// The native API comes first, and its Authorize dialog holds one form, the OAuth 2 password flow,
+/// so that the first form a person fills in is one that works for it. `/openapi.json` stays the
+/// whole document, for tools.
+pub const UI_DOCUMENTS: [(&str, &str, &str); 6] = [
+    ("", "Tessera (OAuth 2)", "/openapi/native.json"),
+    ("simplejwt", "djangorestframework-simplejwt", "/openapi/simplejwt.json"),
+    ("djoser", "djoser", "/openapi/djoser.json"),
+    ("drf-social-oauth2", "drf-social-oauth2", "/openapi/drf-social-oauth2.json"),
+    ("flask-jwt-extended", "flask-jwt-extended", "/openapi/flask-jwt-extended.json"),
+    ("medods", "Go token service (Medods)", "/openapi/medods.json"),
+];
+
+/// The schemes the native document shows in Swagger UI's Authorize dialog: only the password flow
+/// (its `bearer` scheme asks for a token the person does not have yet).
+const NATIVE_UI_SCHEMES: [&str; 1] = ["oauth2"];
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Swagger UI's documents for `whole` (the served document): for each entry of [`UI_DOCUMENTS`]
+/// with an operation, (name, path, the document). The native one holds the operations of no
+/// dialect's tag.
+pub fn ui_documents(whole: &utoipa::openapi::OpenApi) -> Result<Vec<(&'static str, &'static str, serde_json::Value)>, serde_json::Error> {
+    let whole = serde_json::to_value(whole)?;
+    let dialect_tags: Vec<&str> = UI_DOCUMENTS.iter().map(|d| d.0).filter(|t| !t.is_empty()).collect();
+    let mut out = vec![];
+    for (tag, name, path) in UI_DOCUMENTS {
+        let part = if tag.is_empty() {
+            document_of(&whole, |tags| !tags.iter().any(|t| dialect_tags.contains(&t.as_str())), Some(&NATIVE_UI_SCHEMES))
+        } else {
+            document_of(&whole, |tags| tags.iter().any(|t| t == tag), None)
+        };
+        if part["paths"].as_object().is_some_and(|p| !p.is_empty()) {
+            out.push((name, path, part));
+        }
+    }
+    Ok(out)
+}
+
+/// The operations of `whole` whose tags `keep` accepts, with the tags and security schemes they
+/// use (only those of `schemes` when given, the others struck from the operations too).
+fn document_of(whole: &serde_json::Value, keep: impl Fn(&[String]) -> bool, schemes: Option<&[&str]>) -> serde_json::Value {
+    use serde_json::Value;
+    let mut doc = whole.clone();
+    let (mut tags_used, mut schemes_used) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            item.retain(|method, op| {
+                if !METHODS.contains(&method.as_str()) {
+                    return true;
+                }
+                let tags: Vec<String> = serde_json::from_value(op["tags"].clone()).unwrap_or_default();
+                if !keep(&tags) {
+                    return false;
+                }
+                if let (Some(allowed), Some(security)) = (schemes, op.get_mut("security").and_then(Value::as_array_mut)) {
+                    security.retain(|req| req.as_object().is_some_and(|r| r.keys().all(|k| allowed.contains(&k.as_str()))));
+                }
+                for req in op.get("security").and_then(Value::as_array).into_iter().flatten() {
+                    schemes_used.extend(req.as_object().into_iter().flat_map(|r| r.keys().cloned()));
+                }
+                tags_used.extend(tags);
+                true
+            });
+        }
+        paths.retain(|_, item| item.as_object().is_some_and(|i| i.keys().any(|k| METHODS.contains(&k.as_str()))));
+    }
+    if let Some(defined) = doc.pointer_mut("/components/securitySchemes").and_then(Value::as_object_mut) {
+        defined.retain(|name, _| schemes_used.contains(name));
+    }
+    if let Some(tags) = doc.get_mut("tags").and_then(Value::as_array_mut) {
+        tags.retain(|t| t["name"].as_str().is_some_and(|n| tags_used.contains(n)));
+    }
+    doc
+}

@@ -502,7 +502,14 @@ fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) 
     // serialised once and shared: each worker building and holding its own copy cost about 5 MiB
     // of RSS apiece (idle, 2 workers: 30.7 MiB before, 20.1 after), and each request serialised it
     // again.
-    let doc = web::Bytes::from(serde_json::to_vec(&crate::openapi::spec_for(&settings))?);
+    let spec = crate::openapi::spec_for(&settings);
+    let doc = web::Bytes::from(serde_json::to_vec(&spec)?);
+    // Swagger UI's documents: one per API, each with only its own ways to authorize
+    let ui_docs: Vec<(&'static str, &'static str, web::Bytes)> = crate::openapi::ui_documents(&spec)?
+        .into_iter()
+        .map(|(name, path, part)| Ok((name, path, web::Bytes::from(serde_json::to_vec(&part)?))))
+        .collect::<Result<_, serde_json::Error>>()?;
+    drop(spec);
     let proxies = web::Data::new(crate::config::trusted_proxies(&settings.server));
     let faces = web::Data::new(crate::dialects::FaceContext {
         service: state.service.clone(),
@@ -532,7 +539,8 @@ fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) 
             .configure(crate::native::method_fallbacks)
             .service({
                 // the Authorize dialog's OAuth2 password flow comes with the default public client filled in
-                let ui = SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json"));
+                let urls = ui_docs.iter().map(|(name, path, _)| utoipa_swagger_ui::Url::new(name, path));
+                let ui = SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(urls));
                 let oauth = &state.settings.oauth;
                 if oauth.default_client_enabled {
                     ui.oauth(utoipa_swagger_ui::oauth::Config::new().client_id(&oauth.default_client_id))
@@ -541,6 +549,18 @@ fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) 
                 }
             })
             .route("/docs", web::get().to(docs_redirect))
+            .configure(|cfg| {
+                for (_, path, body) in &ui_docs {
+                    let body = body.clone();
+                    cfg.route(
+                        path,
+                        web::get().to(move || {
+                            let body = body.clone();
+                            async move { HttpResponse::Ok().content_type(ContentType::json()).body(body) }
+                        }),
+                    );
+                }
+            })
             .route("/openapi.json", {
                 let doc = doc.clone();
                 web::get().to(move || {

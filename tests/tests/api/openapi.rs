@@ -43,15 +43,58 @@ async fn swagger_ui_and_the_spec_are_served() {
     let res = app.http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("swagger"));
-    // the UI is pointed at the served document, with the default public client filled in
+    // the UI is pointed at one document per API, the native one first, with the default public
+    // client filled in (issue 24: it was pointed at the whole document, whose Authorize dialog
+    // offered nine schemes, the first a dialect's)
     let init = app.http.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
-    assert!(init.contains(r#""url": "/openapi.json""#), "{init}");
+    let native = init.find("/openapi/native.json").unwrap_or_else(|| panic!("{init}"));
+    assert!(init.find("/openapi/simplejwt.json").is_some_and(|at| at > native), "{init}");
     assert!(init.contains(r#""clientId":"#), "{init}");
     let res = app.http.get(app.url("/openapi.json")).send().await.unwrap();
     assert_eq!(res.headers()["content-type"], "application/json");
     let served: Value = res.json().await.unwrap();
     let generated: Value = serde_json::from_str(&tessera_api::openapi::spec_json().unwrap()).unwrap();
     assert_eq!(served, generated);
+}
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Issue 24 item 1: Swagger UI's native document offers one way to log in (the OAuth 2 password
+/// flow), and no dialect's scheme; every operation of the whole document is in exactly one of the
+/// UI's documents, each with the schemes its operations use.
+async fn swagger_ui_offers_one_document_per_api_each_with_its_own_authorize_forms() {
+    let app = spawn_app().await;
+    let whole: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (_, name, path) in tessera_api::openapi::UI_DOCUMENTS {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let doc: Value = res.json().await.unwrap();
+        let schemes: Vec<&String> = doc["components"]["securitySchemes"].as_object().map(|s| s.keys().collect()).unwrap_or_default();
+        if path == "/openapi/native.json" {
+            assert_eq!(schemes, ["oauth2"], "the native document's Authorize dialog: one form");
+            assert_eq!(doc["paths"]["/v1/me"]["get"]["security"], serde_json::json!([{"oauth2": []}]));
+        } else {
+            assert!(!schemes.iter().any(|s| *s == "oauth2" || *s == "bearer"), "{name} offers the native schemes: {schemes:?}");
+        }
+        for (p, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys().filter(|m| METHODS.contains(&m.as_str())) {
+                assert!(seen.insert(format!("{method} {p}"), name).is_none(), "{method} {p} is in two documents");
+            }
+        }
+    }
+    let mut all = vec![];
+    for (p, item) in whole["paths"].as_object().unwrap() {
+        all.extend(item.as_object().unwrap().keys().filter(|m| METHODS.contains(&m.as_str())).map(|m| format!("{m} {p}")));
+    }
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        {
+            all.sort();
+            all
+        },
+        "every operation, in one document each"
+    );
 }
 
 #[test]
@@ -114,4 +157,9 @@ async fn other_methods_get_405_with_allow() {
     }
 }
 
-crate::both_backends!(swagger_ui_and_the_spec_are_served, the_served_document_follows_the_configuration, other_methods_get_405_with_allow,);
+crate::both_backends!(
+    swagger_ui_and_the_spec_are_served,
+    swagger_ui_offers_one_document_per_api_each_with_its_own_authorize_forms,
+    the_served_document_follows_the_configuration,
+    other_methods_get_405_with_allow,
+);

@@ -1,9 +1,9 @@
 //! Swagger UI in a real browser: `tests/browser/swagger_ui.py` (Selenium, from
 //! `scripts/test-venv.sh`) drives the served `/docs/` in headless Chromium as a user would:
-//! registers with "Try it out", logs in with "Try it out" on POST /oauth/token, calls GET /v1/me
-//! with the token put into "Authorize", then logs in through the Authorize dialog's OAuth2 password
-//! flow with only an e-mail and a password (the client id comes prefilled) and calls GET /v1/me
-//! again. One backend: the page is under test here, not the store.
+//! registers with "Try it out", logs in with "Try it out" on POST /oauth/token, then logs in with
+//! the first form of the Authorize dialog (its only one: the OAuth2 password flow) with only an
+//! e-mail and a password (the client id comes prefilled) and calls GET /v1/me. One backend: the
+//! page is under test here, not the store.
 
 use std::path::Path;
 use std::time::Duration;
