@@ -38,7 +38,7 @@ bench:
 bench-scale-out:
 	scripts/scale-out.sh
 
-# A soak: SOAK_MINUTES (default 5) of mixed load with attacks per database, after three attack
+# A soak: SOAK_MINUTES (default 8) of mixed load with attacks per database, after three attack
 # phases (invented methods, slow bodies, a registration flood), sampling RSS, descriptors,
 # database size and latencies: docs/benchmarks/soak.md and soak.png. Needs wrk.
 soak:

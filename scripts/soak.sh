@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make soak: Tessera under a bounded run of mixed load and attacks, sampled as it goes.
 #
-#   scripts/soak.sh          SOAK_MINUTES (default 5) of mixed load per backend, Postgres then SQLite
+#   scripts/soak.sh          SOAK_MINUTES (default 8) of mixed load per backend, Postgres then SQLite
 #
 # Builds a release binary (unless TESSERA_BIN names one), then for each backend (SOAK_BACKENDS,
 # default "postgres sqlite"; Postgres is a throwaway cluster as make test starts one, or
@@ -25,7 +25,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-minutes="${SOAK_MINUTES:-5}"
+minutes="${SOAK_MINUTES:-8}"
 methods="${SOAK_METHODS:-20000}"
 slow="${SOAK_SLOW:-2000}"
 phase="${SOAK_PHASE_SECONDS:-30}"
@@ -77,7 +77,9 @@ run_backend() { # name url
   mport=$(free_port)
   base="http://127.0.0.1:$port"
   metrics="http://127.0.0.1:$mport"
-  printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' > "$dir/config/default.toml"
+  # native logins get the 2-hour access tokens of the `extended` profile: the reads' one token
+  # outlives the soak (with `standard`'s 5 minutes it expired and the reads became 401s)
+  printf '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n[oauth]\ndefault_profile = "extended"\n' > "$dir/config/default.toml"
   export TESSERA__DATABASE__URL="$url" TESSERA__SERVER__PORT="$port" TESSERA__METRICS__PORT="$mport" \
     TESSERA__SECRETS__MASTER_KEY_FILE="$dir/master.key" TESSERA__LOG__LEVEL=warn \
     TESSERA__DIALECTS__MEDODS__CALLER_KEY=soak-caller-key-0123456789
