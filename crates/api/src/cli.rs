@@ -55,7 +55,7 @@ pub enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Replay the exchanges captured from an original library (simplejwt, flask-jwt-extended)
-    /// against a deployment, Tessera or the original, and report every case; exits 1 when one
+    /// against a deployment, Tessera or the original, and report every case; exits 4 when one
     /// fails. The user must exist; it is logged in several times.
     Conformance(ConformanceArgs),
     /// Check the configuration, the database, the keys and the mounted APIs, and say what is
@@ -233,9 +233,14 @@ pub enum SessionCommand {
     /// End a session: its refresh token stops working and its access tokens are refused.
     /// Exits 3 when no live session has this id.
     Revoke {
-        #[arg(long)]
+        #[arg(long, value_parser = session_id)]
         id: uuid::Uuid,
     },
+}
+
+/// A session id as `session list` prints it; anything else is refused in words.
+fn session_id(s: &str) -> Result<uuid::Uuid, String> {
+    uuid::Uuid::parse_str(s).map_err(|_| format!("{s:?} is not a session id: one is a UUID, as `tessera session list` prints it"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -1137,3 +1137,19 @@ fn the_kit_against_the_flask_peer(era: &str, venv_args: &[&str], app: &str) {
     assert!(report.lines().last().unwrap().starts_with("26 passed, 0 failed, 2 skipped"), "{era}: {report}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 24 item 5: the help says the exit code the command gives, and a malformed session id is
+/// refused in words (it was serde's "invalid length: found 3").
+#[test]
+fn help_and_argument_errors_say_what_the_command_does() {
+    let dir = temp_dir();
+    let help = tessera(&dir).args(["conformance", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("exits 4 when one fails"), "{help}");
+    let out = tessera(&dir).args(["session", "revoke", "--id", "123"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("\"123\" is not a session id"), "{err}");
+    assert!(!err.contains("invalid length"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
