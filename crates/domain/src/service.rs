@@ -802,7 +802,10 @@ impl TokenService {
         // A locked account is refused before any hash is computed: guesses cost the attacker
         // nothing more, and the server nothing at all.
         if let Some(until) = self.store.login_lock(&account, address, now).await? {
-            tracing::warn!(face, %address, "login refused: the account is locked out at this address");
+            // once a minute per address: refusals cost no hash, so they come as fast as requests
+            if self.first_throttle_this_minute(&format!("locked out {address}"), now) {
+                tracing::warn!(face, %address, "login refused: the account is locked out at this address (logged once a minute per address)");
+            }
             self.emit(Event::Login { face, outcome: LoginOutcome::Locked });
             return Err(DomainError::Throttled { retry_after: retry_after_secs(until - now) });
         }
@@ -813,13 +816,17 @@ impl TokenService {
             }
             Err(DomainError::Auth(AuthError::InvalidCredentials)) => {
                 let lock = self.store.login_failed(&account, address, now, &self.settings.lockout).await?;
-                tracing::warn!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 self.emit(Event::Login { face, outcome: LoginOutcome::Failed });
                 // the address as typed (the lockout's key is its comparison form)
                 let typed = crate::throttle::as_typed(email);
                 let detail = serde_json::json!({"face": face, "account": typed, "address": address});
+                // the log follows the audit trail: the first failure of a network in its window
+                // in full, the rest counted there (a spray writes neither a line nor an event each)
                 if self.first_failure_in_window(address, &typed, now) {
+                    tracing::warn!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                     self.audit("login_failed", None, detail.clone(), now).await;
+                } else {
+                    tracing::debug!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 }
                 if let Some(until) = lock {
                     let mut detail = detail;

@@ -542,6 +542,40 @@ impl crate::throttle::AttemptLimiter for Always {
     }
 }
 
+/// Counts the WARN events of the code run under it.
+struct Warnings(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Found beside the registration flood below: every failed login wrote a WARN line, and every
+/// login refused because the account is locked out at the address, which costs no hash, did too.
+/// A spray now writes what it writes in the audit trail: the first failure of the window.
+#[tokio::test]
+async fn a_password_spray_writes_a_log_line_per_window_not_per_guess() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let warnings = Arc::new(AtomicUsize::new(0));
+    let _logging = tracing::subscriber::set_default(tracing_subscriber::registry().with(Warnings(warnings.clone())));
+    let mut w = world();
+    w.svc.settings.failed_login_window = Duration::minutes(1);
+    w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
+    let profile = TokenProfile::standard();
+    let from = LoginOrigin { request: RequestMeta { ip: Some("10.0.0.1".into()), user_agent: None }, ..origin(&profile) };
+    for i in 0..40 {
+        let at = T0 + Duration::milliseconds(i);
+        // other accounts (failures) and ann's (failures, then a lockout at this address)
+        let email = if i % 2 == 0 { format!("nobody{i}@example.com") } else { "ann@example.com".to_owned() };
+        assert!(w.svc.login_password(&w.face, &email, "wrong guess".into(), from.clone(), at).await.is_err());
+    }
+    assert_eq!(warnings.load(Ordering::Relaxed), 2, "the window's first failure, and the first refusal of the locked account");
+}
+
 /// `make soak` found a registration flood from one address writing a log line per refused
 /// request, 24,000 a second: the log grew as fast as the flood. One line per address and minute
 /// now, as in the audit trail.
@@ -549,15 +583,6 @@ impl crate::throttle::AttemptLimiter for Always {
 async fn a_flood_of_throttled_attempts_writes_one_log_line_per_address_and_minute() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tracing_subscriber::layer::SubscriberExt as _;
-
-    struct Warnings(Arc<AtomicUsize>);
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-            if *event.metadata().level() == tracing::Level::WARN {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
     let warnings = Arc::new(AtomicUsize::new(0));
     let _logging = tracing::subscriber::set_default(tracing_subscriber::registry().with(Warnings(warnings.clone())));
     let mut w = world();
