@@ -415,8 +415,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             settings.check()?;
-            connect_store(&settings, true).await?;
-            say(json, serde_json::json!({"migrated": true}), "migrations applied")?;
+            let (_, applied) = connect_store(&settings, true).await?;
+            let said = if applied == 0 { "the database schema is up to date".to_owned() } else { format!("{applied} migrations applied") };
+            say(json, serde_json::json!({"migrated": true, "applied": applied}), said)?;
             Ok(())
         }
         Command::User(cmd) => {

@@ -45,14 +45,16 @@ impl Backend {
     }
 }
 
-/// Connects and (as configured) creates and migrates the database.
-pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result<Backend> {
+/// Connects and (as configured) creates and migrates the database; with how many migrations it
+/// applied.
+pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result<(Backend, usize)> {
+    let mut applied = 0;
     let url = settings.database_url();
     let backend = if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(&url).await.with_context(|| format!("database.url: cannot open the SQLite database {url}"))?;
         tracing::info!(database = %url, "using SQLite (set database.url to a postgres:// URL for production)");
         if migrate {
-            store.migrate().await.context("applying migrations")?;
+            applied = store.migrate().await.context("applying migrations")?;
         }
         Backend::Sqlite(store)
     } else {
@@ -64,14 +66,14 @@ pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result
         let store = PgStore::connect_lazy(&url, settings.database.max_connections).context("database.url: invalid URL")?;
         tracing::info!(database = %redact(&url), "using PostgreSQL");
         if migrate {
-            store.migrate().await.context("applying migrations")?;
+            applied = store.migrate().await.context("applying migrations")?;
         }
         Backend::Postgres(store)
     };
-    if migrate {
-        tracing::info!("migrations applied");
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
     }
-    Ok(backend)
+    Ok((backend, applied))
 }
 
 /// A database URL without its password, for messages.
@@ -102,7 +104,7 @@ pub struct Core {
 impl Core {
     pub async fn build(mut settings: Settings, migrate: bool, listen_for_revocations: bool) -> anyhow::Result<Self> {
         let checked = settings.check()?;
-        let backend = connect_store(&settings, migrate).await?;
+        let (backend, _) = connect_store(&settings, migrate).await?;
         let store = backend.store();
         renormalize_emails(&*store).await?;
         let master = load_master_key(&settings)?;

@@ -109,9 +109,12 @@ impl PgStore {
     }
 
     /// Applies pending migrations (safe to run from several instances at once: sqlx takes an
-    /// advisory lock).
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        MIGRATOR.run(&self.pool).await
+    /// advisory lock). Returns how many were pending (another instance may have applied some of
+    /// them meanwhile).
+    pub async fn migrate(&self) -> Result<usize, sqlx::migrate::MigrateError> {
+        let pending = self.pending_migrations().await.map_err(sqlx::migrate::MigrateError::Execute)?.len();
+        MIGRATOR.run(&self.pool).await?;
+        Ok(pending)
     }
 
     /// The migrations not applied yet (`version description`), for `tessera doctor`.
