@@ -349,6 +349,19 @@ impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self { key: key.into(), message: message.into() }
     }
+
+    /// Where the offending value came from: the environment variable that set the key when one
+    /// did (the environment wins over the file), else `file` when it exists, else the defaults.
+    pub fn origin(&self, file: &Path) -> String {
+        let var = format!("TESSERA__{}", self.key.replace('.', "__").to_uppercase());
+        if std::env::var_os(&var).is_some() {
+            return format!("environment variable {var}");
+        }
+        if self.key == "database.url" && std::env::var_os("DATABASE_URL").is_some() {
+            return "environment variable DATABASE_URL".into();
+        }
+        if file.exists() { file.display().to_string() } else { "built-in defaults".into() }
+    }
 }
 
 /// Settings after checking: typed values the rest of the program uses.

@@ -61,17 +61,17 @@ pub async fn run(config: Option<&Path>, database_url: Option<&str>, json: bool) 
 /// Every finding, in the order an operator would fix them.
 pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Finding> {
     let mut r = Report(Vec::new());
+    let file = config.map(Path::to_path_buf).unwrap_or_else(|| "config/default.toml".into());
     let mut settings = match Settings::load(config) {
         Ok(s) => s,
         Err(e) => {
-            r.add("configuration", Status::Problem, e.to_string());
+            r.add("configuration", Status::Problem, format!("{}: {e}", e.origin(&file)));
             return r.0;
         }
     };
     if let Some(url) = database_url {
         settings.database.url = url.to_owned();
     }
-    let file = config.map(Path::to_path_buf).unwrap_or_else(|| "config/default.toml".into());
     let source = if file.exists() { file.display().to_string() } else { "built-in defaults (no config/default.toml)".into() };
     let checked = match settings.check() {
         Ok(c) => {
@@ -79,7 +79,8 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
             c
         }
         Err(e) => {
-            r.add("configuration", Status::Problem, format!("{source}: {e}"));
+            let origin = if database_url.is_some() && e.key == "database.url" { "--database-url".to_owned() } else { e.origin(&file) };
+            r.add("configuration", Status::Problem, format!("{origin}: {e}"));
             return r.0;
         }
     };
@@ -88,6 +89,7 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
     match crate::startup::build_faces(&settings, &checked) {
         Ok(faces) => {
             let names: Vec<String> = faces.iter().map(|f| format!("{} (audience {})", f.name, f.audience)).collect();
+            // e.g. "6 mounted: native (audience native), medods (audience medods), …"
             r.add("apis", Status::Ok, format!("{} mounted: {}", names.len(), names.join(", ")));
         }
         Err(e) => r.add("apis", Status::Problem, format!("the dialects' settings do not make a working API: {e:#}")),
@@ -148,17 +150,42 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
         signing_keys(&mut r, &**store, master.as_deref(), &crate::startup::signing_algorithms(&settings, &checked)).await;
     }
 
-    // the port
+    // the port: free, or already Tessera's (doctor run beside a live server); anything else
+    // stops the next start
     let (host, port) = (settings.server.host.as_str(), settings.server.port);
     match std::net::TcpListener::bind((host, port)) {
         Ok(_) => r.add("port", Status::Ok, format!("{host}:{port} is free")),
+        Err(e) if answers_liveness(host, port) => r.add(
+            "port",
+            Status::Ok,
+            format!("{host}:{port} is in use by a running Tessera (it answers /health/live): a second one needs another server.port ({e})"),
+        ),
         Err(e) => r.add(
             "port",
-            Status::Note,
-            format!("cannot listen on {host}:{port} ({e}): is Tessera already running? server.port sets another"),
+            Status::Problem,
+            format!("cannot listen on {host}:{port} ({e}), and what listens there is not Tessera: stop it, or set server.port"),
         ),
     }
     r.0
+}
+
+/// Whether what listens at `host:port` answers Tessera's liveness probe.
+fn answers_liveness(host: &str, port: u16) -> bool {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let host = if host == "0.0.0.0" || host == "::" { "127.0.0.1" } else { host };
+    let Some(addr) = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()) else { return false };
+    let timeout = std::time::Duration::from_secs(2);
+    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&addr, timeout) else { return false };
+    let _ = conn.set_read_timeout(Some(timeout));
+    let _ = conn.set_write_timeout(Some(timeout));
+    if conn.write_all(format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = conn.take(4096).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer.starts_with("HTTP/1.1 200") && answer.contains(r#"{"status":"ok"}"#)
 }
 
 fn migrations(r: &mut Report, settings: &Settings, pending: Result<Vec<String>, sqlx::Error>) {

@@ -34,7 +34,8 @@ struct HttpLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FaceOutcome {
-    face: String,
+    /// The API the login or refresh came to (`native` or a dialect).
+    api: String,
     outcome: &'static str,
 }
 
@@ -77,11 +78,11 @@ impl Default for Metrics {
         let latency = Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
         registry.register("http_request_duration_seconds", "HTTP request latency, by method, route and status", latency.clone());
         let logins = Family::<FaceOutcome, Counter>::default();
-        registry.register("logins", "Password logins, by face and outcome (ok, failed, throttled, locked)", logins.clone());
+        registry.register("logins", "Password logins, by API and outcome (ok, failed, throttled, locked)", logins.clone());
         let refreshes = Family::<FaceOutcome, Counter>::default();
         registry.register(
             "refreshes",
-            "Refreshes, by face and outcome (rotated, reissued_in_grace, access_only, reuse_detected, refused)",
+            "Refreshes, by API and outcome (rotated, reissued_in_grace, access_only, reuse_detected, refused)",
             refreshes.clone(),
         );
         let revocations = Family::<Reason, Counter>::default();
@@ -104,10 +105,10 @@ impl EventSink for Metrics {
     fn record(&self, event: Event<'_>) {
         match event {
             Event::Login { face, outcome } => {
-                self.logins.get_or_create(&FaceOutcome { face: face.to_owned(), outcome: outcome.as_str() }).inc();
+                self.logins.get_or_create(&FaceOutcome { api: face.to_owned(), outcome: outcome.as_str() }).inc();
             }
             Event::Refresh { face, outcome } => {
-                self.refreshes.get_or_create(&FaceOutcome { face: face.to_owned(), outcome: outcome.as_str() }).inc();
+                self.refreshes.get_or_create(&FaceOutcome { api: face.to_owned(), outcome: outcome.as_str() }).inc();
             }
             Event::Revoked { reason, sessions } => {
                 self.revocations.get_or_create(&Reason { reason: reason.to_owned() }).inc_by(sessions);

@@ -31,7 +31,7 @@ pub fn event(face: &str, session: &Session, signal: &RiskSignal, now: OffsetDate
     };
     let mut e = Map::new();
     e.insert("event".into(), json!(name));
-    e.insert("face".into(), json!(face));
+    e.insert("api".into(), json!(face));
     e.insert("session_id".into(), json!(session.id.0));
     e.insert("user_id".into(), json!(session.user_id.0));
     if let Some(Value::Object(subject)) = session.subject.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()) {

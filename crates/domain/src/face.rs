@@ -120,10 +120,10 @@ impl Faces {
         let mut by_name = BTreeMap::new();
         for f in faces {
             if f.audience.trim().is_empty() {
-                return Err(DomainError::invalid("audience", format!("face {}: the audience may not be empty", f.name)));
+                return Err(DomainError::invalid("audience", format!("API {}: the audience may not be empty", f.name)));
             }
             if by_name.insert(f.name.clone(), Arc::new(f)).is_some() {
-                return Err(DomainError::invalid("face", "two faces share a name"));
+                return Err(DomainError::invalid("api", "two APIs share a name"));
             }
         }
         Ok(Self { by_name })

@@ -603,7 +603,7 @@ impl TokenService {
     }
     /// A mounted face by name.
     pub fn face(&self, name: &str) -> Result<Arc<Face>, DomainError> {
-        self.faces.get(name).cloned().ok_or(DomainError::NotFound("face"))
+        self.faces.get(name).cloned().ok_or(DomainError::NotFound("api"))
     }
 
     /// The keyed hash under which a refresh secret or client secret is stored.
@@ -669,7 +669,7 @@ impl TokenService {
         // attempts (24,000 a second from one address in `make soak`) writes one line, not each
         if self.first_throttle_this_minute(address, now) {
             tracing::warn!(face, %address, "password attempts from this address throttled (logged once a minute per address)");
-            self.audit("throttled", None, serde_json::json!({"face": face, "address": address}), now).await;
+            self.audit("throttled", None, serde_json::json!({"api": face, "address": address}), now).await;
         }
         let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
         Err(DomainError::Throttled { retry_after: retry_after_secs(wait) })
@@ -819,7 +819,7 @@ impl TokenService {
                 self.emit(Event::Login { face, outcome: LoginOutcome::Failed });
                 // the address as typed (the lockout's key is its comparison form)
                 let typed = crate::throttle::as_typed(email);
-                let detail = serde_json::json!({"face": face, "account": typed, "address": address});
+                let detail = serde_json::json!({"api": face, "account": typed, "address": address});
                 // the log follows the audit trail: the first failure of a network in its window
                 // in full, the rest counted there (a spray writes neither a line nor an event each)
                 if self.first_failure_in_window(address, &typed, now) {

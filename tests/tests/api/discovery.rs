@@ -151,7 +151,7 @@ async fn introspection_covers_every_face_and_only_confidential_clients_may_ask()
     };
     let (status, body) = introspect(&app, fl["access_token"].as_str().unwrap(), auth).await;
     assert_eq!(
-        (status, body["active"].as_bool(), body["face"].as_str(), body["aud"].as_str()),
+        (status, body["active"].as_bool(), body["api"].as_str(), body["aud"].as_str()),
         (200, Some(true), Some("flask"), Some("flask"))
     );
     let (_, body) = introspect(&app, fl["refresh_token"].as_str().unwrap(), auth).await;

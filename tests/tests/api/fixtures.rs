@@ -20,11 +20,13 @@ async fn kit(app: &TestApp, dialect: Dialect, era: Era, user: &str, password: &s
         base_url: app.address.clone(),
         user: user.into(),
         password: password.into(),
-        username_field: "username".into(),
+        username_field: Some("username".into()),
         hs256_secret: Some(app.key_secret.clone()),
     };
-    let results = conformance::run(&opts).await.unwrap();
-    let report = conformance::render(&results);
+    let run = conformance::run(&opts).await.unwrap();
+    let report = conformance::render(&run);
+    assert!(run.notes.is_empty(), "configured as the captured app: {report}");
+    let results = run.results;
     for r in &results {
         match &r.outcome {
             Outcome::Passed => {}

@@ -78,7 +78,7 @@ async fn metrics_tell_logins_refreshes_reuse_and_requests_apart() {
     assert_eq!(types["tessera_logins"], "counter");
     assert_eq!(types["tessera_http_request_duration_seconds"], "histogram");
     assert_eq!(types["tessera_hash_queue_depth"], "gauge");
-    let native = ("face", "native");
+    let native = ("api", "native");
     assert_eq!(value(&samples, "tessera_logins_total", &[native, ("outcome", "ok")]), 1.0);
     assert_eq!(value(&samples, "tessera_logins_total", &[native, ("outcome", "failed")]), 1.0);
     assert_eq!(value(&samples, "tessera_refreshes_total", &[native, ("outcome", "rotated")]), 2.0);

@@ -53,7 +53,7 @@ async fn a_user_lists_their_sessions_and_ends_one_from_another_device() {
     let list = body["sessions"].as_array().unwrap();
     assert_eq!(list.len(), 3, "{body}");
     assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
-    assert_eq!(list[0]["face"], "simplejwt", "newest first");
+    assert_eq!(list[0]["api"], "simplejwt", "newest first");
     let current = list.iter().find(|s| s["current"] == true).unwrap();
     assert_eq!((current["user_agent"].as_str(), current["ip"].as_str()), (Some("Phone/2.0"), Some("198.51.100.9")));
     assert_eq!(current["client_id"], "tessera");

@@ -326,7 +326,7 @@ pub struct IntrospectRequest {
 /// RFC 7662 introspection answer.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"active": true, "token_type": "access_token", "sub": "1", "client_id": "tessera", "exp": 1795457692, "iat": 1795457392,
-    "iss": "tessera", "aud": "native", "sid": "01a20999-9dca-7742-b5cc-ee8fc1217e05", "jti": "94f03935-508d-4995-b088-47f130eae6ef", "face": "native"}))]
+    "iss": "tessera", "aud": "native", "sid": "01a20999-9dca-7742-b5cc-ee8fc1217e05", "jti": "94f03935-508d-4995-b088-47f130eae6ef", "api": "native"}))]
 pub struct IntrospectResponse {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -348,9 +348,10 @@ pub struct IntrospectResponse {
     pub sid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// The face (native API or dialect) that issued the token.
+    /// The API that issued the token: `native` or a dialect (`simplejwt`, `djoser`, `drf_social`,
+    /// `flask`, `medods`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub face: Option<String>,
+    pub api: Option<String>,
     /// A legacy token, minted by the original library of the deployment named here (`django`,
     /// `flask`) before the migration: it has no Tessera issuer and, until its first use here, no
     /// session.
@@ -393,7 +394,7 @@ pub async fn introspect_token(req: HttpRequest, state: web::Data<AppState>, payl
             aud: None,
             sid: None,
             jti: None,
-            face: None,
+            api: None,
             legacy: None,
         },
         Some(i) => IntrospectResponse {
@@ -407,7 +408,7 @@ pub async fn introspect_token(req: HttpRequest, state: web::Data<AppState>, payl
             aud: Some(i.audience),
             sid: i.session_id.map(|s| s.to_string()),
             jti: i.jti.map(|j| j.to_string()),
-            face: Some(i.face),
+            api: Some(i.face),
             legacy: i.legacy,
         },
     };

@@ -12,13 +12,13 @@ use crate::state::AppState;
 
 /// One of the caller's live sessions: a device or an app that logged in, and can still refresh.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "01938f4e-7c2a-7d4e-9a51-3f0c2b8e1d47", "face": "native", "client_id": "tessera",
+#[schema(example = json!({"id": "01938f4e-7c2a-7d4e-9a51-3f0c2b8e1d47", "api": "native", "client_id": "tessera",
     "created_at": "2026-12-01T09:14:03Z", "last_used_at": "2026-12-01T11:02:40Z", "expires_at": "2027-12-01T09:14:03Z",
     "ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "current": true}))]
 pub struct SessionView {
     pub id: Uuid,
     /// The API it was opened at: `native`, `simplejwt`, `djoser`, `drf_social`, `flask`, `medods`.
-    pub face: String,
+    pub api: String,
     /// The OAuth client it belongs to, if any.
     pub client_id: Option<String>,
     #[schema(format = DateTime)]
@@ -49,7 +49,7 @@ fn view(s: Session, current: SessionId) -> SessionView {
     SessionView {
         id: s.id.0,
         current: s.id == current,
-        face: s.face,
+        api: s.face,
         client_id: s.client_id,
         created_at: rfc3339(s.created_at),
         last_used_at: rfc3339(s.last_refresh_at.unwrap_or(s.created_at)),
