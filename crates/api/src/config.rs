@@ -87,6 +87,25 @@ pub struct ServerSettings {
     /// Open connections, across workers. 0: as many as the descriptor limit allows, with
     /// headroom for the database pool and files; more than that is lowered to it.
     pub max_connections: usize,
+    /// HTTPS on the API's listener itself (rustls); unset: plain HTTP, for a TLS-terminating
+    /// proxy in front or for local use.
+    pub tls: TlsSettings,
+}
+
+/// `server.tls`: a PEM certificate chain and its private key. Both or neither.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The certificate chain, leaf first (e.g. Let's Encrypt's `fullchain.pem`).
+    pub certificate_file: String,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1 PEM).
+    pub private_key_file: String,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.certificate_file.trim().is_empty() || !self.private_key_file.trim().is_empty()
+    }
 }
 
 impl Default for ServerSettings {
@@ -102,6 +121,7 @@ impl Default for ServerSettings {
             body_timeout_seconds: 10,
             keep_alive_seconds: 5,
             max_connections: 0,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -431,6 +451,16 @@ impl Settings {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.tls.enabled() {
+            for (key, path) in [
+                ("server.tls.certificate_file", &self.server.tls.certificate_file),
+                ("server.tls.private_key_file", &self.server.tls.private_key_file),
+            ] {
+                if path.trim().is_empty() {
+                    return Err(ConfigError::new(key, "must be set too: server.tls needs a certificate and its key"));
+                }
+            }
         }
         if self.server.body_timeout_seconds == 0 {
             return Err(ConfigError::new("server.body_timeout_seconds", "must be at least 1"));

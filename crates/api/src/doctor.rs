@@ -98,6 +98,14 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
         r.add("apis", Status::Note, "Medods' /generate and /deleteall are open to anyone (dialects.medods.open_to_anyone = true)");
     }
 
+    // HTTPS on the listener
+    if settings.server.tls.enabled() {
+        match crate::tls::server_config(&settings.server.tls) {
+            Ok(_) => r.add("tls", Status::Ok, format!("HTTPS with {}", settings.server.tls.certificate_file)),
+            Err(e) => r.add("tls", Status::Problem, format!("{e:#}")),
+        }
+    }
+
     // the master key
     let master = master_key(&settings, &mut r);
 

@@ -22,6 +22,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -358,8 +358,10 @@ impl Application {
         } else {
             None
         };
+        let tls = if server_settings.tls.enabled() { Some(crate::tls::server_config(&server_settings.tls)?) } else { None };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let core = Arc::new(core);
-        let server = build_server(listener, core.clone(), max_connections)?;
+        let server = build_server(listener, core.clone(), max_connections, tls)?;
         let (body_timeout_seconds, keep_alive_seconds) = (server_settings.body_timeout_seconds, server_settings.keep_alive_seconds);
         match descriptors {
             Some(open_files_limit) => {
@@ -378,7 +380,7 @@ impl Application {
         };
         // before the address is announced: a signal from then on stops the server gracefully
         let stop = StopSignal::register().context("installing the SIGINT/SIGTERM handlers")?;
-        tracing::info!(address = %format!("http://{}:{port}", server_settings.host), "Tessera is listening; API docs at /docs/");
+        tracing::info!(address = %format!("{scheme}://{}:{port}", server_settings.host), "Tessera is listening; API docs at /docs/");
         Ok(Self { port, server, metrics, grace: server_settings.shutdown_timeout_seconds, stop, _core: core })
     }
 
@@ -477,7 +479,12 @@ async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
 }
 
-fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) -> anyhow::Result<Server> {
+fn build_server(
+    listener: TcpListener,
+    core: Arc<Core>,
+    max_connections: usize,
+    tls: Option<rustls::ServerConfig>,
+) -> anyhow::Result<Server> {
     let settings = core.state.settings.clone();
     let workers = if settings.server.workers == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
@@ -578,10 +585,12 @@ fn build_server(listener: TcpListener, core: Arc<Core>, max_connections: usize) 
     // the request head: actix's default, said here beside the body's deadline
     .client_request_timeout(std::time::Duration::from_secs(5))
     .disable_signals()
-    .shutdown_timeout(settings.server.shutdown_timeout_seconds)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(settings.server.shutdown_timeout_seconds);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 /// The metrics listener: `GET /metrics` and nothing else, one worker.
