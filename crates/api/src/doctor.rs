@@ -161,9 +161,11 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
     // the port: free, or already Tessera's (doctor run beside a live server); anything else
     // stops the next start
     let (host, port) = (settings.server.host.as_str(), settings.server.port);
-    match std::net::TcpListener::bind((host, port)) {
-        Ok(_) => r.add("port", Status::Ok, format!("{host}:{port} is free")),
-        Err(e) if answers_liveness(host, port) => r.add(
+    let bound = std::net::TcpListener::bind((host, port)).map(drop);
+    let tessera = bound.is_err() && answers_liveness(host, port, settings.server.tls.enabled()).await;
+    match bound {
+        Ok(()) => r.add("port", Status::Ok, format!("{host}:{port} is free")),
+        Err(e) if tessera => r.add(
             "port",
             Status::Ok,
             format!("{host}:{port} is in use by a running Tessera (it answers /health/live): a second one needs another server.port ({e})"),
@@ -177,23 +179,19 @@ pub async fn check(config: Option<&Path>, database_url: Option<&str>) -> Vec<Fin
     r.0
 }
 
-/// Whether what listens at `host:port` answers Tessera's liveness probe.
-fn answers_liveness(host: &str, port: u16) -> bool {
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
+/// Whether what listens at `host:port` answers Tessera's liveness probe (over HTTPS when
+/// `server.tls` is set; its certificate is not judged here, only who answers).
+async fn answers_liveness(host: &str, port: u16, tls: bool) -> bool {
     let host = if host == "0.0.0.0" || host == "::" { "127.0.0.1" } else { host };
-    let Some(addr) = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()) else { return false };
-    let timeout = std::time::Duration::from_secs(2);
-    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&addr, timeout) else { return false };
-    let _ = conn.set_read_timeout(Some(timeout));
-    let _ = conn.set_write_timeout(Some(timeout));
-    if conn.write_all(format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let scheme = if tls { "https" } else { "http" };
+    let Ok(http) = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).danger_accept_invalid_certs(true).build() else {
         return false;
+    };
+    match http.get(format!("{scheme}://{host}:{port}/health/live")).send().await {
+        Ok(res) if res.status() == reqwest::StatusCode::OK => res.text().await.is_ok_and(|b| b == r#"{"status":"ok"}"#),
+        _ => false,
     }
-    let mut answer = Vec::new();
-    let _ = conn.take(4096).read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
-    answer.starts_with("HTTP/1.1 200") && answer.contains(r#"{"status":"ok"}"#)
 }
 
 fn migrations(r: &mut Report, settings: &Settings, pending: Result<Vec<String>, sqlx::Error>) {
