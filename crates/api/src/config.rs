@@ -555,8 +555,9 @@ impl Settings {
         if !matches!(f.era.as_str(), "3" | "4") {
             return Err(ConfigError::new("dialects.flask.era", "must be 3 or 4"));
         }
-        if !matches!(f.envelope.as_str(), "seed" | "library") {
-            return Err(ConfigError::new("dialects.flask.envelope", "must be seed or library"));
+        // "seed" is the former name of "application", still accepted
+        if !matches!(f.envelope.as_str(), "application" | "seed" | "library") {
+            return Err(ConfigError::new("dialects.flask.envelope", "must be application or library"));
         }
         check_prefix("dialects.flask.prefix", &f.prefix)?;
         if !profiles.contains_key(&f.profile) {

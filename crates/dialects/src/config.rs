@@ -196,10 +196,12 @@ impl Default for SimpleJwtSettings {
 pub struct FlaskSettings {
     pub enabled: bool,
     pub prefix: String,
-    /// `3` (the seed's library texts and claims) or `4`.
+    /// `3` (the library version the original API was documented against: its texts and claims)
+    /// or `4`.
     pub era: String,
-    /// `seed`: the seed application's error envelopes where it documents them; `library`: the
-    /// library's plain `{"msg": ...}` everywhere.
+    /// `application`: the original application's error envelopes where it documents them
+    /// (`seed`, the former name, is accepted); `library`: the library's plain `{"msg": ...}`
+    /// everywhere.
     pub envelope: String,
     pub profile: String,
     pub prefixes: Vec<String>,
@@ -243,7 +245,7 @@ impl Default for FlaskSettings {
             enabled: true,
             prefix: String::new(),
             era: "3".into(),
-            envelope: "seed".into(),
+            envelope: "application".into(),
             profile: TokenProfile::EXTENDED.into(),
             prefixes: vec![],
             audience: "flask".into(),

@@ -144,7 +144,7 @@ pub struct FlaskProtected {
     pub logged_in_as: String,
 }
 
-/// flask-jwt-extended's errors: `{"msg"}`, or the seed application's envelopes.
+/// flask-jwt-extended's errors: `{"msg"}`, or the original application's envelopes.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"code": 401, "errors": [{"msg": "Token has expired", "code": 401}]}))]
 pub struct FlaskError {
@@ -300,28 +300,20 @@ pub fn tags(m: &crate::Mounts) -> Vec<utoipa::openapi::tag::Tag> {
         (
             m.medods.is_some(),
             "medods",
-            "The Medods token API (seed 000): trusted callers (`X-Caller-Key`) mint HS512 pairs; refresh needs both tokens of one pair.",
+            "The Medods Go token service's API: trusted callers (`X-Caller-Key`) mint HS512 pairs; refresh needs both tokens of one pair.",
         ),
         (
             m.simplejwt.is_some(),
             "simplejwt",
-            "djangorestframework-simplejwt (seed 001): 5 min / 24 h; refresh answers `{\"access\"}` (or, with rotation, a pair); `{\"detail\",\"code\"}` errors.",
+            "djangorestframework-simplejwt: 5 min / 24 h; refresh answers `{\"access\"}` (or, with rotation, a pair); `{\"detail\",\"code\"}` errors.",
         ),
-        (
-            m.djoser.is_some(),
-            "djoser",
-            "djoser's JWT endpoints (seed 003): simplejwt's views under a prefix, `Authorization: JWT <access>`.",
-        ),
+        (m.djoser.is_some(), "djoser", "djoser's JWT endpoints: simplejwt's views under a prefix, `Authorization: JWT <access>`."),
         (
             m.drf_social.is_some(),
             "drf-social-oauth2",
-            "drf-social-oauth2 (seed 002): OAuth clients, oauthlib's errors, convert-token against trusted identity providers.",
+            "drf-social-oauth2 on django-oauth-toolkit: OAuth clients, oauthlib's errors, convert-token against trusted identity providers.",
         ),
-        (
-            m.flask.is_some(),
-            "flask-jwt-extended",
-            "flask-jwt-extended (seed 004): JWT refresh token in `Authorization: Bearer`, `{\"msg\"}` errors.",
-        ),
+        (m.flask.is_some(), "flask-jwt-extended", "flask-jwt-extended: JWT refresh token in `Authorization: Bearer`, `{\"msg\"}` errors."),
     ];
     all.into_iter().filter(|(on, ..)| *on).map(|(_, name, d)| TagBuilder::new().name(name).description(Some(d)).build()).collect()
 }

@@ -300,7 +300,7 @@ fn unexpected(e: DomainError) -> Refusal {
     }
 }
 
-/// Log in (ours: the seed shows no login route): `{"email", "password"}` (or `username`) to a
+/// Log in (Tessera's own: the original API documents no login route): `{"email", "password"}` (or `username`) to a
 /// pair.
 #[utoipa::path(post, path = "/api/v1/login", request_body(content = FlaskLogin, content_type = "application/json"),
     responses(

@@ -200,7 +200,7 @@ pub fn configure(
         simplejwt::configure_djoser(cfg, at, sj(f, &d.djoser, "JWT"));
     }
     if let (Some(f), Some(at)) = (face(flask::NAME), &m.flask) {
-        let face = flask::FlaskFace { era4: d.flask.era == "4", seed_envelope: d.flask.envelope == "seed", face: f };
+        let face = flask::FlaskFace { era4: d.flask.era == "4", seed_envelope: d.flask.envelope != "library", face: f };
         flask::configure(cfg, at, face);
     }
 }

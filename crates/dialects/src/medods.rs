@@ -338,7 +338,7 @@ pub async fn refresh(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
-    /// A refresh token of the face: standard base64 of 32 bytes.
+    /// A refresh token of this API: standard base64 of 32 bytes.
     #[schema(pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub refresh: String,
 }

@@ -295,7 +295,7 @@ pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::D
     finish(&face, TOKEN_ALLOW, r)
 }
 
-/// djoser, as seed 003 calls it: the refresh as a GET with a JSON body, answered as the POST.
+/// djoser, as its documented clients call it: the refresh as a GET with a JSON body, answered as the POST.
 #[utoipa::path(get, path = "/api/token/refresh/", request_body(content = SjRefresh, content_type = "application/json"),
     responses(
         (status = 200, description = "`{\"access\"}`, or with rotation `{\"access\",\"refresh\"}`", body = SjRefreshed),
@@ -313,7 +313,7 @@ pub async fn refresh_pair_get(
     refresh_pair(req, payload, state, face).await
 }
 
-/// Verify any token of the face (access or refresh): `{}` when it is valid.
+/// Verify any token of this API (access or refresh): `{}` when it is valid.
 #[utoipa::path(post, path = "/api/token/verify/", request_body(content = SjVerify, content_type = "application/json"),
     responses(
         (status = 200, description = "The token is valid", body = Empty),

@@ -150,7 +150,7 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
-    /// Absent when the face keeps the refresh token (`refresh_policy = "reuse"`).
+    /// Absent when the API keeps the refresh token (`refresh_policy = "reuse"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
 }
@@ -314,7 +314,7 @@ pub async fn revoke_token(req: HttpRequest, state: web::Data<AppState>, payload:
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"token": "eyJ0eXAiOiJhdCtqd3Qi...", "token_type_hint": "access_token"}))]
 pub struct IntrospectRequest {
-    /// An access or refresh token of any face.
+    /// An access or refresh token of any API (native or a dialect).
     #[schema(min_length = 1)]
     pub token: String,
     /// Accepted and not needed: every kind is tried.
@@ -359,7 +359,7 @@ pub struct IntrospectResponse {
     pub legacy: Option<&'static str>,
 }
 
-/// Introspect a token (RFC 7662): an access or refresh token of any face. Revoked, expired,
+/// Introspect a token (RFC 7662): an access or refresh token of any API (native or a dialect). Revoked, expired,
 /// unknown and malformed tokens all give `{"active": false}`. Only confidential clients may ask.
 #[utoipa::path(
     tag = "oauth2",

@@ -59,7 +59,7 @@ fn view(s: Session, current: SessionId) -> SessionView {
     }
 }
 
-/// The caller's live sessions, at every face, newest first (at most 100).
+/// The caller's live sessions, at every API, newest first (at most 100).
 #[utoipa::path(
     tag = "users",
     security(("bearer" = []), ("oauth2" = [])),
