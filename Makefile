@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test fuzz fuzz-code bench bench-scale-out soak ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test docs fuzz fuzz-code bench bench-scale-out soak ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-api --bin tessera -- serve
@@ -28,6 +28,12 @@ test:
 	scripts/with-postgres.sh -- env TESSERA_BIN=$${CARGO_TARGET_DIR:-target}/debug/tessera scripts/fuzz.sh 25 postgres
 	scripts/bench-smoke.sh
 	scripts/soak-smoke.sh
+
+# The book (docs/, mdBook) into target/book/: open target/book/index.html. Installs mdbook with
+# cargo when it is missing. Its code blocks run in `make test` (crates/api/tests/readme.rs).
+docs:
+	command -v mdbook >/dev/null || $(CARGO) install mdbook --locked --version '^0.5'
+	mdbook build
 
 # The benchmark: a release build on Postgres and SQLite, every case beside its ceiling, written to
 # docs/benchmarks/ (report.md, chart.png). Needs wrk (apt-get install wrk).
