@@ -1,0 +1,273 @@
+//! Refresh: reading a presented refresh token, the policy that applies, rotation around the
+//! pure `rotation::decide`, re-issuing access only, the risk rules' reports.
+
+use super::*;
+
+impl TokenService {
+    /// Reads a refresh token of `face`, checking the audience it carries (if any).
+    pub(super) fn read_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<RefreshSecret, AuthError> {
+        let view = face.format.read_refresh(&self.keyring, presented, now)?;
+        if view.audience.as_ref().is_some_and(|a| *a != face.audience) {
+            return Err(AuthError::WrongAudience);
+        }
+        Ok(view.secret)
+    }
+
+    /// The refresh secret a presented refresh token stands for. A legacy token (minted by the
+    /// original library with the face's configured legacy secret) is adopted first: see
+    /// [`Self::adopt_legacy`].
+    pub(super) async fn presented_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<RefreshSecret, DomainError> {
+        match face.format.read_legacy(presented, TokenKind::Refresh, now) {
+            Some(legacy) => self.adopt_legacy(face, &legacy?, now).await,
+            None => Ok(self.read_refresh(face, presented, now)?),
+        }
+    }
+
+    /// A refresh at a face, under the face's policy: `rotate` gives a new pair (grace, reuse
+    /// detection), `reuse` a new access token. The face's risk rules are decided on the way:
+    /// inside the rotation's transaction for `rotate`.
+    #[tracing::instrument(skip_all, fields(face = %face.name))]
+    pub async fn refresh(
+        &self,
+        face: &Face,
+        presented: &str,
+        input: RefreshInput<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Refreshed, DomainError> {
+        let policy = match self.presented_refresh(face, presented, now).await {
+            Ok(secret) => self.policy_of(face, &secret).await.map(|p| (secret, p)),
+            Err(e) => Err(e),
+        };
+        let result = match policy {
+            Ok((secret, policy)) => match policy {
+                RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(|(pair, how)| (Refreshed::Pair(pair), how)),
+                RefreshPolicy::Reuse => {
+                    self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok((_, how)) => *how,
+            Err(DomainError::Auth(AuthError::TokenReused)) => RefreshOutcome::ReuseDetected,
+            Err(_) => RefreshOutcome::Refused,
+        };
+        self.emit(Event::Refresh { face: &face.name, outcome });
+        result.map(|(r, _)| r)
+    }
+
+    /// The policy a refresh token lives by: that of the face that issued it, wherever it is
+    /// presented. Faces that share an audience accept each other's refresh tokens and may
+    /// refresh differently; a token rotated at one must not live on at a sibling that reuses.
+    /// The store is read only when the face's peers refresh differently from it.
+    pub(super) async fn policy_of(&self, face: &Face, secret: &RefreshSecret) -> Result<RefreshPolicy, DomainError> {
+        let peers = self.faces.peers_of(face);
+        if peers.iter().all(|p| self.faces.get(p).is_none_or(|f| f.refresh == face.refresh)) {
+            return Ok(face.refresh);
+        }
+        Ok(match self.store.refresh_by_hash(self.secret_hash(secret.as_bytes())).await? {
+            Some((_, session)) => self.faces.get(&session.face).map_or(face.refresh, |f| f.refresh),
+            None => face.refresh,
+        })
+    }
+
+    pub(super) async fn rotate(
+        &self,
+        face: &Face,
+        presented: &RefreshSecret,
+        input: RefreshInput<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(IssuedPair, RefreshOutcome), DomainError> {
+        let bound_access = match input.bound_access {
+            Some(raw) => {
+                let view = face.format.read_access(&self.keyring, raw, None)?;
+                if view.audience.as_deref() != Some(face.audience.as_str()) {
+                    return Err(AuthError::WrongAudience.into());
+                }
+                Some(view.jti)
+            }
+            None => None,
+        };
+        let secret = RefreshSecret::generate_len(face.format.secret_len())?;
+        let child = self.prepare_refresh(&secret)?;
+        let peers = self.faces.peers_of(face);
+        let req = RotateRequest {
+            presented: self.secret_hash(presented.as_bytes()),
+            presenting_client: input.client,
+            now,
+            grace: face.grace,
+            child,
+            bound_access,
+            faces: Some(&peers),
+            request: &input.request,
+            rules: &face.risk,
+        };
+        match self.store.rotate(req).await? {
+            RotateOutcome::Rotated { session, child, signals } => {
+                tracing::info!(session_id = %session.id, "refresh token rotated");
+                self.report(face, &session, &signals, now);
+                self.pair(face, &session, &child, secret, now).map(|p| (p, RefreshOutcome::Rotated))
+            }
+            RotateOutcome::Reissued { session, child, signals } => {
+                tracing::info!(session_id = %session.id, "parent presented again within the grace window; same child returned");
+                self.report(face, &session, &signals, now);
+                let sealed =
+                    child.sealed_secret.as_deref().ok_or_else(|| DomainError::Internal("grace child has no sealed secret".into()))?;
+                let bytes = self.sealer.open(sealed, &child.hash.0)?;
+                let secret = RefreshSecret::from_bytes(bytes)
+                    .ok_or_else(|| DomainError::Internal("sealed refresh secret has the wrong length".into()))?;
+                if !self.secret_hash(secret.as_bytes()).ct_eq(&child.hash) {
+                    return Err(DomainError::Internal("sealed refresh secret does not match its hash".into()));
+                }
+                self.pair(face, &session, &child, secret, now).map(|p| (p, RefreshOutcome::ReissuedInGrace))
+            }
+            RotateOutcome::Refused { refusal, session, revoked } => {
+                for id in &revoked {
+                    self.revocations.note_revoked(*id, now);
+                }
+                if !revoked.is_empty() {
+                    let reason = match refusal {
+                        crate::RefreshRefusal::Reused => "reuse_detected",
+                        _ => "risk",
+                    };
+                    self.emit(Event::Revoked { reason, sessions: revoked.len() as u64 });
+                }
+                match (refusal, session) {
+                    (crate::RefreshRefusal::Reused, Some(sid)) => {
+                        tracing::warn!(session_id = %sid, "refresh token reuse detected; session revoked")
+                    }
+                    (crate::RefreshRefusal::RiskDenied(c) | crate::RefreshRefusal::RiskRevoked(c), Some(sid)) => {
+                        tracing::warn!(session_id = %sid, condition = c.as_str(), revoked = revoked.len(), "a risk rule refused a refresh")
+                    }
+                    _ => {}
+                }
+                Err(AuthError::from(refusal).into())
+            }
+        }
+    }
+
+    /// `reuse`: the refresh token is checked, not consumed; a new access token of its session.
+    pub(super) async fn reissue_access(
+        &self,
+        face: &Face,
+        presented: &RefreshSecret,
+        input: RefreshInput<'_>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedAccess, DomainError> {
+        let (_, session, _) = self.live_refresh(face, presented, input.client, now).await?;
+        let signals = assess(&face.risk, session.ip.as_deref(), session.user_agent.as_deref(), &input.request);
+        let strict = signals.iter().find(|s| s.action == strictest(&signals)).map(|s| s.condition);
+        match (strictest(&signals), strict) {
+            (RiskAction::Deny, Some(c)) => return Err(AuthError::RiskRefused { condition: c, revoked: false }.into()),
+            (RiskAction::RevokeFamily, Some(c)) => {
+                self.revoke_session(session.id, c.as_str(), now).await?;
+                return Err(AuthError::RiskRefused { condition: c, revoked: true }.into());
+            }
+            (RiskAction::RevokeUser, Some(c)) => {
+                self.revoke_all(session.user_id, None, c.as_str(), now).await?;
+                return Err(AuthError::RiskRefused { condition: c, revoked: true }.into());
+            }
+            _ => self.report(face, &session, &signals, now),
+        }
+        let jti = Uuid::new_v4();
+        let access_token = face.format.render_access(&self.keyring, &face.audience, &session, jti, now)?;
+        Ok(IssuedAccess {
+            access_token,
+            access_jti: jti,
+            expires_in: session.profile.access_ttl().whole_seconds(),
+            session_id: session.id,
+            user_id: session.user_id,
+        })
+    }
+
+    pub(super) fn report(&self, face: &Face, session: &Session, signals: &[RiskSignal], now: OffsetDateTime) {
+        let notify: Vec<RiskSignal> = signals.iter().filter(|s| s.action == RiskAction::Notify).cloned().collect();
+        if notify.is_empty() {
+            return;
+        }
+        for s in &notify {
+            tracing::warn!(session_id = %session.id, condition = s.condition.as_str(), "refresh-time risk signal");
+        }
+        if let Some(n) = &self.notifier {
+            n.notify(&face.name, session, &notify, now);
+        }
+    }
+
+    /// A refresh token that is live at this face: known, the newest of its family, unexpired,
+    /// its session live and of the face's audience, its user active (and its client, when the
+    /// face has clients). Nothing is written.
+    pub(super) async fn live_refresh(
+        &self,
+        face: &Face,
+        presented: &RefreshSecret,
+        client: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(RefreshRecord, Session, User), DomainError> {
+        let hash = self.secret_hash(presented.as_bytes());
+        let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+        if !self.faces.peers_of(face).contains(&session.face) {
+            return Err(AuthError::WrongAudience.into());
+        }
+        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        if user.status == UserStatus::Blocked {
+            return Err(AuthError::UserBlocked.into());
+        }
+        if session.is_revoked() || record.rotated_at.is_some() {
+            return Err(AuthError::TokenRevoked.into());
+        }
+        if client.is_some() && session.client_id.as_deref() != client {
+            return Err(AuthError::WrongClient.into());
+        }
+        if record.expires_at <= now || session.expires_at <= now {
+            return Err(AuthError::TokenExpired.into());
+        }
+        Ok((record, session, user))
+    }
+
+    /// Checks a refresh token of a face without using it (simplejwt's verify).
+    pub async fn check_refresh(
+        &self,
+        face: &Face,
+        presented: &str,
+        now: OffsetDateTime,
+    ) -> Result<(RefreshRecord, Session, User), DomainError> {
+        let secret = self.presented_refresh(face, presented, now).await?;
+        self.live_refresh(face, &secret, None, now).await
+    }
+
+    /// Drops the sealed secret of every refresh token whose grace window (the longest of any
+    /// face) has passed: a secret is kept in the database only while it may be handed out again.
+    pub async fn sweep_sealed_secrets(&self, now: OffsetDateTime) -> Result<u64, DomainError> {
+        let grace = self.faces.iter().map(|f| f.grace).max().unwrap_or(Duration::ZERO);
+        Ok(self.store.drop_sealed_secrets(now - grace - Duration::seconds(1)).await?)
+    }
+
+    pub(super) fn prepare_refresh(&self, secret: &RefreshSecret) -> Result<NewRefresh, DomainError> {
+        let hash = self.secret_hash(secret.as_bytes());
+        let sealed_secret = self.sealer.seal(secret.as_bytes(), &hash.0)?;
+        Ok(NewRefresh { hash, sealed_secret, access_jti: Uuid::new_v4() })
+    }
+
+    pub(super) fn pair(
+        &self,
+        face: &Face,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: RefreshSecret,
+        now: OffsetDateTime,
+    ) -> Result<IssuedPair, DomainError> {
+        let access_token = face.format.render_access(&self.keyring, &face.audience, session, record.access_jti, record.issued_at)?;
+        let refresh_token = face.format.render_refresh(&self.keyring, &face.audience, session, record, &secret)?;
+        let exp = record.issued_at.unix_timestamp() + session.profile.access_ttl().whole_seconds();
+        Ok(IssuedPair {
+            access_token,
+            access_jti: record.access_jti,
+            refresh_token,
+            refresh_secret: secret,
+            expires_in: (exp - now.unix_timestamp()).max(0),
+            session_id: session.id,
+            user_id: session.user_id,
+            refresh_expires_at: record.expires_at,
+        })
+    }
+}
