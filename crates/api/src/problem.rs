@@ -99,7 +99,7 @@ pub fn unexpected(e: &(dyn std::error::Error + 'static)) -> Problem {
 impl From<DomainError> for Problem {
     fn from(e: DomainError) -> Self {
         match e {
-            DomainError::Invalid { field, message } => {
+            DomainError::Invalid { field, message, .. } => {
                 Problem { field: Some(field), ..Problem::bad_request("validation_failed", format!("{field} {message}")) }
             }
             DomainError::EmailTaken => Problem::new(StatusCode::CONFLICT, "email_taken", "the e-mail address is already registered"),

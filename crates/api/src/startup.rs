@@ -520,11 +520,7 @@ fn build_server(
         .collect::<Result<_, serde_json::Error>>()?;
     drop(spec);
     let proxies = web::Data::new(crate::config::trusted_proxies(&settings.server));
-    let faces = web::Data::new(crate::dialects::FaceContext {
-        service: state.service.clone(),
-        max_body_bytes: max_body,
-        min_password_len: settings.password.min_length,
-    });
+    let faces = web::Data::new(crate::dialects::FaceContext { service: state.service.clone(), max_body_bytes: max_body });
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()

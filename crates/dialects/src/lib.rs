@@ -25,8 +25,6 @@ pub struct FaceContext {
     pub service: TokenService,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// The minimum length of a new password, for djoser's registration message.
-    pub min_password_len: usize,
 }
 
 /// A dialect's configured algorithm (checked at start: an unknown name falls back to HS256).

@@ -183,7 +183,7 @@ fn auth_err(a: AuthError) -> Fail {
 fn domain_err(e: DomainError) -> Fail {
     match e {
         DomainError::Auth(a) => auth_err(a),
-        DomainError::Invalid { field, message } => err(400, "invalid_request", format!("{field} {message}")),
+        DomainError::Invalid { field, message, .. } => err(400, "invalid_request", format!("{field} {message}")),
         other => match crate::http::retry_later(&other) {
             Some((429, secs)) => err(429, "too_many_requests", format!("too many attempts; retry after {secs} seconds")),
             Some((status, secs)) => err(status, "busy", format!("the service is busy; retry after {secs} seconds")),

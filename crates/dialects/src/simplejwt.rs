@@ -13,7 +13,7 @@ use tessera_domain::keys::TimedClaims;
 use tessera_domain::secret::RefreshSecret;
 use tessera_domain::{
     AccessView, Algorithm, AuthError, DomainError, Face, Keyring, LegacyKey, LegacyToken, LoginOrigin, OffsetDateTime, RefreshInput,
-    RefreshRecord, RefreshView, Refreshed, Session, SessionId, TokenFormat, TokenKind, User, UserId,
+    RefreshRecord, RefreshView, Refreshed, Rule, Session, SessionId, TokenFormat, TokenKind, User, UserId,
 };
 use uuid::Uuid;
 
@@ -192,14 +192,14 @@ impl SjFace {
     }
 
     /// djoser's registration errors, per field as DRF's serializer words them.
-    fn register_error(e: DomainError, min_password_len: usize) -> DrfError {
+    fn register_error(e: DomainError) -> DrfError {
         match e {
             DomainError::EmailTaken => (400, json!({"email": ["user with this email already exists."]})),
             DomainError::Invalid { field: "email", .. } => (400, json!({"email": ["Enter a valid email address."]})),
-            DomainError::Invalid { field, message } if field == "password" && message.starts_with("must be at least") => {
-                (400, json!({"password": [format!("This password is too short. It must contain at least {min_password_len} characters.")]}))
+            DomainError::Invalid { field: "password", rule: Rule::TooShort { min_chars }, .. } => {
+                (400, json!({"password": [format!("This password is too short. It must contain at least {min_chars} characters.")]}))
             }
-            DomainError::Invalid { field, message } => (400, json!({ field: [format!("Ensure this field {message}.")] })),
+            DomainError::Invalid { field, message, .. } => (400, json!({ field: [format!("Ensure this field {message}.")] })),
             other => unexpected(other),
         }
     }
@@ -456,7 +456,7 @@ pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Da
         let ip = crate::http::client_ip(&req);
         match state.service.register_from(&email, password, ip.as_deref(), OffsetDateTime::now_utc()).await {
             Ok(u) => Ok((201, user_body(&u))),
-            Err(e) => Err(SjFace::register_error(e, state.min_password_len)),
+            Err(e) => Err(SjFace::register_error(e)),
         }
     }
     .await;

@@ -34,7 +34,7 @@ pub enum AuthError {
     WrongAudience,
     /// A refresh-time risk rule refused the request; `revoked` when it also ended sessions.
     #[error("the request was refused by a risk rule ({})", condition.as_str())]
-    RiskRefused { condition: crate::face::RiskCondition, revoked: bool },
+    RiskRefused { condition: crate::risk::RiskCondition, revoked: bool },
 }
 
 /// Failures of a repository (port) call.
@@ -55,9 +55,10 @@ pub enum RepoError {
 pub enum DomainError {
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// Input that breaks a rule of the domain (bad e-mail, weak or overlong password, ...).
+    /// Input that breaks a rule of the domain (bad e-mail, weak or overlong password, ...):
+    /// which rule, typed, for an API that words each its own way; `message` in Tessera's words.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid { field: &'static str, rule: Rule, message: String },
     #[error("the e-mail address is already registered")]
     EmailTaken,
     #[error("unknown {0}")]
@@ -87,8 +88,23 @@ impl From<RepoError> for DomainError {
     }
 }
 
+/// The rule an input broke, where an API words it its own way (djoser: "This password is too
+/// short. It must contain at least 8 characters.").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Shorter than `min_chars` characters.
+    TooShort { min_chars: usize },
+    /// Any other rule: the message says which.
+    Other,
+}
+
 impl DomainError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        DomainError::Invalid { field, message: message.into() }
+        DomainError::Invalid { field, rule: Rule::Other, message: message.into() }
+    }
+
+    /// `field` is shorter than `min_chars` characters.
+    pub fn too_short(field: &'static str, min_chars: usize) -> Self {
+        DomainError::Invalid { field, rule: Rule::TooShort { min_chars }, message: format!("must be at least {min_chars} characters") }
     }
 }

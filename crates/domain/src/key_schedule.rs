@@ -12,7 +12,7 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::KeyState;
-use crate::ports::StoredKey;
+use crate::keys::StoredKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySchedule {

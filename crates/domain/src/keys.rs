@@ -167,8 +167,8 @@ impl SigningKey {
 
 impl SigningKey {
     /// The stored form: material sealed under the server key, bound to its `kid`.
-    pub fn seal(&self, sealer: &crate::Sealer) -> Result<crate::ports::StoredKey, DomainError> {
-        Ok(crate::ports::StoredKey {
+    pub fn seal(&self, sealer: &crate::Sealer) -> Result<StoredKey, DomainError> {
+        Ok(StoredKey {
             kid: self.kid.clone(),
             alg: self.alg.as_str().to_owned(),
             state: self.state,
@@ -179,7 +179,7 @@ impl SigningKey {
         })
     }
 
-    pub fn unseal(stored: &crate::ports::StoredKey, sealer: &crate::Sealer) -> Result<Self, DomainError> {
+    pub fn unseal(stored: &StoredKey, sealer: &crate::Sealer) -> Result<Self, DomainError> {
         let alg = Algorithm::parse(&stored.alg)
             .ok_or_else(|| DomainError::Internal(format!("key {}: unknown algorithm {}", stored.kid, stored.alg)))?;
         let secret = sealer.open(&stored.sealed_secret, stored.kid.as_bytes())?;
@@ -456,6 +456,21 @@ impl Ring {
         }
         Ok(claims)
     }
+}
+
+/// A signing key as stored: material sealed under the server key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub sealed_secret: Vec<u8>,
+    /// When it was created: for a `next` key, when it was published.
+    pub created_at: OffsetDateTime,
+    /// When it started signing.
+    pub activated_at: Option<OffsetDateTime>,
+    /// When it stopped signing.
+    pub retired_at: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 pub mod events;
 pub mod face;
+pub mod format;
 pub mod identity;
 pub mod key_schedule;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod legacy;
 pub mod password;
 pub mod ports;
 pub mod profile;
+pub mod risk;
 pub mod rotation;
 pub mod secret;
 pub mod service;
@@ -21,18 +23,20 @@ pub mod throttle;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 
-pub use error::{AuthError, DomainError, RepoError};
-pub use face::{Face, Faces, RefreshPolicy, RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal};
+pub use error::{AuthError, DomainError, RepoError, Rule};
+pub use face::{Face, Faces, RefreshPolicy};
+pub use format::{AccessClaims, AccessView, NativeFormat, RefreshView, TokenFormat};
 pub use identity::{ClientId, Email, OAuthClient, User, UserId, UserStatus};
 pub use keys::{Algorithm, KeyState, Keyring, SigningKey};
 pub use legacy::{LegacyKey, LegacyToken, ORIGIN_DJANGO, ORIGIN_FLASK, TokenKind};
 pub use password::{Argon2Params, Password, PasswordHash, PasswordPolicy};
 pub use profile::TokenProfile;
+pub use risk::{RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal};
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
 pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
 pub use service::{
-    AccessClaims, AccessContext, AccessView, BlacklistImport, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope,
-    NativeFormat, RefreshInput, RefreshView, Refreshed, ServiceParts, TokenFormat, TokenService, TokenSettings,
+    AccessContext, BlacklistImport, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, RefreshInput, Refreshed,
+    ServiceParts, TokenService, TokenSettings,
 };
 pub use throttle::{AttemptLimiter, LockoutPolicy};
 

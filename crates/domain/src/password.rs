@@ -58,7 +58,7 @@ impl PasswordPolicy {
     pub fn new_password(&self, raw: String) -> Result<Password, DomainError> {
         let p = Password::presented(raw)?;
         if p.0.chars().count() < self.min_chars {
-            return Err(DomainError::invalid("password", format!("must be at least {} characters", self.min_chars)));
+            return Err(DomainError::too_short("password", self.min_chars));
         }
         Ok(p)
     }

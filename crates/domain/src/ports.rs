@@ -5,7 +5,10 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use crate::face::{RequestMeta, RiskRule, RiskSignal};
+use crate::risk::{RequestMeta, RiskRule, RiskSignal};
+// data the ports carry, defined beside the rules that make them (so that neither imports the ports)
+pub use crate::keys::StoredKey;
+pub use crate::rotation::NewRefresh;
 use crate::rotation::RefreshRefusal;
 use crate::{
     DomainError, Email, KeyState, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User,
@@ -151,14 +154,6 @@ pub trait ClientRepository: Send + Sync {
     async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
 }
 
-/// A new refresh token, prepared by the use-case before the storage call.
-#[derive(Debug, Clone)]
-pub struct NewRefresh {
-    pub hash: TokenHash,
-    pub sealed_secret: Vec<u8>,
-    pub access_jti: uuid::Uuid,
-}
-
 #[derive(Debug)]
 pub struct RotateRequest<'a> {
     pub presented: TokenHash,
@@ -251,21 +246,6 @@ pub trait Health: Send + Sync {
     fn pool_stats(&self) -> Option<(u32, u32, u32)> {
         None
     }
-}
-
-/// A signing key as stored: material sealed under the server key.
-#[derive(Debug, Clone)]
-pub struct StoredKey {
-    pub kid: String,
-    pub alg: String,
-    pub state: KeyState,
-    pub sealed_secret: Vec<u8>,
-    /// When it was created: for a `next` key, when it was published.
-    pub created_at: OffsetDateTime,
-    /// When it started signing.
-    pub activated_at: Option<OffsetDateTime>,
-    /// When it stopped signing.
-    pub retired_at: Option<OffsetDateTime>,
 }
 
 #[async_trait]

@@ -9,7 +9,7 @@
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::face::{RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal, assess, strictest};
+use crate::risk::{RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal, assess, strictest};
 use crate::{AuthError, TokenHash, TokenProfile, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,7 +211,7 @@ fn rotation_rule(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> 
 }
 
 /// The child a rotation inserts: the new token of the request, a child of `parent`.
-pub fn child_record(session: &Session, parent: &RefreshRecord, new: crate::ports::NewRefresh, now: OffsetDateTime) -> RefreshRecord {
+pub fn child_record(session: &Session, parent: &RefreshRecord, new: NewRefresh, now: OffsetDateTime) -> RefreshRecord {
     RefreshRecord {
         hash: new.hash,
         session_id: session.id,
@@ -228,6 +228,14 @@ pub fn child_record(session: &Session, parent: &RefreshRecord, new: crate::ports
 /// session's absolute expiry.
 pub fn refresh_expiry(session: &Session, now: OffsetDateTime) -> OffsetDateTime {
     (now + session.profile.refresh_ttl()).min(session.expires_at)
+}
+
+/// A new refresh token, prepared by the use-case before the storage call.
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub hash: TokenHash,
+    pub sealed_secret: Vec<u8>,
+    pub access_jti: uuid::Uuid,
 }
 
 #[cfg(test)]

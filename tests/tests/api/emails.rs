@@ -33,6 +33,23 @@ async fn invisible_characters_markup_and_look_alikes_are_refused() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"email": ["Enter a valid email address."]}));
+    // and a short password as Django's MinimumLengthValidator does (the domain says which rule
+    // broke, typed; the message carries the configured minimum)
+    let res = app.http.post(app.url("/users/")).json(&json!({"email": "short@example.com", "password": "abc"})).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"password": ["This password is too short. It must contain at least 8 characters."]})
+    );
+    // Tessera's own API words it in its own problem document
+    let res = app.http.post(app.url("/v1/users")).json(&json!({"email": "short@example.com", "password": "abc"})).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["field"].as_str(), body["detail"].as_str()),
+        (Some("password"), Some("password must be at least 8 characters")),
+        "{body}"
+    );
 }
 
 /// Rows stored under the old rule (lowercase only) are normalized again at startup; a user whose

@@ -96,7 +96,7 @@ fn domain_error(e: DomainError) -> OAuthError {
             AuthError::RiskRefused { .. } => OAuthError::invalid_grant("The refresh was refused by a risk rule."),
             _ => OAuthError::invalid_grant("The refresh token is invalid."),
         },
-        DomainError::Invalid { field, message } => OAuthError::invalid_request(format!("{field} {message}")),
+        DomainError::Invalid { field, message, .. } => OAuthError::invalid_request(format!("{field} {message}")),
         other if let Some((status, secs)) = tessera_dialects::http::retry_later(&other) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             if status == StatusCode::TOO_MANY_REQUESTS {

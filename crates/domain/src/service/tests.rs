@@ -9,7 +9,7 @@ use crate::fakes::{InMemoryStore, InlineHasher, MemoryRevocations};
 use crate::password::{Argon2Hasher, Argon2Params};
 use crate::ports::{ClientRepository, SessionRepository, UserRepository};
 use crate::secret::SecretEncoding;
-use crate::{KeyState, SigningKey};
+use crate::{Algorithm, KeyState, SigningKey};
 
 const T0: OffsetDateTime = datetime!(2026-05-01 09:00 UTC);
 
