@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use tessera_domain::{ClientId, Email, OAuthClient, OffsetDateTime, UserStatus};
 
 use crate::config::Settings;
+pub use crate::output::{Failure, StdoutClosed, exit_code};
+use crate::output::{outln, write_out};
 use crate::startup::{Application, Core, connect_store};
 
 #[derive(Debug, Parser)]
@@ -288,35 +290,6 @@ pub enum ClientCommand {
     },
 }
 
-/// What went wrong, by the exit status it gives (see [`exit_code`]).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// 2: the command line asks for something that cannot be (an unknown profile, no --yes).
-    #[error("{0}")]
-    Usage(String),
-    /// 3: what the command names does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// 4: a check ran and found a problem (audit verify, conformance, doctor).
-    #[error("{0}")]
-    CheckFailed(String),
-    /// 5: it exists already.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-/// The exit status of a failed command: 1 for anything else (configuration, database, I/O).
-/// clap's own usage errors exit 2 too.
-pub fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<Failure>() {
-        Some(Failure::Usage(_)) => 2,
-        Some(Failure::NotFound(_)) => 3,
-        Some(Failure::CheckFailed(_)) => 4,
-        Some(Failure::Conflict(_)) => 5,
-        None => 1,
-    }
-}
-
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     Failure::Usage(msg.into()).into()
 }
@@ -344,33 +317,6 @@ fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     t.replace_nanosecond(0).unwrap_or(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
-
-/// Standard output went away: its reader has stopped reading (`tessera audit list | head -2`).
-/// Not a failure: `main` ends quietly, with success, as the command-line tools that print
-/// lists do.
-#[derive(Debug, thiserror::Error)]
-#[error("standard output was closed by its reader")]
-pub struct StdoutClosed;
-
-/// Writes a command's output to standard output, flushed. A closed pipe is [`StdoutClosed`],
-/// never a panic.
-pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_fmt(args).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
-        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
-    }
-}
-
-/// `println!` for a command's output: `outln!(...)?`.
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
-    };
-}
-pub(crate) use outln;
 
 /// Prints a result: the JSON object with --json, the sentence otherwise.
 fn say(json: bool, value: serde_json::Value, text: impl std::fmt::Display) -> anyhow::Result<()> {

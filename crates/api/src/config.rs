@@ -305,11 +305,26 @@ pub struct EmailSettings {
     pub risk_signals: bool,
 }
 
+impl EmailSettings {
+    /// The sender and the SMTP transport, checked; `None` when no SMTP server is configured. An
+    /// error names the setting at fault.
+    pub fn smtp(&self) -> Result<Option<(lettre::message::Mailbox, lettre::transport::smtp::AsyncSmtpTransportBuilder)>, ConfigError> {
+        let url = self.smtp_url.trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let from = self.from.parse().map_err(|e| ConfigError::new("email.from", format!("is not an address: {e}")))?;
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| ConfigError::new("email.smtp_url", format!("is not an SMTP URL (smtp://host:25, smtps://…): {e}")))?;
+        Ok(Some((from, transport)))
+    }
+}
+
 /// `smtp_url` may hold the SMTP password: its `Debug` shows the URL without it.
 impl std::fmt::Debug for EmailSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmailSettings")
-            .field("smtp_url", &crate::startup::redact(&self.smtp_url))
+            .field("smtp_url", &redact(&self.smtp_url))
             .field("from", &self.from)
             .field("password_changed", &self.password_changed)
             .field("risk_signals", &self.risk_signals)
@@ -606,7 +621,7 @@ impl Settings {
                  disable the dialect, or serve /generate to anyone with dialects.medods.open_to_anyone = true",
             ));
         }
-        crate::mail::Mailer::from_settings(&self.email)?;
+        self.email.smtp()?;
         Ok(Checked { algorithm, profiles, max_session_lifetime })
     }
 
@@ -641,6 +656,18 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
     let text = e.to_string();
     let key = text.split('`').nth(1).unwrap_or("configuration").to_owned();
     ConfigError::new(key, text)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// `server.trusted_proxies` as networks (a bare address is a /32 or /128); checked at start.

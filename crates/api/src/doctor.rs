@@ -41,19 +41,19 @@ pub async fn run(config: Option<&Path>, database_url: Option<&str>, json: bool) 
     let findings = check(config, database_url).await;
     for f in &findings {
         if json {
-            crate::cli::outln!("{}", serde_json::to_string(f)?)?;
+            crate::output::outln!("{}", serde_json::to_string(f)?)?;
         } else {
             let mark = match f.status {
                 Status::Ok => "ok     ",
                 Status::Note => "note   ",
                 Status::Problem => "PROBLEM",
             };
-            crate::cli::outln!("{mark} {:<14} {}", f.check, f.detail)?;
+            crate::output::outln!("{mark} {:<14} {}", f.check, f.detail)?;
         }
     }
     let problems = findings.iter().filter(|f| f.status == Status::Problem).count();
     if problems > 0 {
-        return Err(crate::cli::Failure::CheckFailed(format!("{problems} problem(s) found")).into());
+        return Err(crate::output::Failure::CheckFailed(format!("{problems} problem(s) found")).into());
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use tessera_domain::{
     BlacklistImport, Email, ORIGIN_DJANGO, ORIGIN_FLASK, OffsetDateTime, PasswordHash, RepoError, User, UserId, UserStatus,
 };
 
-use crate::cli::Failure;
+use crate::output::Failure;
 use crate::startup::Core;
 
 /// What to do when a user of the old deployment collides with one here.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod native;
 pub mod notify;
 pub mod openapi;
+pub mod output;
 pub mod problem;
 pub mod request_id;
 pub mod revocations;

@@ -21,16 +21,7 @@ pub struct Mailer {
 impl Mailer {
     /// `None` when no SMTP server is configured; an error names the setting at fault.
     pub fn from_settings(settings: &EmailSettings) -> Result<Option<Self>, ConfigError> {
-        let url = settings.smtp_url.trim();
-        if url.is_empty() {
-            return Ok(None);
-        }
-        let from = settings.from.parse::<Mailbox>().map_err(|e| ConfigError::new("email.from", format!("is not an address: {e}")))?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| ConfigError::new("email.smtp_url", format!("is not an SMTP URL (smtp://host:25, smtps://…): {e}")))?
-            .timeout(Some(Duration::from_secs(10)))
-            .build();
-        Ok(Some(Self { transport, from }))
+        Ok(settings.smtp()?.map(|(from, transport)| Self { transport: transport.timeout(Some(Duration::from_secs(10))).build(), from }))
     }
 
     /// Sends in the background.

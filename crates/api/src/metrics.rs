@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, get, web};
+use actix_web::web;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,8 +18,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tessera_domain::events::{Event, EventSink};
-
-use crate::problem::Problem;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -119,7 +116,7 @@ impl EventSink for Metrics {
 
 impl Metrics {
     /// The exposition, with the gauges read now.
-    fn render(&self, hash: (usize, usize), pool: Option<(u32, u32, u32)>) -> Result<String, std::fmt::Error> {
+    pub fn render(&self, hash: (usize, usize), pool: Option<(u32, u32, u32)>) -> Result<String, std::fmt::Error> {
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.hash_queue.set(gauge(hash.0));
         self.hash_running.set(gauge(hash.1));
@@ -164,15 +161,6 @@ pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
         m.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
-}
-
-/// Prometheus metrics (OpenMetrics text format), on the metrics listener.
-#[get("/metrics")]
-pub async fn scrape(metrics: web::Data<Metrics>, state: web::Data<crate::state::AppState>) -> Result<HttpResponse, Problem> {
-    let text = metrics.render(state.hasher.load(), state.service.pool_stats()).map_err(|_| Problem::internal())?;
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8")))
-        .body(text))
 }
 
 /// The shared handle the service and the hasher report into.

@@ -76,17 +76,8 @@ pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result
     Ok((backend, applied))
 }
 
-/// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
+/// A database URL without its password, for messages (kept here for the paths that name it).
+pub use crate::config::redact;
 
 /// Everything but the HTTP server: what `serve` and the admin commands share.
 pub struct Core {
@@ -594,7 +585,7 @@ fn build_metrics_server(listener: TcpListener, core: &Core) -> anyhow::Result<Se
     let state = core.state.clone();
     let metrics = web::Data::from(core.metrics.clone());
     let server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).app_data(metrics.clone()).service(crate::metrics::scrape).default_service(web::to(not_found))
+        App::new().app_data(state.clone()).app_data(metrics.clone()).service(scrape).default_service(web::to(not_found))
     })
     .workers(1)
     .max_connections(64)
@@ -616,4 +607,16 @@ pub async fn revocation_horizon(
 ) -> anyhow::Result<Duration> {
     let stored = store.longest_live_access_ttl(now).await?.unwrap_or(Duration::ZERO);
     Ok(configured.max(stored) + Duration::seconds(i64::from(leeway_seconds)) + Duration::minutes(1))
+}
+
+/// Prometheus metrics (OpenMetrics text format), on the metrics listener.
+#[actix_web::get("/metrics")]
+async fn scrape(metrics: web::Data<crate::metrics::Metrics>, state: web::Data<AppState>) -> Result<HttpResponse, crate::problem::Problem> {
+    let text = metrics.render(state.hasher.load(), state.service.pool_stats()).map_err(|_| crate::problem::Problem::internal())?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        ))
+        .body(text))
 }
