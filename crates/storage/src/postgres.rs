@@ -234,13 +234,11 @@ impl LoginAttemptRepository for PgStore {
     }
 
     async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
-        let done = sqlx::query(
-            "delete from login_attempts where coalesce(last_failure_at, succeeded_at) < $1 and coalesce(succeeded_at, last_failure_at) < $1",
-        )
-        .bind(before)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query("delete from login_attempts where greatest(last_failure_at, succeeded_at) < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 }

@@ -324,7 +324,7 @@ impl LoginAttemptRepository for SqliteStore {
     async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
-            "delete from login_attempts where coalesce(last_failure_at, succeeded_at) < ?1 and coalesce(succeeded_at, last_failure_at) < ?1",
+            "delete from login_attempts where max(coalesce(last_failure_at, succeeded_at), coalesce(succeeded_at, last_failure_at)) < ?1",
         )
         .bind(before)
         .execute(&self.pool)
