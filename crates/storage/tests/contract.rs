@@ -1,5 +1,6 @@
 //! The repository contract: every storage behaviour, written once and run against both
-//! backends (Postgres and SQLite), a fresh database per test.
+//! backends (Postgres and SQLite), a fresh database per test, and against the domain's
+//! in-memory fake, so that the unit tests that run on it run on a store that behaves alike.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly; clippy counts only #[test] fns as tests")]
 
 use std::sync::Arc;
@@ -752,6 +753,13 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $name() {
                 super::$name(std::sync::Arc::new(tessera_storage::testing::fresh_sqlite().await.unwrap())).await
+            })*
+        }
+        /// The domain's in-memory fake, which its unit tests run on: it keeps the same contract.
+        mod fake {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(tessera_domain::fakes::InMemoryStore::default())).await
             })*
         }
     };
