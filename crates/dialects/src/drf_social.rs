@@ -1,137 +1,24 @@
 //! drf-social-oauth2 (seed 002) on django-oauth-toolkit and oauthlib: OAuth clients with
 //! client_id/secret in the body or HTTP Basic, oauthlib's error bodies, both revocation forms,
 //! session invalidation, and `convert-token`, which exchanges a JWT of a trusted external
-//! identity provider (checked against its JWKS) for a local pair.
+//! identity provider (checked by [`crate::oidc`] against its JWKS) for a local pair.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
-use serde::Deserialize;
 use serde_json::{Value, json};
+use tessera_domain::ports::IdentityVerifier;
 use tessera_domain::{AuthError, DomainError, Face, LoginOrigin, OAuthClient, OffsetDateTime, RefreshInput, Refreshed, TokenProfile};
-use tokio::sync::RwLock;
 
 use crate::FaceContext;
 use crate::body::{BodyError, param, parse_params, read_limited};
-use crate::config::{DrfSocialSettings, ProviderSettings};
+use crate::config::DrfSocialSettings;
 use crate::docs::{DrfConvertRequest, DrfError, DrfInvalidateRequest, DrfRevokeRequest, DrfTokenRequest, DrfTokenResponse};
-
-/// A trusted issuer and where its keys come from.
-pub struct Provider {
-    issuer: String,
-    audience: Option<String>,
-    jwks_url: Option<String>,
-    /// Inline keys, or the last fetched JWKS with the time it was fetched.
-    keys: RwLock<Option<(Instant, JwkSet)>>,
-    /// An unknown `kid` refetches the keys at most once per this interval: a stream of tokens
-    /// with made-up kids must not make Tessera hammer the provider.
-    min_refetch: StdDuration,
-}
-
-/// How long fetched keys are trusted before they are fetched again.
-const JWKS_TTL: StdDuration = StdDuration::from_secs(300);
-
-#[derive(Debug, Deserialize)]
-struct ExternalClaims {
-    sub: String,
-    email: Option<String>,
-    /// `true` (or the string `"true"`, as some providers write it): the provider checked the
-    /// address. Anything else: the address is not adopted.
-    #[serde(default)]
-    email_verified: Option<serde_json::Value>,
-}
-
-impl ExternalClaims {
-    /// The e-mail to adopt: only one the provider says it verified; anyone can put an unverified
-    /// address in their profile and squat it before its owner registers.
-    fn verified_email(&self) -> Option<&str> {
-        let verified = matches!(&self.email_verified, Some(serde_json::Value::Bool(true)))
-            || matches!(&self.email_verified, Some(serde_json::Value::String(s)) if s == "true");
-        self.email.as_deref().filter(|_| verified)
-    }
-}
-
-impl Provider {
-    fn new(p: &ProviderSettings, min_refetch: StdDuration) -> Self {
-        let inline = p.jwks.as_deref().and_then(|doc| serde_json::from_str::<JwkSet>(doc).ok()).map(|set| (Instant::now(), set));
-        Self {
-            issuer: p.issuer.clone(),
-            audience: p.audience.clone(),
-            jwks_url: p.jwks_url.clone(),
-            keys: RwLock::new(inline),
-            min_refetch,
-        }
-    }
-
-    async fn key_set(&self, http: &reqwest::Client, refetch: bool) -> Option<JwkSet> {
-        let Some(url) = &self.jwks_url else { return self.keys.read().await.as_ref().map(|(_, k)| k.clone()) };
-        if let Some((at, set)) = self.keys.read().await.as_ref()
-            && (at.elapsed() < self.min_refetch || (!refetch && at.elapsed() < JWKS_TTL))
-        {
-            return Some(set.clone());
-        }
-        match http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
-            Ok(res) => match res.json::<JwkSet>().await {
-                Ok(set) => {
-                    *self.keys.write().await = Some((Instant::now(), set.clone()));
-                    Some(set)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "an identity provider's JWKS is not a key set");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch an identity provider's JWKS");
-                self.keys.read().await.as_ref().map(|(_, k)| k.clone())
-            }
-        }
-    }
-
-    /// Checks an external token: a key of the provider's (by `kid`), the algorithm that key is
-    /// for, issuer, audience and expiry.
-    async fn verify(&self, token: &str, http: &reqwest::Client) -> Option<ExternalClaims> {
-        if token.len() > 16 * 1024 {
-            return None;
-        }
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        let mut set = self.key_set(http, false).await?;
-        let find = |set: &JwkSet| match &header.kid {
-            Some(kid) => set.find(kid).cloned(),
-            None if set.keys.len() == 1 => set.keys.first().cloned(),
-            None => None,
-        };
-        let jwk = match find(&set) {
-            Some(k) => k,
-            None => {
-                // a rotated key: fetch once more (at most once per min_refetch)
-                set = self.key_set(http, true).await?;
-                find(&set)?
-            }
-        };
-        if let Some(alg) = jwk.common.key_algorithm
-            && format!("{alg:?}") != format!("{:?}", header.alg)
-        {
-            return None;
-        }
-        let key = DecodingKey::from_jwk(&jwk).ok()?;
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = 0;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
-        // a provider without an audience is refused at start; were one built, it accepts nothing
-        validation.set_audience(&[self.audience.as_deref()?]);
-        // jsonwebtoken checks `aud` only when the token has one: it is required as well
-        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation).ok().map(|d| d.claims)
-    }
-}
+use crate::oidc::JwksProvider;
 
 /// The face's name, recorded on the sessions it opens.
 pub const NAME: &str = "drf-social-oauth2";
@@ -148,8 +35,7 @@ pub fn profile(settings: &DrfSocialSettings) -> Result<TokenProfile, DomainError
 pub struct DrfFace {
     face: Arc<Face>,
     scope: String,
-    providers: BTreeMap<String, Provider>,
-    http: reqwest::Client,
+    providers: BTreeMap<String, Arc<dyn IdentityVerifier>>,
 }
 
 impl DrfFace {
@@ -159,15 +45,15 @@ impl DrfFace {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DomainError::Internal(format!("HTTP client: {e}")))?;
+        let refetch = StdDuration::from_secs(u64::from(settings.jwks_refetch_seconds));
         Ok(Self {
             face,
             scope: settings.scope.clone(),
             providers: settings
                 .providers
                 .iter()
-                .map(|(k, v)| (k.clone(), Provider::new(v, StdDuration::from_secs(u64::from(settings.jwks_refetch_seconds)))))
+                .map(|(k, v)| (k.clone(), Arc::new(JwksProvider::new(v, refetch, http.clone())) as Arc<dyn IdentityVerifier>))
                 .collect(),
-            http,
         })
     }
 }
@@ -361,10 +247,12 @@ pub async fn convert_token(
         let provider = face.providers.get(backend).ok_or_else(|| oauth(400, "invalid_request", Some("Invalid backend parameter.")))?;
         let denied =
             || Fail { status: 400, body: json!({"access_denied": "The token you provided is invalid or expired."}), challenge: None };
-        let claims = provider.verify(token, &face.http).await.ok_or_else(denied)?;
         let now = OffsetDateTime::now_utc();
-        let user =
-            state.service.user_for_external_identity(backend, &claims.sub, claims.verified_email(), now).await.map_err(unexpected)?;
+        let user = match state.service.user_for_external_token(backend, provider.as_ref(), token, now).await {
+            Ok(user) => user,
+            Err(DomainError::Auth(AuthError::TokenInvalid)) => return Err(denied()),
+            Err(e) => return Err(unexpected(e)),
+        };
         match state.service.open_session(&face.face, &user, origin(&req, &client), now).await {
             Ok(pair) => Ok(token_body(&face, pair)),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(oauth(400, "invalid_grant", Some("The account is blocked."))),

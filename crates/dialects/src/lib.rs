@@ -10,6 +10,7 @@ pub mod drf_social;
 pub mod flask;
 pub mod http;
 pub mod medods;
+pub mod oidc;
 pub mod simplejwt;
 
 use std::collections::BTreeMap;

@@ -270,6 +270,25 @@ pub trait KeyRepository: Send + Sync {
     async fn delete_signing_key(&self, kid: &str) -> Result<bool, RepoError>;
 }
 
+/// What a trusted identity provider (an OpenID Connect issuer) says of an ID token it issued:
+/// whose it is, and the e-mail address the provider verified, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentity {
+    pub subject: String,
+    /// Only an address the provider says it verified: anyone can put an unverified one in a
+    /// profile and squat it before its owner registers.
+    pub verified_email: Option<String>,
+}
+
+/// A trusted identity provider: checks an ID token against the provider's keys, issuer,
+/// audience and times. Implemented outside the domain (it fetches the provider's keys).
+#[async_trait]
+pub trait IdentityVerifier: Send + Sync {
+    /// `None` when the token is not a valid, unexpired token of this provider for this
+    /// application.
+    async fn verify(&self, token: &str) -> Option<ExternalIdentity>;
+}
+
 /// Everything the use-cases need from storage.
 pub trait Store:
     UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + AuditRepository + Health

@@ -1,6 +1,7 @@
 //! External identities: the local user of a trusted provider's subject.
 
 use super::*;
+use crate::ports::IdentityVerifier;
 
 impl TokenService {
     /// The local user an external identity is linked to, created on first sight.
@@ -13,6 +14,20 @@ impl TokenService {
         let local: String = tag.0[..10].iter().map(|b| format!("{b:02x}")).collect();
         let email = Email::parse(&format!("{provider}-{local}@identities.invalid"))?;
         Ok(self.store.create_user_with_identity(provider, subject, &email, now).await?)
+    }
+
+    /// The local user of an ID token of `provider`, checked by its `verifier`: created on first
+    /// sight, as [`Self::user_for_external_identity`] says. A token the provider does not vouch
+    /// for is `TokenInvalid`.
+    pub async fn user_for_external_token(
+        &self,
+        provider: &str,
+        verifier: &dyn IdentityVerifier,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<User, DomainError> {
+        let identity = verifier.verify(token).await.ok_or(AuthError::TokenInvalid)?;
+        self.user_for_external_identity(provider, &identity.subject, identity.verified_email.as_deref(), now).await
     }
 
     /// The local user of an external identity provider's subject, created on first sight with

@@ -51,7 +51,7 @@ impl TokenService {
         // once per address and minute, in the log as in the audit trail: a flood of refused
         // attempts (24,000 a second from one address in `make soak`) writes one line, not each
         if self.first_throttle_this_minute(address, now) {
-            tracing::warn!(face, %address, "password attempts from this address throttled (logged once a minute per address)");
+            tracing::warn!(api = face, %address, "password attempts from this address throttled (logged once a minute per address)");
             self.audit("throttled", None, serde_json::json!({"api": face, "address": address}), now).await;
         }
         let wait = Duration::try_from(wait).unwrap_or(Duration::SECOND);
@@ -150,7 +150,7 @@ impl TokenService {
     }
 
     /// Password login at a face: a new session and its first pair.
-    #[tracing::instrument(skip_all, fields(face = %face.name))]
+    #[tracing::instrument(skip_all, fields(api = %face.name))]
     pub async fn login_password(
         &self,
         face: &Face,
@@ -187,7 +187,7 @@ impl TokenService {
         if let Some(until) = self.store.login_lock(&account, address, now).await? {
             // once a minute per address: refusals cost no hash, so they come as fast as requests
             if self.first_throttle_this_minute(&format!("locked out {address}"), now) {
-                tracing::warn!(face, %address, "login refused: the account is locked out at this address (logged once a minute per address)");
+                tracing::warn!(api = face, %address, "login refused: the account is locked out at this address (logged once a minute per address)");
             }
             self.emit(Event::Login { face, outcome: LoginOutcome::Locked });
             return Err(DomainError::Throttled { retry_after: retry_after_secs(until - now) });
@@ -206,10 +206,10 @@ impl TokenService {
                 // the log follows the audit trail: the first failure of a network in its window
                 // in full, the rest counted there (a spray writes neither a line nor an event each)
                 if self.first_failure_in_window(address, &typed, now) {
-                    tracing::warn!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
+                    tracing::warn!(api = face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                     self.audit("login_failed", None, detail.clone(), now).await;
                 } else {
-                    tracing::debug!(face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
+                    tracing::debug!(api = face, %address, locked = lock.is_some(), "login failed: wrong e-mail or password");
                 }
                 if let Some(until) = lock {
                     let mut detail = detail;

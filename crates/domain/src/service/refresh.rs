@@ -26,7 +26,7 @@ impl TokenService {
     /// A refresh at a face, under the face's policy: `rotate` gives a new pair (grace, reuse
     /// detection), `reuse` a new access token. The face's risk rules are decided on the way:
     /// inside the rotation's transaction for `rotate`.
-    #[tracing::instrument(skip_all, fields(face = %face.name))]
+    #[tracing::instrument(skip_all, fields(api = %face.name))]
     pub async fn refresh(
         &self,
         face: &Face,

@@ -13,7 +13,7 @@ impl TokenService {
     /// Revokes the session a refresh token of the face belongs to. Unknown tokens, tokens of
     /// another client and of another audience are not an error (RFC 7009): the answer is the
     /// same whether or not the token existed, and nothing changes.
-    #[tracing::instrument(skip_all, fields(face = %face.name))]
+    #[tracing::instrument(skip_all, fields(api = %face.name))]
     pub async fn revoke_refresh(&self, face: &Face, presented: &str, client: Option<&str>, now: OffsetDateTime) -> Result<(), DomainError> {
         let Ok(secret) = self.presented_refresh(face, presented, now).await else { return Ok(()) };
         let hash = self.secret_hash(secret.as_bytes());

@@ -19,7 +19,7 @@ impl TokenService {
 
     /// Opens a session at a face for a user already authenticated (by password, a trusted
     /// caller, or an external identity provider) and issues its first pair.
-    #[tracing::instrument(skip_all, fields(user_id = %user.id, face = %face.name))]
+    #[tracing::instrument(skip_all, fields(user_id = %user.id, api = %face.name))]
     pub async fn open_session(
         &self,
         face: &Face,
