@@ -60,9 +60,11 @@ async fn hundred_wrong_passwords_from_one_address_get_429s_and_the_owner_still_g
 }
 
 async fn a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lock_passes() {
+    // a lock of 4 s: long enough to outlast a refused login's wait (the timing floor) on a
+    // loaded machine, where 1 s did not
     let app = app(|s| {
-        s.password.lockout.base_seconds = 1;
-        s.password.lockout.max_seconds = 2;
+        s.password.lockout.base_seconds = 4;
+        s.password.lockout.max_seconds = 8;
     })
     .await;
     assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
@@ -77,7 +79,7 @@ async fn a_distributed_guess_locks_the_account_for_new_addresses_only_and_the_lo
     let (status, retry, _) = login_from(&app, "192.0.2.44", "ann@example.com", "correct horse battery").await;
     assert_eq!((status, retry.is_some()), (429, true), "a new device waits");
     assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200, "the owner's own address does not");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     assert_eq!(login_from(&app, "192.0.2.44", "ann@example.com", "correct horse battery").await.0, 200, "once the lock passes");
 }
 
@@ -239,8 +241,9 @@ async fn rotating_through_one_ipv6_64_counts_as_one_address() {
 async fn a_trickle_of_guesses_cannot_keep_the_account_locked() {
     let app = app(|s| {
         s.password.lockout.account_threshold = 3;
-        s.password.lockout.base_seconds = 1;
-        s.password.lockout.max_seconds = 2;
+        // 4 s, as above: a refused login's wait must not outlast the lock on a loaded machine
+        s.password.lockout.base_seconds = 4;
+        s.password.lockout.max_seconds = 8;
     })
     .await;
     assert_eq!(app.register("ann@example.com", "correct horse battery").await.status(), 201);
@@ -251,7 +254,7 @@ async fn a_trickle_of_guesses_cannot_keep_the_account_locked() {
     }
     assert_eq!(login_from(&app, "2001:db8:99::1", "ann@example.com", "correct horse battery").await.0, 429, "new devices wait");
     assert_eq!(login_from(&app, owner, "ann@example.com", "correct horse battery").await.0, 200, "the owner does not");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     // one more guess from yet another network, as a trickle sends once the lock has passed
     assert_eq!(login_from(&app, "2001:db8:4::1", "ann@example.com", "guess").await.0, 400);
     let (status, _, body) = login_from(&app, "192.0.2.44", "ann@example.com", "correct horse battery").await;
@@ -263,7 +266,9 @@ async fn a_trickle_of_guesses_cannot_keep_the_account_locked() {
 /// `login_failures` event once the window has passed.
 async fn failed_logins_from_one_address_are_audited_once_a_window() {
     let app = crate::helpers::spawn_with(|st| {
-        st.password.failed_login_window_seconds = 1;
+        // 4 s: the eight refused logins below, each held to the timing floor, fit in one window
+        // even on a loaded machine (1 s did not)
+        st.password.failed_login_window_seconds = 4;
         st.tokens.key_check_seconds = 1;
     })
     .await;
@@ -279,7 +284,7 @@ async fn failed_logins_from_one_address_are_audited_once_a_window() {
     assert_eq!(events("login_failed").await.len(), 1, "the first failure of the window, in full");
     // the server's sweep (every second here) audits the rest once the window has passed
     let mut summary = vec![];
-    for _ in 0..50 {
+    for _ in 0..100 {
         summary = events("login_failures").await;
         if !summary.is_empty() {
             break;
