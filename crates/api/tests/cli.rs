@@ -1202,19 +1202,21 @@ fn help_and_argument_errors_say_what_the_command_does() {
 /// Issue 24 item 5: "migrations applied" was logged (and said by `migrate`) even when none were.
 #[test]
 fn migrate_says_how_many_migrations_it_applied() {
+    // on its own SQLite file, whatever DATABASE_URL the suite runs with (a shared database may
+    // have been migrated already)
     let dir = temp_dir();
-    let first = tessera(&dir).args(["migrate"]).output().unwrap();
+    let first = tessera(&dir).env_remove("DATABASE_URL").args(["migrate"]).output().unwrap();
     let (out, err) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
     assert!(first.status.success(), "{err}");
     let n: usize = out.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{out}"));
     assert!(n > 10 && out.contains("migrations applied"), "{out}");
-    let again = tessera(&dir).args(["--json", "migrate"]).output().unwrap();
+    let again = tessera(&dir).env_remove("DATABASE_URL").args(["--json", "migrate"]).output().unwrap();
     let (out, err) = (String::from_utf8_lossy(&again.stdout), String::from_utf8_lossy(&again.stderr));
     assert!(again.status.success(), "{err}");
     let said: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(said["applied"], 0, "{out}");
     assert!(!err.contains("migrations applied"), "nothing was applied: {err}");
-    let listed = tessera(&dir).args(["user", "list"]).output().unwrap();
+    let listed = tessera(&dir).env_remove("DATABASE_URL").args(["user", "list"]).output().unwrap();
     let err = String::from_utf8_lossy(&listed.stderr);
     assert!(listed.status.success(), "{err}");
     assert!(!err.contains("migrations applied"), "{err}");
