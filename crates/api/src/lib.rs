@@ -15,7 +15,7 @@ pub mod notify;
 pub mod openapi;
 pub mod output;
 pub mod problem;
-pub mod request_id;
+pub use tessera_http::request_id;
 pub mod revocations;
 pub mod secrets;
 pub mod slow_clients;
@@ -28,6 +28,7 @@ pub mod tls;
 pub use config::Settings;
 pub use startup::Application;
 
-/// The dialects and the HTTP pieces every face shares live in their own crate.
+/// The five compatible APIs live in their own crate, and the HTTP pieces every API shares in
+/// `tessera-http`.
 pub use tessera_dialects as dialects;
-pub use tessera_dialects::body;
+pub use tessera_http::body;

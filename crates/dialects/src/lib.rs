@@ -2,13 +2,14 @@
 //! call a use-case with the face, render the face's own success and error bodies. No business
 //! rule lives here, and no store is reachable: the domain's `TokenService` is the only way in.
 
-pub mod body;
+/// The HTTP pieces every API shares, from `tessera-http` (re-exported under their old paths).
+pub use tessera_http::body;
 pub mod config;
 pub mod docs;
 pub mod drf;
 pub mod drf_social;
 pub mod flask;
-pub mod http;
+pub use tessera_http::request as http;
 pub mod medods;
 pub mod oidc;
 pub mod simplejwt;
