@@ -58,8 +58,10 @@ impl DrfFace {
     }
 }
 
-/// An oauthlib-shaped refusal.
-struct Fail {
+/// An oauthlib-shaped refusal: an actix [`ResponseError`](actix_web::ResponseError), so that a
+/// handler's `?` answers it.
+#[derive(Debug)]
+pub struct Fail {
     status: u16,
     body: Value,
     challenge: Option<&'static str>,
@@ -86,11 +88,28 @@ fn unexpected(e: DomainError) -> Fail {
     oauth(crate::http::unexpected(&e), "server_error", None)
 }
 
-fn respond(r: Result<(u16, Option<Value>), Fail>) -> HttpResponse {
-    let (status, body, challenge) = match r {
-        Ok((s, b)) => (s, b, None),
-        Err(f) => (f.status, Some(f.body), f.challenge),
-    };
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl actix_web::ResponseError for Fail {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+    fn error_response(&self) -> HttpResponse {
+        answer(self.status, Some(self.body.clone()), self.challenge)
+    }
+}
+
+/// A success: its status and body, if any.
+fn success((status, body): (u16, Option<Value>)) -> HttpResponse {
+    answer(status, body, None)
+}
+
+/// Every answer of this API, success or refusal: no caching, JSON.
+fn answer(status: u16, body: Option<Value>, challenge: Option<&'static str>) -> HttpResponse {
     let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
@@ -163,7 +182,12 @@ fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient) -> LoginOrigin<'a> {
         (status = 429, description = "Request was throttled (DRF's words, `{\"detail\"}`): too many password attempts from this address, or the account is locked out here", body = crate::docs::SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "Too many password hashes wait (`{\"detail\"}`)", body = crate::docs::SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
-pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<Arc<DrfFace>>) -> HttpResponse {
+pub async fn token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<Arc<DrfFace>>,
+) -> Result<HttpResponse, Fail> {
     let r = async {
         let p = params(&req, payload, &state, &["grant_type", "username", "password", "refresh_token", "client_id", "client_secret", "scope"]).await?;
         let grant = param(&p, "grant_type").unwrap_or("");
@@ -202,7 +226,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: web::Data<Fac
         }
     }
     .await;
-    respond(r)
+    r.map(success)
 }
 
 /// Exchanges a JWT of a configured identity provider for a local pair; the user is created on
@@ -223,7 +247,7 @@ pub async fn convert_token(
     payload: web::Payload,
     state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Fail> {
     let r = async {
         let p = params(&req, payload, &state, &["grant_type", "client_id", "client_secret", "backend", "token"]).await?;
         if param(&p, "grant_type") != Some("convert_token") {
@@ -261,7 +285,7 @@ pub async fn convert_token(
         }
     }
     .await;
-    respond(r)
+    r.map(success)
 }
 
 /// The token of `Authorization: Bearer`, if any.
@@ -287,7 +311,7 @@ pub async fn revoke_token(
     payload: web::Payload,
     state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Fail> {
     let r = async {
         let p = params(&req, payload, &state, &["token", "client_id", "client_secret"]).await?;
         let token = match (param(&p, "token"), bearer(&req)) {
@@ -309,7 +333,7 @@ pub async fn revoke_token(
         Ok((204, None))
     }
     .await;
-    respond(r)
+    r.map(success)
 }
 
 /// The caller of `invalidate-*`: a live access token of ours.
@@ -333,7 +357,7 @@ async fn invalidate(
     state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
     sessions: bool,
-) -> HttpResponse {
+) -> Result<HttpResponse, Fail> {
     let r = async {
         let ctx = caller(&req, &state, &face)?;
         let p = params(&req, payload, &state, &["client_id"]).await?;
@@ -347,7 +371,7 @@ async fn invalidate(
         Ok((204, None))
     }
     .await;
-    respond(r)
+    r.map(success)
 }
 
 /// Every token of the caller (`Authorization: Bearer <access>`) for that client ends.
@@ -367,7 +391,7 @@ pub async fn invalidate_sessions(
     payload: web::Payload,
     state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Fail> {
     invalidate(req, payload, state, face, true).await
 }
 
@@ -388,7 +412,7 @@ pub async fn invalidate_refresh_tokens(
     payload: web::Payload,
     state: web::Data<FaceContext>,
     face: web::Data<Arc<DrfFace>>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Fail> {
     invalidate(req, payload, state, face, false).await
 }
 
