@@ -183,9 +183,34 @@ impl TokenFormat for FlaskFormat {
 }
 
 /// A refusal, already in the face's words.
-struct Refusal {
+/// A refusal in the library's (or the original application's) words: an actix
+/// [`ResponseError`](actix_web::ResponseError), so that a handler's `?` answers it.
+#[derive(Debug)]
+pub struct Refusal {
     status: u16,
     body: Value,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl actix_web::ResponseError for Refusal {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+    fn error_response(&self) -> HttpResponse {
+        respond(self.status, &self.body)
+    }
+}
+
+/// Flask's jsonify: compact, with a trailing newline.
+fn respond(status: u16, body: &Value) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .body(format!("{body}\n"))
 }
 
 fn msg(status: u16, text: &str) -> Refusal {
@@ -193,13 +218,6 @@ fn msg(status: u16, text: &str) -> Refusal {
 }
 
 impl FlaskFace {
-    fn respond(&self, status: u16, body: &Value) -> HttpResponse {
-        // Flask's jsonify: compact, with a trailing newline.
-        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
-            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
-            .body(format!("{body}\n"))
-    }
-
     fn missing_header(&self) -> Refusal {
         if self.seed_envelope {
             Refusal { status: 401, body: json!({"msg": "Missing Authorization Header", "code": "401"}) }
@@ -277,11 +295,8 @@ impl FlaskFace {
         Ok(())
     }
 
-    fn finish(&self, r: Result<Value, Refusal>) -> HttpResponse {
-        match r {
-            Ok(body) => self.respond(200, &body),
-            Err(Refusal { status, body }) => self.respond(status, &body),
-        }
+    fn finish(&self, r: Result<Value, Refusal>) -> Result<HttpResponse, Refusal> {
+        r.map(|body| respond(200, &body))
     }
 
     /// The refresh token of a request, as the library would take it off the header.
@@ -311,7 +326,12 @@ fn unexpected(e: DomainError) -> Refusal {
         (status = 429, description = "Too many attempts from this address, or the account is locked out here for a while", body = FlaskError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "Too many password hashes wait", body = FlaskError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
-pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn login(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<FlaskFace>,
+) -> Result<HttpResponse, Refusal> {
     let r = async {
         let missing = || msg(400, "Missing username or password");
         let body = read_limited(payload, state.max_body_bytes).await.map_err(|_| missing())?;
@@ -341,7 +361,7 @@ pub async fn login(req: HttpRequest, payload: web::Payload, state: web::Data<Fac
         (status = 403, description = "The account is blocked", body = FlaskError),
         (status = 422, description = "A malformed header, a bad signature, an access token", body = FlaskError),
     ))]
-pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> Result<HttpResponse, Refusal> {
     let r = async {
         let token = face.refresh_token(&req)?;
         let input = RefreshInput { request: crate::http::request_meta(&req), ..RefreshInput::default() };
@@ -366,7 +386,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web:
         (status = 403, description = "The account is blocked", body = FlaskError),
         (status = 422, description = "A malformed header, a bad signature, an access token", body = FlaskError),
     ))]
-pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> Result<HttpResponse, Refusal> {
     let r = async {
         let token = face.refresh_token(&req)?;
         state.service.logout_refresh(&face.face, token, OffsetDateTime::now_utc()).await.map_err(|e| face.refusal(e, true))?;
@@ -384,7 +404,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::
         (status = 403, description = "The account is blocked", body = FlaskError),
         (status = 422, description = "A malformed header, a bad signature, a refresh token", body = FlaskError),
     ))]
-pub async fn protected(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> HttpResponse {
+pub async fn protected(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> Result<HttpResponse, Refusal> {
     let r = async {
         let token = face.header_token(&req)?;
         face.undecodable(token)?;

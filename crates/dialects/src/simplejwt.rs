@@ -164,21 +164,6 @@ impl SjFace {
         }
     }
 
-    fn respond(&self, status: u16, body: Value, allow: &str) -> HttpResponse {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut res = HttpResponse::build(status);
-        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
-        if let Ok(v) = HeaderValue::from_str(allow) {
-            res.insert_header((header::ALLOW, v));
-        }
-        if status == StatusCode::UNAUTHORIZED
-            && let Ok(v) = HeaderValue::from_str(&format!("{} realm=\"api\"", self.scheme))
-        {
-            res.insert_header((header::WWW_AUTHENTICATE, v));
-        }
-        res.body(body.to_string())
-    }
-
     // The face's words for the domain's errors: every mapping of the face is here.
 
     /// A refused login: one answer whatever the reason, as the library gives.
@@ -235,9 +220,53 @@ async fn body(req: &HttpRequest, payload: web::Payload, state: &FaceContext) -> 
     drf::parse_json(ct, bytes.as_ref().map(|b| &b[..]).map_err(Clone::clone))
 }
 
-fn finish(face: &SjFace, allow: &str, r: Result<(u16, Value), DrfError>) -> HttpResponse {
-    let (status, body) = r.unwrap_or_else(|e| e);
-    face.respond(status, body, allow)
+/// DRF's answer: JSON, the view's `Allow`, and on a 401 the authentication scheme's challenge.
+fn respond(status: u16, body: &Value, allow: &str, scheme: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        res.insert_header((header::ALLOW, v));
+    }
+    if status == StatusCode::UNAUTHORIZED
+        && let Ok(v) = HeaderValue::from_str(&format!("{scheme} realm=\"api\""))
+    {
+        res.insert_header((header::WWW_AUTHENTICATE, v));
+    }
+    res.body(body.to_string())
+}
+
+/// A refusal in DRF's words, with what its answer needs (the view's `Allow`, the scheme of the
+/// challenge): an actix [`ResponseError`](actix_web::ResponseError), so that a handler's `?`
+/// answers it.
+#[derive(Debug)]
+pub struct DrfRefusal {
+    status: u16,
+    body: Value,
+    allow: &'static str,
+    scheme: &'static str,
+}
+
+impl std::fmt::Display for DrfRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl actix_web::ResponseError for DrfRefusal {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+    fn error_response(&self) -> HttpResponse {
+        respond(self.status, &self.body, self.allow, self.scheme)
+    }
+}
+
+fn finish(face: &SjFace, allow: &'static str, r: Result<(u16, Value), DrfError>) -> Result<HttpResponse, DrfRefusal> {
+    match r {
+        Ok((status, body)) => Ok(respond(status, &body, allow, face.scheme)),
+        Err((status, body)) => Err(DrfRefusal { status, body, allow, scheme: face.scheme }),
+    }
 }
 
 /// Log in: the e-mail (or, with `username_field = "username"`, the username) and password to a
@@ -252,7 +281,12 @@ fn finish(face: &SjFace, allow: &str, r: Result<(u16, Value), DrfError>) -> Http
         (status = 429, description = "Request was throttled (DRF's words): too many attempts from this address, or the account is locked out here for a while", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "Too many password hashes wait", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
-pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn obtain_pair(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<SjFace>,
+) -> Result<HttpResponse, DrfRefusal> {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -279,7 +313,12 @@ pub async fn obtain_pair(req: HttpRequest, payload: web::Payload, state: web::Da
         (status = 413, description = "The body is too large", body = SjError),
         (status = 415, description = "The body is not JSON", body = SjError),
     ))]
-pub async fn refresh_pair(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn refresh_pair(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<SjFace>,
+) -> Result<HttpResponse, DrfRefusal> {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -309,7 +348,7 @@ pub async fn refresh_pair_get(
     payload: web::Payload,
     state: web::Data<FaceContext>,
     face: web::Data<SjFace>,
-) -> HttpResponse {
+) -> Result<HttpResponse, DrfRefusal> {
     refresh_pair(req, payload, state, face).await
 }
 
@@ -322,7 +361,12 @@ pub async fn refresh_pair_get(
         (status = 413, description = "The body is too large", body = SjError),
         (status = 415, description = "The body is not JSON", body = SjError),
     ))]
-pub async fn verify_token(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn verify_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<SjFace>,
+) -> Result<HttpResponse, DrfRefusal> {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -364,7 +408,7 @@ pub async fn blacklist_token(
     payload: web::Payload,
     state: web::Data<FaceContext>,
     face: web::Data<SjFace>,
-) -> HttpResponse {
+) -> Result<HttpResponse, DrfRefusal> {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
@@ -431,7 +475,7 @@ fn user_body(u: &User) -> Value {
         (status = 200, description = "The caller", body = DjoserUser),
         (status = 401, description = "Authentication credentials were not provided, or the token is not valid", body = SjError),
     ))]
-pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> Result<HttpResponse, DrfRefusal> {
     let r = authenticate(&req, &state, &face).await.map(|u| (200, user_body(&u)));
     finish(&face, ME_ALLOW, r)
 }
@@ -446,7 +490,12 @@ pub async fn get_me(req: HttpRequest, state: web::Data<FaceContext>, face: web::
         (status = 429, description = "Too many password attempts from this address", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "Too many password hashes wait", body = SjError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
-pub async fn create_user(req: HttpRequest, payload: web::Payload, state: web::Data<FaceContext>, face: web::Data<SjFace>) -> HttpResponse {
+pub async fn create_user(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<FaceContext>,
+    face: web::Data<SjFace>,
+) -> Result<HttpResponse, DrfRefusal> {
     let r = async {
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
