@@ -10,12 +10,12 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: run run-postgres test docs fuzz fuzz-code bench bench-scale-out soak ci fmt fmt-check lint openapi build
 
 run:
-	$(CARGO) run -p tessera-api --bin tessera -- serve
+	$(CARGO) run -p tessera-cli --bin tessera -- serve
 
 # The service on a local Postgres cluster kept in data/pg (or on $DATABASE_URL).
 run-postgres:
-	$(CARGO) build -p tessera-api --bin tessera
-	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-api --bin tessera -- serve
+	$(CARGO) build -p tessera-cli --bin tessera
+	scripts/with-postgres.sh --keep data/pg --db tessera -- $(CARGO) run -q -p tessera-cli --bin tessera -- serve
 
 # Every test: the Rust suites on SQLite and Postgres, then a short schemathesis pass over the
 # served OpenAPI document on each database, then make bench on a 1-second run and make soak on a
@@ -30,7 +30,7 @@ test:
 	scripts/soak-smoke.sh
 
 # The book (docs/, mdBook) into target/book/: open target/book/index.html. Installs mdbook with
-# cargo when it is missing. Its code blocks run in `make test` (crates/api/tests/readme.rs).
+# cargo when it is missing. Its code blocks run in `make test` (crates/cli/tests/readme.rs).
 docs:
 	command -v mdbook >/dev/null || $(CARGO) install mdbook --locked --version '^0.5'
 	mdbook build
@@ -75,6 +75,6 @@ lint:
 
 # Regenerates the committed OpenAPI document from the code (a test fails when it is stale).
 openapi:
-	$(CARGO) run -q -p tessera-api --bin tessera -- openapi > openapi/openapi.json
+	$(CARGO) run -q -p tessera-cli --bin tessera -- openapi > openapi/openapi.json
 
 ci: fmt-check lint test

@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target="${CARGO_TARGET_DIR:-$root/target}"
 # `cargo test` builds the tessera binary (its tests run it) but not tessera-bench's
-(cd "$root" && cargo build --quiet -p tessera-api -p tessera-bench --bins)
+(cd "$root" && cargo build --quiet -p tessera-cli -p tessera-bench --bins)
 out=$(mktemp -d /tmp/tessera-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 TESSERA_BIN="$target/debug/tessera" TESSERA_BENCH_BIN="$target/debug/tessera-bench" BENCH_SECONDS=1 BENCH_FLOOD_CONNECTIONS=40 BENCH_IDLE_WAIT=0 \
@@ -16,6 +16,7 @@ fail() { echo "bench smoke test: $*" >&2; cat "$out/stdout" >&2; exit 1; }
 grep -q '^## Targets' "$out/report.md" || fail "no targets table"
 for backend in postgres sqlite; do
   for case in "HTTP ceiling" "login (native" "verify (simplejwt" "GET /v1/me" "refresh rotated, native" "refresh rotated, simplejwt" \
+              "GET /v1/me with DPoP" "refresh rotated, native, with DPoP" "DPoP against Bearer: GET /v1/me" "DPoP against Bearer: refresh rotated" \
               "refresh not rotated" "introspection" "database ceiling" "refresh rotated, just before the floods" "login flood, paced" "refresh rotated during the paced flood" \
               "login flood, unpaced" "refresh rotated during the unpaced flood" \
               "control flood" "refresh rotated during the control flood"; do

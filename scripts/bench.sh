@@ -30,7 +30,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 if [ -z "${TESSERA_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet -p tessera-api -p tessera-bench --bins)
+  (cd "$root" && cargo build --release --quiet -p tessera-cli -p tessera-bench --bins)
   TESSERA_BIN="$root/target/release/tessera"
   TESSERA_BENCH_BIN="$root/target/release/tessera-bench"
 fi
@@ -123,6 +123,19 @@ run_backend() { # name url
   wrk_case "$backend" verify "$conns" post.lua BENCH_PATH=/api/token/verify/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"token\":\"$sjaccess\"}"
   wrk_case "$backend" me "$conns" get.lua BENCH_PATH=/v1/me BENCH_SCHEME=Bearer BENCH_TOKEN="$access"
   wrk_case "$backend" refresh_native_rotated "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${tokens#,}"
+  # DPoP beside Bearer: the same two calls with a proof each (RFC 9449), made ahead by
+  # tessera-bench since wrk cannot sign; each is checked and its jti written to the store
+  local per_thread=$(( conns < 16 ? conns : 16 )) proofs_n=$(( seconds * ${BENCH_DPOP_PROOFS_PER_SECOND:-12000} ))
+  local daccess dtokens=""
+  daccess=$(curl -fs "$base/oauth/token" -H "DPoP: $("$TESSERA_BENCH_BIN" dpop-proofs --htm POST --htu "$base/oauth/token")" -d "$login" | json_get access_token)
+  for _ in $(seq 1 "$conns"); do
+    dtokens="$dtokens,$(curl -fs "$base/oauth/token" -H "DPoP: $("$TESSERA_BENCH_BIN" dpop-proofs --htm POST --htu "$base/oauth/token")" -d "$login" | json_get refresh_token)"
+  done
+  "$TESSERA_BENCH_BIN" dpop-proofs --htm GET --htu "$base/v1/me" --access "$daccess" --count "$proofs_n" --files "$per_thread" --out "$work/me-proofs"
+  wrk_case "$backend" me_dpop "$conns" get.lua BENCH_PATH=/v1/me BENCH_SCHEME=DPoP BENCH_TOKEN="$daccess" BENCH_PROOFS="$work/me-proofs"
+  "$TESSERA_BENCH_BIN" dpop-proofs --htm POST --htu "$base/oauth/token" --count "$proofs_n" --files "$per_thread" --out "$work/refresh-proofs"
+  wrk_case "$backend" refresh_native_rotated_dpop "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth \
+    BENCH_TOKENS="${dtokens#,}" BENCH_PROOFS="$work/refresh-proofs"
   wrk_case "$backend" refresh_simplejwt_rotated "$conns" refresh_chain.lua BENCH_PATH=/api/token/refresh/ BENCH_STYLE=simplejwt BENCH_TOKENS="${sj#,}"
   wrk_case "$backend" refresh_djoser_reuse "$conns" post.lua BENCH_PATH=/auth/jwt/refresh/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"refresh\":\"$dj\"}"
   wrk_case "$backend" introspect "$conns" post.lua BENCH_PATH=/oauth/introspect BENCH_CONTENT_TYPE=application/x-www-form-urlencoded \

@@ -24,7 +24,7 @@ venv=$(dirname "$(dirname "$python")")
 bin="${TESSERA_BIN:-$root/target/debug/tessera}"
 case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
 if [ -z "${TESSERA_BIN:-}" ]; then
-  (cd "$root" && cargo build --quiet -p tessera-api --bin tessera)
+  (cd "$root" && cargo build --quiet -p tessera-cli --bin tessera)
 fi
 [ -x "$bin" ] || { echo "fuzz.sh: no binary at $bin" >&2; exit 1; }
 

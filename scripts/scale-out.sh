@@ -18,7 +18,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   exec "$root/scripts/with-postgres.sh" -- "$0" "$@"
 fi
 if [ -z "${TESSERA_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet -p tessera-api -p tessera-bench --bins)
+  (cd "$root" && cargo build --release --quiet -p tessera-cli -p tessera-bench --bins)
   TESSERA_BIN="$root/target/release/tessera"
 fi
 TESSERA_BENCH_BIN="${TESSERA_BENCH_BIN:-$(dirname "$TESSERA_BIN")/tessera-bench}"

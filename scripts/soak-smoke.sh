@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --quiet -p tessera-api --bin tessera)
+(cd "$root" && cargo build --quiet -p tessera-cli --bin tessera)
 out=$(mktemp -d /tmp/tessera-soak-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 TESSERA_BIN="$target/debug/tessera" SOAK_MINUTES=0.2 SOAK_PHASE_SECONDS=5 SOAK_METHODS=400 SOAK_SLOW=100 \

@@ -36,7 +36,7 @@ if [[ " $backends " == *" postgres "* ]] && [ -z "${DATABASE_URL:-}" ]; then
   exec "$root/scripts/with-postgres.sh" -- "$0" "$@"
 fi
 if [ -z "${TESSERA_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --quiet -p tessera-api --bin tessera)
+  (cd "$root" && cargo build --release --quiet -p tessera-cli --bin tessera)
   TESSERA_BIN="$root/target/release/tessera"
 fi
 case "$TESSERA_BIN" in /*) ;; *) TESSERA_BIN="$PWD/$TESSERA_BIN" ;; esac

@@ -2,7 +2,7 @@
 # The Python tools the tests drive, installed from PyPI into target/test-venv on first use and
 # reused after: schemathesis (scripts/fuzz.sh), matplotlib (scripts/bench.sh's chart) and the
 # official Prometheus client, whose OpenMetrics parser reads /metrics in the end-to-end tests,
-# aiosmtpd, the SMTP server the e-mail tests deliver to, PyJWT, for the README's resource-server
+# aiosmtpd, the SMTP server the e-mail tests deliver to, authlib (a real OAuth 2 client), PyJWT, for the README's resource-server
 # example, Selenium, which drives Swagger UI in headless Chromium, and Django with simplejwt and
 # djoser, and Flask with flask-jwt-extended (the versions of tests/fixtures/django and flask), the
 # original services the conformance kit is checked against (tests/peers). Prints the venv's python.
@@ -13,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="${CARGO_TARGET_DIR:-$root/target}/test-venv"
-want="schemathesis==4.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.15.1 selenium==4.51.0 django==5.2.19 djangorestframework==3.18.3 djangorestframework-simplejwt==5.5.1 djoser==2.3.5 flask==3.1.3 werkzeug==3.1.9 flask-jwt-extended==4.7.4"
+want="schemathesis==4.32.5 authlib==1.6.5 requests==2.32.5 prometheus-client==0.23.1 matplotlib==3.9.4 aiosmtpd==1.4.6 pyjwt[crypto]==2.15.1 selenium==4.51.0 django==5.2.19 djangorestframework==3.18.3 djangorestframework-simplejwt==5.5.1 djoser==2.3.5 flask==3.1.3 werkzeug==3.1.9 flask-jwt-extended==4.7.4"
 case "${1:-}" in
   django-legacy)
     venv="$venv-django-legacy"

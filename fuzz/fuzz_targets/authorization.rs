@@ -7,7 +7,7 @@
 use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::test::TestRequest;
 use libfuzzer_sys::fuzz_target;
-use tessera_dialects::http::{basic_credentials, bearer_token};
+use tessera_http::request::{basic_credentials, bearer_token};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = HeaderValue::from_bytes(data) else { return };

@@ -10,7 +10,7 @@ use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::test::TestRequest;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Map;
-use tessera_dialects::body::{param, parse_params};
+use tessera_http::body::{param, parse_params};
 use tessera_dialects::drf::{char_field, parse_json};
 
 const TYPES: [&str; 5] =

@@ -12,7 +12,7 @@ use actix_web::http::header::{FORWARDED, HeaderName, HeaderValue};
 use actix_web::test::TestRequest;
 use actix_web::web::Data;
 use libfuzzer_sys::fuzz_target;
-use tessera_dialects::http::{TrustedProxies, client_ip};
+use tessera_http::request::{TrustedProxies, client_ip};
 
 const PEERS: [&str; 6] = ["10.0.0.2", "192.168.1.1", "203.0.113.5", "::1", "2001:db8::7", "fd00::1"];
 const TRUSTED: [&str; 4] = ["10.0.0.0/8", "192.168.1.1/32", "::1/128", "fd00::/8"];

@@ -62,8 +62,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let django = LegacyKey::hmac(DJANGO_SECRET, Algorithm::HS256, tessera_domain::ORIGIN_DJANGO);
     let flask = LegacyKey::hmac(FLASK_SECRET, Algorithm::HS256, tessera_domain::ORIGIN_FLASK);
     let formats: Vec<(&'static str, Arc<dyn TokenFormat>)> = vec![
-        ("native", Arc::new(NativeFormat { issuer: "tessera".into(), alg: Algorithm::HS256 })),
-        ("drf-social-oauth2", Arc::new(NativeFormat { issuer: "tessera".into(), alg: Algorithm::EdDSA })),
+        ("native", Arc::new(NativeFormat { issuer: "tessera".into(), accepted_issuers: vec![], alg: Algorithm::HS256 })),
+        ("drf-social-oauth2", Arc::new(NativeFormat { issuer: "tessera".into(), accepted_issuers: vec![], alg: Algorithm::EdDSA })),
         ("simplejwt", Arc::new(SjFormat { era_55: false, alg: Algorithm::HS256, legacy: django.clone() })),
         ("djoser", Arc::new(SjFormat { era_55: true, alg: Algorithm::HS256, legacy: django })),
         ("flask", Arc::new(FlaskFormat { era4: false, alg: Algorithm::HS256, legacy: flask.clone() })),

@@ -6,6 +6,24 @@ function setup(thread)
   thread:set("id", counter)
 end
 
+-- DPoP proofs made ahead (tessera-bench dpop-proofs), one file per thread: BENCH_PROOFS.<id>.
+-- Each request takes the next; none when BENCH_PROOFS is unset.
+local proofs, next_proof = nil, 0
+function load_proofs()
+  local prefix = os.getenv("BENCH_PROOFS")
+  if not prefix then return end
+  proofs = {}
+  for line in io.lines(prefix .. "." .. id) do table.insert(proofs, line) end
+end
+
+function with_proof(headers)
+  if proofs then
+    next_proof = next_proof % #proofs + 1
+    headers["DPoP"] = proofs[next_proof]
+  end
+  return headers
+end
+
 function split(s)
   local out = {}
   for part in string.gmatch(s or "", "[^,]+") do table.insert(out, part) end

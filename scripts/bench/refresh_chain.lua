@@ -5,10 +5,11 @@ local token
 local style = os.getenv("BENCH_STYLE")
 function init(args)
   token = split(os.getenv("BENCH_TOKENS"))[id]
+  load_proofs()
 end
 request = function()
   if style == "oauth" then
-    return wrk.format("POST", os.getenv("BENCH_PATH"), {["Content-Type"] = "application/x-www-form-urlencoded"},
+    return wrk.format("POST", os.getenv("BENCH_PATH"), with_proof({["Content-Type"] = "application/x-www-form-urlencoded"}),
       "grant_type=refresh_token&refresh_token=" .. token)
   end
   return wrk.format("POST", os.getenv("BENCH_PATH"), {["Content-Type"] = "application/json"}, '{"refresh":"' .. token .. '"}')

@@ -56,7 +56,9 @@ for backend in ("postgres", "sqlite"):
         ("login", "login (native password grant)", argon, "Argon2 on every core", 0.90),
         ("verify", "verify (simplejwt /api/token/verify/)", http, "HTTP ceiling", 0.60),
         ("me", "GET /v1/me", http, "HTTP ceiling", 0.40),
+        ("me_dpop", "GET /v1/me with DPoP", http, "HTTP ceiling", None),
         ("refresh_native_rotated", "refresh rotated, native /oauth/token", db, "database ceiling", 0.75),
+        ("refresh_native_rotated_dpop", "refresh rotated, native, with DPoP", db, "database ceiling", None),
         ("refresh_simplejwt_rotated", "refresh rotated, simplejwt", db, "database ceiling", 0.75),
         ("refresh_djoser_reuse", "refresh not rotated (djoser, reuse)", http, "HTTP ceiling", None),
         ("introspect", "introspection (RFC 7662)", http, "HTTP ceiling", None),
@@ -73,6 +75,14 @@ for backend in ("postgres", "sqlite"):
             checks.append((f"{label} ≥ {target:.0%} of the {ceiling_name}", backend, f"{q:.0%}", q >= target))
     if db:
         table.append((backend, "database ceiling: the refresh transaction on the store", {"rps": db["ops_per_s"], "p50_ms": db["p50_ms"], "p99_ms": db["p99_ms"]}, "", None))
+
+    # what a DPoP proof costs, side by side with Bearer: a signature check and one write per call
+    for plain_case, dpop_case, what in (("me", "me_dpop", "GET /v1/me"), ("refresh_native_rotated", "refresh_native_rotated_dpop", "refresh rotated")):
+        plain, bound = get(backend, plain_case), get(backend, dpop_case)
+        if plain and bound:
+            table.append((backend, f"DPoP against Bearer: {what}", bound,
+                          f"{ratio(bound['rps'], plain['rps']):.0%} of Bearer's {plain['rps']:,.0f}/s; p50 {bound['p50_ms']:.2f} ms vs {plain['p50_ms']:.2f} ms; "
+                          f"{bound['non_2xx_or_errors']:,} refused", None))
 
     rotated = get(backend, "refresh_native_rotated")
     if backend == "sqlite" and rotated:

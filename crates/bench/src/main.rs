@@ -47,6 +47,62 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// DPoP proofs (RFC 9449) by the bench client's key, made ahead for a load tool that cannot
+    /// sign: each with a fresh jti and iat now. With --files 0 one proof goes to stdout;
+    /// otherwise --count of them are spread over PREFIX.1 .. PREFIX.FILES, a line each.
+    DpopProofs {
+        #[arg(long)]
+        htm: String,
+        #[arg(long)]
+        htu: String,
+        /// The access token the proofs go with (their ath), for a protected route.
+        #[arg(long)]
+        access: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        files: usize,
+        #[arg(long, default_value = "proofs")]
+        out: String,
+    },
+}
+
+/// The bench client's P-256 key (PKCS#8 DER) and its public point: a client's, not a secret.
+const DPOP_KEY_DER: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5yxxUM89/URx759bQvK9aTLiF5r1hnejYxjrp5DI6nmhRANCAAQ+s6RDgwl9ZTJ5q5QpdI7kWwvNf9pPxBWLumCNdQGBc0XMh8gV7r72UEa3P4a1Fr4ULCWyMCOPN/NNMXnplWRf";
+const DPOP_KEY_X: &str = "PrOkQ4MJfWUyeauUKXSO5FsLzX_aT8QVi7pgjXUBgXM";
+const DPOP_KEY_Y: &str = "RcyHyBXuvvZQRrc_hrUWvhQsJbIwI483800xeemVZF8";
+
+#[expect(clippy::print_stdout, reason = "one proof is the program's output, for a curl in scripts/bench.sh")]
+fn dpop_proofs(htm: &str, htu: &str, access: Option<&str>, count: usize, files: usize, out: &str) -> anyhow::Result<()> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use sha2::Digest;
+    let key = jsonwebtoken::EncodingKey::from_ec_der(&STANDARD.decode(DPOP_KEY_DER)?);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("dpop+jwt".into());
+    header.jwk = Some(serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": DPOP_KEY_X, "y": DPOP_KEY_Y}))?);
+    let ath = access.map(|t| URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(t.as_bytes())));
+    let iat = OffsetDateTime::now_utc().unix_timestamp();
+    let proof = || -> anyhow::Result<String> {
+        let mut claims = json!({"jti": Uuid::new_v4().to_string(), "htm": htm, "htu": htu, "iat": iat});
+        if let Some(a) = &ath {
+            claims["ath"] = json!(a);
+        }
+        Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+    };
+    if files == 0 {
+        println!("{}", proof()?);
+        return Ok(());
+    }
+    for f in 1..=files {
+        let mut lines = String::new();
+        for _ in 0..count.div_ceil(files) {
+            lines.push_str(&proof()?);
+            lines.push('\n');
+        }
+        std::fs::write(format!("{out}.{f}"), lines)?;
+    }
+    Ok(())
 }
 
 fn random_hash() -> TokenHash {
@@ -85,6 +141,7 @@ async fn chain(store: Arc<dyn Store>, user: tessera_domain::UserId, until: Insta
         revoked_at: None,
         revoked_reason: None,
         subject: None,
+        dpop_jkt: None,
     };
     let mut current = random_hash();
     let first = RefreshRecord {
@@ -115,6 +172,7 @@ async fn chain(store: Arc<dyn Store>, user: tessera_domain::UserId, until: Insta
                 faces: Some(&faces),
                 request: &request,
                 rules: &[],
+                dpop_jkt: None,
             })
             .await?;
         latencies.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
@@ -138,6 +196,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[expect(clippy::print_stdout, reason = "the measurement is the program's output, for scripts/bench.sh")]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::DpopProofs { htm, htu, access, count, files, out } => dpop_proofs(&htm, &htu, access.as_deref(), count, files, &out)?,
         Command::Db { url, connections, seconds } => {
             let store = store(&url, connections).await?;
             let email = Email::parse(&format!("bench-{}@example.com", Uuid::new_v4().simple()))?;

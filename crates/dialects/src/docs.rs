@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::path::{HttpMethod as OpenApiMethod, Paths};
 
-use crate::http::{HttpMethod, Mount, Route};
+use tessera_http::request::{HttpMethod, Mount, Route};
 
 /// simplejwt / djoser login.
 #[derive(Deserialize, Serialize, ToSchema)]

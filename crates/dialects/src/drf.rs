@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::body::BodyError;
+use tessera_http::body::BodyError;
 
 /// A DRF error: status and body.
 pub type DrfError = (u16, Value);

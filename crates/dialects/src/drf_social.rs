@@ -1,11 +1,10 @@
 //! drf-social-oauth2 (seed 002) on django-oauth-toolkit and oauthlib: OAuth clients with
 //! client_id/secret in the body or HTTP Basic, oauthlib's error bodies, both revocation forms,
 //! session invalidation, and `convert-token`, which exchanges a JWT of a trusted external
-//! identity provider (checked by [`crate::oidc`] against its JWKS) for a local pair.
+//! identity provider (checked behind the domain's `IdentityVerifier` port, by `tessera-oidc` against its JWKS) for a local pair.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -15,10 +14,9 @@ use tessera_domain::ports::IdentityVerifier;
 use tessera_domain::{AuthError, DomainError, Face, LoginOrigin, OAuthClient, OffsetDateTime, RefreshInput, Refreshed, TokenProfile};
 
 use crate::FaceContext;
-use crate::body::{BodyError, param, parse_params, read_limited};
 use crate::config::DrfSocialSettings;
 use crate::docs::{DrfConvertRequest, DrfError, DrfInvalidateRequest, DrfRevokeRequest, DrfTokenRequest, DrfTokenResponse};
-use crate::oidc::JwksProvider;
+use tessera_http::body::{BodyError, param, parse_params, read_limited};
 
 /// The face's name, recorded on the sessions it opens.
 pub const NAME: &str = "drf-social-oauth2";
@@ -39,22 +37,10 @@ pub struct DrfFace {
 }
 
 impl DrfFace {
-    pub fn new(settings: &DrfSocialSettings, face: Arc<Face>) -> Result<Self, DomainError> {
-        let http = reqwest::Client::builder()
-            .timeout(StdDuration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| DomainError::Internal(format!("HTTP client: {e}")))?;
-        let refetch = StdDuration::from_secs(u64::from(settings.jwks_refetch_seconds));
-        Ok(Self {
-            face,
-            scope: settings.scope.clone(),
-            providers: settings
-                .providers
-                .iter()
-                .map(|(k, v)| (k.clone(), Arc::new(JwksProvider::new(v, refetch, http.clone())) as Arc<dyn IdentityVerifier>))
-                .collect(),
-        })
+    /// `providers`: the trusted issuers' verifiers by backend name (the server builds them from
+    /// `settings.providers`).
+    pub fn new(settings: &DrfSocialSettings, face: Arc<Face>, providers: BTreeMap<String, Arc<dyn IdentityVerifier>>) -> Self {
+        Self { face, scope: settings.scope.clone(), providers }
     }
 }
 
@@ -81,11 +67,11 @@ fn invalid_client() -> Fail {
 
 fn unexpected(e: DomainError) -> Fail {
     // DRF's throttling answers before the view: in DRF's words, not OAuth's
-    if let Some((status, secs)) = crate::http::retry_later(&e) {
+    if let Some((status, secs)) = tessera_http::request::retry_later(&e) {
         let (status, body) = crate::drf::retry_later(status, secs);
         return Fail { status, body, challenge: None };
     }
-    oauth(crate::http::unexpected(&e), "server_error", None)
+    oauth(tessera_http::request::unexpected(&e), "server_error", None)
 }
 
 impl std::fmt::Display for Fail {
@@ -137,7 +123,7 @@ async fn params(req: &HttpRequest, payload: web::Payload, state: &FaceContext, k
 
 /// client_id and secret from HTTP Basic or the body.
 fn client_credentials(req: &HttpRequest, p: &[(String, String)]) -> Result<(Option<String>, Option<String>), Fail> {
-    match crate::http::basic_credentials(req) {
+    match tessera_http::request::basic_credentials(req) {
         Ok(Some((id, secret))) => Ok((Some(id), Some(secret).filter(|s| !s.is_empty()))),
         Ok(None) => Ok((param(p, "client_id").map(str::to_owned), param(p, "client_secret").map(str::to_owned))),
         Err(_) => Err(invalid_client()),
@@ -164,7 +150,7 @@ fn token_body(face: &DrfFace, pair: tessera_domain::IssuedPair) -> (u16, Option<
 }
 
 fn origin<'a>(req: &HttpRequest, client: &'a OAuthClient) -> LoginOrigin<'a> {
-    LoginOrigin { client_id: Some(client.client_id.as_str()), request: crate::http::request_meta(req), ..LoginOrigin::default() }
+    LoginOrigin { client_id: Some(client.client_id.as_str()), request: tessera_http::request::request_meta(req), ..LoginOrigin::default() }
 }
 
 /// The password and refresh_token grants (oauthlib's token endpoint); form-encoded or JSON,
@@ -212,7 +198,7 @@ pub async fn token(
             }
         } else {
             let raw = param(&p, "refresh_token").ok_or_else(|| oauth(400, "invalid_request", Some("Missing refresh token parameter.")))?;
-            let input = RefreshInput { client: Some(client.client_id.as_str()), request: crate::http::request_meta(&req), ..RefreshInput::default() };
+            let input = RefreshInput { client: Some(client.client_id.as_str()), request: tessera_http::request::request_meta(&req), ..RefreshInput::default() };
             match state.service.refresh(&face.face, raw, input, now).await {
                 Ok(Refreshed::Pair(pair)) => Ok(token_body(&face, pair)),
                 // `reuse`: the same refresh token is answered again, as oauthlib does without rotation
@@ -423,7 +409,7 @@ fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
         .json(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}))
 }
 
-use crate::http::{HttpMethod, Mount, Route};
+use tessera_http::request::{HttpMethod, Mount, Route};
 
 /// The face's routes, under its prefixes.
 pub const ROUTES: [Route; 5] = [
@@ -450,5 +436,5 @@ pub const ROUTES: [Route; 5] = [
 pub struct Handlers;
 
 pub fn configure(cfg: &mut web::ServiceConfig, at: &Mount, face: Arc<DrfFace>) {
-    crate::http::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
+    tessera_http::request::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
 }

@@ -19,8 +19,8 @@ use tessera_domain::{
 use uuid::Uuid;
 
 use crate::FaceContext;
-use crate::body::read_limited;
 use crate::docs::{FlaskAccess, FlaskError, FlaskLogin, FlaskPair, FlaskProtected};
+use tessera_http::body::read_limited;
 
 /// The face's name, recorded on the sessions it opens.
 pub const NAME: &str = "flask";
@@ -166,7 +166,7 @@ impl TokenFormat for FlaskFormat {
         let c = self.read(keyring, token, "access", now)?;
         let user_id = c.identity().and_then(|i| i.parse::<i64>().ok()).map(UserId).ok_or(AuthError::TokenInvalid)?;
         let (sid, jti) = c.sid().zip(c.jti()).ok_or(AuthError::TokenInvalid)?;
-        Ok(AccessView { user_id, session_id: SessionId(sid), jti, audience: c.aud(), expires_at: c.exp(), client_id: None })
+        Ok(AccessView { user_id, session_id: SessionId(sid), jti, audience: c.aud(), expires_at: c.exp(), client_id: None, dpop_jkt: None })
     }
 
     fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError> {
@@ -308,10 +308,10 @@ impl FlaskFace {
 }
 
 fn unexpected(e: DomainError) -> Refusal {
-    match crate::http::retry_later(&e) {
+    match tessera_http::request::retry_later(&e) {
         Some((429, secs)) => msg(429, &format!("Too many requests: try again in {secs} seconds")),
         Some((status, secs)) => msg(status, &format!("Service busy: try again in {secs} seconds")),
-        None => msg(crate::http::unexpected(&e), "Internal server error"),
+        None => msg(tessera_http::request::unexpected(&e), "Internal server error"),
     }
 }
 
@@ -340,7 +340,7 @@ pub async fn login(
         let login = data.get("email").or_else(|| data.get("username")).and_then(Value::as_str).filter(|s| !s.is_empty());
         let password = data.get("password").and_then(Value::as_str).filter(|s| !s.is_empty());
         let (Some(login), Some(password)) = (login, password) else { return Err(missing()) };
-        let origin = LoginOrigin { request: crate::http::request_meta(&req), ..LoginOrigin::default() };
+        let origin = LoginOrigin { request: tessera_http::request::request_meta(&req), ..LoginOrigin::default() };
         match state.service.login_password(&face.face, login, password.to_owned(), origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok(json!({"access_token": pair.access_token, "refresh_token": pair.refresh_token})),
             Err(DomainError::Auth(AuthError::UserBlocked)) => Err(face.blocked()),
@@ -364,7 +364,7 @@ pub async fn login(
 pub async fn refresh(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<FlaskFace>) -> Result<HttpResponse, Refusal> {
     let r = async {
         let token = face.refresh_token(&req)?;
-        let input = RefreshInput { request: crate::http::request_meta(&req), ..RefreshInput::default() };
+        let input = RefreshInput { request: tessera_http::request::request_meta(&req), ..RefreshInput::default() };
         match state.service.refresh(&face.face, token, input, OffsetDateTime::now_utc()).await {
             Ok(done) => Ok(match done.refresh_token() {
                 // a face configured to rotate answers the new refresh token too
@@ -426,7 +426,7 @@ fn method_not_allowed(_: &HttpRequest, allow: &str) -> HttpResponse {
         )
 }
 
-use crate::http::{HttpMethod, Mount, Route};
+use tessera_http::request::{HttpMethod, Mount, Route};
 
 /// The face's routes, under its prefixes.
 pub const ROUTES: [Route; 4] = [
@@ -442,5 +442,5 @@ pub const ROUTES: [Route; 4] = [
 pub struct Handlers;
 
 pub fn configure(cfg: &mut web::ServiceConfig, at: &Mount, face: FlaskFace) {
-    crate::http::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
+    tessera_http::request::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
 }

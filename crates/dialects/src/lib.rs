@@ -2,16 +2,12 @@
 //! call a use-case with the face, render the face's own success and error bodies. No business
 //! rule lives here, and no store is reachable: the domain's `TokenService` is the only way in.
 
-/// The HTTP pieces every API shares, from `tessera-http` (re-exported under their old paths).
-pub use tessera_http::body;
 pub mod config;
 pub mod docs;
 pub mod drf;
 pub mod drf_social;
 pub mod flask;
-pub use tessera_http::request as http;
 pub mod medods;
-pub mod oidc;
 pub mod simplejwt;
 
 use std::collections::BTreeMap;
@@ -20,7 +16,7 @@ use std::sync::Arc;
 use tessera_domain::{Algorithm, Duration, Face, TokenProfile, TokenService};
 
 use crate::config::DialectSettings;
-use crate::http::{Mount, prefixes};
+use tessera_http::request::{Mount, prefixes};
 
 /// What every dialect handler shares.
 pub struct FaceContext {
@@ -250,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_retired_key_must_outlive_the_refresh_jwts_it_signed() {
-        let native = tessera_domain::NativeFormat { issuer: "tessera".into(), alg: Algorithm::ES256 };
+        let native = tessera_domain::NativeFormat { issuer: "tessera".into(), accepted_issuers: vec![], alg: Algorithm::ES256 };
         let faces = tessera_domain::Faces::new(faces(&DialectSettings::default(), &profiles(), &native).unwrap()).unwrap();
         // drf-social-oauth2's access tokens live 10 hours; djoser's and flask's refresh JWTs 90 days
         assert_eq!(faces.longest_access_ttl(), Duration::hours(10));

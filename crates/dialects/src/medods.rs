@@ -19,8 +19,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::FaceContext;
-use crate::body::read_limited;
 use crate::docs::Empty;
+use tessera_http::body::read_limited;
 
 /// The identity provider name trusted callers' users are linked under.
 const PROVIDER: &str = "medods";
@@ -117,6 +117,7 @@ impl TokenFormat for MedodsFormat {
             audience: c.aud,
             expires_at: c.exp,
             client_id: None,
+            dpop_jkt: None,
         })
     }
 
@@ -184,10 +185,10 @@ fn domain_err(e: DomainError) -> Fail {
     match e {
         DomainError::Auth(a) => auth_err(a),
         DomainError::Invalid { field, message, .. } => err(400, "invalid_request", format!("{field} {message}")),
-        other => match crate::http::retry_later(&other) {
+        other => match tessera_http::request::retry_later(&other) {
             Some((429, secs)) => err(429, "too_many_requests", format!("too many attempts; retry after {secs} seconds")),
             Some((status, secs)) => err(status, "busy", format!("the service is busy; retry after {secs} seconds")),
-            None => err(crate::http::unexpected(&other), "unavailable", "the service could not complete the request"),
+            None => err(tessera_http::request::unexpected(&other), "unavailable", "the service could not complete the request"),
         },
     }
 }
@@ -199,7 +200,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(req: &HttpRequest, payload: w
         return Err(err(415, "invalid_request", "the body must be application/json"));
     }
     let body = read_limited(payload, state.max_body_bytes).await.map_err(|e| match e {
-        crate::body::BodyError::TooLarge(n) => err(413, "invalid_request", format!("the body is larger than {n} bytes")),
+        tessera_http::body::BodyError::TooLarge(n) => err(413, "invalid_request", format!("the body is larger than {n} bytes")),
         _ => err(400, "invalid_request", "the body could not be read"),
     })?;
     serde_json::from_slice(&body).map_err(|e| err(400, "invalid_request", format!("invalid body: {e}")))
@@ -219,7 +220,7 @@ impl MedodsFace {
 
     /// The live access token of `Authorization: Bearer`, and its claims.
     fn caller_token(&self, req: &HttpRequest, state: &FaceContext) -> Result<(tessera_domain::AccessContext, MedodsClaims), Fail> {
-        let token = match crate::http::bearer_token(req) {
+        let token = match tessera_http::request::bearer_token(req) {
             Ok(Some(t)) => t,
             _ => return Err(err(401, "invalid_token", "an `Authorization: Bearer <access token>` header is required")),
         };
@@ -300,7 +301,7 @@ pub async fn generate(
     let subject = serde_json::to_string(&Subject { user_id: body.user_id, guid: body.guid }).unwrap_or_default();
     // The reference of the refresh-time rules is the user's device: named by a backend that
     // calls on its behalf, else the caller itself (the task's client calling directly).
-    let seen = crate::http::request_meta(&req);
+    let seen = tessera_http::request::request_meta(&req);
     let request = RequestMeta { ip: body.ip.or(seen.ip), user_agent: body.user_agent.or(seen.user_agent) };
     let origin = LoginOrigin { request, subject: Some(subject), ..LoginOrigin::default() };
     let pair = state.service.open_session(&face.face, &user, origin, now).await.map_err(domain_err)?;
@@ -327,7 +328,8 @@ pub async fn refresh(
     let body: RefreshRequest = json_body(&req, payload, &state).await?;
     // The access token names the pair (an expired one still does); the core checks the pair,
     // the task's rules on IP and User-Agent, and single use, in one transaction.
-    let input = RefreshInput { bound_access: Some(&body.access), request: crate::http::request_meta(&req), ..RefreshInput::default() };
+    let input =
+        RefreshInput { bound_access: Some(&body.access), request: tessera_http::request::request_meta(&req), ..RefreshInput::default() };
     match state.service.refresh(&face.face, &body.refresh, input, OffsetDateTime::now_utc()).await.map_err(domain_err)? {
         Refreshed::Pair(pair) => Ok(HttpResponse::Ok().json(PairResponse { access: pair.access_token, refresh: pair.refresh_token })),
         // a face configured to keep its refresh tokens answers the one it was given
@@ -413,7 +415,7 @@ fn method_not_allowed(_: &HttpRequest, allow: &str) -> HttpResponse {
     res
 }
 
-use crate::http::{HttpMethod, Mount, Route};
+use tessera_http::request::{HttpMethod, Mount, Route};
 
 /// An integer, also when written with a zero fraction (`64842.0`), as JSON Schema counts it.
 fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -444,5 +446,5 @@ pub const ROUTES: [Route; 6] = [
 pub struct Handlers;
 
 pub fn configure(cfg: &mut web::ServiceConfig, at: &Mount, face: MedodsFace) {
-    crate::http::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
+    tessera_http::request::mount(cfg, &web::Data::new(face), at, &ROUTES, method_not_allowed);
 }

@@ -18,9 +18,9 @@ use tessera_domain::{
 use uuid::Uuid;
 
 use crate::FaceContext;
-use crate::body::read_limited;
 use crate::docs::{DjoserRegister, DjoserUser, Empty, SjError, SjObtain, SjPair, SjRefresh, SjRefreshed, SjVerify};
 use crate::drf::{self, DrfError};
+use tessera_http::body::read_limited;
 
 /// The faces' names, recorded on the sessions they open.
 pub const SIMPLEJWT: &str = "simplejwt";
@@ -138,7 +138,15 @@ impl TokenFormat for SjFormat {
         let sid = c.sid.ok_or(AuthError::TokenInvalid)?;
         let user_id = c.user_id.as_i64().or_else(|| c.user_id.as_str().and_then(|s| s.parse().ok())).ok_or(AuthError::TokenInvalid)?;
         let jti = Uuid::parse_str(&c.jti).map_err(|_| AuthError::TokenInvalid)?;
-        Ok(AccessView { user_id: UserId(user_id), session_id: SessionId(sid), jti, audience: c.aud, expires_at: c.exp, client_id: None })
+        Ok(AccessView {
+            user_id: UserId(user_id),
+            session_id: SessionId(sid),
+            jti,
+            audience: c.aud,
+            expires_at: c.exp,
+            client_id: None,
+            dpop_jkt: None,
+        })
     }
 
     fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError> {
@@ -208,10 +216,10 @@ impl SjFace {
 }
 
 fn unexpected(e: DomainError) -> DrfError {
-    if let Some((status, secs)) = crate::http::retry_later(&e) {
+    if let Some((status, secs)) = tessera_http::request::retry_later(&e) {
         return drf::retry_later(status, secs);
     }
-    (crate::http::unexpected(&e), json!({"detail": "A server error occurred."}))
+    (tessera_http::request::unexpected(&e), json!({"detail": "A server error occurred."}))
 }
 
 async fn body(req: &HttpRequest, payload: web::Payload, state: &FaceContext) -> Result<Map<String, Value>, DrfError> {
@@ -293,7 +301,7 @@ pub async fn obtain_pair(
         let login = drf::char_field(&data, face.username_field, &mut errors);
         let password = drf::char_field(&data, "password", &mut errors);
         let (Some(login), Some(password)) = (login, password) else { return Err((400, Value::Object(errors))) };
-        let origin = LoginOrigin { request: crate::http::request_meta(&req), ..LoginOrigin::default() };
+        let origin = LoginOrigin { request: tessera_http::request::request_meta(&req), ..LoginOrigin::default() };
         match state.service.login_password(&face.face, &login, password, origin, OffsetDateTime::now_utc()).await {
             Ok(pair) => Ok((200, json!({"refresh": pair.refresh_token, "access": pair.access_token}))),
             Err(e) => Err(SjFace::login_error(e)),
@@ -323,7 +331,7 @@ pub async fn refresh_pair(
         let data = body(&req, payload, &state).await?;
         let mut errors = Map::new();
         let Some(token) = drf::char_field(&data, "refresh", &mut errors) else { return Err((400, Value::Object(errors))) };
-        let input = RefreshInput { request: crate::http::request_meta(&req), ..RefreshInput::default() };
+        let input = RefreshInput { request: tessera_http::request::request_meta(&req), ..RefreshInput::default() };
         match state.service.refresh(&face.face, &token, input, OffsetDateTime::now_utc()).await {
             Ok(Refreshed::Pair(pair)) => Ok((200, json!({"access": pair.access_token, "refresh": pair.refresh_token}))),
             Ok(Refreshed::Access(a)) => Ok((200, json!({"access": a.access_token}))),
@@ -502,7 +510,7 @@ pub async fn create_user(
         let email = drf::char_field(&data, "email", &mut errors);
         let password = drf::char_field(&data, "password", &mut errors);
         let (Some(email), Some(password)) = (email, password) else { return Err((400, Value::Object(errors))) };
-        let ip = crate::http::client_ip(&req);
+        let ip = tessera_http::request::client_ip(&req);
         match state.service.register_from(&email, password, ip.as_deref(), OffsetDateTime::now_utc()).await {
             Ok(u) => Ok((201, user_body(&u))),
             Err(e) => Err(SjFace::register_error(e)),
@@ -520,7 +528,7 @@ fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
         .body(json!({"detail": format!("Method \"{}\" not allowed.", req.method())}).to_string())
 }
 
-use crate::http::{HttpMethod, Mount, Route};
+use tessera_http::request::{HttpMethod, Mount, Route};
 
 /// simplejwt's routes, under its prefixes.
 pub const SIMPLEJWT_ROUTES: [Route; 4] = [
@@ -553,10 +561,10 @@ pub struct Handlers;
 
 /// Mounts a simplejwt face.
 pub fn configure_simplejwt(cfg: &mut web::ServiceConfig, at: &Mount, face: SjFace) {
-    crate::http::mount(cfg, &web::Data::new(face), at, &SIMPLEJWT_ROUTES, method_not_allowed);
+    tessera_http::request::mount(cfg, &web::Data::new(face), at, &SIMPLEJWT_ROUTES, method_not_allowed);
 }
 
 /// Mounts djoser.
 pub fn configure_djoser(cfg: &mut web::ServiceConfig, at: &Mount, face: SjFace) {
-    crate::http::mount(cfg, &web::Data::new(face), at, &DJOSER_ROUTES, method_not_allowed);
+    tessera_http::request::mount(cfg, &web::Data::new(face), at, &DJOSER_ROUTES, method_not_allowed);
 }

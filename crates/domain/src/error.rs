@@ -29,6 +29,26 @@ pub enum AuthError {
     UnknownClient,
     #[error("the access and refresh tokens are not of one pair")]
     PairMismatch,
+    /// The client may not use the grant it asked for (a public client, or one that names no
+    /// audience, asking for `client_credentials`).
+    #[error("the client may not use this grant")]
+    UnauthorizedClient,
+    /// A scope was asked for that the client may not have.
+    #[error("a requested scope is not allowed to this client")]
+    ScopeNotAllowed,
+    /// An audience was asked for that the client may not name, or none when it may name several.
+    #[error("the requested audience is not allowed to this client")]
+    AudienceNotAllowed,
+    /// The refresh token is bound to a key (DPoP) the request did not prove, or to none while
+    /// the request proved one.
+    #[error("the refresh token is bound to another key")]
+    DpopKeyMismatch,
+    /// A DPoP proof was refused (RFC 9449 `invalid_dpop_proof`): what is wrong with it.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The server asks for its nonce in the DPoP proof (RFC 9449 `use_dpop_nonce`).
+    #[error("the DPoP proof must carry the server's nonce")]
+    UseDpopNonce,
     /// The token was issued by another face (outside this face's audience).
     #[error("the token was issued for another audience")]
     WrongAudience,

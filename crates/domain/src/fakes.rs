@@ -33,6 +33,8 @@ struct State {
     origins: HashMap<UserId, String>,
     reserved: i64,
     imports: HashMap<String, bool>,
+    /// DPoP proofs seen, by key, until their window ends.
+    proofs: HashMap<[u8; 32], OffsetDateTime>,
 }
 
 /// Whether `u` is the user `email` names. A deleted user keeps its placeholder address under a
@@ -138,6 +140,25 @@ impl crate::ports::AuditRepository for InMemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::ProofRepository for InMemoryStore {
+    async fn remember_proof(&self, key: TokenHash, expires_at: OffsetDateTime) -> Result<bool, RepoError> {
+        let mut s = self.lock()?;
+        if s.proofs.contains_key(&key.0) {
+            return Ok(false);
+        }
+        s.proofs.insert(key.0, expires_at);
+        Ok(true)
+    }
+
+    async fn prune_proofs(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
+        let mut s = self.lock()?;
+        let n = s.proofs.len();
+        s.proofs.retain(|_, until| *until >= before);
+        Ok((n - s.proofs.len()) as u64)
     }
 }
 
@@ -395,6 +416,7 @@ impl SessionRepository for InMemoryStore {
             faces: req.faces,
             request: req.request,
             rules: req.rules,
+            dpop_jkt: req.dpop_jkt,
         };
         let Verdict { decision, signals } = decide_with_risk(&facts, req.now, req.grace);
         let revoke = |s: &mut State, pick: &dyn Fn(&Session) -> bool, reason: &str| {

@@ -26,9 +26,80 @@ pub struct AccessClaims {
     pub token_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The key the token is bound to (DPoP, RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A token's confirmation claim (RFC 7800): the thumbprint of the key it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl TimedClaims for AccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+/// The claims of a client's own access token (`client_credentials`), RFC 9068's profile: no
+/// user, so `sub` is the client's id, and no session (`sid`) nor `token_type`, so that no check
+/// of a user's token accepts it; and no user's token reads as one (unknown claims are refused).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    /// Space-separated, as RFC 6749 writes scopes; absent when none was granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    /// The key the token is bound to (DPoP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+impl TimedClaims for ClientAccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+/// The claims of an exchanged token (RFC 8693): a user's (`sub`) for another audience, of the
+/// subject's session (`sid`), obtained by a client (`client_id`), maybe for an actor (`act`).
+/// No `token_type`, and unknown claims refused, so that neither a user's nor a client's token
+/// reads as one, nor one as theirs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub sid: Uuid,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 8693 §4.1: who acts for the subject.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Actor {
+    pub sub: String,
+}
+
+impl TimedClaims for ExchangeClaims {
     fn exp(&self) -> i64 {
         self.exp
     }
@@ -45,6 +116,8 @@ pub struct AccessView {
     pub audience: Option<String>,
     pub expires_at: i64,
     pub client_id: Option<String>,
+    /// `cnf.jkt`: the key the token is bound to (DPoP).
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a face's format reads off a refresh token: the secret whose keyed hash names the stored
@@ -91,6 +164,24 @@ pub trait TokenFormat: Send + Sync {
     /// against `now` (`None`: whatever its times, for a face that names a pair with an expired
     /// access token).
     fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError>;
+    /// A client's own access token (`client_credentials`), signed as the face signs its access
+    /// tokens, with its issuer. Only the native format writes them.
+    fn render_client_access(&self, _keyring: &Keyring, _claims: ClientAccessClaims) -> Result<String, DomainError> {
+        Err(DomainError::Internal("this API issues no client tokens".into()))
+    }
+    /// Reads a client's own access token: signature, algorithm, issuer and times.
+    fn read_client_access(&self, _keyring: &Keyring, _token: &str, _now: OffsetDateTime) -> Result<ClientAccessClaims, AuthError> {
+        Err(AuthError::WrongTokenType)
+    }
+    /// An exchanged token (RFC 8693), signed as the face signs its access tokens, with its
+    /// issuer. Only the native format writes them.
+    fn render_exchanged(&self, _keyring: &Keyring, _claims: ExchangeClaims) -> Result<String, DomainError> {
+        Err(DomainError::Internal("this API issues no exchanged tokens".into()))
+    }
+    /// Reads an exchanged token: signature, algorithm, issuer and times.
+    fn read_exchanged(&self, _keyring: &Keyring, _token: &str, _now: OffsetDateTime) -> Result<ExchangeClaims, AuthError> {
+        Err(AuthError::WrongTokenType)
+    }
     /// Reads a refresh token as the face writes it.
     fn read_refresh(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError>;
     /// Reads a token of `kind` minted by the original library with the original deployment's
@@ -105,7 +196,15 @@ pub trait TokenFormat: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct NativeFormat {
     pub issuer: String,
+    /// Issuers whose tokens are still read (the one before a change), beside [`Self::issuer`].
+    pub accepted_issuers: Vec<String>,
     pub alg: Algorithm,
+}
+
+impl NativeFormat {
+    fn accepts(&self, iss: &str) -> bool {
+        iss == self.issuer || self.accepted_issuers.iter().any(|a| a == iss)
+    }
 }
 
 impl TokenFormat for NativeFormat {
@@ -128,6 +227,7 @@ impl TokenFormat for NativeFormat {
             exp: iat + session.profile.access_ttl().whole_seconds(),
             token_type: "access".into(),
             client_id: session.client_id.clone(),
+            cnf: session.dpop_jkt.clone().map(|jkt| Confirmation { jkt }),
         };
         keyring.sign(self.alg, "at+jwt", &claims)
     }
@@ -136,9 +236,33 @@ impl TokenFormat for NativeFormat {
         Ok(secret.encode(crate::secret::SecretEncoding::UrlSafe))
     }
 
+    fn render_client_access(&self, keyring: &Keyring, claims: ClientAccessClaims) -> Result<String, DomainError> {
+        keyring.sign(self.alg, "at+jwt", &ClientAccessClaims { iss: self.issuer.clone(), ..claims })
+    }
+
+    fn render_exchanged(&self, keyring: &Keyring, claims: ExchangeClaims) -> Result<String, DomainError> {
+        keyring.sign(self.alg, "at+jwt", &ExchangeClaims { iss: self.issuer.clone(), ..claims })
+    }
+
+    fn read_exchanged(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<ExchangeClaims, AuthError> {
+        let claims: ExchangeClaims = keyring.verify_at(token, &[self.alg], Some(now))?;
+        if !self.accepts(&claims.iss) {
+            return Err(AuthError::WrongTokenType);
+        }
+        Ok(claims)
+    }
+
+    fn read_client_access(&self, keyring: &Keyring, token: &str, now: OffsetDateTime) -> Result<ClientAccessClaims, AuthError> {
+        let claims: ClientAccessClaims = keyring.verify_at(token, &[self.alg], Some(now))?;
+        if !self.accepts(&claims.iss) || claims.sub != claims.client_id {
+            return Err(AuthError::WrongTokenType);
+        }
+        Ok(claims)
+    }
+
     fn read_access(&self, keyring: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
         let claims: AccessClaims = keyring.verify_at(token, &[self.alg], now)?;
-        if claims.token_type != "access" || claims.iss != self.issuer {
+        if claims.token_type != "access" || !self.accepts(&claims.iss) {
             return Err(AuthError::WrongTokenType);
         }
         let user_id = claims.sub.parse::<i64>().map(UserId).map_err(|_| AuthError::TokenInvalid)?;
@@ -149,6 +273,7 @@ impl TokenFormat for NativeFormat {
             audience: claims.aud,
             expires_at: claims.exp,
             client_id: claims.client_id,
+            dpop_jkt: claims.cnf.map(|c| c.jkt),
         })
     }
 

@@ -215,6 +215,10 @@ impl ClientId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// Digits only: the shape of a user's `sub`, which a client's own token must not take.
+    pub fn could_be_a_user(&self) -> bool {
+        self.0.bytes().all(|b| b.is_ascii_digit())
+    }
 }
 
 /// A registered OAuth client. Confidential clients carry the keyed hash of their secret.
@@ -226,12 +230,66 @@ pub struct OAuthClient {
     /// The token profile sessions of this client get.
     pub profile: String,
     pub created_at: OffsetDateTime,
+    /// The scopes it may ask for in the `client_credentials` grant (RFC 6749 §4.4).
+    pub scopes: Vec<String>,
+    /// The audiences (`aud`) it may ask for in the `client_credentials` grant. A confidential
+    /// client with at least one may use the grant.
+    pub audiences: Vec<String>,
+    /// Its tokens must be bound to a key (DPoP): a token request without a proof is refused.
+    pub require_dpop: bool,
+    /// The subject token types it may exchange (RFC 8693), by short name: `access_token`,
+    /// `refresh_token`. Empty: it may not exchange tokens. The audiences are [`Self::audiences`].
+    pub exchange_types: Vec<String>,
 }
 
 impl OAuthClient {
     pub fn is_confidential(&self) -> bool {
         self.secret_hash.is_some()
     }
+
+    /// The scopes a token it asks for gets: each one `asked` (space-separated) that it may
+    /// have, once each, in the order asked; all of its own when it asks for none.
+    pub fn grant_scopes<'a>(&'a self, asked: Option<&'a str>) -> Result<Vec<&'a str>, crate::AuthError> {
+        let Some(asked) = asked else { return Ok(self.scopes.iter().map(String::as_str).collect()) };
+        let mut granted: Vec<&str> = Vec::new();
+        for s in asked.split(' ').filter(|s| !s.is_empty()) {
+            if !self.scopes.iter().any(|allowed| allowed == s) {
+                return Err(crate::AuthError::ScopeNotAllowed);
+            }
+            if !granted.contains(&s) {
+                granted.push(s);
+            }
+        }
+        Ok(granted)
+    }
+
+    /// The audience a token it asks for is for: `asked`, one it may name, or its only one when
+    /// it names none (a client with several must name one).
+    pub fn grant_audience(&self, asked: Option<&str>) -> Result<String, crate::AuthError> {
+        match (asked, self.audiences.as_slice()) {
+            (Some(a), allowed) if allowed.iter().any(|x| x == a) => Ok(a.to_owned()),
+            (None, [only]) => Ok(only.clone()),
+            _ => Err(crate::AuthError::AudienceNotAllowed),
+        }
+    }
+
+    /// Whether it may obtain tokens of its own (`client_credentials`): a confidential client
+    /// that names at least one audience, and whose id cannot be read as a user's (a user's `sub`
+    /// is a decimal number; a client token's `sub` is its client's id: RFC 9068 §5).
+    pub fn may_use_client_credentials(&self) -> bool {
+        self.is_confidential() && !self.audiences.is_empty() && !self.client_id.could_be_a_user()
+    }
+}
+
+/// A scope token as RFC 6749 §3.3 writes it: 1 to 128 of `%x21 / %x23-5B / %x5D-7E` (printable
+/// ASCII but space, `"` and `\`).
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+/// An audience a client may name: 1 to 256 printable ASCII characters, no space.
+pub fn is_audience(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]

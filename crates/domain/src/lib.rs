@@ -3,6 +3,7 @@
 //! repository ports and the use-cases written against them. Time is always a parameter.
 
 pub mod audit;
+pub mod dpop;
 pub mod error;
 pub mod events;
 pub mod face;
@@ -25,7 +26,7 @@ pub mod fakes;
 
 pub use error::{AuthError, DomainError, RepoError, Rule};
 pub use face::{Face, Faces, RefreshPolicy};
-pub use format::{AccessClaims, AccessView, NativeFormat, RefreshView, TokenFormat};
+pub use format::{AccessClaims, AccessView, ClientAccessClaims, NativeFormat, RefreshView, TokenFormat};
 pub use identity::{ClientId, Email, OAuthClient, User, UserId, UserStatus};
 pub use keys::{Algorithm, KeyState, Keyring, SigningKey};
 pub use legacy::{LegacyKey, LegacyToken, ORIGIN_DJANGO, ORIGIN_FLASK, TokenKind};
@@ -35,7 +36,8 @@ pub use risk::{RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal};
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
 pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
 pub use service::{
-    AccessContext, BlacklistImport, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, RefreshInput, Refreshed,
+    ACCESS_TOKEN_TYPE, AccessContext, BlacklistImport, ClientIntrospection, ClientToken, ClientTokenRequest, ExchangeRequest, Exchanged,
+    ExchangedIntrospection, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, REFRESH_TOKEN_TYPE, RefreshInput, Refreshed,
     ServiceParts, TokenService, TokenSettings,
 };
 pub use throttle::{AttemptLimiter, LockoutPolicy};

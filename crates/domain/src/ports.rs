@@ -168,6 +168,8 @@ pub struct RotateRequest<'a> {
     /// Where the request comes from; a rotation records it on the session.
     pub request: &'a RequestMeta,
     pub rules: &'a [RiskRule],
+    /// The key the request proved possession of (DPoP), by its thumbprint.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -291,12 +293,30 @@ pub trait IdentityVerifier: Send + Sync {
 
 /// Everything the use-cases need from storage.
 pub trait Store:
-    UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + AuditRepository + Health
+    UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + AuditRepository + ProofRepository + Health
 {
 }
-impl<T: UserRepository + ClientRepository + SessionRepository + KeyRepository + LoginAttemptRepository + AuditRepository + Health> Store
-    for T
+impl<
+    T: UserRepository
+        + ClientRepository
+        + SessionRepository
+        + KeyRepository
+        + LoginAttemptRepository
+        + AuditRepository
+        + ProofRepository
+        + Health,
+> Store for T
 {
+}
+
+/// The DPoP proofs seen (RFC 9449 §11.1): a proof is used once, on any instance.
+#[async_trait]
+pub trait ProofRepository: Send + Sync {
+    /// Records a proof by `key` (a keyed hash of its key's thumbprint and its `jti`) until
+    /// `expires_at`. `false`: it was seen before, and the request is a replay.
+    async fn remember_proof(&self, key: TokenHash, expires_at: OffsetDateTime) -> Result<bool, RepoError>;
+    /// Forgets the proofs whose window ended before `before`; how many.
+    async fn prune_proofs(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
 }
 
 /// Password hashing, run wherever the runtime wants it (a bounded blocking pool in the server).

@@ -41,6 +41,9 @@ pub struct Session {
     pub revoked_reason: Option<String>,
     /// What the face needs to render the family's tokens beyond the user (Medods: the GUID).
     pub subject: Option<String>,
+    /// The key the family's tokens are bound to (DPoP, RFC 9449): its RFC 7638 thumbprint.
+    /// Every refresh must then prove possession of it, and every access token carries it.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Session {
@@ -104,6 +107,9 @@ pub enum RefreshRefusal {
     PairMismatch,
     /// The token's session was opened by a face outside the presenting face's audience.
     WrongFace,
+    /// The session's tokens are bound to a key (DPoP) and the request proved another, or none;
+    /// or the request proved a key for a session bound to none.
+    KeyMismatch,
     /// A risk rule refused the refresh and changed nothing.
     RiskDenied(RiskCondition),
     /// A risk rule refused the refresh and revoked sessions.
@@ -121,6 +127,7 @@ impl From<RefreshRefusal> for AuthError {
             RefreshRefusal::UserBlocked => AuthError::UserBlocked,
             RefreshRefusal::PairMismatch => AuthError::PairMismatch,
             RefreshRefusal::WrongFace => AuthError::WrongAudience,
+            RefreshRefusal::KeyMismatch => AuthError::DpopKeyMismatch,
             RefreshRefusal::RiskDenied(c) => AuthError::RiskRefused { condition: c, revoked: false },
             RefreshRefusal::RiskRevoked(c) => AuthError::RiskRefused { condition: c, revoked: true },
         }
@@ -145,6 +152,8 @@ pub struct RefreshFacts<'a> {
     /// Where the request comes from, and the presenting face's risk rules.
     pub request: &'a RequestMeta,
     pub rules: &'a [RiskRule],
+    /// The key the request proved possession of (DPoP), by its thumbprint.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// A decision with the risk signals that matched on the way (for `Notify`).
@@ -193,6 +202,10 @@ fn rotation_rule(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> 
     }
     if f.bound_access.is_some_and(|jti| jti != f.token.access_jti) {
         return Refuse(RefreshRefusal::PairMismatch);
+    }
+    // a bound session's refresh token is worth nothing without its key (RFC 9449 §5)
+    if f.session.dpop_jkt.as_deref() != f.dpop_jkt {
+        return Refuse(RefreshRefusal::KeyMismatch);
     }
     if f.token.expires_at <= now || f.session.expires_at <= now {
         return Refuse(RefreshRefusal::Expired);
@@ -261,6 +274,7 @@ mod tests {
             revoked_at: None,
             revoked_reason: None,
             subject: None,
+            dpop_jkt: None,
         }
     }
 
@@ -290,6 +304,7 @@ mod tests {
             faces: None,
             request: NO_REQUEST,
             rules: &[],
+            dpop_jkt: None,
         }
     }
 

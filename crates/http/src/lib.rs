@@ -6,10 +6,12 @@
 //! - [`request`]: the client's address behind trusted proxies, the request's metadata, `Bearer`
 //!   and HTTP Basic credentials, mounting routes under prefixes, and the retry-later and
 //!   unexpected-failure answers;
-//! - [`request_id`]: the `X-Request-Id` middleware.
+//! - [`request_id`]: the `X-Request-Id` middleware;
+//! - [`metrics`]: the request count and latency middleware, per method, route and status.
 //!
 //! It depends on the domain only for the types it hands over (`RequestMeta`, `DomainError`).
 
 pub mod body;
+pub mod metrics;
 pub mod request;
 pub mod request_id;

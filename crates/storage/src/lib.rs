@@ -1,13 +1,16 @@
-//! Tessera's storage: the domain's repository traits implemented over Postgres with sqlx.
+//! Tessera's storage: the domain's repository traits implemented over Postgres and SQLite with
+//! sqlx, the SQL the two share written once ([`shared`]), what differs behind a small seam.
 //!
 //! Row structs stay private and the crate returns domain types. Each use-case that must be atomic
-//! (rotation above all) is one repository call running in one transaction; constraint names map
-//! to domain errors in one place ([`postgres::map_err`]).
+//! (rotation above all) is one repository call running in one transaction; each backend maps its
+//! driver's constraint violations to domain errors in one place (`postgres::map_err`,
+//! `sqlite::map_err`).
 
 pub mod django;
 mod migrations;
 pub mod postgres;
 mod rows;
+pub(crate) mod shared;
 pub mod sqlite;
 
 pub use postgres::{CLIENTS_CHANNEL, KEYS_CHANNEL, PgStore, REVOCATION_CHANNEL};

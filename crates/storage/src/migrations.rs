@@ -47,4 +47,10 @@ mod tests {
             assert!(m.iter().all(|m| !m.description.contains('_') && !m.sql.as_str().is_empty()));
         }
     }
+
+    #[test]
+    fn both_databases_number_their_migrations_alike() {
+        let named = |dir| migrator(dir).iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
+        assert_eq!(named(&crate::postgres::MIGRATIONS), named(&crate::sqlite::MIGRATIONS));
+    }
 }

@@ -70,9 +70,9 @@ pub const TOKEN_COLS: &str = "t.hash as t_hash, t.session_id as t_session_id, t.
      t.issued_at as t_issued_at, t.expires_at as t_expires_at, t.rotated_at as t_rotated_at, t.sealed_secret as t_sealed_secret";
 pub const SESSION_COLS: &str = "s.id as s_id, s.user_id as s_user_id, s.client_id as s_client_id, s.face as s_face, s.profile as s_profile, \
      cast(s.access_ttl_seconds as bigint) as s_access_ttl, cast(s.refresh_ttl_seconds as bigint) as s_refresh_ttl, s.created_at as s_created_at, s.expires_at as s_expires_at, \
-     s.last_refresh_at as s_last_refresh_at, s.ip as s_ip, s.user_agent as s_user_agent, s.revoked_at as s_revoked_at, s.revoked_reason as s_revoked_reason, s.subject as s_subject";
+     s.last_refresh_at as s_last_refresh_at, s.ip as s_ip, s.user_agent as s_user_agent, s.revoked_at as s_revoked_at, s.revoked_reason as s_revoked_reason, s.subject as s_subject, s.dpop_jkt as s_dpop_jkt";
 pub const USER_COLS: &str = "id, email, password_hash, status, created_at, password_changed_at";
-pub const CLIENT_COLS: &str = "client_id, name, secret_hash, profile, created_at";
+pub const CLIENT_COLS: &str = "client_id, name, secret_hash, profile, created_at, scopes, audiences, require_dpop, exchange_types";
 
 fn corrupt(what: String) -> RepoError {
     RepoError::Unavailable(what.into())
@@ -116,6 +116,7 @@ pub fn session(row: &impl RowExt) -> Result<Session, RepoError> {
         revoked_at: row.opt_time("s_revoked_at")?,
         revoked_reason: row.opt_text("s_revoked_reason")?,
         subject: row.opt_text("s_subject")?,
+        dpop_jkt: row.opt_text("s_dpop_jkt")?,
     })
 }
 
@@ -138,7 +139,16 @@ pub fn client(row: &impl RowExt) -> Result<OAuthClient, RepoError> {
         secret_hash: row.opt_bytes("secret_hash")?.as_deref().and_then(TokenHash::from_slice),
         profile: row.text("profile")?,
         created_at: row.time("created_at")?,
+        scopes: words(&row.text("scopes")?),
+        audiences: words(&row.text("audiences")?),
+        require_dpop: row.boolean("require_dpop")?,
+        exchange_types: words(&row.text("exchange_types")?),
     })
+}
+
+/// A space-separated list, as `clients.scopes` and `clients.audiences` store one.
+fn words(s: &str) -> Vec<String> {
+    s.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 pub fn stored_key(row: &impl RowExt) -> Result<tessera_domain::ports::StoredKey, RepoError> {

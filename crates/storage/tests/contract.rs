@@ -31,6 +31,10 @@ async fn client(store: &dyn Store, id: &str) {
         secret_hash: None,
         profile: "standard".into(),
         created_at: now(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     store.create_client(&c).await.unwrap();
 }
@@ -65,6 +69,7 @@ async fn unopened(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, 
         revoked_at: None,
         revoked_reason: None,
         subject: None,
+        dpop_jkt: None,
     };
     let first = RefreshRecord {
         hash: random_hash(),
@@ -91,6 +96,7 @@ fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> Rota
         faces: None,
         request: &NO_REQUEST,
         rules: &[],
+        dpop_jkt: None,
     }
 }
 
@@ -429,6 +435,10 @@ async fn clients_are_unique_and_keep_their_secret_hash(store: Arc<dyn Store>) {
         secret_hash: Some(random_hash()),
         profile: "extended".into(),
         created_at: now(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     store.create_client(&c).await.unwrap();
     assert!(matches!(store.create_client(&c).await, Err(RepoError::Conflict("clients_pkey"))));
@@ -593,6 +603,47 @@ async fn deleting_a_user_whose_placeholder_address_is_taken_still_succeeds(store
     // two deleted users do not meet either
     let other = user(&*store, "other@example.com").await;
     store.delete_user(other.id, now()).await.unwrap();
+}
+
+/// A DPoP proof is remembered once, whichever instance asks (the replay check of RFC 9449
+/// §11.1), and forgotten once its window has ended.
+async fn a_dpop_proof_is_accepted_once_and_forgotten_after_its_window(store: Arc<dyn Store>) {
+    let t0 = now();
+    let (a, b) = (random_hash(), random_hash());
+    assert!(store.remember_proof(a, t0 + Duration::seconds(61)).await.unwrap());
+    assert!(!store.remember_proof(a, t0 + Duration::seconds(61)).await.unwrap(), "a replay");
+    assert!(store.remember_proof(b, t0 + Duration::seconds(120)).await.unwrap());
+    assert_eq!(store.prune_proofs(t0 + Duration::seconds(90)).await.unwrap(), 1);
+    assert!(!store.remember_proof(b, t0 + Duration::seconds(120)).await.unwrap(), "still in its window");
+    assert!(store.remember_proof(a, t0 + Duration::seconds(200)).await.unwrap(), "forgotten after its window");
+}
+
+/// What a client may ask for in the client_credentials grant is kept, in order, and changed by
+/// an update.
+async fn clients_keep_the_scopes_and_audiences_they_may_ask_for(store: Arc<dyn Store>) {
+    let mut c = OAuthClient {
+        client_id: ClientId::parse("reports").unwrap(),
+        name: "Reports".into(),
+        secret_hash: Some(random_hash()),
+        profile: "standard".into(),
+        created_at: now(),
+        scopes: vec!["reports:write".into(), "reports:read".into()],
+        audiences: vec!["reports-api".into()],
+        require_dpop: false,
+        exchange_types: vec![],
+    };
+    store.create_client(&c).await.unwrap();
+    let read = store.client_by_id("reports").await.unwrap().unwrap();
+    assert_eq!((read.scopes, read.audiences), (c.scopes.clone(), c.audiences.clone()));
+    c.scopes = vec![];
+    c.audiences = vec!["a".into(), "b".into()];
+    assert!(store.update_client(&c).await.unwrap());
+    let read = store.list_clients().await.unwrap().into_iter().find(|x| x.client_id.as_str() == "reports").unwrap();
+    assert_eq!((read.scopes, read.audiences), (vec![], vec!["a".to_owned(), "b".to_owned()]));
+    // a client made before these existed may ask for nothing
+    client(&*store, "plain").await;
+    let plain = store.client_by_id("plain").await.unwrap().unwrap();
+    assert!(plain.scopes.is_empty() && plain.audiences.is_empty());
 }
 
 async fn clients_list_change_and_delete_ending_their_sessions(store: Arc<dyn Store>) {
@@ -766,6 +817,8 @@ macro_rules! contract {
 }
 
 contract!(
+    a_dpop_proof_is_accepted_once_and_forgotten_after_its_window,
+    clients_keep_the_scopes_and_audiences_they_may_ask_for,
     emails_are_unique_case_insensitively,
     failed_logins_lock_the_address_then_the_account_but_never_the_owners_address,
     imported_users_keep_their_ids_and_later_ids_go_above_them,

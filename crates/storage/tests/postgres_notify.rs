@@ -24,6 +24,7 @@ async fn revocations_are_announced_to_listeners() {
         revoked_at: None,
         revoked_reason: None,
         subject: None,
+        dpop_jkt: None,
     };
     let first = tessera_domain::RefreshRecord {
         hash: TokenHash([5; 32]),

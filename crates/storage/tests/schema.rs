@@ -56,3 +56,43 @@ async fn both_databases_get_the_same_tables_columns_and_indexes() {
     let only_lite: Vec<_> = lite_indexes.difference(&pg_indexes).collect();
     assert!(only_pg.is_empty() && only_lite.is_empty(), "indexes only on Postgres: {only_pg:?}\nindexes only on SQLite: {only_lite:?}");
 }
+
+/// A SQLite database migrated before the two sets were numbered alike (its 0007 was today's 0008,
+/// and so on up to 0016) migrates on: its applied migrations are renumbered, not refused as
+/// modified, and it ends with exactly the rows a fresh database has.
+#[tokio::test]
+async fn a_sqlite_database_under_the_old_numbering_migrates_on() {
+    let fresh = tessera_storage::testing::fresh_sqlite().await.unwrap();
+    let rows = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_as::<_, (i64, String, Vec<u8>, bool)>(
+            "select version, description, checksum, success from _sqlx_migrations order by version",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let expected = rows(fresh.pool().clone()).await;
+    assert!(expected.len() >= 17, "{}", expected.len());
+
+    // the old numbering: no 0007, and everything above it one lower
+    let url = tessera_storage::testing::sqlite_url();
+    let old = tessera_storage::SqliteStore::connect(&url).await.unwrap();
+    old.migrate().await.unwrap();
+    let pool = old.pool().clone();
+    sqlx::query("delete from _sqlx_migrations where version = 7").execute(&pool).await.unwrap();
+    sqlx::query("update _sqlx_migrations set version = -(version - 1) where version > 7").execute(&pool).await.unwrap();
+    sqlx::query("update _sqlx_migrations set version = -version where version < 0").execute(&pool).await.unwrap();
+    let (seventh,): (String,) =
+        sqlx::query_as("select description from _sqlx_migrations where version = 7").fetch_one(&pool).await.unwrap();
+    assert_eq!(seventh, "identities and session subject");
+    drop(old);
+
+    // as after an upgrade: a new process opens the file and migrates
+    let upgraded = tessera_storage::SqliteStore::connect(&url).await.unwrap();
+    assert_eq!(upgraded.pending_migrations().await.unwrap(), Vec::<String>::new());
+    assert_eq!(upgraded.migrate().await.unwrap(), 0);
+    assert_eq!(rows(upgraded.pool().clone()).await, expected);
+    // and once aligned, nothing moves again
+    assert_eq!(upgraded.migrate().await.unwrap(), 0);
+    assert_eq!(rows(upgraded.pool().clone()).await, expected);
+}

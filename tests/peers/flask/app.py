@@ -1,7 +1,7 @@
 """The original service the conformance kit is checked against for flask-jwt-extended: Flask with
 flask-jwt-extended 4.x, as the app the fixtures in tests/fixtures/flask were captured from (login,
 a protected route, refresh with a refresh token, logout revoking it; one user). Run by
-crates/api/tests/cli.rs with the test venv's Flask (scripts/test-venv.sh); PEER_SECRET is its
+crates/cli/tests/cli.rs with the test venv's Flask (scripts/test-venv.sh); PEER_SECRET is its
 JWT_SECRET_KEY."""
 
 import os

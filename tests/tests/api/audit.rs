@@ -1,7 +1,7 @@
 //! The audit trail as an operator checks it: what happened is there, chained, and an event edited,
 //! deleted or inserted by hand in the database is caught.
 
-use tessera_api::startup::Backend;
+use tessera_server::startup::Backend;
 
 use crate::helpers::{TestApp, pair, spawn_app};
 
@@ -80,7 +80,7 @@ async fn the_trail_records_what_happened_and_catches_edits_deletions_and_inserti
 /// `tessera audit verify --head <head>` run in this process (the CLI's own code) on the app's
 /// database and master key, as an operator of the deployment would.
 async fn tessera_audit_verify_head(app: &TestApp, head: &str) -> anyhow::Result<()> {
-    use tessera_api::cli::{AuditCommand, Cli, Command};
+    use tessera_cli::cli::{AuditCommand, Cli, Command};
     let dir = std::env::temp_dir().join(format!("tessera-audit-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("tessera.toml");
@@ -92,7 +92,7 @@ async fn tessera_audit_verify_head(app: &TestApp, head: &str) -> anyhow::Result<
         json: false,
         command: Command::Audit(AuditCommand::Verify { head: Some(head.to_owned()) }),
     };
-    let result = tessera_api::cli::run(cli).await;
+    let result = tessera_cli::cli::run(cli).await;
     std::fs::remove_dir_all(&dir).ok();
     result
 }
@@ -126,7 +126,7 @@ async fn a_sealer_stops_when_its_head_is_lost_and_a_kept_head_catches_the_chain_
     let broken = fresh.state.service.verify_audit_against(Some(&head)).await.unwrap().broken.expect("caught against the kept head");
     assert_eq!((broken.seq, broken.reason), (head.seq, tessera_domain::audit::REWRITTEN));
     let e = tessera_audit_verify_head(&app, &head.to_string()).await.unwrap_err();
-    assert_eq!(tessera_api::cli::exit_code(&e), 4);
+    assert_eq!(tessera_cli::cli::exit_code(&e), 4);
     assert!(e.to_string().contains("sealed again"), "{e}");
 }
 

@@ -65,6 +65,10 @@ async fn a_client_deleted_elsewhere_is_refused_at_once_by_the_running_server() {
         secret_hash: Some(app.secrets.refresh_hasher.hash(b"billing-secret")),
         profile: "standard".into(),
         created_at: OffsetDateTime::now_utc(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     app.store.create_client(&client).await.unwrap();
     let first = grant(&app, "billing").await;

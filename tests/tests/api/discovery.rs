@@ -22,6 +22,10 @@ async fn backend_client(app: &TestApp) {
         secret_hash: Some(app.secrets.refresh_hasher.hash(b"rs-secret-rs-secret")),
         profile: "standard".into(),
         created_at: OffsetDateTime::now_utc(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     app.store.create_client(&client).await.unwrap();
 }
@@ -79,6 +83,27 @@ async fn forged_tokens_are_refused() {
     assert_eq!(app.me(&pair.access).await.status(), 200);
 }
 
+/// RFC 8414 §2: the issuer is the https URL clients reach, and tokens carry it; a token of the
+/// issuer before (`tessera`) is still accepted until it expires, another issuer's is not.
+async fn the_issuer_is_the_public_https_url_and_the_previous_one_still_verifies() {
+    let app = crate::helpers::spawn_with(|s| s.server.public_url = "https://auth.example.test/".into()).await;
+    let pair = app.user_with_pair(EMAIL).await;
+    let (_, meta) = metadata(&app, &[]).await;
+    assert_eq!(
+        (meta["issuer"].as_str(), meta["token_endpoint"].as_str()),
+        (Some("https://auth.example.test"), Some("https://auth.example.test/oauth/token"))
+    );
+    let claims = app.verify_independently(&pair.access).await;
+    assert_eq!(claims["iss"], "https://auth.example.test");
+    let header = json!({"kid": app.native_kid, "typ": "at+jwt"});
+    let mut earlier = claims.clone();
+    earlier["iss"] = json!("tessera");
+    assert_eq!(app.me(&app.sign_native(&header, &earlier)).await.status(), 200, "the issuer before");
+    let mut other = claims;
+    other["iss"] = json!("https://someone-else.example");
+    assert_eq!(app.me(&app.sign_native(&header, &other)).await.status(), 401, "another issuer");
+}
+
 fn base64_url(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -90,7 +115,10 @@ async fn a_standard_client_finds_every_endpoint_in_the_metadata_and_introspects(
     backend_client(&app).await;
     let meta: Value = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], "tessera");
-    assert_eq!(meta["grant_types_supported"], json!(["password", "refresh_token"]));
+    assert_eq!(
+        meta["grant_types_supported"],
+        json!(["password", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"])
+    );
     assert_eq!(meta["jwks_uri"], app.url("/.well-known/jwks.json"));
     let url = |k: &str| meta[k].as_str().unwrap().to_owned();
     assert_eq!(app.http.get(url("jwks_uri")).send().await.unwrap().status(), 200);
@@ -266,4 +294,5 @@ crate::both_backends!(
     a_standard_client_finds_every_endpoint_in_the_metadata_and_introspects,
     introspection_covers_every_face_and_only_confidential_clients_may_ask,
     an_untrusted_clients_forwarded_host_never_reaches_the_metadata,
+    the_issuer_is_the_public_https_url_and_the_previous_one_still_verifies,
 );

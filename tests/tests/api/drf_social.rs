@@ -77,7 +77,7 @@ async fn app() -> TestApp {
         let p = &mut s.dialects.drf_social_oauth2.providers;
         p.insert(
             "idp".into(),
-            tessera_api::config::ProviderSettings {
+            tessera_server::config::ProviderSettings {
                 issuer: ISSUER.into(),
                 jwks_url: Some(jwks_url),
                 jwks: None,
@@ -86,12 +86,17 @@ async fn app() -> TestApp {
         );
         p.insert(
             "inline".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(inline), audience: Some(APP.into()) },
+            tessera_server::config::ProviderSettings {
+                issuer: ISSUER.into(),
+                jwks_url: None,
+                jwks: Some(inline),
+                audience: Some(APP.into()),
+            },
         );
         let es = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "es-1", "alg": "ES256", "x": ES_X, "y": ES_Y}]}).to_string();
         p.insert(
             "es".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(es), audience: Some(APP.into()) },
+            tessera_server::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: None, jwks: Some(es), audience: Some(APP.into()) },
         );
     })
     .await;
@@ -101,6 +106,10 @@ async fn app() -> TestApp {
         secret_hash: Some(app.secrets.refresh_hasher.hash(b"web-secret")),
         profile: "standard".into(),
         created_at: OffsetDateTime::now_utc(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     app.store.create_client(&client).await.unwrap();
     app.register("ann@example.com", "correct horse battery").await;
@@ -285,7 +294,7 @@ async fn unknown_kids_do_not_hammer_the_provider() {
     let app = spawn_with(move |s| {
         s.dialects.drf_social_oauth2.providers.insert(
             "idp".into(),
-            tessera_api::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(url), jwks: None, audience: Some(APP.into()) },
+            tessera_server::config::ProviderSettings { issuer: ISSUER.into(), jwks_url: Some(url), jwks: None, audience: Some(APP.into()) },
         );
     })
     .await;

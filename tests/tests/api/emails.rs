@@ -2,8 +2,8 @@
 //! and a look-alike of a registered address is that address.
 
 use serde_json::{Value, json};
-use tessera_api::startup::Backend;
 use tessera_domain::{Email, OffsetDateTime, UserId};
+use tessera_server::startup::Backend;
 
 use crate::helpers::{TestApp, spawn_app};
 

@@ -1,13 +1,13 @@
 //! Replays the captured exchanges of the original Python libraries (`tests/fixtures/`) against
 //! Tessera's dialects, through the conformance kit the product ships (`tessera conformance`,
-//! `tessera_api::conformance`): the peers' tokens are replaced by tokens of ours of the same kind
+//! `tessera_cli::conformance`): the peers' tokens are replaced by tokens of ours of the same kind
 //! (valid, expired, tampered, rotated, ...); status, the headers that matter and the JSON body
 //! are compared exactly, JWTs by shape (same claims, same JSON types; our extra `sid` aside).
 //! Every case must pass; the only ones skipped are the peers' HTML pages (unknown paths, and
 //! Werkzeug's 405 for `GET /login`): Tessera answers those with one RFC 9457 problem.
 
 use serde_json::{Value, json};
-use tessera_api::conformance::{self, CaseResult, Dialect, Era, Options, Outcome, Routes};
+use tessera_cli::conformance::{self, CaseResult, Dialect, Era, Options, Outcome, Routes};
 
 use crate::helpers::{TestApp, spawn_with};
 

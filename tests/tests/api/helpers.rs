@@ -6,10 +6,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use tessera_api::Settings;
-use tessera_api::secrets::ServerSecrets;
-use tessera_api::startup::Backend as Store;
 use tessera_domain::{Algorithm, KeyState, OffsetDateTime, SigningKey};
+use tessera_server::Settings;
+use tessera_server::secrets::ServerSecrets;
+use tessera_server::startup::Backend as Store;
 use tessera_storage::{PgStore, SqliteStore};
 
 /// Which store the tests of a task run against.
@@ -112,7 +112,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.dialects.medods.caller_key = Some(CALLER_KEY.into());
     configure(&mut settings);
 
-    let app = tessera_api::Application::build(settings).await.expect("the application builds");
+    let app = tessera_server::Application::build(settings).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}")).unwrap_or_default();
     tokio::spawn(app.run_until_stopped());
@@ -142,11 +142,11 @@ pub struct Pair {
 impl TestApp {
     /// An operator's process (the admin commands' core), on the same database and master key as
     /// the running server.
-    pub async fn admin(&self) -> tessera_api::startup::Core {
-        tessera_api::startup::Core::build(
+    pub async fn admin(&self) -> tessera_server::startup::Core {
+        tessera_server::startup::Core::build(
             Settings {
-                database: tessera_api::config::DatabaseSettings { url: self.db_url.clone(), ..Default::default() },
-                secrets: tessera_api::config::SecretSettings { master_key: Some(self.master_key.clone()), master_key_file: None },
+                database: tessera_server::config::DatabaseSettings { url: self.db_url.clone(), ..Default::default() },
+                secrets: tessera_server::config::SecretSettings { master_key: Some(self.master_key.clone()), master_key_file: None },
                 ..Default::default()
             },
             false,

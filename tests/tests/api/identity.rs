@@ -3,10 +3,10 @@
 //! its fix.
 
 use serde_json::{Value, json};
-use tessera_api::Settings;
-use tessera_api::dialects::config::LegacySecret;
-use tessera_api::import::OnConflict;
+use tessera_cli::import::OnConflict;
+use tessera_dialects::config::LegacySecret;
 use tessera_domain::{OffsetDateTime, RefreshPolicy, UserId};
+use tessera_server::Settings;
 
 use crate::helpers::{TestApp, now_unix, sign_hs256, spawn_with};
 
@@ -30,14 +30,14 @@ fn django_faces(st: &mut Settings) {
 }
 
 /// An operator's process on the app's database, configured as the server is.
-async fn operator(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> tessera_api::startup::Core {
+async fn operator(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> tessera_server::startup::Core {
     let mut settings = Settings {
-        database: tessera_api::config::DatabaseSettings { url: app.db_url.clone(), ..Default::default() },
-        secrets: tessera_api::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
+        database: tessera_server::config::DatabaseSettings { url: app.db_url.clone(), ..Default::default() },
+        secrets: tessera_server::config::SecretSettings { master_key: Some(app.master_key.clone()), master_key_file: None },
         ..Default::default()
     };
     configure(&mut settings);
-    tessera_api::startup::Core::build(settings, false, false).await.unwrap()
+    tessera_server::startup::Core::build(settings, false, false).await.unwrap()
 }
 
 /// The Django database the real Django and simplejwt wrote (`fixtures/legacy/django.sql`),
@@ -88,6 +88,10 @@ async fn introspector(app: &TestApp) -> impl Fn(String) -> std::pin::Pin<Box<dyn
         secret_hash: Some(app.secrets.refresh_hasher.hash(b"rs-secret-rs-secret")),
         profile: "standard".into(),
         created_at: OffsetDateTime::now_utc(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     app.store.create_client(&client).await.unwrap();
     let (http, url) = (app.http.clone(), app.url("/oauth/introspect"));
@@ -129,14 +133,14 @@ async fn an_imported_id_never_makes_a_legacy_token_speak_for_a_user_registered_h
     // the import stops on the collisions and writes no user
     let (url, dir) = django_db("").await;
     let core = operator(&app, django_faces).await;
-    let err = tessera_api::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap_err();
-    assert_eq!(tessera_api::cli::exit_code(&err), 5, "{err:#}");
+    let err = tessera_cli::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap_err();
+    assert_eq!(tessera_cli::cli::exit_code(&err), 5, "{err:#}");
     let text = format!("{err:#}");
     assert!(text.contains("user 1: the id 1 belongs to another user here") && text.contains("user 2:"), "{text}");
     assert!(app.store.user_by_id(UserId(3)).await.unwrap().is_none(), "nothing imported: {text}");
 
     // with skip, the others come over and the collisions are listed
-    let summary = tessera_api::import::django(&core, &url, "simplejwt", OnConflict::Skip, OffsetDateTime::now_utc()).await.unwrap();
+    let summary = tessera_cli::import::django(&core, &url, "simplejwt", OnConflict::Skip, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(summary.users_imported, 4, "{summary}");
     assert_eq!(summary.conflicts.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2], "{summary}");
     assert!(summary.ids_reserved_up_to >= 6, "{summary}");
@@ -188,7 +192,7 @@ async fn an_import_that_meets_an_unreadable_blacklist_row_carries_on_and_tokens_
     assert_eq!(status, 401);
 
     let core = operator(&app, django_faces).await;
-    let summary = tessera_api::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
+    let summary = tessera_cli::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(summary.blacklisted_unreadable.len(), 1, "{summary}");
     assert_eq!(summary.blacklisted_imported, 1, "the row after the unreadable one is carried over: {summary}");
     assert_eq!((summary.users_imported, summary.users_present), (5, 1), "{summary}");
@@ -209,7 +213,7 @@ async fn blocking_or_deleting_a_user_refuses_their_legacy_tokens_everywhere_at_o
     let introspect = introspector(&app).await;
     let core = operator(&app, django_faces).await;
     let (url, dir) = django_db("").await;
-    tessera_api::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
+    tessera_cli::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
 
     let alice = s(&f["django"]["alice"]["access"]);
     let bob = s(&f["django"]["bob"]["access"]);
@@ -258,9 +262,9 @@ async fn flask_tokens_speak_only_for_users_imported_from_flask() {
          {{\"id\": 3, \"email\": \"three@example.com\", \"password_hash\": \"md5$never$seen\"}}\n\
          {{\"highest_id\": 40}}\n"
     ));
-    let err = tessera_api::import::flask(&core, &users, OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap_err();
-    assert_eq!(tessera_api::cli::exit_code(&err), 5, "{err:#}");
-    let summary = tessera_api::import::flask(&core, &users, OnConflict::Skip, OffsetDateTime::now_utc()).await.unwrap();
+    let err = tessera_cli::import::flask(&core, &users, OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap_err();
+    assert_eq!(tessera_cli::cli::exit_code(&err), 5, "{err:#}");
+    let summary = tessera_cli::import::flask(&core, &users, OnConflict::Skip, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(summary.users_imported, 1, "{summary}");
     assert_eq!(summary.conflicts.iter().map(|c| c.id).collect::<Vec<_>>(), [1]);
     assert_eq!(summary.users_skipped.iter().map(|c| c.id).collect::<Vec<_>>(), [3], "an unknown hash format: {summary}");
@@ -307,7 +311,7 @@ async fn legacy_sessions_are_capped_and_introspection_only_reads() {
     let introspect = introspector(&app).await;
     let core = operator(&app, django_faces).await;
     let (url, dir) = django_db("").await;
-    tessera_api::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
+    tessera_cli::import::django(&core, &url, "simplejwt", OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
     let fifty_years = now_unix() + 50 * 365 * 86_400;
     let refresh = simplejwt_token("refresh", 3, fifty_years);
     let access = simplejwt_token("access", 3, now_unix() + 300);
@@ -361,6 +365,7 @@ async fn a_revocation_outlives_a_shortened_profile() {
         revoked_at: None,
         revoked_reason: None,
         subject: None,
+        dpop_jkt: None,
     };
     let record = tessera_domain::RefreshRecord {
         hash: tessera_domain::TokenHash([7; 32]),
@@ -400,7 +405,7 @@ async fn a_refused_login_takes_as_long_whatever_hash_the_email_has() {
     let users = tempfile_with(&format!(
         "{{\"id\": 7, \"email\": \"imported@example.com\", \"password_hash\": \"{hash}\"}}\n{{\"highest_id\": 7}}\n"
     ));
-    tessera_api::import::flask(&core, &users, OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
+    tessera_cli::import::flask(&core, &users, OnConflict::Stop, OffsetDateTime::now_utc()).await.unwrap();
     // the server as deployed after the import
     let server = another_instance(&app).await;
     let refusal = |email: &'static str| {
@@ -442,7 +447,7 @@ async fn another_instance(app: &TestApp) -> String {
     settings.metrics.port = 0;
     settings.secrets.master_key = Some(app.master_key.clone());
     settings.dialects.medods.caller_key = Some(crate::helpers::CALLER_KEY.into());
-    let built = tessera_api::Application::build(settings).await.unwrap();
+    let built = tessera_server::Application::build(settings).await.unwrap();
     let address = format!("http://127.0.0.1:{}", built.port());
     tokio::spawn(built.run_until_stopped());
     address

@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tessera_api::dialects::config::LegacySecret;
+use tessera_dialects::config::LegacySecret;
 use tessera_domain::{Email, OffsetDateTime, RefreshPolicy, User, UserId, UserStatus};
 
 use crate::helpers::{TestApp, sign_hs256, spawn_with};
@@ -146,6 +146,10 @@ async fn a_resource_server_introspects_legacy_tokens() {
         secret_hash: Some(app.secrets.refresh_hasher.hash(b"rs-secret-rs-secret")),
         profile: "standard".into(),
         created_at: OffsetDateTime::now_utc(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     app.store.create_client(&client).await.unwrap();
     let introspect = |token: Value| {

@@ -4,9 +4,11 @@
 mod audit;
 mod bad_dialect_input;
 mod bad_input;
+mod client_credentials;
 mod deletions;
 mod dialects;
 mod discovery;
+mod dpop;
 mod drf_social;
 mod emails;
 mod faces;
@@ -26,3 +28,4 @@ mod sessions;
 mod slow_clients;
 mod swagger_ui;
 mod throttle;
+mod token_exchange;

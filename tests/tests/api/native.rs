@@ -182,6 +182,10 @@ async fn confidential(app: &crate::helpers::TestApp, id: &str, secret: &str, pro
         secret_hash: Some(app.secrets.refresh_hasher.hash(secret.as_bytes())),
         profile: profile.into(),
         created_at: OffsetDateTime::now_utc(),
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     app.store.create_client(&client).await.unwrap();
 }
@@ -253,7 +257,9 @@ async fn token_endpoint_speaks_rfc_6749_errors() {
     type Form<'a> = Vec<(&'a str, &'a str)>;
     let cases: Vec<(Form, u16, &str)> = vec![
         (vec![], 400, "invalid_request"),
-        (vec![("grant_type", "client_credentials")], 400, "unsupported_grant_type"),
+        (vec![("grant_type", "authorization_code")], 400, "unsupported_grant_type"),
+        // the default client is public: the grant exists, but not for it
+        (vec![("grant_type", "client_credentials")], 400, "unauthorized_client"),
         (vec![("grant_type", "password"), ("username", "a@b.c")], 400, "invalid_request"),
         (vec![("grant_type", "refresh_token")], 400, "invalid_request"),
         (vec![("grant_type", "refresh_token"), ("refresh_token", "nope")], 400, "invalid_grant"),
@@ -310,12 +316,12 @@ async fn nothing_secret_is_stored_in_the_clear() {
     // read the tables raw, as someone with a copy of the database would
     type Rows = (String, Vec<(Vec<u8>, Option<Vec<u8>>)>, Vec<Vec<u8>>);
     let (hash, rows, keys): Rows = match &app.backend {
-        tessera_api::startup::Backend::Postgres(pg) => (
+        tessera_server::startup::Backend::Postgres(pg) => (
             sqlx::query_scalar("select password_hash from users").fetch_one(pg.pool()).await.unwrap(),
             sqlx::query_as("select hash, sealed_secret from refresh_tokens").fetch_all(pg.pool()).await.unwrap(),
             sqlx::query_scalar("select sealed_secret from signing_keys").fetch_all(pg.pool()).await.unwrap(),
         ),
-        tessera_api::startup::Backend::Sqlite(lite) => (
+        tessera_server::startup::Backend::Sqlite(lite) => (
             sqlx::query_scalar("select password_hash from users").fetch_one(lite.pool()).await.unwrap(),
             sqlx::query_as("select hash, sealed_secret from refresh_tokens").fetch_all(lite.pool()).await.unwrap(),
             sqlx::query_scalar("select sealed_secret from signing_keys").fetch_all(lite.pool()).await.unwrap(),

@@ -6,14 +6,14 @@ use crate::helpers::spawn_app;
 
 #[test]
 fn the_committed_openapi_document_is_fresh() {
-    let generated = tessera_api::openapi::spec_json().unwrap();
+    let generated = tessera_server::openapi::spec_json().unwrap();
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json")).unwrap();
     assert!(generated == committed, "openapi/openapi.json is stale: run `make openapi` and commit it");
 }
 
 #[test]
 fn every_operation_documents_its_responses_and_has_an_operation_id() {
-    let spec: Value = serde_json::from_str(&tessera_api::openapi::spec_json().unwrap()).unwrap();
+    let spec: Value = serde_json::from_str(&tessera_server::openapi::spec_json().unwrap()).unwrap();
     let paths = spec["paths"].as_object().unwrap();
     for p in ["/v1/users", "/v1/me", "/v1/logout", "/oauth/token", "/oauth/revoke", "/health/live", "/health/ready"] {
         assert!(paths.contains_key(p), "{p} is documented");
@@ -53,7 +53,7 @@ async fn swagger_ui_and_the_spec_are_served() {
     let res = app.http.get(app.url("/openapi.json")).send().await.unwrap();
     assert_eq!(res.headers()["content-type"], "application/json");
     let served: Value = res.json().await.unwrap();
-    let generated: Value = serde_json::from_str(&tessera_api::openapi::spec_json().unwrap()).unwrap();
+    let generated: Value = serde_json::from_str(&tessera_server::openapi::spec_json().unwrap()).unwrap();
     assert_eq!(served, generated);
 }
 
@@ -66,7 +66,7 @@ async fn swagger_ui_offers_one_document_per_api_each_with_its_own_authorize_form
     let app = spawn_app().await;
     let whole: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let mut seen = std::collections::BTreeMap::new();
-    for (_, name, path) in tessera_api::openapi::UI_DOCUMENTS {
+    for (_, name, path) in tessera_server::openapi::UI_DOCUMENTS {
         let res = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         let doc: Value = res.json().await.unwrap();
@@ -99,7 +99,7 @@ async fn swagger_ui_offers_one_document_per_api_each_with_its_own_authorize_form
 
 #[test]
 fn every_dialect_route_is_documented_by_its_handler() {
-    use tessera_api::dialects::{docs, drf_social, flask, medods, simplejwt};
+    use tessera_dialects::{docs, drf_social, flask, medods, simplejwt};
     use utoipa::OpenApi;
     let sj = simplejwt::Handlers::openapi();
     for (face, missing) in [

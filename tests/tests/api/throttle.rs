@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_with};
 
 /// Behind a trusted proxy (the test client), so that each request can come from its own address.
-async fn app(configure: impl FnOnce(&mut tessera_api::Settings)) -> TestApp {
+async fn app(configure: impl FnOnce(&mut tessera_server::Settings)) -> TestApp {
     spawn_with(|s| {
         s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
         configure(s);

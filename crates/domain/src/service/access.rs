@@ -39,6 +39,7 @@ impl TokenService {
                 client_id: None,
                 expires_at: t.expires_at.unix_timestamp(),
                 legacy: Some(t.origin),
+                dpop_jkt: None,
             });
         }
         let view = face.format.read_access(&self.keyring, token, Some(now))?;
@@ -55,6 +56,7 @@ impl TokenService {
             client_id: view.client_id,
             expires_at: view.expires_at,
             legacy: None,
+            dpop_jkt: view.dpop_jkt,
         })
     }
 
@@ -112,6 +114,7 @@ impl TokenService {
                     issued_at: None,
                     jti: Some(ctx.jti),
                     legacy: Some(origin),
+                    dpop_jkt: None,
                 }));
             }
             let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
@@ -130,6 +133,7 @@ impl TokenService {
                 issued_at: Some(issued_at),
                 jti: Some(ctx.jti),
                 legacy: None,
+                dpop_jkt: session.dpop_jkt.clone(),
             }));
         }
         for face in self.faces.iter() {
@@ -158,6 +162,7 @@ impl TokenService {
                             issued_at: Some(token.issued_at.unix_timestamp()),
                             jti: None,
                             legacy: Some(token.origin),
+                            dpop_jkt: None,
                         }));
                     }
                     secret
@@ -181,6 +186,7 @@ impl TokenService {
                         issued_at: Some(record.issued_at.unix_timestamp()),
                         jti: None,
                         legacy: None,
+                        dpop_jkt: session.dpop_jkt.clone(),
                     }));
                 }
                 Err(DomainError::Auth(_)) => continue,

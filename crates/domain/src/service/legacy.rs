@@ -135,6 +135,7 @@ impl TokenService {
             revoked_at: revoked,
             revoked_reason: revoked.map(|_| "blacklisted before the migration".to_owned()),
             subject: None,
+            dpop_jkt: None,
         };
         let record = RefreshRecord {
             hash,

@@ -31,11 +31,16 @@ use crate::{
 pub use crate::format::{AccessClaims, AccessView, NativeFormat, RefreshView, TokenFormat};
 
 mod access;
+pub use exchange::{ACCESS_TOKEN_TYPE, ExchangeRequest, Exchanged, ExchangedIntrospection, REFRESH_TOKEN_TYPE, short_token_type};
+pub use machine::{ClientIntrospection, ClientToken, ClientTokenRequest};
 mod admin;
 mod audit_trail;
+mod binding;
+mod exchange;
 mod identity;
 mod legacy;
 mod login;
+mod machine;
 mod refresh;
 mod revocation;
 mod sessions;
@@ -85,6 +90,8 @@ pub struct AccessContext {
     /// `flask`): it belongs to no Tessera session (`session_id` is its `jti`), lives out its own
     /// short life, and speaks only for a user imported from that deployment.
     pub legacy: Option<&'static str>,
+    /// The key the token is bound to (DPoP `cnf.jkt`): a request must prove it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Address networks whose failed logins are counted at once, beyond which each failure is
@@ -153,6 +160,8 @@ pub struct LoginOrigin<'a> {
     pub request: RequestMeta,
     /// The face's subject data for the session (see [`Session::subject`]).
     pub subject: Option<String>,
+    /// The key the session's tokens are bound to (DPoP), proved by the login request.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a refresh request brings beside its refresh token.
@@ -164,6 +173,8 @@ pub struct RefreshInput<'a> {
     /// expired; it names the pair).
     pub bound_access: Option<&'a str>,
     pub request: RequestMeta,
+    /// The key the request proved possession of (DPoP), by its thumbprint.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// An access token issued by a refresh that keeps its refresh token (`reuse`).
@@ -225,6 +236,8 @@ pub struct Introspection {
     pub jti: Option<Uuid>,
     /// A legacy token: the deployment whose library minted it (`django`, `flask`).
     pub legacy: Option<&'static str>,
+    /// The key its session's tokens are bound to (DPoP `cnf.jkt`).
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,6 +101,7 @@ impl TokenService {
             faces: Some(&peers),
             request: &input.request,
             rules: &face.risk,
+            dpop_jkt: input.dpop_jkt,
         };
         match self.store.rotate(req).await? {
             RotateOutcome::Rotated { session, child, signals } => {
@@ -155,6 +156,10 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<IssuedAccess, DomainError> {
         let (_, session, _) = self.live_refresh(face, presented, input.client, now).await?;
+        // as the rotation rule says: a bound session's refresh token needs its key
+        if session.dpop_jkt.as_deref() != input.dpop_jkt {
+            return Err(AuthError::DpopKeyMismatch.into());
+        }
         let signals = assess(&face.risk, session.ip.as_deref(), session.user_agent.as_deref(), &input.request);
         let strict = signals.iter().find(|s| s.action == strictest(&signals)).map(|s| s.condition);
         match (strictest(&signals), strict) {

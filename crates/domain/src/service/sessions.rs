@@ -59,6 +59,7 @@ impl TokenService {
             revoked_at: None,
             revoked_reason: None,
             subject: origin.subject,
+            dpop_jkt: origin.dpop_jkt,
         };
         let secret = RefreshSecret::generate_len(face.format.secret_len())?;
         let fresh = self.prepare_refresh(&secret)?;

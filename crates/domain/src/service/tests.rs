@@ -27,7 +27,7 @@ fn native_face() -> Face {
         refresh: RefreshPolicy::Rotate,
         grace: Duration::seconds(5),
         risk: vec![],
-        format: Arc::new(NativeFormat { issuer: "tessera".into(), alg: Algorithm::HS256 }),
+        format: Arc::new(NativeFormat { issuer: "tessera".into(), accepted_issuers: vec![], alg: Algorithm::HS256 }),
     }
 }
 
@@ -74,7 +74,7 @@ async fn rotate(
     bound: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<IssuedPair, DomainError> {
-    let input = RefreshInput { client, bound_access: bound, request: RequestMeta::default() };
+    let input = RefreshInput { client, bound_access: bound, request: RequestMeta::default(), dpop_jkt: None };
     match w.svc.refresh(&w.face, refresh, input, now).await? {
         Refreshed::Pair(p) => Ok(p),
         Refreshed::Access(_) => panic!("the native face rotates"),
@@ -267,12 +267,58 @@ async fn confidential_clients_must_present_their_secret() {
         secret_hash: Some(hash),
         profile: "standard".into(),
         created_at: T0,
+        scopes: vec![],
+        audiences: vec![],
+        require_dpop: false,
+        exchange_types: vec![],
     };
     w.store.create_client(&client).await.unwrap();
     assert!(w.svc.authenticate_client("conf", Some("s3cret")).await.is_ok());
     assert!(w.svc.authenticate_client("conf", Some("wrong")).await.is_err());
     assert!(w.svc.authenticate_client("conf", None).await.is_err());
     assert!(w.svc.authenticate_client("nobody", None).await.is_err());
+}
+
+#[tokio::test]
+async fn a_client_gets_only_the_scopes_and_audiences_it_may_ask_for() {
+    let w = world();
+    let mut client = OAuthClient {
+        client_id: crate::ClientId::parse("reports").unwrap(),
+        name: "r".into(),
+        secret_hash: Some(w.svc.secret_hash(b"s3cret")),
+        profile: "standard".into(),
+        created_at: T0,
+        scopes: vec!["read".into(), "write".into()],
+        audiences: vec!["reports-api".into()],
+        require_dpop: false,
+        exchange_types: vec![],
+    };
+    let ttl = Duration::minutes(5);
+    let issue = |c: &OAuthClient, scope, audience| {
+        w.svc.client_credentials(&w.face, c, ttl, ClientTokenRequest { scope, audience, dpop_jkt: None }, T0)
+    };
+    let all = issue(&client, None, None).unwrap();
+    assert_eq!((all.scope.as_str(), all.audience.as_str(), all.expires_in), ("read write", "reports-api", 300));
+    // asked twice, granted once, in the order asked
+    assert_eq!(issue(&client, Some("write read write"), Some("reports-api")).unwrap().scope, "write read");
+    assert_eq!(issue(&client, Some("admin"), None).unwrap_err().to_string(), DomainError::from(AuthError::ScopeNotAllowed).to_string());
+    assert!(matches!(issue(&client, None, Some("other")), Err(DomainError::Auth(AuthError::AudienceNotAllowed))));
+    // the token reads back as a client's, and never as a user's
+    let claims = w.face.format.read_client_access(&w.svc.keyring, &all.access_token, T0).unwrap();
+    assert_eq!((claims.sub.as_str(), claims.aud.as_str(), claims.scope.as_deref()), ("reports", "reports-api", Some("read write")));
+    assert!(w.svc.resolve_access(&w.face, &all.access_token, T0).is_err());
+    assert!(w.face.format.read_client_access(&w.svc.keyring, &all.access_token, T0 + Duration::minutes(6)).is_err(), "expired");
+
+    client.audiences.push("billing-api".into());
+    assert!(matches!(issue(&client, None, None), Err(DomainError::Auth(AuthError::AudienceNotAllowed))), "several: one must be named");
+    assert_eq!(issue(&client, None, Some("billing-api")).unwrap().audience, "billing-api");
+    for refused in [
+        OAuthClient { secret_hash: None, ..client.clone() },
+        OAuthClient { audiences: vec![], ..client.clone() },
+        OAuthClient { client_id: crate::ClientId::parse("7").unwrap(), ..client.clone() },
+    ] {
+        assert!(matches!(issue(&refused, None, Some("billing-api")), Err(DomainError::Auth(AuthError::UnauthorizedClient))));
+    }
 }
 
 #[tokio::test]
@@ -509,7 +555,7 @@ async fn a_legacy_token_issued_at_the_end_of_time_is_adopted_without_a_panic() {
     let secret = b"legacy-django-secret";
     let Some(key) = crate::LegacyKey::hmac(secret, Algorithm::HS256, crate::ORIGIN_DJANGO) else { panic!("an HMAC key") };
     let w = world_with(vec![Face {
-        format: Arc::new(NativeWithLegacy(NativeFormat { issuer: "tessera".into(), alg: Algorithm::HS256 }, key)),
+        format: Arc::new(NativeWithLegacy(NativeFormat { issuer: "tessera".into(), accepted_issuers: vec![], alg: Algorithm::HS256 }, key)),
         ..native_face()
     }]);
     let user = User {

@@ -1,7 +1,7 @@
 """The original service the conformance kit is checked against: Django with
 djangorestframework-simplejwt and djoser, configured as the app the fixtures in tests/fixtures/django
 were captured from (rotation with blacklisting, `Bearer`, JSON bodies only). Run by
-crates/api/tests/cli.rs with the test venv's Django (scripts/test-venv.sh); PEER_DB names its SQLite
+crates/cli/tests/cli.rs with the test venv's Django (scripts/test-venv.sh); PEER_DB names its SQLite
 file and PEER_SECRET its SECRET_KEY (simplejwt's signing key)."""
 
 import os
