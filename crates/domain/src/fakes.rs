@@ -546,6 +546,15 @@ impl SessionRepository for InMemoryStore {
         }
         Ok(n)
     }
+    async fn record_session_uses(&self, uses: &[(SessionId, OffsetDateTime)]) -> Result<(), RepoError> {
+        let mut s = self.lock()?;
+        for (id, at) in uses {
+            if let Some(sess) = s.sessions.get_mut(id) {
+                sess.last_refresh_at = sess.last_refresh_at.max(Some(*at));
+            }
+        }
+        Ok(())
+    }
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError> {
         let mut v: Vec<RefreshRecord> = self.lock()?.tokens.values().filter(|t| t.session_id == session).cloned().collect();
         v.sort_by_key(|t| t.issued_at);
@@ -665,5 +674,9 @@ impl RevocationList for MemoryRevocations {
         if let Ok(mut s) = self.0.lock() {
             s.insert(session);
         }
+    }
+    /// Nothing is ever forgotten here.
+    fn remembers_for(&self) -> time::Duration {
+        time::Duration::days(36_500)
     }
 }

@@ -194,6 +194,11 @@ struct LoadedKey {
     decoding: DecodingKey,
     /// The public key as a JWK, for asymmetric keys.
     public: Option<jsonwebtoken::jwk::Jwk>,
+    /// An ES256 key, parsed once. jsonwebtoken parses its PKCS#8 DER on every signature, which
+    /// derives the public key (a scalar multiplication as dear as the signature itself); signing
+    /// with the parsed key gives the very same bytes (RFC 6979, deterministic), in about half
+    /// the time.
+    es256: Option<p256::ecdsa::SigningKey>,
 }
 
 impl LoadedKey {
@@ -216,8 +221,30 @@ impl LoadedKey {
                 (encoding, decoding, Some(jwk))
             }
         };
-        Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public })
+        let es256 = match k.alg {
+            Algorithm::ES256 => Some(
+                <p256::ecdsa::SigningKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(&k.secret)
+                    .map_err(|e| DomainError::Internal(format!("key {}: {e}", k.kid)))?,
+            ),
+            _ => None,
+        };
+        Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public, es256 })
     }
+}
+
+/// A compact JWS signed with a parsed ES256 key, byte for byte what `jsonwebtoken::encode` gives
+/// for the same header and claims.
+fn sign_es256<T: Serialize>(key: &p256::ecdsa::SigningKey, header: &Header, claims: &T) -> Result<String, DomainError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let json = |v: Result<Vec<u8>, serde_json::Error>| v.map_err(|e| DomainError::Internal(format!("signing failed: {e}")));
+    let mut token = b64.encode(json(serde_json::to_vec(header))?);
+    token.push('.');
+    b64.encode_string(json(serde_json::to_vec(claims))?, &mut token);
+    let (signature, _) = key.sign_recoverable(token.as_bytes()).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
+    token.push('.');
+    b64.encode_string(signature.to_bytes(), &mut token);
+    Ok(token)
 }
 
 /// Claims whose times the keyring checks against `now` itself (jsonwebtoken's own clock checks
@@ -410,6 +437,9 @@ impl Ring {
         let mut header = Header::new(alg.jwt());
         header.typ = Some(typ.to_owned());
         header.kid = Some(kid.clone());
+        if let Some(es256) = &key.es256 {
+            return sign_es256(es256, &header, claims);
+        }
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))
     }
 
@@ -500,6 +530,20 @@ mod tests {
 
     fn claims(exp_in: i64) -> C {
         C { sub: "1".into(), exp: NOW.unix_timestamp() + exp_in }
+    }
+
+    #[test]
+    fn an_es256_signature_with_the_parsed_key_is_jsonwebtokens_to_the_byte() {
+        let k = SigningKey::generate(Algorithm::ES256, NOW).unwrap();
+        let r = Keyring::new(std::slice::from_ref(&k), 0);
+        let c = claims(60);
+        let ours = r.sign(Algorithm::ES256, "at+jwt", &c).unwrap();
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(k.kid.clone());
+        let theirs = jsonwebtoken::encode(&header, &c, &EncodingKey::from_ec_der(&k.secret)).unwrap();
+        assert_eq!(ours, theirs);
+        assert_eq!(r.verify::<C>(&ours, &[Algorithm::ES256], NOW).unwrap(), c);
     }
 
     #[test]

@@ -236,6 +236,9 @@ pub trait SessionRepository: Send + Sync {
     /// Drops the sealed secret of every refresh token issued before `before`: once its grace
     /// window has passed, nothing will hand it out again. Returns how many.
     async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
+    /// Records when sessions' refresh tokens were last used without being rotated (a face that
+    /// reuses them): each session's `last_refresh_at` moves forward to its instant, never back.
+    async fn record_session_uses(&self, uses: &[(SessionId, OffsetDateTime)]) -> Result<(), RepoError>;
     /// Every refresh record of a session, oldest first (admin tools and tests).
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError>;
 }
@@ -368,4 +371,11 @@ pub trait Notifier: Send + Sync {
 pub trait RevocationList: Send + Sync {
     fn is_revoked(&self, session: SessionId) -> bool;
     fn note_revoked(&self, session: SessionId, at: OffsetDateTime);
+    /// How long after a revocation [`Self::is_revoked`] is certain to answer `true`, on this
+    /// instance, whichever instance revoked. What is read from the store and kept in memory is
+    /// trusted for no longer than this: a revocation after the read is then still on the list.
+    /// Zero (the default): nothing read is kept.
+    fn remembers_for(&self) -> Duration {
+        Duration::ZERO
+    }
 }

@@ -186,7 +186,8 @@ async fn log_audit_head(service: &tessera_domain::TokenService, logged: &mut Opt
 }
 
 /// Runs the schedule every `schedule_every` (and drops the sealed refresh secrets whose grace
-/// window has passed, seals the audit trail and logs its head now and then), and reloads every `reload_every` or at once when `changed` is notified
+/// window has passed, writes the sessions' last uses held in memory, seals the audit trail and
+/// logs its head now and then), and reloads every `reload_every` or at once when `changed` is notified
 /// (Postgres: another instance or an operator changed the keys).
 pub fn spawn(
     manager: Arc<KeyManager>,
@@ -215,6 +216,9 @@ pub fn spawn(
                         tracing::warn!(error = %e, "forgetting old DPoP proofs failed");
                     }
                     service.flush_failed_logins(now).await;
+                    if let Err(e) = service.flush_session_uses().await {
+                        tracing::warn!(error = %e, "recording sessions' last uses failed");
+                    }
                     match service.seal_audit().await {
                         Ok(_) => log_audit_head(&service, &mut head_logged).await,
                         // the chain no longer holds what this process sealed: tampering

@@ -64,6 +64,10 @@ impl RevocationList for RevocationCache {
             m.entry(session).or_insert(at);
         }
     }
+
+    fn remembers_for(&self) -> Duration {
+        self.horizon
+    }
 }
 
 /// Postgres, where instances share the database: subscribes first and then loads, so nothing

@@ -18,6 +18,7 @@ mod identity;
 mod legacy;
 mod mail;
 mod medods;
+mod memory;
 mod metrics;
 mod native;
 mod nul_bytes;

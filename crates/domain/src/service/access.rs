@@ -73,10 +73,16 @@ impl TokenService {
         if let Some(origin) = ctx.legacy {
             return self.legacy_user(origin, ctx.user_id).await;
         }
-        if let Some(user) = self.active_users.lock().ok().and_then(|m| m.get(&ctx.user_id).cloned()) {
+        self.active_user(ctx.user_id).await
+    }
+
+    /// An active user, from memory once read (see [`Self::current_user`] for why that is fresh
+    /// enough wherever the user's session has been checked against the revocation list).
+    pub(super) async fn active_user(&self, id: UserId) -> Result<User, DomainError> {
+        if let Some(user) = self.active_users.lock().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(user);
         }
-        let user = self.store.user_by_id(ctx.user_id).await?.ok_or(AuthError::UnknownUser)?;
+        let user = self.store.user_by_id(id).await?.ok_or(AuthError::UnknownUser)?;
         if user.status == UserStatus::Blocked {
             return Err(AuthError::UserBlocked.into());
         }
@@ -91,8 +97,8 @@ impl TokenService {
 
     /// RFC 7662: what any face's access or refresh token is, when it is live (signature, type,
     /// times, its session not revoked, its user active); `None` for revoked, expired, unknown
-    /// and malformed tokens alike. Reads the session, so a revocation by another instance
-    /// counts at once. Reads only: a legacy refresh token is not adopted by being looked at, and
+    /// and malformed tokens alike. An access token is answered from memory as `/v1/me` is (its
+    /// session's fixed parts are read once and kept); a refresh token as `live_refresh` says. Reads only: a legacy refresh token is not adopted by being looked at, and
     /// a legacy token is reported as what it is (its deployment, no session).
     pub async fn introspect(&self, raw: &str, now: OffsetDateTime) -> Result<Option<Introspection>, DomainError> {
         for face in self.faces.iter() {
@@ -117,18 +123,32 @@ impl TokenService {
                     dpop_jkt: None,
                 }));
             }
-            let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
-            if session.is_revoked() || self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
+            // the session's fixed parts, from memory once read: a revocation since is on the
+            // revocation list for as long as any access token of the session lives, and
+            // `resolve_any` has asked it
+            let session = match self.session_memo.get(&ctx.session_id) {
+                Some(session) => session,
+                None => {
+                    let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
+                    if session.is_revoked() {
+                        return Ok(None);
+                    }
+                    let session = Arc::new(session);
+                    self.session_memo.insert(ctx.session_id, session.clone());
+                    session
+                }
+            };
+            if self.current_user(&ctx_for(&session, &ctx)).await.is_err() {
                 return Ok(None);
             }
             let issued_at = ctx.expires_at - session.profile.access_ttl().whole_seconds();
             return Ok(Some(Introspection {
                 token_type: "access_token",
-                face: session.face,
+                face: session.face.clone(),
                 audience: face.audience.clone(),
                 user_id: session.user_id,
                 session_id: Some(session.id),
-                client_id: session.client_id,
+                client_id: session.client_id.clone(),
                 expires_at: ctx.expires_at,
                 issued_at: Some(issued_at),
                 jti: Some(ctx.jti),

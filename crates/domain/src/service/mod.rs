@@ -278,7 +278,36 @@ pub struct TokenService {
     /// OAuth clients as read by `authenticate_client`, with when they were read: every native
     /// token request authenticates its client, and clients change rarely (see `CLIENT_FRESH`).
     clients: Arc<quick_cache::sync::Cache<String, (std::time::Instant, OAuthClient)>>,
+    /// Live refresh tokens of faces that do not rotate, as read from the store, with when they
+    /// were read (see `live_refresh`): a refresh that does not rotate is answered from memory.
+    refresh_memo: Arc<quick_cache::sync::Cache<TokenHash, Arc<Remembered>>>,
+    /// Sessions as read by introspection, for what never changes in them (their face, user,
+    /// client, profile and key): whether one is revoked is the revocation list's to say.
+    session_memo: Arc<quick_cache::sync::Cache<SessionId, Arc<Session>>>,
+    /// Sessions whose refresh tokens were used without being rotated, and when: written to the
+    /// store behind the answers, in one batch (see `flush_session_uses`).
+    session_uses: Arc<std::sync::Mutex<std::collections::HashMap<SessionId, OffsetDateTime>>>,
 }
+
+/// A refresh token read from the store, live when it was read at `read_at`.
+#[derive(Debug)]
+struct Remembered {
+    record: RefreshRecord,
+    session: Session,
+    read_at: OffsetDateTime,
+}
+
+/// Refresh tokens and sessions kept in memory by `live_refresh` and `introspect`, each.
+const MEMO_KEPT: usize = 10_000;
+
+/// The longest a refresh token read from the store is trusted without reading it again, however
+/// long the revocation list remembers: what a store-side change that is no revocation (an
+/// `invalidate-refresh-tokens` of drf-social-oauth2 on a face set to reuse) takes to count on
+/// every instance.
+const MEMO_FRESH: Duration = Duration::minutes(1);
+
+/// Session uses held before they are written whatever the time.
+const SESSION_USES_HELD: usize = 10_000;
 
 /// The audit chain no longer holds the point the sealer was to continue from.
 struct Diverged {
@@ -339,6 +368,9 @@ impl TokenService {
             imports_finished: Arc::default(),
             active_users: Arc::default(),
             clients: Arc::new(quick_cache::sync::Cache::new(1024)),
+            refresh_memo: Arc::new(quick_cache::sync::Cache::new(MEMO_KEPT)),
+            session_memo: Arc::new(quick_cache::sync::Cache::new(MEMO_KEPT)),
+            session_uses: Arc::default(),
         }
     }
 

@@ -176,6 +176,12 @@ impl TokenService {
         }
         let jti = Uuid::new_v4();
         let access_token = face.format.render_access(&self.keyring, &face.audience, &session, jti, now)?;
+        if self.note_session_use(session.id, now) {
+            // more held than a flush is meant to carry: written now, by this request
+            if let Err(e) = self.flush_session_uses().await {
+                tracing::warn!(error = %e, "recording session uses failed");
+            }
+        }
         Ok(IssuedAccess {
             access_token,
             access_jti: jti,
@@ -201,6 +207,13 @@ impl TokenService {
     /// A refresh token that is live at this face: known, the newest of its family, unexpired,
     /// its session live and of the face's audience, its user active (and its client, when the
     /// face has clients). Nothing is written.
+    ///
+    /// At a face whose peers all reuse refresh tokens (none rotates them), the token's record and
+    /// session are kept in memory once read, and a check reads nothing: whether the session was
+    /// revoked since is the revocation list's to say (every instance hears of a revocation),
+    /// which is trusted for as long as it remembers (see [`RevocationList::remembers_for`]); the
+    /// user is checked as `/v1/me` checks it (see [`Self::current_user`]). Nothing else changes
+    /// such a token: it is never rotated, and its lifetime and its session's are fixed.
     pub(super) async fn live_refresh(
         &self,
         face: &Face,
@@ -209,17 +222,34 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<(RefreshRecord, Session, User), DomainError> {
         let hash = self.secret_hash(presented.as_bytes());
-        let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+        let trusted_for = self.revocations.remembers_for().min(MEMO_FRESH);
+        let kept = self.reuses_everywhere(face) && trusted_for > Duration::ZERO;
+        let remembered =
+            if kept { self.refresh_memo.get(&hash).filter(|r| now - r.read_at < trusted_for && r.read_at <= now) } else { None };
+        let (record, session, revoked) = match remembered {
+            Some(r) => (r.record.clone(), r.session.clone(), self.revocations.is_revoked(r.session.id)),
+            None => {
+                let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+                let revoked = session.is_revoked() || record.rotated_at.is_some();
+                if kept && !revoked {
+                    let r = Remembered { record: record.clone(), session: session.clone(), read_at: now };
+                    self.refresh_memo.insert(hash, Arc::new(r));
+                }
+                (record, session, revoked)
+            }
+        };
         if !self.faces.peers_of(face).contains(&session.face) {
             return Err(AuthError::WrongAudience.into());
         }
-        let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
-        if user.status == UserStatus::Blocked {
-            return Err(AuthError::UserBlocked.into());
-        }
-        if session.is_revoked() || record.rotated_at.is_some() {
+        if revoked {
+            // the precise reason, read now: a blocked or deleted user's sessions are all revoked
+            let user = self.store.user_by_id(session.user_id).await?.ok_or(AuthError::UnknownUser)?;
+            if user.status == UserStatus::Blocked {
+                return Err(AuthError::UserBlocked.into());
+            }
             return Err(AuthError::TokenRevoked.into());
         }
+        let user = self.active_user(session.user_id).await?;
         if client.is_some() && session.client_id.as_deref() != client {
             return Err(AuthError::WrongClient.into());
         }
@@ -227,6 +257,29 @@ impl TokenService {
             return Err(AuthError::TokenExpired.into());
         }
         Ok((record, session, user))
+    }
+
+    /// Whether no face that accepts this face's refresh tokens rotates them.
+    fn reuses_everywhere(&self, face: &Face) -> bool {
+        self.faces.peers_of(face).iter().all(|p| self.faces.get(p).is_none_or(|f| f.refresh == RefreshPolicy::Reuse))
+    }
+
+    /// Writes the session uses held since the last call (see `reissue_access`), in one batch.
+    pub async fn flush_session_uses(&self) -> Result<usize, DomainError> {
+        let uses: Vec<(SessionId, OffsetDateTime)> = match self.session_uses.lock() {
+            Ok(mut m) => m.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        self.store.record_session_uses(&uses).await?;
+        Ok(uses.len())
+    }
+
+    /// Holds a session's use for [`Self::flush_session_uses`].
+    fn note_session_use(&self, session: SessionId, now: OffsetDateTime) -> bool {
+        let Ok(mut m) = self.session_uses.lock() else { return false };
+        let at = m.entry(session).or_insert(now);
+        *at = (*at).max(now);
+        m.len() >= SESSION_USES_HELD
     }
 
     /// Checks a refresh token of a face without using it (simplejwt's verify).

@@ -83,7 +83,11 @@ impl TokenService {
 
     /// drf-social-oauth2's `invalidate-refresh-tokens`: the refresh tokens only.
     pub async fn expire_client_refresh_tokens(&self, user: UserId, client_id: &str, now: OffsetDateTime) -> Result<u64, DomainError> {
-        Ok(self.store.expire_client_refresh_tokens(user, client_id, now).await?)
+        let n = self.store.expire_client_refresh_tokens(user, client_id, now).await?;
+        // no revocation: what this instance keeps of refresh tokens goes (other instances drop
+        // theirs within a minute, see `MEMO_FRESH`)
+        self.refresh_memo.clear();
+        Ok(n)
     }
 
     /// Sessions the store has just revoked: refused at once by this instance (the others hear

@@ -230,6 +230,23 @@ macro_rules! session_repository {
                 Ok(done.rows_affected())
             }
 
+            async fn record_session_uses(&self, uses: &[(SessionId, OffsetDateTime)]) -> Result<(), RepoError> {
+                if uses.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.write_tx().await?;
+                for (id, at) in uses {
+                    sqlx::query("update sessions set last_refresh_at = $2 where id = $1 and (last_refresh_at is null or last_refresh_at < $2)")
+                        .bind(id.0)
+                        .bind(*at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
+            }
+
             async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
                 let _turn = self.write_turn().await;
                 let done = sqlx::query("update refresh_tokens set sealed_secret = null where sealed_secret is not null and issued_at < $1")
