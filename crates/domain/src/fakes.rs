@@ -430,10 +430,12 @@ impl SessionRepository for InMemoryStore {
         };
         match decision {
             RefreshDecision::Rotate => {
-                let new = child_record(&session, &token, req.child, req.now);
+                let mut new = child_record(&session, &token, req.child, req.now);
+                new.sealed_pair = Some((req.seal_answer)(&session, &new)?);
                 if let Some(t) = s.tokens.get_mut(&token.hash) {
                     t.rotated_at = Some(req.now);
                     t.sealed_secret = None;
+                    t.sealed_pair = None;
                 }
                 s.tokens.insert(new.hash, new.clone());
                 let sess = s.sessions.get_mut(&session.id).ok_or(RepoError::NotFound)?;
@@ -540,8 +542,9 @@ impl SessionRepository for InMemoryStore {
     async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
         let mut s = self.lock()?;
         let mut n = 0;
-        for t in s.tokens.values_mut().filter(|t| t.sealed_secret.is_some() && t.issued_at < before) {
+        for t in s.tokens.values_mut().filter(|t| (t.sealed_secret.is_some() || t.sealed_pair.is_some()) && t.issued_at < before) {
             t.sealed_secret = None;
+            t.sealed_pair = None;
             n += 1;
         }
         Ok(n)

@@ -128,9 +128,9 @@ pub struct RefreshView {
     pub audience: Option<String>,
 }
 
-/// How a face writes and reads its tokens. Rendering must be a pure function of its inputs:
-/// within the grace window the stored record is rendered again and must give the very tokens
-/// issued the first time.
+/// How a face writes and reads its tokens. Rendering need not be deterministic: a rotation's
+/// answer is sealed with its record, and a retry within the grace window gets those bytes back
+/// (see [`crate::RefreshRecord::sealed_pair`]).
 pub trait TokenFormat: Send + Sync {
     /// Bytes of a new refresh secret.
     fn secret_len(&self) -> usize {

@@ -154,7 +154,10 @@ pub trait ClientRepository: Send + Sync {
     async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError>;
 }
 
-#[derive(Debug)]
+/// Renders and seals the answer to a rotation (the child's pair) from the session and the child
+/// record, inside the rotation's transaction: see [`RotateRequest::seal_answer`].
+pub type SealAnswer<'a> = dyn Fn(&Session, &RefreshRecord) -> Result<Vec<u8>, RepoError> + Send + Sync + 'a;
+
 pub struct RotateRequest<'a> {
     pub presented: TokenHash,
     pub presenting_client: Option<&'a str>,
@@ -170,6 +173,21 @@ pub struct RotateRequest<'a> {
     pub rules: &'a [RiskRule],
     /// The key the request proved possession of (DPoP), by its thumbprint.
     pub dpop_jkt: Option<&'a str>,
+    /// Called once the rotation is decided, before the child is inserted: what it returns is
+    /// stored as the child's `sealed_pair`, so that a retry within the grace window is answered
+    /// with the bytes of the first answer. An error aborts the rotation.
+    pub seal_answer: &'a SealAnswer<'a>,
+}
+
+impl std::fmt::Debug for RotateRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateRequest")
+            .field("now", &self.now)
+            .field("grace", &self.grace)
+            .field("presenting_client", &self.presenting_client)
+            .field("faces", &self.faces)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

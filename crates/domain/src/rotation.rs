@@ -76,6 +76,10 @@ pub struct RefreshRecord {
     /// The secret sealed under the server key, kept only while the token is the family's newest,
     /// so that its parent presented again within the grace window gets it back.
     pub sealed_secret: Option<Vec<u8>>,
+    /// The pair issued with it (access and refresh token, as answered), sealed under the server
+    /// key, kept as long as `sealed_secret`: the parent presented again within the grace window
+    /// gets these very bytes back, whether or not a new signature would give the same ones.
+    pub sealed_pair: Option<Vec<u8>>,
 }
 
 /// What storage must do with a presented refresh token.
@@ -234,6 +238,7 @@ pub fn child_record(session: &Session, parent: &RefreshRecord, new: NewRefresh, 
         expires_at: refresh_expiry(session, now),
         rotated_at: None,
         sealed_secret: Some(new.sealed_secret),
+        sealed_pair: None,
     }
 }
 
@@ -288,6 +293,7 @@ mod tests {
             expires_at: T0 + Duration::hours(24),
             rotated_at: None,
             sealed_secret: Some(vec![1, 2, 3]),
+            sealed_pair: None,
         }
     }
 

@@ -176,6 +176,7 @@ mod tests {
             expires_at: T + Duration::days(90),
             rotated_at: None,
             sealed_secret: None,
+            sealed_pair: None,
         };
         store.open_session(&session, &first).await.unwrap();
         store.revoke_session(session.id, "revoked", T).await.unwrap();

@@ -67,7 +67,8 @@ impl_row_ext!(sqlx::sqlite::SqliteRow);
 
 // Column lists with stable aliases, so joined rows decode without ambiguity.
 pub const TOKEN_COLS: &str = "t.hash as t_hash, t.session_id as t_session_id, t.parent_hash as t_parent_hash, t.access_jti as t_access_jti, \
-     t.issued_at as t_issued_at, t.expires_at as t_expires_at, t.rotated_at as t_rotated_at, t.sealed_secret as t_sealed_secret";
+     t.issued_at as t_issued_at, t.expires_at as t_expires_at, t.rotated_at as t_rotated_at, t.sealed_secret as t_sealed_secret, \
+     t.sealed_pair as t_sealed_pair";
 pub const SESSION_COLS: &str = "s.id as s_id, s.user_id as s_user_id, s.client_id as s_client_id, s.face as s_face, s.profile as s_profile, \
      cast(s.access_ttl_seconds as bigint) as s_access_ttl, cast(s.refresh_ttl_seconds as bigint) as s_refresh_ttl, s.created_at as s_created_at, s.expires_at as s_expires_at, \
      s.last_refresh_at as s_last_refresh_at, s.ip as s_ip, s.user_agent as s_user_agent, s.revoked_at as s_revoked_at, s.revoked_reason as s_revoked_reason, s.subject as s_subject, s.dpop_jkt as s_dpop_jkt";
@@ -92,6 +93,7 @@ pub fn token(row: &impl RowExt) -> Result<RefreshRecord, RepoError> {
         expires_at: row.time("t_expires_at")?,
         rotated_at: row.opt_time("t_rotated_at")?,
         sealed_secret: row.opt_bytes("t_sealed_secret")?,
+        sealed_pair: row.opt_bytes("t_sealed_pair")?,
     })
 }
 

@@ -80,8 +80,14 @@ async fn unopened(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, 
         expires_at: t0 + Duration::hours(24),
         rotated_at: None,
         sealed_secret: Some(vec![9; 56]),
+        sealed_pair: None,
     };
     (session, first)
+}
+
+/// What the use-case seals as a rotation's answer; here a marker, the same for every child.
+fn sealed_answer(_: &Session, child: &RefreshRecord) -> Result<Vec<u8>, RepoError> {
+    Ok([b"answer:".as_slice(), child.hash.0.as_slice()].concat())
 }
 
 fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> RotateRequest<'static> {
@@ -97,6 +103,7 @@ fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> Rota
         request: &NO_REQUEST,
         rules: &[],
         dpop_jkt: None,
+        seal_answer: &sealed_answer,
     }
 }
 
@@ -293,6 +300,37 @@ async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>)
     let parent = family.iter().find(|t| t.hash == first.hash).unwrap();
     assert!(parent.rotated_at.is_some());
     assert!(parent.sealed_secret.is_none(), "a rotated token keeps no sealed secret");
+}
+
+async fn a_rotations_sealed_answer_is_kept_through_the_grace_window_and_then_dropped(store: Arc<dyn Store>) {
+    let u = user(&*store, "grace@example.com").await;
+    let t0 = now();
+    let (session, first) = open(&*store, &u, t0).await;
+    let at = t0 + Duration::minutes(1);
+    let RotateOutcome::Rotated { child, .. } = store.rotate(child_req(first.hash, at, Duration::seconds(5))).await.unwrap() else {
+        panic!("expected a rotation")
+    };
+    let answer = sealed_answer(&session, &child).unwrap();
+    assert_eq!(child.sealed_pair.as_deref(), Some(answer.as_slice()), "the rotation stores what the use-case sealed");
+    // the parent again, within the window: the child as stored, its answer with it
+    let again = store.rotate(child_req(first.hash, at + Duration::seconds(2), Duration::seconds(5))).await.unwrap();
+    let RotateOutcome::Reissued { child: reissued, .. } = again else { panic!("expected the same child: {again:?}") };
+    assert_eq!((reissued.hash, reissued.sealed_pair.as_deref()), (child.hash, Some(answer.as_slice())));
+    // the child rotated in turn: it keeps neither its secret nor its answer
+    let RotateOutcome::Rotated { child: grandchild, .. } =
+        store.rotate(child_req(child.hash, at + Duration::seconds(10), Duration::seconds(5))).await.unwrap()
+    else {
+        panic!("expected a rotation")
+    };
+    let family = store.family(session.id).await.unwrap();
+    let stored = family.iter().find(|t| t.hash == child.hash).unwrap();
+    assert_eq!((stored.sealed_secret.as_deref(), stored.sealed_pair.as_deref()), (None, None));
+    // the newest keeps both until its window has passed, then the sweep drops both
+    let newest = family.iter().find(|t| t.hash == grandchild.hash).unwrap();
+    assert!(newest.sealed_secret.is_some() && newest.sealed_pair.is_some());
+    store.drop_sealed_secrets(at + Duration::minutes(1)).await.unwrap();
+    let family = store.family(session.id).await.unwrap();
+    assert!(family.iter().all(|t| t.sealed_secret.is_none() && t.sealed_pair.is_none()), "{family:?}");
 }
 
 async fn fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child(store: Arc<dyn Store>) {
@@ -825,6 +863,7 @@ contract!(
     an_imported_id_never_speaks_for_a_user_registered_here,
     emails_compare_case_insensitively_beyond_ascii,
     a_session_round_trips_and_its_token_rotates_once,
+    a_rotations_sealed_answer_is_kept_through_the_grace_window_and_then_dropped,
     a_password_login_opens_its_session_and_forgets_the_addresss_failures_in_one_write,
     fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child,
     without_grace_a_concurrent_second_use_revokes_the_family,

@@ -35,6 +35,7 @@ async fn revocations_are_announced_to_listeners() {
         expires_at: now + Duration::hours(1),
         rotated_at: None,
         sealed_secret: None,
+        sealed_pair: None,
     };
     store.open_session(&session, &first).await.expect("open");
     assert!(store.revoke_session(session.id, "logout", now).await.expect("revoke"));

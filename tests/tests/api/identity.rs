@@ -376,6 +376,7 @@ async fn a_revocation_outlives_a_shortened_profile() {
         expires_at: session.expires_at,
         rotated_at: None,
         sealed_secret: None,
+        sealed_pair: None,
     };
     app.store.open_session(&session, &record).await.unwrap();
     // revoked twelve hours ago: longer ago than today's configured horizon

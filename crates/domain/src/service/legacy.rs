@@ -146,6 +146,7 @@ impl TokenService {
             expires_at: token.expires_at.min(cap),
             rotated_at: None,
             sealed_secret: None,
+            sealed_pair: None,
         };
         (session, record)
     }

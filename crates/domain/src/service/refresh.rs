@@ -2,6 +2,7 @@
 //! pure `rotation::decide`, re-issuing access only, the risk rules' reports.
 
 use super::*;
+use crate::RepoError;
 
 impl TokenService {
     /// Reads a refresh token of `face`, checking the audience it carries (if any).
@@ -91,6 +92,21 @@ impl TokenService {
         let secret = RefreshSecret::generate_len(face.format.secret_len())?;
         let child = self.prepare_refresh(&secret)?;
         let peers = self.faces.peers_of(face);
+        // The answer is rendered inside the rotation and kept sealed with the child, so that a
+        // retry within the grace window gets these very bytes; here it is kept as rendered.
+        let rendered: std::sync::Mutex<Option<Result<(String, String), DomainError>>> = std::sync::Mutex::new(None);
+        let seal_answer = |session: &Session, record: &RefreshRecord| -> Result<Vec<u8>, RepoError> {
+            let answer = self.render_pair(face, session, record, &secret);
+            let sealed = match &answer {
+                Ok((access, refresh)) => self.seal_pair(record, access, refresh).ok(),
+                Err(_) => None,
+            };
+            let sealed = sealed.ok_or_else(|| RepoError::Unavailable("the rotation's answer could not be rendered and sealed".into()));
+            if let Ok(mut slot) = rendered.lock() {
+                *slot = Some(answer);
+            }
+            sealed
+        };
         let req = RotateRequest {
             presented: self.secret_hash(presented.as_bytes()),
             presenting_client: input.client,
@@ -102,14 +118,23 @@ impl TokenService {
             request: &input.request,
             rules: &face.risk,
             dpop_jkt: input.dpop_jkt,
+            seal_answer: &seal_answer,
         };
-        match self.store.rotate(req).await? {
-            RotateOutcome::Rotated { session, child, signals } => {
+        let outcome = self.store.rotate(req).await;
+        let rendered = rendered.lock().ok().and_then(|mut slot| slot.take());
+        let outcome = match (outcome, rendered) {
+            // the rendering's own error, rather than the storage error it was reported as
+            (Err(_), Some(Err(e))) => return Err(e),
+            (outcome, rendered) => (outcome?, rendered),
+        };
+        match outcome {
+            (RotateOutcome::Rotated { session, child, signals }, Some(Ok((access, refresh)))) => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
                 self.report(face, &session, &signals, now);
-                self.pair(face, &session, &child, secret, now).map(|p| (p, RefreshOutcome::Rotated))
+                Ok((self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated))
             }
-            RotateOutcome::Reissued { session, child, signals } => {
+            (RotateOutcome::Rotated { .. }, _) => Err(DomainError::Internal("a rotation stored no answer".into())),
+            (RotateOutcome::Reissued { session, child, signals }, _) => {
                 tracing::info!(session_id = %session.id, "parent presented again within the grace window; same child returned");
                 self.report(face, &session, &signals, now);
                 let sealed =
@@ -120,9 +145,18 @@ impl TokenService {
                 if !self.secret_hash(secret.as_bytes()).ct_eq(&child.hash) {
                     return Err(DomainError::Internal("sealed refresh secret does not match its hash".into()));
                 }
-                self.pair(face, &session, &child, secret, now).map(|p| (p, RefreshOutcome::ReissuedInGrace))
+                let pair = match child.sealed_pair.as_deref() {
+                    Some(sealed) => {
+                        let (access, refresh) = self.open_pair(&child, sealed)?;
+                        self.issued_pair(&session, &child, secret, access, refresh, now)
+                    }
+                    // rotated before answers were kept: rendered again (deterministic signatures
+                    // give the same bytes; others a pair as valid)
+                    None => self.pair(face, &session, &child, secret, now)?,
+                };
+                Ok((pair, RefreshOutcome::ReissuedInGrace))
             }
-            RotateOutcome::Refused { refusal, session, revoked } => {
+            (RotateOutcome::Refused { refusal, session, revoked }, _) => {
                 for id in &revoked {
                     self.revocations.note_revoked(*id, now);
                 }
@@ -314,10 +348,56 @@ impl TokenService {
         secret: RefreshSecret,
         now: OffsetDateTime,
     ) -> Result<IssuedPair, DomainError> {
+        let (access_token, refresh_token) = self.render_pair(face, session, record, &secret)?;
+        Ok(self.issued_pair(session, record, secret, access_token, refresh_token, now))
+    }
+
+    /// The access and refresh token of a record, as the face writes them.
+    fn render_pair(
+        &self,
+        face: &Face,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: &RefreshSecret,
+    ) -> Result<(String, String), DomainError> {
         let access_token = face.format.render_access(&self.keyring, &face.audience, session, record.access_jti, record.issued_at)?;
-        let refresh_token = face.format.render_refresh(&self.keyring, &face.audience, session, record, &secret)?;
+        let refresh_token = face.format.render_refresh(&self.keyring, &face.audience, session, record, secret)?;
+        Ok((access_token, refresh_token))
+    }
+
+    /// A rendered pair, sealed for its record (see [`RefreshRecord::sealed_pair`]): the access
+    /// token's length (4 bytes, little-endian), the access token, the refresh token.
+    fn seal_pair(&self, record: &RefreshRecord, access: &str, refresh: &str) -> Result<Vec<u8>, DomainError> {
+        let len = u32::try_from(access.len()).map_err(|_| DomainError::Internal("access token too long".into()))?;
+        let mut plain = Vec::with_capacity(4 + access.len() + refresh.len());
+        plain.extend_from_slice(&len.to_le_bytes());
+        plain.extend_from_slice(access.as_bytes());
+        plain.extend_from_slice(refresh.as_bytes());
+        self.sealer.seal(&plain, &pair_aad(record))
+    }
+
+    /// [`Self::seal_pair`] undone.
+    fn open_pair(&self, record: &RefreshRecord, sealed: &[u8]) -> Result<(String, String), DomainError> {
+        let bad = || DomainError::Internal("a sealed pair does not open".into());
+        let plain = self.sealer.open(sealed, &pair_aad(record))?;
+        let (len, rest) = plain.split_first_chunk::<4>().ok_or_else(bad)?;
+        let (access, refresh) = rest.split_at_checked(u32::from_le_bytes(*len) as usize).ok_or_else(bad)?;
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| bad());
+        Ok((text(access)?, text(refresh)?))
+    }
+
+    /// An issued pair of a record from its two tokens.
+    fn issued_pair(
+        &self,
+        session: &Session,
+        record: &RefreshRecord,
+        secret: RefreshSecret,
+        access_token: String,
+        refresh_token: String,
+        now: OffsetDateTime,
+    ) -> IssuedPair {
         let exp = record.issued_at.unix_timestamp() + session.profile.access_ttl().whole_seconds();
-        Ok(IssuedPair {
+        IssuedPair {
             access_token,
             access_jti: record.access_jti,
             refresh_token,
@@ -326,6 +406,12 @@ impl TokenService {
             session_id: session.id,
             user_id: session.user_id,
             refresh_expires_at: record.expires_at,
-        })
+        }
     }
+}
+
+/// What a sealed pair is bound to: its record, and that it is a pair (not the secret, which is
+/// sealed for the record's hash alone).
+fn pair_aad(record: &RefreshRecord) -> Vec<u8> {
+    [b"pair:".as_slice(), record.hash.0.as_slice()].concat()
 }

@@ -72,6 +72,7 @@ impl TokenService {
             expires_at: refresh_expiry(&session, now),
             rotated_at: None,
             sealed_secret: Some(fresh.sealed_secret),
+            sealed_pair: None,
         };
         let opened = match login {
             Some((account, address)) => self.store.open_session_after_login(&session, &record, account, address).await,

@@ -125,11 +125,11 @@ pub(super) async fn record_rotation(
     new: &RefreshRecord,
 ) -> Result<(), RepoError> {
     sqlx::query(
-        "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null where hash = $2), \
+        "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null, sealed_pair = null where hash = $2), \
               s as (update sessions set last_refresh_at = $1, ip = coalesce($9, ip), user_agent = coalesce($10, user_agent) where id = $3), \
               a as (insert into audit_events (at, kind, user_id, session_id) values ($1, 'refresh', $8, $3)) \
-         insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
-         values ($4, $3, $2, $5, $1, $6, $7)",
+         insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, sealed_pair) \
+         values ($4, $3, $2, $5, $1, $6, $7, $11)",
     )
     .bind(now)
     .bind(token.hash.0.to_vec())
@@ -141,6 +141,7 @@ pub(super) async fn record_rotation(
     .bind(session.user_id.0)
     .bind(request.ip.as_deref())
     .bind(request.user_agent.as_deref())
+    .bind(new.sealed_pair.as_deref())
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;

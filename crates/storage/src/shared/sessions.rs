@@ -68,7 +68,8 @@ macro_rules! session_repository {
                 let Verdict { decision, signals } = decide_with_risk(&facts, req.now, req.grace);
                 match decision {
                     RefreshDecision::Rotate => {
-                        let new = child_record(&session, &token, req.child, req.now);
+                        let mut new = child_record(&session, &token, req.child, req.now);
+                        new.sealed_pair = Some((req.seal_answer)(&session, &new)?);
                         record_rotation(&mut tx, req.now, req.request, &session, &token, &new).await?;
                         tx.commit().await.map_err(map_err)?;
                         let mut session = session;
@@ -249,7 +250,10 @@ macro_rules! session_repository {
 
             async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
                 let _turn = self.write_turn().await;
-                let done = sqlx::query("update refresh_tokens set sealed_secret = null where sealed_secret is not null and issued_at < $1")
+                let done = sqlx::query(
+                    "update refresh_tokens set sealed_secret = null, sealed_pair = null \
+                     where (sealed_secret is not null or sealed_pair is not null) and issued_at < $1",
+                )
                     .bind(before)
                     .execute(&self.pool)
                     .await

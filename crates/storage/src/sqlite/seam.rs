@@ -149,7 +149,7 @@ pub(super) async fn record_rotation(
     token: &RefreshRecord,
     new: &RefreshRecord,
 ) -> Result<(), RepoError> {
-    sqlx::query("update refresh_tokens set rotated_at = $1, sealed_secret = null where hash = $2")
+    sqlx::query("update refresh_tokens set rotated_at = $1, sealed_secret = null, sealed_pair = null where hash = $2")
         .bind(now)
         .bind(token.hash.0.to_vec())
         .execute(&mut *tx)
@@ -169,7 +169,8 @@ pub(super) async fn record_rotation(
 
 pub(super) async fn insert_token(tx: &mut SqliteConnection, t: &RefreshRecord) -> Result<(), RepoError> {
     sqlx::query(
-        "insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, sealed_pair) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(t.hash.0.to_vec())
     .bind(t.session_id.0)
@@ -178,6 +179,7 @@ pub(super) async fn insert_token(tx: &mut SqliteConnection, t: &RefreshRecord) -
     .bind(t.issued_at)
     .bind(t.expires_at)
     .bind(t.sealed_secret.as_deref())
+    .bind(t.sealed_pair.as_deref())
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
