@@ -98,9 +98,10 @@ run_backend() { # name url
   pid=$!
   for _ in $(seq 1 100); do curl -fs "$base/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "$base/health/live" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
-  # the server's resident memory, every 100 ms: "unix-time kib"
+  # the server's resident memory, every 100 ms: "unix-time kib anonymous-kib" (the rest is file
+  # pages: the binary's code and data, shared with every process that maps the same file)
   (while kill -0 "$pid" 2>/dev/null; do
-     echo "$(date +%s.%N) $(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"; sleep 0.1; done) > "$dir/rss" &
+     echo "$(date +%s.%N) $(awk '/VmRSS/{r=$2} /RssAnon/{a=$2} END{print r+0, a+0}' "/proc/$pid/status" 2>/dev/null || echo 0 0)"; sleep 0.1; done) > "$dir/rss" &
   sampler=$!
 
   local pw="correct horse battery" login tokens="" sj="" dj="" access sjaccess secret
@@ -205,13 +206,14 @@ run_backend() { # name url
   "$python" - "$dir" "$backend" >> "$results" <<'PY'
 import json, sys
 d, backend = sys.argv[1], sys.argv[2]
-rows = [tuple(map(float, l.split())) for l in open(f"{d}/rss") if len(l.split()) == 2]
+rows = [tuple(map(float, l.split())) for l in open(f"{d}/rss") if len(l.split()) == 3]
 steady_at = float(open(f"{d}/steady_at").read()); after = float(open(f"{d}/after_flood").read())
 idle = float(open(f"{d}/after_idle").read()); before = float(open(f"{d}/before_flood").read())
 after_paced = float(open(f"{d}/after_paced_flood").read())
 # the last sample taken at or before t: what follows a mark (the next logins) is not in it
-def at(t): return max((r for r in rows if r[0] <= t), key=lambda r: r[0], default=(0, 0))[1] / 1024
-print(json.dumps({"backend": backend, "case": "rss", "steady_mib": at(steady_at), "before_flood_mib": at(before), "after_paced_flood_mib": at(after_paced),
+def sample(t): return max((r for r in rows if r[0] <= t), key=lambda r: r[0], default=(0, 0, 0))
+def at(t): return sample(t)[1] / 1024
+print(json.dumps({"backend": backend, "case": "rss", "steady_mib": at(steady_at), "steady_anon_mib": sample(steady_at)[2] / 1024, "before_flood_mib": at(before), "after_paced_flood_mib": at(after_paced),
                   "after_flood_mib": at(after), "after_idle_mib": at(idle), "samples": [[r[0], r[1] / 1024] for r in rows]}))
 PY
 }

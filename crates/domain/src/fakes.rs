@@ -431,7 +431,10 @@ impl SessionRepository for InMemoryStore {
         match decision {
             RefreshDecision::Rotate => {
                 let mut new = child_record(&session, &token, req.child, req.now);
-                new.sealed_pair = Some((req.seal_answer)(&session, &new)?);
+                let mut after = session.clone();
+                after.last_refresh_at = Some(req.now);
+                after.record_request(req.request);
+                new.sealed_pair = Some((req.seal_answer)(&after, &new)?);
                 if let Some(t) = s.tokens.get_mut(&token.hash) {
                     t.rotated_at = Some(req.now);
                     t.sealed_secret = None;

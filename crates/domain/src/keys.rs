@@ -194,11 +194,12 @@ struct LoadedKey {
     decoding: DecodingKey,
     /// The public key as a JWK, for asymmetric keys.
     public: Option<jsonwebtoken::jwk::Jwk>,
-    /// An ES256 key, parsed once. jsonwebtoken parses its PKCS#8 DER on every signature, which
-    /// derives the public key (a scalar multiplication as dear as the signature itself); signing
-    /// with the parsed key gives the very same bytes (RFC 6979, deterministic), in about half
-    /// the time.
-    es256: Option<p256::ecdsa::SigningKey>,
+    /// An ES256 key, loaded once into ring. jsonwebtoken's RustCrypto backend parses the PKCS#8
+    /// DER on every signature, which derives the public key (a scalar multiplication as dear as
+    /// the signature), and signs with portable field arithmetic; ring signs with BoringSSL's
+    /// P-256 assembly. Its signatures are randomized, which nothing here depends on: a retry
+    /// within the grace window gets the rotation's sealed answer back, not a new signature.
+    es256: Option<Es256>,
 }
 
 impl LoadedKey {
@@ -222,29 +223,52 @@ impl LoadedKey {
             }
         };
         let es256 = match k.alg {
-            Algorithm::ES256 => Some(
-                <p256::ecdsa::SigningKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(&k.secret)
-                    .map_err(|e| DomainError::Internal(format!("key {}: {e}", k.kid)))?,
-            ),
+            Algorithm::ES256 => Some(Es256::load(&k.secret).map_err(|e| DomainError::Internal(format!("key {}: {e}", k.kid)))?),
             _ => None,
         };
         Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public, es256 })
     }
 }
 
-/// A compact JWS signed with a parsed ES256 key, byte for byte what `jsonwebtoken::encode` gives
-/// for the same header and claims.
-fn sign_es256<T: Serialize>(key: &p256::ecdsa::SigningKey, header: &Header, claims: &T) -> Result<String, DomainError> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let json = |v: Result<Vec<u8>, serde_json::Error>| v.map_err(|e| DomainError::Internal(format!("signing failed: {e}")));
-    let mut token = b64.encode(json(serde_json::to_vec(header))?);
-    token.push('.');
-    b64.encode_string(json(serde_json::to_vec(claims))?, &mut token);
-    let (signature, _) = key.sign_recoverable(token.as_bytes()).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
-    token.push('.');
-    b64.encode_string(signature.to_bytes(), &mut token);
-    Ok(token)
+/// An ES256 key pair in ring, with the randomness its signatures take.
+struct Es256 {
+    pair: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl Es256 {
+    /// From the stored PKCS#8 DER: the private scalar and its public point, as p256 reads them
+    /// (ring's own PKCS#8 reader wants the public key inside the document, which not every
+    /// encoder writes).
+    fn load(der: &[u8]) -> Result<Self, String> {
+        use p256::pkcs8::DecodePrivateKey;
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| e.to_string())?;
+        let public = key.verifying_key().to_encoded_point(false);
+        let rng = ring::rand::SystemRandom::new();
+        let pair = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key.to_bytes(),
+            public.as_bytes(),
+            &rng,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { pair, rng })
+    }
+
+    /// A compact JWS of `header` and `claims`: the header and payload exactly as
+    /// `jsonwebtoken::encode` writes them, the signature in JWS form (r ‖ s, 64 bytes).
+    fn sign<T: Serialize>(&self, header: &Header, claims: &T) -> Result<String, DomainError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let failed = |e: &dyn std::fmt::Display| DomainError::Internal(format!("signing failed: {e}"));
+        let mut token = b64.encode(serde_json::to_vec(header).map_err(|e| failed(&e))?);
+        token.push('.');
+        b64.encode_string(serde_json::to_vec(claims).map_err(|e| failed(&e))?, &mut token);
+        let signature = self.pair.sign(&self.rng, token.as_bytes()).map_err(|e| failed(&e))?;
+        token.push('.');
+        b64.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
+    }
 }
 
 /// Claims whose times the keyring checks against `now` itself (jsonwebtoken's own clock checks
@@ -438,7 +462,7 @@ impl Ring {
         header.typ = Some(typ.to_owned());
         header.kid = Some(kid.clone());
         if let Some(es256) = &key.es256 {
-            return sign_es256(es256, &header, claims);
+            return es256.sign(&header, claims);
         }
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))
     }
@@ -533,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn an_es256_signature_with_the_parsed_key_is_jsonwebtokens_to_the_byte() {
+    fn an_es256_token_signed_with_ring_is_jsonwebtokens_jws_and_verifies_with_the_published_key() {
         let k = SigningKey::generate(Algorithm::ES256, NOW).unwrap();
         let r = Keyring::new(std::slice::from_ref(&k), 0);
         let c = claims(60);
@@ -542,8 +566,20 @@ mod tests {
         header.typ = Some("at+jwt".into());
         header.kid = Some(k.kid.clone());
         let theirs = jsonwebtoken::encode(&header, &c, &EncodingKey::from_ec_der(&k.secret)).unwrap();
-        assert_eq!(ours, theirs);
+        let signed = |t: &str| t.rsplit_once('.').unwrap().0.to_owned();
+        assert_eq!(signed(&ours), signed(&theirs), "the same header and payload, byte for byte");
+        // a resource server holding only the JWKS: jsonwebtoken with the published key
+        let jwk = r.jwks().keys.into_iter().next().unwrap();
+        let mut v = Validation::new(jsonwebtoken::Algorithm::ES256);
+        v.validate_exp = false;
+        v.required_spec_claims.clear();
+        let seen = jsonwebtoken::decode::<C>(&ours, &DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap();
+        assert_eq!(seen.claims, c);
         assert_eq!(r.verify::<C>(&ours, &[Algorithm::ES256], NOW).unwrap(), c);
+        // randomized: a second signature differs, and verifies as well
+        let again = r.sign(Algorithm::ES256, "at+jwt", &c).unwrap();
+        assert_ne!(again, ours);
+        assert_eq!(r.verify::<C>(&again, &[Algorithm::ES256], NOW).unwrap(), c);
     }
 
     #[test]

@@ -173,7 +173,8 @@ pub struct RotateRequest<'a> {
     pub rules: &'a [RiskRule],
     /// The key the request proved possession of (DPoP), by its thumbprint.
     pub dpop_jkt: Option<&'a str>,
-    /// Called once the rotation is decided, before the child is inserted: what it returns is
+    /// Called once the rotation is decided, before the child is inserted, with the session as
+    /// the rotation leaves it (its last refresh, address and User-Agent): what it returns is
     /// stored as the child's `sealed_pair`, so that a retry within the grace window is answered
     /// with the bytes of the first answer. An error aborts the rotation.
     pub seal_answer: &'a SealAnswer<'a>,

@@ -69,13 +69,14 @@ macro_rules! session_repository {
                 match decision {
                     RefreshDecision::Rotate => {
                         let mut new = child_record(&session, &token, req.child, req.now);
-                        new.sealed_pair = Some((req.seal_answer)(&session, &new)?);
+                        // the session as the rotation leaves it: what the answer is rendered from
+                        let mut after = session.clone();
+                        after.last_refresh_at = Some(req.now);
+                        after.record_request(req.request);
+                        new.sealed_pair = Some((req.seal_answer)(&after, &new)?);
                         record_rotation(&mut tx, req.now, req.request, &session, &token, &new).await?;
                         tx.commit().await.map_err(map_err)?;
-                        let mut session = session;
-                        session.last_refresh_at = Some(req.now);
-                        session.record_request(req.request);
-                        Ok(RotateOutcome::Rotated { session, child: new, signals })
+                        Ok(RotateOutcome::Rotated { session: after, child: new, signals })
                     }
                     RefreshDecision::Reissue => {
                         tx.commit().await.map_err(map_err)?;
