@@ -66,6 +66,43 @@ async fn a_refresh_from_memory_hears_a_revocation_by_another_process() {
     assert_eq!(refused_refresh(&app, &pair["refresh"]).await, (401, json!({"detail": "Token is blacklisted", "code": "token_not_valid"})));
 }
 
+/// simplejwt rotating beside djoser, which reuses (make bench runs so): a djoser token lives by
+/// djoser's policy wherever it is presented, is kept in memory, and still hears a revocation; a
+/// simplejwt token, rotated, is never kept, and its reuse is still caught.
+async fn under_mixed_policies_a_reused_token_is_kept_and_a_rotated_one_is_not() {
+    let app = spawn_with(|s| s.dialects.simplejwt.refresh_policy = tessera_domain::RefreshPolicy::Rotate).await;
+    app.register(EMAIL, PASSWORD).await;
+    let creds = json!({"email": EMAIL, "password": PASSWORD});
+    let (_, dj) = post_json(&app, "/auth/jwt/create/", creds.clone()).await;
+    for _ in 0..2 {
+        let (status, body) = post_json(&app, "/auth/jwt/refresh/", json!({"refresh": dj["refresh"]})).await;
+        assert_eq!((status, body.get("refresh")), (200, None), "{body}");
+    }
+    // presented at simplejwt, which rotates: djoser's token is still only reused
+    let (status, body) = post_json(&app, "/api/token/refresh/", json!({"refresh": dj["refresh"]})).await;
+    assert_eq!((status, body.get("refresh")), (200, None), "{body}");
+    let sid = SessionId(Uuid::parse_str(claims(body["access"].as_str().unwrap())["sid"].as_str().unwrap()).unwrap());
+    assert!(app.store.revoke_session(sid, "revoked", OffsetDateTime::now_utc()).await.unwrap());
+    let mut refused = None;
+    for _ in 0..100 {
+        let answer = post_json(&app, "/auth/jwt/refresh/", json!({"refresh": dj["refresh"]})).await;
+        if answer.0 != 200 {
+            refused = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused.map(|r| r.0), Some(401), "the revoked djoser token is refused within 5 s");
+    // simplejwt's own token rotates, and its reuse after the rotation revokes the session
+    let (_, sj) = post_json(&app, "/api/token/", creds).await;
+    let (status, next) = post_json(&app, "/api/token/refresh/", json!({"refresh": sj["refresh"]})).await;
+    assert!(status == 200 && next.get("refresh").is_some(), "{next}");
+    let (status, _) = post_json(&app, "/api/token/refresh/", json!({"refresh": sj["refresh"]})).await;
+    assert_eq!(status, 401, "the rotated parent is refused");
+    let (status, _) = post_json(&app, "/api/token/refresh/", json!({"refresh": next["refresh"]})).await;
+    assert_eq!(status, 401, "and its reuse revoked the session");
+}
+
 async fn a_session_used_without_rotation_records_its_last_use() {
     // the maintenance that writes the held uses runs every second here (every minute by default)
     let app = spawn_with(|s| s.tokens.key_check_seconds = 1).await;
@@ -137,5 +174,6 @@ crate::both_backends!(
     a_refresh_from_memory_hears_a_block_by_another_process,
     a_refresh_from_memory_hears_a_revocation_by_another_process,
     a_session_used_without_rotation_records_its_last_use,
+    under_mixed_policies_a_reused_token_is_kept_and_a_rotated_one_is_not,
     introspection_from_memory_hears_a_block_by_another_process,
 );

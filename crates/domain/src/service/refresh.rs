@@ -36,7 +36,7 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<Refreshed, DomainError> {
         let policy = match self.presented_refresh(face, presented, now).await {
-            Ok(secret) => self.policy_of(face, &secret).await.map(|p| (secret, p)),
+            Ok(secret) => self.policy_of(face, &secret, now).await.map(|p| (secret, p)),
             Err(e) => Err(e),
         };
         let result = match policy {
@@ -60,14 +60,23 @@ impl TokenService {
     /// The policy a refresh token lives by: that of the face that issued it, wherever it is
     /// presented. Faces that share an audience accept each other's refresh tokens and may
     /// refresh differently; a token rotated at one must not live on at a sibling that reuses.
-    /// The store is read only when the face's peers refresh differently from it.
-    pub(super) async fn policy_of(&self, face: &Face, secret: &RefreshSecret) -> Result<RefreshPolicy, DomainError> {
+    /// The store is read only when the face's peers refresh differently from it, and then not
+    /// for a token kept in memory (one a reusing face issued, see `live_refresh`).
+    pub(super) async fn policy_of(&self, face: &Face, secret: &RefreshSecret, now: OffsetDateTime) -> Result<RefreshPolicy, DomainError> {
         let peers = self.faces.peers_of(face);
         if peers.iter().all(|p| self.faces.get(p).is_none_or(|f| f.refresh == face.refresh)) {
             return Ok(face.refresh);
         }
-        Ok(match self.store.refresh_by_hash(self.secret_hash(secret.as_bytes())).await? {
-            Some((_, session)) => self.faces.get(&session.face).map_or(face.refresh, |f| f.refresh),
+        let hash = self.secret_hash(secret.as_bytes());
+        if let Some(r) = self.remembered(&hash, now) {
+            return Ok(self.faces.get(&r.session.face).map_or(face.refresh, |f| f.refresh));
+        }
+        Ok(match self.store.refresh_by_hash(hash).await? {
+            Some((record, session)) => {
+                let policy = self.faces.get(&session.face).map_or(face.refresh, |f| f.refresh);
+                self.remember(hash, &record, &session, now);
+                policy
+            }
             None => face.refresh,
         })
     }
@@ -242,12 +251,13 @@ impl TokenService {
     /// its session live and of the face's audience, its user active (and its client, when the
     /// face has clients). Nothing is written.
     ///
-    /// At a face whose peers all reuse refresh tokens (none rotates them), the token's record and
-    /// session are kept in memory once read, and a check reads nothing: whether the session was
-    /// revoked since is the revocation list's to say (every instance hears of a revocation),
-    /// which is trusted for as long as it remembers (see [`RevocationList::remembers_for`]); the
-    /// user is checked as `/v1/me` checks it (see [`Self::current_user`]). Nothing else changes
-    /// such a token: it is never rotated, and its lifetime and its session's are fixed.
+    /// A token issued by a face that reuses refresh tokens is kept in memory once read (its record
+    /// and session), and a check reads nothing: whether the session was revoked since is the
+    /// revocation list's to say (every instance hears of a revocation), which is trusted for as
+    /// long as it remembers (see [`RevocationList::remembers_for`]), at most a minute; the user
+    /// is checked as `/v1/me` checks it (see [`Self::current_user`]). Nothing else changes such a
+    /// token: a token lives by its issuing face's policy wherever it is presented, so it is never
+    /// rotated, and its lifetime and its session's are fixed.
     pub(super) async fn live_refresh(
         &self,
         face: &Face,
@@ -256,19 +266,12 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<(RefreshRecord, Session, User), DomainError> {
         let hash = self.secret_hash(presented.as_bytes());
-        let trusted_for = self.revocations.remembers_for().min(MEMO_FRESH);
-        let kept = self.reuses_everywhere(face) && trusted_for > Duration::ZERO;
-        let remembered =
-            if kept { self.refresh_memo.get(&hash).filter(|r| now - r.read_at < trusted_for && r.read_at <= now) } else { None };
-        let (record, session, revoked) = match remembered {
+        let (record, session, revoked) = match self.remembered(&hash, now) {
             Some(r) => (r.record.clone(), r.session.clone(), self.revocations.is_revoked(r.session.id)),
             None => {
                 let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
                 let revoked = session.is_revoked() || record.rotated_at.is_some();
-                if kept && !revoked {
-                    let r = Remembered { record: record.clone(), session: session.clone(), read_at: now };
-                    self.refresh_memo.insert(hash, Arc::new(r));
-                }
+                self.remember(hash, &record, &session, now);
                 (record, session, revoked)
             }
         };
@@ -293,9 +296,22 @@ impl TokenService {
         Ok((record, session, user))
     }
 
-    /// Whether no face that accepts this face's refresh tokens rotates them.
-    fn reuses_everywhere(&self, face: &Face) -> bool {
-        self.faces.peers_of(face).iter().all(|p| self.faces.get(p).is_none_or(|f| f.refresh == RefreshPolicy::Reuse))
+    /// A refresh token kept in memory, while it may be trusted at `now`.
+    fn remembered(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<Arc<Remembered>> {
+        let trusted_for = self.revocations.remembers_for().min(MEMO_FRESH);
+        self.refresh_memo.get(hash).filter(|r| r.read_at <= now && now - r.read_at < trusted_for)
+    }
+
+    /// Keeps a refresh token just read from the store, when it may be: live, and issued by a
+    /// face that reuses refresh tokens (nothing rotates it anywhere), and the revocation list
+    /// remembers (see [`RevocationList::remembers_for`]).
+    fn remember(&self, hash: TokenHash, record: &RefreshRecord, session: &Session, now: OffsetDateTime) {
+        let reused = self.faces.get(&session.face).is_some_and(|f| f.refresh == RefreshPolicy::Reuse);
+        let live = !session.is_revoked() && record.rotated_at.is_none();
+        if reused && live && self.revocations.remembers_for() > Duration::ZERO {
+            let r = Remembered { record: record.clone(), session: session.clone(), read_at: now };
+            self.refresh_memo.insert(hash, Arc::new(r));
+        }
     }
 
     /// Writes the session uses held since the last call (see `reissue_access`), in one batch.
