@@ -7,7 +7,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run run-postgres test docs fuzz fuzz-code bench bench-scale-out soak ci fmt fmt-check lint openapi build
+.PHONY: run run-postgres test docs fuzz fuzz-code bench bench-scale-out soak ha ha-stop test-ha ci fmt fmt-check lint openapi build
 
 run:
 	$(CARGO) run -p tessera-cli --bin tessera -- serve
@@ -43,6 +43,22 @@ bench:
 # Two instances on one Postgres against one, beside the database ceiling: docs/benchmarks/scale-out.md.
 bench-scale-out:
 	scripts/scale-out.sh
+
+# A highly available Postgres on this machine: etcd, three Patroni members and HAProxy on
+# 127.0.0.1:5440 (scripts/ha.sh; apt-get install patroni etcd-server haproxy). HA_SYNC=off for
+# asynchronous replication. Point Tessera at postgres://postgres@127.0.0.1:5440/tessera.
+ha:
+	scripts/ha.sh start
+
+ha-stop:
+	scripts/ha.sh stop
+
+# A failover under load: two instances on the stack above, the leader killed mid-load, with
+# synchronous and then asynchronous replication. Fails unless synchronous replication lost no
+# answered rotation, revoked no session, answered no 5xx but 503 and followed the new leader.
+# Writes docs/benchmarks/failover.md. About 3 minutes; .ci/run runs it after make ci.
+test-ha:
+	scripts/test-ha.sh
 
 # A soak: SOAK_MINUTES (default 8) of mixed load with attacks per database, after three attack
 # phases (invented methods, slow bodies, a registration flood), sampling RSS, descriptors,

@@ -46,9 +46,16 @@ fn compares_as(u: &User, email: &Email) -> bool {
 #[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<State>,
+    lose_next_answer: std::sync::atomic::AtomicBool,
 }
 
 impl InMemoryStore {
+    /// The next rotation commits and then reports the store unreachable, as when a database
+    /// primary dies between the commit and its acknowledgement.
+    pub fn lose_next_rotation_answer(&self) {
+        self.lose_next_answer.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, RepoError> {
         self.state.lock().map_err(|_| RepoError::Unavailable("poisoned".into()))
     }
@@ -444,6 +451,9 @@ impl SessionRepository for InMemoryStore {
                 let sess = s.sessions.get_mut(&session.id).ok_or(RepoError::NotFound)?;
                 sess.last_refresh_at = Some(req.now);
                 sess.record_request(req.request);
+                if self.lose_next_answer.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    return Err(RepoError::Unavailable("the connection was lost after the commit".into()));
+                }
                 Ok(RotateOutcome::Rotated { session: sess.clone(), child: new, signals })
             }
             RefreshDecision::Reissue => match child {

@@ -37,6 +37,7 @@ mod admin;
 mod audit_trail;
 mod binding;
 mod exchange;
+mod failover;
 mod identity;
 mod legacy;
 mod login;
@@ -287,6 +288,8 @@ pub struct TokenService {
     /// Sessions whose refresh tokens were used without being rotated, and when: written to the
     /// store behind the answers, in one batch (see `flush_session_uses`).
     session_uses: Arc<std::sync::Mutex<std::collections::HashMap<SessionId, OffsetDateTime>>>,
+    /// When rotations last failed on an unreachable store (see [`failover`]).
+    lost_answers: Arc<failover::LostAnswers>,
 }
 
 /// A refresh token read from the store, live when it was read at `read_at`.
@@ -371,6 +374,7 @@ impl TokenService {
             refresh_memo: Arc::new(quick_cache::sync::Cache::new(MEMO_KEPT)),
             session_memo: Arc::new(quick_cache::sync::Cache::new(MEMO_KEPT)),
             session_uses: Arc::default(),
+            lost_answers: Arc::default(),
         }
     }
 

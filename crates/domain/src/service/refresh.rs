@@ -120,7 +120,8 @@ impl TokenService {
             presented: self.secret_hash(presented.as_bytes()),
             presenting_client: input.client,
             now,
-            grace: face.grace,
+            // widened for a while after a rotation failed on an unreachable store (see `failover`)
+            grace: self.lost_answers.grace(face.grace, now),
             child,
             bound_access,
             faces: Some(&peers),
@@ -131,6 +132,10 @@ impl TokenService {
         };
         let outcome = self.store.rotate(req).await;
         let rendered = rendered.lock().ok().and_then(|mut slot| slot.take());
+        if matches!((&outcome, &rendered), (Err(RepoError::Unavailable(_)), None | Some(Ok(_)))) {
+            // it may have committed all the same: its answer may be lost (see `failover`)
+            self.lost_answers.note(now);
+        }
         let outcome = match (outcome, rendered) {
             // the rendering's own error, rather than the storage error it was reported as
             (Err(_), Some(Err(e))) => return Err(e),
@@ -346,7 +351,8 @@ impl TokenService {
     /// Drops the sealed secret of every refresh token whose grace window (the longest of any
     /// face) has passed: a secret is kept in the database only while it may be handed out again.
     pub async fn sweep_sealed_secrets(&self, now: OffsetDateTime) -> Result<u64, DomainError> {
-        let grace = self.faces.iter().map(|f| f.grace).max().unwrap_or(Duration::ZERO);
+        // kept for as long as a retry may still get it, widened windows included (see `failover`)
+        let grace = self.faces.iter().map(|f| self.lost_answers.grace(f.grace, now)).max().unwrap_or(Duration::ZERO);
         Ok(self.store.drop_sealed_secrets(now - grace - Duration::seconds(1)).await?)
     }
 

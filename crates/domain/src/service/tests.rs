@@ -519,6 +519,36 @@ async fn a_sealed_secret_is_kept_only_while_its_grace_window_is_open() {
     assert!(rotate(&w, &p1.refresh_token, Some("app"), None, t + Duration::seconds(8)).await.is_ok());
 }
 
+#[tokio::test]
+async fn a_rotation_whose_answer_a_failover_lost_is_a_retry_not_reuse() {
+    let w = world();
+    let p0 = logged_in(&w).await;
+    let t = T0 + Duration::minutes(1);
+    // the rotation commits, and its answer is lost with the primary: the client gets an error
+    w.store.lose_next_rotation_answer();
+    assert!(matches!(rotate(&w, &p0.refresh_token, Some("app"), None, t).await, Err(DomainError::Repo(crate::RepoError::Unavailable(_)))));
+    // the database is back 20 s later, past the 5 s window: what a retry needs was kept, and the
+    // old token gets the child the lost rotation made, as often as it is retried
+    let back = t + Duration::seconds(20);
+    assert_eq!(w.svc.sweep_sealed_secrets(back).await.unwrap(), 0);
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), None, back).await.unwrap();
+    let again = rotate(&w, &p0.refresh_token, Some("app"), None, back + Duration::seconds(1)).await.unwrap();
+    assert_eq!((again.refresh_token.as_str(), again.access_token.as_str()), (p1.refresh_token.as_str(), p1.access_token.as_str()));
+    assert_eq!(w.store.family(p0.session_id).await.unwrap().len(), 2);
+    // once the child is used, the old token is reuse, as anywhere else
+    rotate(&w, &p1.refresh_token, Some("app"), None, back + Duration::seconds(2)).await.unwrap();
+    let err = rotate(&w, &p0.refresh_token, Some("app"), None, back + Duration::seconds(3)).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::TokenReused);
+
+    // and the widened window closes: two minutes after the last failure, a late retry is reuse
+    let w = world();
+    let p0 = logged_in(&w).await;
+    w.store.lose_next_rotation_answer();
+    assert!(rotate(&w, &p0.refresh_token, Some("app"), None, t).await.is_err());
+    let err = rotate(&w, &p0.refresh_token, Some("app"), None, t + Duration::seconds(121)).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::TokenReused);
+}
+
 /// The native format, reading simplejwt's legacy tokens of a Django deployment besides.
 struct NativeWithLegacy(NativeFormat, crate::LegacyKey);
 
