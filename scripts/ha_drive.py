@@ -121,6 +121,7 @@ def main():
         base = A if w % 2 == 0 else B
         workers.append(threading.Thread(target=run_chains, args=(chains[2 * w : 2 * w + 2], base)))
     workers += [threading.Thread(target=run_logins, args=(base, email)) for base in (A, B)]
+    started = time.monotonic() - t0
     for t in workers:
         t.start()
     time.sleep(WARMUP)
@@ -185,10 +186,11 @@ def main():
         "http_503": sum(1 for _, _, s in events if s == 503),
         "timeouts": sum(1 for _, _, s in events if s == "timeout"),
         "connection_errors": sum(1 for _, _, s in events if s == "connection"),
+        "rate_before_kill": round(sum(1 for t, _, _ in events if started + 1 <= t <= killed_at) / (killed_at - started - 1), 1),
         "failed_after_kill": sum(1 for _, _, s in after if s != 200),
         "first_failure_after_kill_s": round(failures[0] - killed_at, 2) if failures else None,
         "last_failure_after_kill_s": round(failures[-1] - killed_at, 2) if failures else None,
-        "revocation_heard_after_s": None if heard_after is None else round(heard_after, 3),
+        "revocation_heard_after_s": None if heard_after is None else round(heard_after, 4),
     }))
 
 

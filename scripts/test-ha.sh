@@ -98,7 +98,8 @@ lines = [
     ("503 answers during the switch", lambda r: f"{r['http_503']:,}"),
     ("5xx other than 503", lambda r: str(r["http_5xx_not_503"])),
     ("requests that hung (10 s) / refused connections", lambda r: f"{r['timeouts']} / {r['connection_errors']}"),
-    ("revocation at B refused by A after the failover", lambda r: f"{r['revocation_heard_after_s']} s"),
+    ("revocation at B refused by A after the failover", lambda r: f"{r['revocation_heard_after_s'] * 1000:.1f} ms"),
+    ("requests per second before the kill (both instances)", lambda r: f"{r['rate_before_kill']:,.0f}"),
 ]
 for label, f in lines:
     print(f"| {label} | {cell('on', f)} | {cell('off', f)} |")

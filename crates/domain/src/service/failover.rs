@@ -42,7 +42,9 @@ impl LostAnswers {
         }
         let window = self.0.lock().ok().and_then(|w| *w);
         match window {
-            Some((first, last)) if now - last <= LOST_ANSWER_HORIZON => (now - first + grace).clamp(grace, LOST_ANSWER_MAX_GRACE.max(grace)),
+            Some((first, last)) if now - last <= LOST_ANSWER_HORIZON => {
+                (now - first + grace).clamp(grace, LOST_ANSWER_MAX_GRACE.max(grace))
+            }
             _ => grace,
         }
     }
