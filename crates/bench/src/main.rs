@@ -165,6 +165,7 @@ async fn chain(store: Arc<dyn Store>, user: tessera_domain::UserId, until: Insta
         let outcome = store
             .rotate(RotateRequest {
                 presented: current,
+                route: user.route(),
                 presenting_client: None,
                 now: OffsetDateTime::now_utc(),
                 grace: Duration::seconds(5),

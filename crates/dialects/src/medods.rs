@@ -402,7 +402,7 @@ pub async fn me(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data
 #[utoipa::path(post, path = "/logout", security(("medods_bearer" = [])), responses((status = 200, description = "Logged out", body = Empty), (status = 401, body = MedodsError)))]
 pub async fn logout(req: HttpRequest, state: web::Data<FaceContext>, face: web::Data<MedodsFace>) -> Result<HttpResponse, Fail> {
     let (ctx, _) = face.caller_token(&req, &state)?;
-    state.service.revoke_session(ctx.session_id, "logout", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
+    state.service.revoke_session(ctx.session_id, ctx.user_id, "logout", OffsetDateTime::now_utc()).await.map_err(domain_err)?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 

@@ -35,6 +35,17 @@ struct State {
     imports: HashMap<String, bool>,
     /// DPoP proofs seen, by key, until their window ends.
     proofs: HashMap<[u8; 32], OffsetDateTime>,
+    /// Tokens issued before routing keys (see [`InMemoryStore::issued_before_routes`]).
+    unrouted: std::collections::HashSet<TokenHash>,
+}
+
+impl State {
+    /// A token and its session, where `route` names their user's route (`None`: anywhere).
+    fn token_on(&self, hash: &TokenHash, route: Option<crate::Route>) -> Option<(RefreshRecord, Session)> {
+        let t = self.tokens.get(hash)?;
+        let session = self.sessions.get(&t.session_id)?;
+        route.is_none_or(|r| session.user_id.route() == r).then(|| (t.clone(), session.clone()))
+    }
 }
 
 /// Whether `u` is the user `email` names. A deleted user keeps its placeholder address under a
@@ -50,6 +61,13 @@ pub struct InMemoryStore {
 }
 
 impl InMemoryStore {
+    /// Marks a token as issued before routing keys: its bytes name no route.
+    pub fn issued_before_routes(&self, hash: TokenHash) {
+        if let Ok(mut s) = self.lock() {
+            s.unrouted.insert(hash);
+        }
+    }
+
     /// The next rotation commits and then reports the store unreachable, as when a database
     /// primary dies between the commit and its acknowledgement.
     pub fn lose_next_rotation_answer(&self) {
@@ -407,10 +425,9 @@ impl SessionRepository for InMemoryStore {
 
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError> {
         let mut s = self.lock()?;
-        let Some(token) = s.tokens.get(&req.presented).cloned() else {
+        let Some((token, session)) = s.token_on(&req.presented, Some(req.route)) else {
             return Ok(RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, session: None, revoked: vec![] });
         };
-        let session = s.sessions.get(&token.session_id).cloned().ok_or(RepoError::NotFound)?;
         let child = s.tokens.values().find(|t| t.parent == Some(token.hash)).cloned();
         let user_active = s.users.iter().any(|u| u.id == session.user_id && u.status == UserStatus::Active);
         let facts = RefreshFacts {
@@ -476,12 +493,15 @@ impl SessionRepository for InMemoryStore {
         }
     }
 
-    async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError> {
-        let s = self.lock()?;
-        Ok(s.tokens.get(&hash).and_then(|t| s.sessions.get(&t.session_id).map(|ss| (t.clone(), ss.clone()))))
+    async fn refresh_by_hash(&self, hash: TokenHash, route: Option<crate::Route>) -> Result<Option<(RefreshRecord, Session)>, RepoError> {
+        Ok(self.lock()?.token_on(&hash, route))
     }
-    async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
-        Ok(self.lock()?.sessions.get(&id).cloned())
+    async fn unrouted_tokens_live(&self, now: OffsetDateTime) -> Result<bool, RepoError> {
+        let s = self.lock()?;
+        Ok(s.unrouted.iter().filter_map(|h| s.tokens.get(h)).any(|t| t.expires_at > now))
+    }
+    async fn session(&self, id: SessionId, route: Option<crate::Route>) -> Result<Option<Session>, RepoError> {
+        Ok(self.lock()?.sessions.get(&id).filter(|x| route.is_none_or(|r| x.user_id.route() == r)).cloned())
     }
     async fn sessions_of_user(&self, user: UserId, now: OffsetDateTime, limit: u32) -> Result<Vec<Session>, RepoError> {
         let s = self.lock()?;
@@ -496,10 +516,10 @@ impl SessionRepository for InMemoryStore {
         live.truncate(limit as usize);
         Ok(live)
     }
-    async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
+    async fn revoke_session(&self, id: SessionId, route: crate::Route, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError> {
         let mut s = self.lock()?;
         match s.sessions.get_mut(&id) {
-            Some(sess) if sess.revoked_at.is_none() => {
+            Some(sess) if sess.revoked_at.is_none() && sess.user_id.route() == route => {
                 sess.revoked_at = Some(now);
                 sess.revoked_reason = Some(reason.into());
                 Ok(true)
@@ -562,10 +582,10 @@ impl SessionRepository for InMemoryStore {
         }
         Ok(n)
     }
-    async fn record_session_uses(&self, uses: &[(SessionId, OffsetDateTime)]) -> Result<(), RepoError> {
+    async fn record_session_uses(&self, uses: &[(SessionId, crate::Route, OffsetDateTime)]) -> Result<(), RepoError> {
         let mut s = self.lock()?;
-        for (id, at) in uses {
-            if let Some(sess) = s.sessions.get_mut(id) {
+        for (id, route, at) in uses {
+            if let Some(sess) = s.sessions.get_mut(id).filter(|x| x.user_id.route() == *route) {
                 sess.last_refresh_at = sess.last_refresh_at.max(Some(*at));
             }
         }

@@ -8,11 +8,18 @@ use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-use crate::{DomainError, TokenHash};
+use crate::{DomainError, Route, TokenHash};
 
 /// A user's integer id: the dialects expose integer ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UserId(pub i64);
+
+impl UserId {
+    /// Where a store split by user keeps this user's sessions and refresh tokens.
+    pub fn route(self) -> Route {
+        Route(u16::try_from(self.0.rem_euclid(Route::COUNT)).unwrap_or(0))
+    }
+}
 
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -34,7 +34,7 @@ pub use password::{Argon2Params, Password, PasswordHash, PasswordPolicy};
 pub use profile::TokenProfile;
 pub use risk::{RequestMeta, RiskAction, RiskCondition, RiskRule, RiskSignal};
 pub use rotation::{RefreshRecord, RefreshRefusal, Session, SessionId};
-pub use secret::{KeyedHasher, RefreshSecret, Sealer, TokenHash};
+pub use secret::{KeyedHasher, RefreshSecret, Route, Sealer, TokenHash};
 pub use service::{
     ACCESS_TOKEN_TYPE, AccessContext, BlacklistImport, ClientIntrospection, ClientToken, ClientTokenRequest, ExchangeRequest, Exchanged,
     ExchangedIntrospection, Introspection, IssuedAccess, IssuedPair, LoginOrigin, LogoutScope, REFRESH_TOKEN_TYPE, RefreshInput, Refreshed,

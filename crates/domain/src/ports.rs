@@ -160,6 +160,8 @@ pub type SealAnswer<'a> = dyn Fn(&Session, &RefreshRecord) -> Result<Vec<u8>, Re
 
 pub struct RotateRequest<'a> {
     pub presented: TokenHash,
+    /// Where the presented token lives (its user's [`crate::Route`]).
+    pub route: crate::Route,
     pub presenting_client: Option<&'a str>,
     pub now: OffsetDateTime,
     pub grace: Duration,
@@ -220,13 +222,19 @@ pub trait SessionRepository: Send + Sync {
     /// Runs [`crate::rotation::decide`] on the locked rows and applies its decision, in one
     /// transaction: two concurrent calls with one token never both rotate.
     async fn rotate(&self, req: RotateRequest<'_>) -> Result<RotateOutcome, RepoError>;
-    async fn refresh_by_hash(&self, hash: TokenHash) -> Result<Option<(RefreshRecord, Session)>, RepoError>;
-    async fn session(&self, id: SessionId) -> Result<Option<Session>, RepoError>;
+    /// A refresh token and its session, on `route` (`None`: wherever it is, for tokens issued
+    /// before routing keys and for admin tools).
+    async fn refresh_by_hash(&self, hash: TokenHash, route: Option<crate::Route>) -> Result<Option<(RefreshRecord, Session)>, RepoError>;
+    /// Whether a refresh token issued before routing keys (its bytes name no route) may still
+    /// be live at `now`: while one may, a token not found on its route is looked for everywhere.
+    async fn unrouted_tokens_live(&self, now: OffsetDateTime) -> Result<bool, RepoError>;
+    /// A session, on `route` when it is known.
+    async fn session(&self, id: SessionId, route: Option<crate::Route>) -> Result<Option<Session>, RepoError>;
     /// The user's live sessions at `now`: not revoked, not past their lifetime, and holding a
     /// refresh token that has neither expired nor been rotated. Newest first, at most `limit`.
     async fn sessions_of_user(&self, user: UserId, now: OffsetDateTime, limit: u32) -> Result<Vec<Session>, RepoError>;
     /// Revokes one session; `false` when it was already revoked or does not exist.
-    async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError>;
+    async fn revoke_session(&self, id: SessionId, route: crate::Route, reason: &str, now: OffsetDateTime) -> Result<bool, RepoError>;
     /// Revokes every live session of a user but `except`; returns the ids revoked.
     async fn revoke_user_sessions(
         &self,
@@ -257,7 +265,7 @@ pub trait SessionRepository: Send + Sync {
     async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError>;
     /// Records when sessions' refresh tokens were last used without being rotated (a face that
     /// reuses them): each session's `last_refresh_at` moves forward to its instant, never back.
-    async fn record_session_uses(&self, uses: &[(SessionId, OffsetDateTime)]) -> Result<(), RepoError>;
+    async fn record_session_uses(&self, uses: &[(SessionId, crate::Route, OffsetDateTime)]) -> Result<(), RepoError>;
     /// Every refresh record of a session, oldest first (admin tools and tests).
     async fn family(&self, session: SessionId) -> Result<Vec<RefreshRecord>, RepoError>;
 }

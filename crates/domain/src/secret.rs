@@ -18,11 +18,28 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], DomainError> {
     Ok(buf)
 }
 
+/// A user's routing key: the user's id modulo 65,536. Every session and refresh token row holds
+/// it, every refresh token Tessera issues carries it in the first two bytes of its secret, and
+/// every statement on the login, refresh and revocation paths names it, so that a store split by
+/// user (hash partitions, Citus shards) reads and writes one part only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route(pub u16);
+
+impl Route {
+    /// How many routes there are.
+    pub const COUNT: i64 = 65_536;
+
+    /// As the database stores it.
+    pub fn as_i32(self) -> i32 {
+        i32::from(self.0)
+    }
+}
+
 /// The secret of a refresh token, from the CSPRNG: 256 bits for opaque tokens; 128 bits where a
 /// face wraps it as the `jti` of a signed JWT (simplejwt, flask-jwt-extended), whose signature
 /// adds the rest. Its `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RefreshSecret(Vec<u8>);
+pub struct RefreshSecret(Vec<u8>, Option<Route>);
 
 impl std::fmt::Debug for RefreshSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,12 +69,32 @@ impl RefreshSecret {
     pub fn generate_len(len: usize) -> Result<Self, DomainError> {
         let mut buf = vec![0u8; len];
         getrandom::fill(&mut buf).map_err(|e| DomainError::Internal(format!("the OS random generator failed: {e}")))?;
-        Ok(Self(buf))
+        Ok(Self(buf, None))
+    }
+
+    /// A new secret of `len` bytes whose first two name `route` (big-endian); the rest come from
+    /// the CSPRNG (at least 112 bits of them).
+    pub fn generate_routed(len: usize, route: Route) -> Result<Self, DomainError> {
+        let mut s = Self::generate_len(len.max(Self::JTI_LEN))?;
+        s.0[..2].copy_from_slice(&route.0.to_be_bytes());
+        Ok(s)
+    }
+
+    /// The route the secret names. A secret issued before routing keys names an arbitrary one:
+    /// its token is found by its hash alone (see `TokenService::find_refresh`).
+    pub fn route(&self) -> Route {
+        self.1.unwrap_or_else(|| Route(u16::from_be_bytes([self.0.first().copied().unwrap_or(0), self.0.get(1).copied().unwrap_or(0)])))
+    }
+
+    /// The secret of a token whose route is known otherwise than from its bytes: a legacy
+    /// token's `jti`, whose token names its user.
+    pub fn on_route(self, route: Route) -> Self {
+        Self(self.0, Some(route))
     }
 
     /// Secrets shorter than 128 bits are refused.
     pub fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
-        (bytes.len() >= Self::JTI_LEN && bytes.len() <= 64).then_some(Self(bytes))
+        (bytes.len() >= Self::JTI_LEN && bytes.len() <= 64).then_some(Self(bytes, None))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -81,7 +118,7 @@ impl RefreshSecret {
             SecretEncoding::UrlSafe => URL_SAFE_NO_PAD.decode(raw).ok()?,
             SecretEncoding::Standard => STANDARD.decode(raw).ok()?,
         };
-        (bytes.len() == Self::OPAQUE_LEN).then_some(Self(bytes))
+        (bytes.len() == Self::OPAQUE_LEN).then_some(Self(bytes, None))
     }
 
     /// Lowercase hex, as simplejwt writes a `jti`.
@@ -94,7 +131,7 @@ impl RefreshSecret {
             return None;
         }
         let bytes = (0..raw.len()).step_by(2).map(|i| u8::from_str_radix(&raw[i..i + 2], 16).ok()).collect::<Option<Vec<u8>>>()?;
-        Some(Self(bytes))
+        Some(Self(bytes, None))
     }
 }
 

@@ -179,7 +179,7 @@ mod tests {
             sealed_pair: None,
         };
         store.open_session(&session, &first).await.unwrap();
-        store.revoke_session(session.id, "revoked", T).await.unwrap();
+        store.revoke_session(session.id, session.user_id.route(), "revoked", T).await.unwrap();
         // the horizon startup computes: the longest access lifetime of any face, plus a minute
         let horizon = ten_hours.access_ttl() + Duration::minutes(1);
 

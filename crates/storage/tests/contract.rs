@@ -90,10 +90,11 @@ fn sealed_answer(_: &Session, child: &RefreshRecord) -> Result<Vec<u8>, RepoErro
     Ok([b"answer:".as_slice(), child.hash.0.as_slice()].concat())
 }
 
-fn child_req(presented: TokenHash, now: OffsetDateTime, grace: Duration) -> RotateRequest<'static> {
+fn child_req(route: tessera_domain::Route, presented: TokenHash, now: OffsetDateTime, grace: Duration) -> RotateRequest<'static> {
     let h = random_hash();
     RotateRequest {
         presented,
+        route,
         presenting_client: None,
         now,
         grace,
@@ -266,7 +267,7 @@ async fn a_password_login_opens_its_session_and_forgets_the_addresss_failures_in
     }
     let (session, first) = unopened(&*store, &u, t0 + Duration::seconds(5)).await;
     store.open_session_after_login(&session, &first, "dee@example.com", "203.0.113.8").await.unwrap();
-    let (_, stored) = store.refresh_by_hash(first.hash).await.unwrap().unwrap();
+    let (_, stored) = store.refresh_by_hash(first.hash, None).await.unwrap().unwrap();
     assert_eq!(stored.id, session.id);
     // the four failures are forgotten: four more do not lock (a fifth in a row would)
     for i in 6..10 {
@@ -285,12 +286,12 @@ async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>)
     let u = user(&*store, "a@example.com").await;
     let t0 = now();
     let (session, first) = open(&*store, &u, t0).await;
-    let (tok, sess) = store.refresh_by_hash(first.hash).await.unwrap().unwrap();
+    let (tok, sess) = store.refresh_by_hash(first.hash, None).await.unwrap().unwrap();
     assert_eq!(sess.id, session.id);
     assert_eq!(sess.profile, TokenProfile::standard());
     assert_eq!(tok.expires_at, first.expires_at);
 
-    let req = child_req(first.hash, t0 + Duration::minutes(1), Duration::seconds(5));
+    let req = child_req(u.id.route(), first.hash, t0 + Duration::minutes(1), Duration::seconds(5));
     let new_hash = req.child.hash;
     let RotateOutcome::Rotated { child, .. } = store.rotate(req).await.unwrap() else { panic!("expected a rotation") };
     assert_eq!(child.hash, new_hash);
@@ -307,18 +308,19 @@ async fn a_rotations_sealed_answer_is_kept_through_the_grace_window_and_then_dro
     let t0 = now();
     let (session, first) = open(&*store, &u, t0).await;
     let at = t0 + Duration::minutes(1);
-    let RotateOutcome::Rotated { child, .. } = store.rotate(child_req(first.hash, at, Duration::seconds(5))).await.unwrap() else {
+    let RotateOutcome::Rotated { child, .. } = store.rotate(child_req(u.id.route(), first.hash, at, Duration::seconds(5))).await.unwrap()
+    else {
         panic!("expected a rotation")
     };
     let answer = sealed_answer(&session, &child).unwrap();
     assert_eq!(child.sealed_pair.as_deref(), Some(answer.as_slice()), "the rotation stores what the use-case sealed");
     // the parent again, within the window: the child as stored, its answer with it
-    let again = store.rotate(child_req(first.hash, at + Duration::seconds(2), Duration::seconds(5))).await.unwrap();
+    let again = store.rotate(child_req(u.id.route(), first.hash, at + Duration::seconds(2), Duration::seconds(5))).await.unwrap();
     let RotateOutcome::Reissued { child: reissued, .. } = again else { panic!("expected the same child: {again:?}") };
     assert_eq!((reissued.hash, reissued.sealed_pair.as_deref()), (child.hash, Some(answer.as_slice())));
     // the child rotated in turn: it keeps neither its secret nor its answer
     let RotateOutcome::Rotated { child: grandchild, .. } =
-        store.rotate(child_req(child.hash, at + Duration::seconds(10), Duration::seconds(5))).await.unwrap()
+        store.rotate(child_req(u.id.route(), child.hash, at + Duration::seconds(10), Duration::seconds(5))).await.unwrap()
     else {
         panic!("expected a rotation")
     };
@@ -340,7 +342,7 @@ async fn fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_chil
     let mut tasks = vec![];
     for _ in 0..50 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.rotate(child_req(first.hash, now(), Duration::seconds(30))).await }));
+        tasks.push(tokio::spawn(async move { store.rotate(child_req(u.id.route(), first.hash, now(), Duration::seconds(30))).await }));
     }
     let (mut rotated, mut reissued, mut children) = (0, 0, std::collections::HashSet::new());
     for t in tasks {
@@ -370,7 +372,7 @@ async fn without_grace_a_concurrent_second_use_revokes_the_family(store: Arc<dyn
     let mut tasks = vec![];
     for _ in 0..20 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.rotate(child_req(first.hash, now(), Duration::ZERO)).await }));
+        tasks.push(tokio::spawn(async move { store.rotate(child_req(u.id.route(), first.hash, now(), Duration::ZERO)).await }));
     }
     let mut rotated = 0;
     for t in tasks {
@@ -383,19 +385,19 @@ async fn without_grace_a_concurrent_second_use_revokes_the_family(store: Arc<dyn
         }
     }
     assert_eq!(rotated, 1);
-    let s = store.session(session.id).await.unwrap().unwrap();
+    let s = store.session(session.id, None).await.unwrap().unwrap();
     assert_eq!(s.revoked_reason.as_deref(), Some("reuse_detected"));
 }
 
 async fn revocations_are_recorded_once(store: Arc<dyn Store>) {
     let u = user(&*store, "n@example.com").await;
     let (session, _) = open(&*store, &u, now()).await;
-    assert!(store.revoke_session(session.id, "logout", now()).await.unwrap());
-    assert!(!store.revoke_session(session.id, "logout", now()).await.unwrap(), "second revocation is a no-op");
+    assert!(store.revoke_session(session.id, session.user_id.route(), "logout", now()).await.unwrap());
+    assert!(!store.revoke_session(session.id, session.user_id.route(), "logout", now()).await.unwrap(), "second revocation is a no-op");
     let since = store.revoked_since(now() - Duration::minutes(1)).await.unwrap();
     assert!(since.iter().any(|(id, _)| *id == session.id));
     assert!(store.revoked_since(now() + Duration::minutes(1)).await.unwrap().is_empty());
-    let s = store.session(session.id).await.unwrap().unwrap();
+    let s = store.session(session.id, None).await.unwrap().unwrap();
     assert_eq!(s.revoked_reason.as_deref(), Some("logout"));
 }
 
@@ -408,10 +410,10 @@ async fn emails_compare_case_insensitively_beyond_ascii(store: Arc<dyn Store>) {
 }
 
 async fn unknown_tokens_and_sessions_are_absent(store: Arc<dyn Store>) {
-    assert!(store.refresh_by_hash(random_hash()).await.unwrap().is_none());
-    assert!(store.session(SessionId(Uuid::now_v7())).await.unwrap().is_none());
+    assert!(store.refresh_by_hash(random_hash(), None).await.unwrap().is_none());
+    assert!(store.session(SessionId(Uuid::now_v7()), None).await.unwrap().is_none());
     assert!(matches!(
-        store.rotate(child_req(random_hash(), now(), Duration::seconds(5))).await.unwrap(),
+        store.rotate(child_req(tessera_domain::Route(0), random_hash(), now(), Duration::seconds(5))).await.unwrap(),
         RotateOutcome::Refused { refusal: RefreshRefusal::Unknown, .. }
     ));
     store.ping().await.unwrap();
@@ -428,7 +430,7 @@ async fn blocking_a_user_revokes_every_session_in_the_same_transaction(store: Ar
     let mut expected = vec![s1.id, s2.id];
     expected.sort_by_key(|s| s.0);
     assert_eq!(revoked, expected);
-    assert!(store.session(s3.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(store.session(s3.id, None).await.unwrap().unwrap().revoked_at.is_none());
     assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Blocked);
     assert!(matches!(store.set_user_status(tessera_domain::UserId(999_999), UserStatus::Blocked, now()).await, Err(RepoError::NotFound)));
 }
@@ -439,7 +441,7 @@ async fn revoke_user_sessions_can_spare_one(store: Arc<dyn Store>) {
     let (drop1, _) = open(&*store, &u, now()).await;
     let ids = store.revoke_user_sessions(u.id, Some(keep.id), "logout_others", now()).await.unwrap();
     assert_eq!(ids, vec![drop1.id]);
-    assert!(store.session(keep.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(store.session(keep.id, None).await.unwrap().unwrap().revoked_at.is_none());
 }
 
 async fn concurrent_instances_agree_on_one_signing_key(store: Arc<dyn Store>) {
@@ -498,29 +500,29 @@ async fn a_rotation_records_the_request_and_risk_rules_revoke_in_its_transaction
     // a new address: rotated, reported, and recorded on the session
     let moved = RequestMeta { ip: Some("10.1.1.1".into()), user_agent: Some("test".into()) };
     let faces = ["native".to_owned()];
-    let mut req = child_req(first.hash, t0, Duration::ZERO);
+    let mut req = child_req(u.id.route(), first.hash, t0, Duration::ZERO);
     req.request = &moved;
     req.rules = &rules;
     req.faces = Some(&faces);
     let RotateOutcome::Rotated { child, signals, session: after } = store.rotate(req).await.unwrap() else { panic!("expected a rotation") };
     assert_eq!(signals.len(), 1);
     assert_eq!(after.ip.as_deref(), Some("10.1.1.1"));
-    assert_eq!(store.session(session.id).await.unwrap().unwrap().ip.as_deref(), Some("10.1.1.1"));
+    assert_eq!(store.session(session.id, None).await.unwrap().unwrap().ip.as_deref(), Some("10.1.1.1"));
     // another face's sessions are not this face's to refresh
     let medods = ["medods".to_owned()];
-    let mut req = child_req(child.hash, t0, Duration::ZERO);
+    let mut req = child_req(u.id.route(), child.hash, t0, Duration::ZERO);
     req.faces = Some(&medods);
     assert!(matches!(store.rotate(req).await.unwrap(), RotateOutcome::Refused { refusal: RefreshRefusal::WrongFace, .. }));
     // a new User-Agent: every session of the user ends, in the rotation's transaction
     let thief = RequestMeta { ip: Some("10.1.1.1".into()), user_agent: Some("curl/8".into()) };
-    let mut req = child_req(child.hash, t0, Duration::ZERO);
+    let mut req = child_req(u.id.route(), child.hash, t0, Duration::ZERO);
     req.request = &thief;
     req.rules = &rules;
     let RotateOutcome::Refused { refusal, revoked, .. } = store.rotate(req).await.unwrap() else { panic!("expected a refusal") };
     assert_eq!(refusal, RefreshRefusal::RiskRevoked(RiskCondition::UserAgentChanged));
     assert_eq!(revoked.len(), 2);
     for id in [session.id, other.id] {
-        assert_eq!(store.session(id).await.unwrap().unwrap().revoked_reason.as_deref(), Some("user_agent_changed"));
+        assert_eq!(store.session(id, None).await.unwrap().unwrap().revoked_reason.as_deref(), Some("user_agent_changed"));
     }
 }
 
@@ -616,8 +618,8 @@ async fn deleting_a_user_revokes_its_sessions_erases_it_and_frees_the_address(st
     expected.sort_by_key(|s| s.0);
     assert_eq!(revoked, expected);
     // the sessions stay, revoked, so every instance hears of them
-    assert_eq!(store.session(s1.id).await.unwrap().unwrap().revoked_reason.as_deref(), Some("user_deleted"));
-    assert!(store.session(s3.id).await.unwrap().unwrap().revoked_at.is_none());
+    assert_eq!(store.session(s1.id, None).await.unwrap().unwrap().revoked_reason.as_deref(), Some("user_deleted"));
+    assert!(store.session(s3.id, None).await.unwrap().unwrap().revoked_at.is_none());
     let tomb = store.user_by_id(u.id).await.unwrap().unwrap();
     assert_eq!((tomb.status, tomb.password_hash.is_none()), (UserStatus::Blocked, true));
     assert!(!tomb.email.to_string().contains("gone"), "the address is erased: {}", tomb.email);
@@ -705,7 +707,7 @@ async fn clients_list_change_and_delete_ending_their_sessions(store: Arc<dyn Sto
     store.open_session(&s, &first).await.unwrap();
     let ended = store.delete_client("alpha", now()).await.unwrap();
     assert_eq!(ended, vec![s.id]);
-    let after = store.session(s.id).await.unwrap().unwrap();
+    let after = store.session(s.id, None).await.unwrap().unwrap();
     assert_eq!((after.revoked_reason.as_deref(), after.client_id), (Some("client_deleted"), None));
     assert!(store.client_by_id("alpha").await.unwrap().is_none());
     assert!(matches!(store.delete_client("alpha", now()).await, Err(RepoError::NotFound)));

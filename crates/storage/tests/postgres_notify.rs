@@ -38,7 +38,7 @@ async fn revocations_are_announced_to_listeners() {
         sealed_pair: None,
     };
     store.open_session(&session, &first).await.expect("open");
-    assert!(store.revoke_session(session.id, "logout", now).await.expect("revoke"));
+    assert!(store.revoke_session(session.id, session.user_id.route(), "logout", now).await.expect("revoke"));
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.expect("in time").expect("a notification");
     assert_eq!(n.payload(), session.id.0.to_string());
 }

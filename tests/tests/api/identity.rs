@@ -380,7 +380,7 @@ async fn a_revocation_outlives_a_shortened_profile() {
     };
     app.store.open_session(&session, &record).await.unwrap();
     // revoked twelve hours ago: longer ago than today's configured horizon
-    app.store.revoke_session(session.id, "revoked", now - tessera_domain::Duration::hours(12)).await.unwrap();
+    app.store.revoke_session(session.id, session.user_id.route(), "revoked", now - tessera_domain::Duration::hours(12)).await.unwrap();
     // its access token, issued thirteen hours ago for thirty hours
     let iat = now.unix_timestamp() - 13 * 3600;
     let claims = json!({"token_type": "access", "exp": iat + 30 * 3600, "iat": iat, "jti": uuid::Uuid::new_v4().simple().to_string(),

@@ -25,6 +25,7 @@ mod nul_bytes;
 mod oauth2_client;
 mod openapi;
 mod race;
+mod routes;
 mod sessions;
 mod slow_clients;
 mod swagger_ui;

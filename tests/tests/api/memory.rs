@@ -62,7 +62,7 @@ async fn a_refresh_from_memory_hears_a_block_by_another_process() {
 async fn a_refresh_from_memory_hears_a_revocation_by_another_process() {
     let app = spawn_app().await;
     let (pair, sid) = simplejwt_pair_used_once(&app).await;
-    assert!(app.store.revoke_session(sid, "revoked", OffsetDateTime::now_utc()).await.unwrap());
+    assert!(app.store.revoke_session(sid, route_of(&app, sid).await, "revoked", OffsetDateTime::now_utc()).await.unwrap());
     assert_eq!(refused_refresh(&app, &pair["refresh"]).await, (401, json!({"detail": "Token is blacklisted", "code": "token_not_valid"})));
 }
 
@@ -82,7 +82,7 @@ async fn under_mixed_policies_a_reused_token_is_kept_and_a_rotated_one_is_not() 
     let (status, body) = post_json(&app, "/api/token/refresh/", json!({"refresh": dj["refresh"]})).await;
     assert_eq!((status, body.get("refresh")), (200, None), "{body}");
     let sid = SessionId(Uuid::parse_str(claims(body["access"].as_str().unwrap())["sid"].as_str().unwrap()).unwrap());
-    assert!(app.store.revoke_session(sid, "revoked", OffsetDateTime::now_utc()).await.unwrap());
+    assert!(app.store.revoke_session(sid, route_of(&app, sid).await, "revoked", OffsetDateTime::now_utc()).await.unwrap());
     let mut refused = None;
     for _ in 0..100 {
         let answer = post_json(&app, "/auth/jwt/refresh/", json!({"refresh": dj["refresh"]})).await;
@@ -112,7 +112,7 @@ async fn a_session_used_without_rotation_records_its_last_use() {
     let before = OffsetDateTime::now_utc();
     let mut last = None;
     for _ in 0..100 {
-        last = app.store.session(sid).await.unwrap().unwrap().last_refresh_at;
+        last = app.store.session(sid, None).await.unwrap().unwrap().last_refresh_at;
         if last.is_some() {
             break;
         }
@@ -177,3 +177,8 @@ crate::both_backends!(
     under_mixed_policies_a_reused_token_is_kept_and_a_rotated_one_is_not,
     introspection_from_memory_hears_a_block_by_another_process,
 );
+
+/// The route a session is on (its user's).
+async fn route_of(app: &TestApp, sid: SessionId) -> tessera_domain::Route {
+    app.store.session(sid, None).await.unwrap().unwrap().user_id.route()
+}

@@ -268,9 +268,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 SessionCommand::Revoke { id } => {
                     let id = tessera_domain::SessionId(id);
-                    match core.store.session(id).await? {
+                    match core.store.session(id, None).await? {
                         Some(s) if !s.is_revoked() => {
-                            core.state.service.revoke_session(id, "revoked_by_admin", now).await.map_err(domain)?;
+                            core.state.service.revoke_session(id, s.user_id, "revoked_by_admin", now).await.map_err(domain)?;
                             say(json, serde_json::json!({"id": id.0, "revoked": true}), format_args!("session {} ended", id.0))?;
                         }
                         _ => return Err(not_found(format!("--id: no live session {}", id.0))),

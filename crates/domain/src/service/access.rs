@@ -129,7 +129,7 @@ impl TokenService {
             let session = match self.session_memo.get(&ctx.session_id) {
                 Some(session) => session,
                 None => {
-                    let Some(session) = self.store.session(ctx.session_id).await? else { return Ok(None) };
+                    let Some(session) = self.store.session(ctx.session_id, Some(ctx.user_id.route())).await? else { return Ok(None) };
                     if session.is_revoked() {
                         return Ok(None);
                     }
@@ -159,8 +159,8 @@ impl TokenService {
         for face in self.faces.iter() {
             let secret = match face.format.read_legacy(raw, TokenKind::Refresh, now) {
                 Some(Ok(token)) => {
-                    let Some(secret) = token.refresh_secret() else { continue };
-                    if self.store.refresh_by_hash(self.secret_hash(secret.as_bytes())).await?.is_none() {
+                    let Some(secret) = token.refresh_secret().map(|s| s.on_route(token.user_id.route())) else { continue };
+                    if self.store.refresh_by_hash(self.secret_hash(secret.as_bytes()), Some(secret.route())).await?.is_none() {
                         // never used here: what the token itself says, if its user came over
                         match self.legacy_user(token.origin, token.user_id).await {
                             Ok(_) => {}

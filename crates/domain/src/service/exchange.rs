@@ -143,7 +143,8 @@ impl TokenService {
         if self.revocations.is_revoked(session) {
             return Ok(None);
         }
-        if let Some(s) = self.store.session(session).await?
+        let route = claims.sub.parse::<i64>().ok().map(|u| UserId(u).route());
+        if let Some(s) = self.store.session(session, route).await?
             && s.is_revoked()
         {
             return Ok(None);

@@ -34,9 +34,11 @@ impl TokenService {
     /// again finds the record; two instances adopting at once meet on its unique hash. An
     /// imported blacklist entry is such a record, already revoked.
     pub(super) async fn adopt_legacy(&self, face: &Face, token: &LegacyToken, now: OffsetDateTime) -> Result<RefreshSecret, DomainError> {
-        let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?;
+        // imported users keep their ids: the token's user names the route its session is on
+        let route = token.user_id.route();
+        let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?.on_route(route);
         let hash = self.secret_hash(secret.as_bytes());
-        if self.store.refresh_by_hash(hash).await?.is_some() {
+        if self.store.refresh_by_hash(hash, Some(route)).await?.is_some() {
             return Ok(secret);
         }
         let user = self.legacy_user(token.origin, token.user_id).await?;
@@ -48,7 +50,7 @@ impl TokenService {
             Ok(()) => tracing::info!(session_id = %session.id, user_id = %user.id, "legacy refresh token adopted"),
             // Adopted by another request in the meantime.
             Err(crate::RepoError::Conflict(_)) => {
-                self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+                self.store.refresh_by_hash(hash, Some(route)).await?.ok_or(AuthError::TokenInvalid)?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -74,12 +76,14 @@ impl TokenService {
             }
             Some(Ok(t)) => t,
         };
-        let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?;
+        // imported users keep their ids: the token's user names the route its session is on
+        let route = token.user_id.route();
+        let secret = token.refresh_secret().ok_or(AuthError::TokenInvalid)?.on_route(route);
         let hash = self.secret_hash(secret.as_bytes());
-        if let Some((_, session)) = self.store.refresh_by_hash(hash).await? {
+        if let Some((_, session)) = self.store.refresh_by_hash(hash, Some(route)).await? {
             // Adopted before the import: it ends now.
             if !session.is_revoked() {
-                self.revoke_session(session.id, "blacklisted before the migration", now).await?;
+                self.revoke_session(session.id, session.user_id, "blacklisted before the migration", now).await?;
             }
             return Ok(BlacklistImport::Imported);
         }
@@ -87,14 +91,14 @@ impl TokenService {
         let (session, record) = self.legacy_session(face, &user, &token, hash, Some(at));
         match self.store.open_session(&session, &record).await {
             // a session opens live: it is revoked in a write of its own
-            Ok(()) => self.revoke_session(session.id, "blacklisted before the migration", now).await?,
+            Ok(()) => self.revoke_session(session.id, session.user_id, "blacklisted before the migration", now).await?,
             // imported by a run that stopped part-way, or adopted by a server meanwhile: revoked
             // all the same
             Err(crate::RepoError::Conflict(_)) => {
-                if let Some((_, s)) = self.store.refresh_by_hash(hash).await?
+                if let Some((_, s)) = self.store.refresh_by_hash(hash, Some(route)).await?
                     && !s.is_revoked()
                 {
-                    self.revoke_session(s.id, "blacklisted before the migration", now).await?;
+                    self.revoke_session(s.id, s.user_id, "blacklisted before the migration", now).await?;
                 }
             }
             Err(e) => return Err(e.into()),

@@ -24,7 +24,7 @@ use crate::rotation::{RefreshRecord, Session, SessionId, refresh_expiry};
 use crate::secret::{KeyedHasher, RefreshSecret, Sealer};
 use crate::throttle::{AttemptLimiter, LockoutPolicy, retry_after_secs};
 use crate::{
-    AuthError, ClientId, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy, TokenHash,
+    AuthError, ClientId, DomainError, Email, Keyring, OAuthClient, Password, PasswordHash, PasswordPolicy, RefreshPolicy, Route, TokenHash,
     TokenProfile, User, UserId, UserStatus,
 };
 
@@ -44,6 +44,7 @@ mod login;
 mod machine;
 mod refresh;
 mod revocation;
+mod routes;
 mod sessions;
 
 /// Settings of the use-cases, from configuration. What differs per face (grace window,
@@ -287,7 +288,9 @@ pub struct TokenService {
     session_memo: Arc<quick_cache::sync::Cache<SessionId, Arc<Session>>>,
     /// Sessions whose refresh tokens were used without being rotated, and when: written to the
     /// store behind the answers, in one batch (see `flush_session_uses`).
-    session_uses: Arc<std::sync::Mutex<std::collections::HashMap<SessionId, OffsetDateTime>>>,
+    session_uses: Arc<std::sync::Mutex<std::collections::HashMap<SessionId, (Route, OffsetDateTime)>>>,
+    /// Whether refresh tokens issued before routing keys may still be live (see `routes`).
+    unrouted: Arc<std::sync::Mutex<routes::Unrouted>>,
     /// When rotations last failed on an unreachable store (see [`failover`]).
     lost_answers: Arc<failover::LostAnswers>,
 }
@@ -375,6 +378,7 @@ impl TokenService {
             session_memo: Arc::new(quick_cache::sync::Cache::new(MEMO_KEPT)),
             session_uses: Arc::default(),
             lost_answers: Arc::default(),
+            unrouted: Arc::default(),
         }
     }
 

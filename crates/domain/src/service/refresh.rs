@@ -71,7 +71,7 @@ impl TokenService {
         if let Some(r) = self.remembered(&hash, now) {
             return Ok(self.faces.get(&r.session.face).map_or(face.refresh, |f| f.refresh));
         }
-        Ok(match self.store.refresh_by_hash(hash).await? {
+        Ok(match self.find_refresh(secret, hash, now).await? {
             Some((record, session)) => {
                 let policy = self.faces.get(&session.face).map_or(face.refresh, |f| f.refresh);
                 self.remember(hash, &record, &session, now);
@@ -88,6 +88,30 @@ impl TokenService {
         input: RefreshInput<'_>,
         now: OffsetDateTime,
     ) -> Result<(IssuedPair, RefreshOutcome), DomainError> {
+        let named = presented.route();
+        if let Some(done) = self.rotate_on(face, presented, named, &input, now).await? {
+            return Ok(done);
+        }
+        // a token issued before routing keys is where its user's route is, whatever its bytes say
+        if self.unrouted_may_live(now).await?
+            && let Some((_, session)) = self.store.refresh_by_hash(self.secret_hash(presented.as_bytes()), None).await?
+            && session.user_id.route() != named
+            && let Some(done) = self.rotate_on(face, presented, session.user_id.route(), &input, now).await?
+        {
+            return Ok(done);
+        }
+        Err(AuthError::from(crate::RefreshRefusal::Unknown).into())
+    }
+
+    /// [`Self::rotate`] on `route`; `None` when no such token is there.
+    async fn rotate_on(
+        &self,
+        face: &Face,
+        presented: &RefreshSecret,
+        route: Route,
+        input: &RefreshInput<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Option<(IssuedPair, RefreshOutcome)>, DomainError> {
         let bound_access = match input.bound_access {
             Some(raw) => {
                 let view = face.format.read_access(&self.keyring, raw, None)?;
@@ -98,7 +122,7 @@ impl TokenService {
             }
             None => None,
         };
-        let secret = RefreshSecret::generate_len(face.format.secret_len())?;
+        let secret = RefreshSecret::generate_routed(face.format.secret_len(), route)?;
         let child = self.prepare_refresh(&secret)?;
         let peers = self.faces.peers_of(face);
         // The answer is rendered inside the rotation and kept sealed with the child, so that a
@@ -118,6 +142,7 @@ impl TokenService {
         };
         let req = RotateRequest {
             presented: self.secret_hash(presented.as_bytes()),
+            route,
             presenting_client: input.client,
             now,
             // widened for a while after a rotation failed on an unreachable store (see `failover`)
@@ -145,7 +170,7 @@ impl TokenService {
             (RotateOutcome::Rotated { session, child, signals }, Some(Ok((access, refresh)))) => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
                 self.report(face, &session, &signals, now);
-                Ok((self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated))
+                Ok(Some((self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated)))
             }
             (RotateOutcome::Rotated { .. }, _) => Err(DomainError::Internal("a rotation stored no answer".into())),
             (RotateOutcome::Reissued { session, child, signals }, _) => {
@@ -168,8 +193,9 @@ impl TokenService {
                     // give the same bytes; others a pair as valid)
                     None => self.pair(face, &session, &child, secret, now)?,
                 };
-                Ok((pair, RefreshOutcome::ReissuedInGrace))
+                Ok(Some((pair, RefreshOutcome::ReissuedInGrace)))
             }
+            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::Unknown, .. }, _) => Ok(None),
             (RotateOutcome::Refused { refusal, session, revoked }, _) => {
                 for id in &revoked {
                     self.revocations.note_revoked(*id, now);
@@ -213,7 +239,7 @@ impl TokenService {
         match (strictest(&signals), strict) {
             (RiskAction::Deny, Some(c)) => return Err(AuthError::RiskRefused { condition: c, revoked: false }.into()),
             (RiskAction::RevokeFamily, Some(c)) => {
-                self.revoke_session(session.id, c.as_str(), now).await?;
+                self.revoke_session(session.id, session.user_id, c.as_str(), now).await?;
                 return Err(AuthError::RiskRefused { condition: c, revoked: true }.into());
             }
             (RiskAction::RevokeUser, Some(c)) => {
@@ -224,7 +250,7 @@ impl TokenService {
         }
         let jti = Uuid::new_v4();
         let access_token = face.format.render_access(&self.keyring, &face.audience, &session, jti, now)?;
-        if self.note_session_use(session.id, now) {
+        if self.note_session_use(session.id, session.user_id.route(), now) {
             // more held than a flush is meant to carry: written now, by this request
             if let Err(e) = self.flush_session_uses().await {
                 tracing::warn!(error = %e, "recording session uses failed");
@@ -274,7 +300,7 @@ impl TokenService {
         let (record, session, revoked) = match self.remembered(&hash, now) {
             Some(r) => (r.record.clone(), r.session.clone(), self.revocations.is_revoked(r.session.id)),
             None => {
-                let (record, session) = self.store.refresh_by_hash(hash).await?.ok_or(AuthError::TokenInvalid)?;
+                let (record, session) = self.find_refresh(presented, hash, now).await?.ok_or(AuthError::TokenInvalid)?;
                 let revoked = session.is_revoked() || record.rotated_at.is_some();
                 self.remember(hash, &record, &session, now);
                 (record, session, revoked)
@@ -321,8 +347,8 @@ impl TokenService {
 
     /// Writes the session uses held since the last call (see `reissue_access`), in one batch.
     pub async fn flush_session_uses(&self) -> Result<usize, DomainError> {
-        let uses: Vec<(SessionId, OffsetDateTime)> = match self.session_uses.lock() {
-            Ok(mut m) => m.drain().collect(),
+        let uses: Vec<(SessionId, Route, OffsetDateTime)> = match self.session_uses.lock() {
+            Ok(mut m) => m.drain().map(|(id, (route, at))| (id, route, at)).collect(),
             Err(_) => return Ok(0),
         };
         self.store.record_session_uses(&uses).await?;
@@ -330,9 +356,9 @@ impl TokenService {
     }
 
     /// Holds a session's use for [`Self::flush_session_uses`].
-    fn note_session_use(&self, session: SessionId, now: OffsetDateTime) -> bool {
+    fn note_session_use(&self, session: SessionId, route: Route, now: OffsetDateTime) -> bool {
         let Ok(mut m) = self.session_uses.lock() else { return false };
-        let at = m.entry(session).or_insert(now);
+        let (_, at) = m.entry(session).or_insert((route, now));
         *at = (*at).max(now);
         m.len() >= SESSION_USES_HELD
     }

@@ -7,7 +7,7 @@ impl TokenService {
     /// live at this face; its session ends.
     pub async fn logout_refresh(&self, face: &Face, presented: &str, now: OffsetDateTime) -> Result<(), DomainError> {
         let (_, session, _) = self.check_refresh(face, presented, now).await?;
-        self.revoke_session(session.id, "logout", now).await
+        self.revoke_session(session.id, session.user_id, "logout", now).await
     }
 
     /// Revokes the session a refresh token of the face belongs to. Unknown tokens, tokens of
@@ -17,11 +17,11 @@ impl TokenService {
     pub async fn revoke_refresh(&self, face: &Face, presented: &str, client: Option<&str>, now: OffsetDateTime) -> Result<(), DomainError> {
         let Ok(secret) = self.presented_refresh(face, presented, now).await else { return Ok(()) };
         let hash = self.secret_hash(secret.as_bytes());
-        if let Some((_, session)) = self.store.refresh_by_hash(hash).await?
+        if let Some((_, session)) = self.find_refresh(&secret, hash, now).await?
             && self.faces.peers_of(face).contains(&session.face)
             && (client.is_none() || session.client_id.as_deref() == client)
         {
-            self.revoke_session(session.id, "revoked", now).await?;
+            self.revoke_session(session.id, session.user_id, "revoked", now).await?;
         }
         Ok(())
     }
@@ -32,7 +32,7 @@ impl TokenService {
     pub async fn revoke_token(&self, face: &Face, raw: &str, client_id: &str, now: OffsetDateTime) -> Result<(), DomainError> {
         if let Ok(ctx) = self.resolve_access(face, raw, now) {
             if ctx.client_id.as_deref() == Some(client_id) {
-                self.revoke_session(ctx.session_id, "revoked", now).await?;
+                self.revoke_session(ctx.session_id, ctx.user_id, "revoked", now).await?;
             }
             return Ok(());
         }
@@ -40,8 +40,8 @@ impl TokenService {
     }
 
     #[tracing::instrument(skip_all, fields(session_id = %id))]
-    pub async fn revoke_session(&self, id: SessionId, reason: &str, now: OffsetDateTime) -> Result<(), DomainError> {
-        if self.store.revoke_session(id, reason, now).await? {
+    pub async fn revoke_session(&self, id: SessionId, user: UserId, reason: &str, now: OffsetDateTime) -> Result<(), DomainError> {
+        if self.store.revoke_session(id, user.route(), reason, now).await? {
             tracing::info!(reason, "session revoked");
             self.emit(Event::Revoked { reason, sessions: 1 });
         }

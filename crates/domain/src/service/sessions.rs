@@ -11,8 +11,8 @@ impl TokenService {
     /// Ends one of the caller's sessions. Another user's session, an unknown one and one that
     /// already ended are all `NotFound`: the answer tells nothing about other users.
     pub async fn end_session(&self, ctx: &AccessContext, id: SessionId, now: OffsetDateTime) -> Result<(), DomainError> {
-        match self.store.session(id).await? {
-            Some(s) if s.user_id == ctx.user_id && !s.is_revoked() => self.revoke_session(id, "ended_by_user", now).await,
+        match self.store.session(id, Some(ctx.user_id.route())).await? {
+            Some(s) if s.user_id == ctx.user_id && !s.is_revoked() => self.revoke_session(id, s.user_id, "ended_by_user", now).await,
             _ => Err(DomainError::NotFound("session")),
         }
     }
@@ -61,7 +61,7 @@ impl TokenService {
             subject: origin.subject,
             dpop_jkt: origin.dpop_jkt,
         };
-        let secret = RefreshSecret::generate_len(face.format.secret_len())?;
+        let secret = RefreshSecret::generate_routed(face.format.secret_len(), user.id.route())?;
         let fresh = self.prepare_refresh(&secret)?;
         let record = RefreshRecord {
             hash: fresh.hash,
@@ -92,7 +92,7 @@ impl TokenService {
 
     pub async fn logout(&self, ctx: &AccessContext, scope: LogoutScope, now: OffsetDateTime) -> Result<(), DomainError> {
         match scope {
-            LogoutScope::Local => self.revoke_session(ctx.session_id, "logout", now).await,
+            LogoutScope::Local => self.revoke_session(ctx.session_id, ctx.user_id, "logout", now).await,
             LogoutScope::Global => self.revoke_all(ctx.user_id, None, "logout_global", now).await.map(drop),
             LogoutScope::Others => self.revoke_all(ctx.user_id, Some(ctx.session_id), "logout_others", now).await.map(drop),
         }

@@ -13,10 +13,10 @@ use crate::{Algorithm, KeyState, SigningKey};
 
 const T0: OffsetDateTime = datetime!(2026-05-01 09:00 UTC);
 
-struct World {
-    svc: TokenService,
-    store: Arc<InMemoryStore>,
-    face: Arc<Face>,
+pub(super) struct World {
+    pub(super) svc: TokenService,
+    pub(super) store: Arc<InMemoryStore>,
+    pub(super) face: Arc<Face>,
 }
 
 fn native_face() -> Face {
@@ -31,7 +31,7 @@ fn native_face() -> Face {
     }
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     world_with(vec![native_face()])
 }
 
@@ -61,13 +61,13 @@ fn origin(profile: &TokenProfile) -> LoginOrigin<'_> {
     LoginOrigin { client_id: Some("app"), profile: Some(profile), ..LoginOrigin::default() }
 }
 
-async fn logged_in(w: &World) -> IssuedPair {
+pub(super) async fn logged_in(w: &World) -> IssuedPair {
     w.svc.register("ann@example.com", "correct horse".into(), T0).await.unwrap();
     w.svc.login_password(&w.face, "ann@example.com", "correct horse".into(), origin(&TokenProfile::standard()), T0).await.unwrap()
 }
 
 /// A refresh at the native face, which rotates.
-async fn rotate(
+pub(super) async fn rotate(
     w: &World,
     refresh: &str,
     client: Option<&str>,
@@ -81,7 +81,7 @@ async fn rotate(
     }
 }
 
-fn auth(e: DomainError) -> AuthError {
+pub(super) fn auth(e: DomainError) -> AuthError {
     match e {
         DomainError::Auth(a) => a,
         other => panic!("expected an auth error, got {other:?}"),
@@ -182,7 +182,7 @@ async fn refresh_token_presented_after_grace_revokes_the_family() {
     let err = rotate(&w, &p1.refresh_token, Some("app"), None, t + Duration::seconds(7)).await.unwrap_err();
     assert_eq!(auth(err), AuthError::TokenRevoked);
     assert_eq!(w.svc.resolve_access(&w.face, &p1.access_token, t + Duration::seconds(7)), Err(AuthError::TokenRevoked));
-    let session = w.store.session(p0.session_id).await.unwrap().unwrap();
+    let session = w.store.session(p0.session_id, None).await.unwrap().unwrap();
     assert_eq!(session.revoked_reason.as_deref(), Some("reuse_detected"));
 }
 
@@ -363,7 +363,7 @@ async fn check_refresh_accepts_a_live_token_without_rotating_it() {
         assert_eq!((record.access_jti, session.id, user.id), (p0.access_jti, p0.session_id, p0.user_id));
     }
     assert_eq!(auth(w.svc.check_refresh(&w.face, &p0.refresh_token, T0 + Duration::hours(24)).await.unwrap_err()), AuthError::TokenExpired);
-    w.svc.revoke_session(p0.session_id, "logout", T0).await.unwrap();
+    w.svc.revoke_session(p0.session_id, p0.user_id, "logout", T0).await.unwrap();
     assert_eq!(auth(w.svc.check_refresh(&w.face, &p0.refresh_token, T0).await.unwrap_err()), AuthError::TokenRevoked);
 }
 
@@ -468,7 +468,7 @@ async fn a_risk_rule_decided_in_the_rotation_revokes_every_session_of_the_user()
     let moved = RequestMeta { ip: Some("10.0.0.2".into()), user_agent: Some("app/1".into()) };
     let input = |req: RequestMeta| RefreshInput { request: req, ..RefreshInput::default() };
     let Refreshed::Pair(p1) = w.svc.refresh(&m, &p0.refresh_token, input(moved.clone()), T0).await.unwrap() else { panic!() };
-    assert_eq!(w.store.session(p0.session_id).await.unwrap().unwrap().ip.as_deref(), Some("10.0.0.2"));
+    assert_eq!(w.store.session(p0.session_id, None).await.unwrap().unwrap().ip.as_deref(), Some("10.0.0.2"));
     // a new User-Agent ends every session of the user, here and at other faces
     let thief = RequestMeta { ip: Some("10.0.0.2".into()), user_agent: Some("curl/8".into()) };
     let err = w.svc.refresh(&m, &p1.refresh_token, input(thief), T0).await.unwrap_err();
@@ -499,7 +499,7 @@ async fn introspection_tells_live_tokens_of_every_face_and_nothing_of_dead_ones(
     // expired, revoked, unknown, garbage: nothing
     assert!(w.svc.introspect(&native.access_token, T0 + Duration::minutes(5)).await.unwrap().is_none());
     assert!(w.svc.introspect("garbage", T0).await.unwrap().is_none());
-    w.svc.revoke_session(native.session_id, "logout", T0).await.unwrap();
+    w.svc.revoke_session(native.session_id, native.user_id, "logout", T0).await.unwrap();
     assert!(w.svc.introspect(&native.access_token, T0).await.unwrap().is_none());
     assert!(w.svc.introspect(&native.refresh_token, T0).await.unwrap().is_none());
 }

@@ -36,6 +36,10 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
             Some("signing_keys_pkey") => RepoError::Conflict("signing_keys_pkey"),
             Some("refresh_tokens_parent_key") => RepoError::Conflict("refresh_tokens_parent_key"),
             Some("refresh_tokens_pkey") => RepoError::Conflict("refresh_tokens_pkey"),
+            // a table split by route (hash partitions, Citus shards) names the part's constraint:
+            // `refresh_tokens_2_pkey`, `refresh_tokens_2_route_parent_hash_key`, `..._102008`
+            Some(c) if c.starts_with("refresh_tokens") && c.contains("parent_") => RepoError::Conflict("refresh_tokens_parent_key"),
+            Some(c) if c.starts_with("refresh_tokens") && c.contains("_pkey") => RepoError::Conflict("refresh_tokens_pkey"),
             _ => RepoError::Unavailable(Box::new(e)),
         };
     }

@@ -56,16 +56,16 @@ impl PgStore {
     /// password login (`login`: account and address), with the login's success recorded in it.
     pub(super) async fn insert_session(&self, s: &Session, first: &RefreshRecord, login: Option<(&str, &str)>) -> Result<(), RepoError> {
         let recorded = if login.is_some() {
-            "a as (insert into login_attempts (account, ip, failures, succeeded_at) values ($18, $19, 0, $8) \
+            "a as (insert into login_attempts (account, ip, failures, succeeded_at) values ($19, $20, 0, $8) \
              on conflict (account, ip) do update set failures = 0, last_failure_at = null, locked_until = null, succeeded_at = $8), "
         } else {
             ""
         };
         let query = format!(
-            "with {recorded}s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject, dpop_jkt) \
-                        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $16, $17) returning id), \
-                  t as (insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret) \
-                        select $12, id, null, $13, $8, $14, $15 from s) \
+            "with {recorded}s as (insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject, dpop_jkt, route) \
+                        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $16, $17, $18) returning id), \
+                  t as (insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, route, routed) \
+                        select $12, id, null, $13, $8, $14, $15, $18, true from s) \
              insert into audit_events (at, kind, user_id, session_id, detail) select $8, 'login', $2, id, jsonb_build_object('face', $4::text) from s"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(query))
@@ -85,7 +85,8 @@ impl PgStore {
             .bind(first.expires_at)
             .bind(first.sealed_secret.as_deref())
             .bind(s.subject.as_deref())
-            .bind(s.dpop_jkt.as_deref());
+            .bind(s.dpop_jkt.as_deref())
+            .bind(s.user_id.route().as_i32());
         if let Some((account, address)) = login {
             q = q.bind(account).bind(address);
         }
@@ -125,11 +126,11 @@ pub(super) async fn record_rotation(
     new: &RefreshRecord,
 ) -> Result<(), RepoError> {
     sqlx::query(
-        "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null, sealed_pair = null where hash = $2), \
-              s as (update sessions set last_refresh_at = $1, ip = coalesce($9, ip), user_agent = coalesce($10, user_agent) where id = $3), \
+        "with p as (update refresh_tokens set rotated_at = $1, sealed_secret = null, sealed_pair = null where hash = $2 and route = $12), \
+              s as (update sessions set last_refresh_at = $1, ip = coalesce($9, ip), user_agent = coalesce($10, user_agent) where id = $3 and route = $12), \
               a as (insert into audit_events (at, kind, user_id, session_id) values ($1, 'refresh', $8, $3)) \
-         insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, sealed_pair) \
-         values ($4, $3, $2, $5, $1, $6, $7, $11)",
+         insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, sealed_pair, route, routed) \
+         values ($4, $3, $2, $5, $1, $6, $7, $11, $12, true)",
     )
     .bind(now)
     .bind(token.hash.0.to_vec())
@@ -142,6 +143,7 @@ pub(super) async fn record_rotation(
     .bind(request.ip.as_deref())
     .bind(request.user_agent.as_deref())
     .bind(new.sealed_pair.as_deref())
+    .bind(session.user_id.route().as_i32())
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
@@ -162,10 +164,11 @@ pub(super) async fn reserve_ids(tx: &mut PgConnection, up_to: i64) -> Result<(),
 }
 
 /// Revokes the sessions a `where` clause selects, records the audit events and notifies every
-/// instance, in one statement. `$1` is the time, `$2` the reason; the clause may use `$3` and `$4`.
+/// instance, in one statement. `$1` is the time, `$2` the reason, `$5` the sessions' route; the
+/// clause may use `$3` and `$4`.
 fn revoke_sql(where_clause: &str) -> String {
     format!(
-        "with r as (update sessions set revoked_at = $1, revoked_reason = $2 where revoked_at is null and ({where_clause}) returning id, user_id), \
+        "with r as (update sessions set revoked_at = $1, revoked_reason = $2 where revoked_at is null and route = $5 and ({where_clause}) returning id, user_id), \
          a as (insert into audit_events (at, kind, user_id, session_id, detail) \
                select $1, 'session_revoked', user_id, id, jsonb_build_object('reason', $2::text) from r) \
          select id, pg_notify('{REVOCATION_CHANNEL}', id::text) from r"
@@ -179,12 +182,14 @@ pub(super) async fn revoke_where(
     reason: &str,
     a3: Option<i64>,
     a4: Option<Uuid>,
+    route: Route,
 ) -> Result<Vec<SessionId>, RepoError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(revoke_sql(clause)))
         .bind(now)
         .bind(reason)
         .bind(a3)
         .bind(a4)
+        .bind(route.as_i32())
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;

@@ -62,14 +62,15 @@ macro_rules! client_repository {
 
             async fn delete_client(&self, client_id: &str, now: OffsetDateTime) -> Result<Vec<SessionId>, RepoError> {
                 let mut tx = self.write_tx().await?;
-                let live = sqlx::query("select id from sessions where client_id = $1 and revoked_at is null")
+                let live = sqlx::query("select id, cast(route as bigint) as route from sessions where client_id = $1 and revoked_at is null")
                     .bind(client_id)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 let mut revoked = Vec::with_capacity(live.len());
                 for row in &live {
-                    revoked.extend(revoke_where(&mut tx, "id = $4", now, "client_deleted", None, Some(row.uuid("id")?)).await?);
+                    let route = Route(u16::try_from(row.int("route")?).map_err(|_| RepoError::Unavailable("a session's route is out of range".into()))?);
+                    revoked.extend(revoke_where(&mut tx, "id = $4", now, "client_deleted", None, Some(row.uuid("id")?), route).await?);
                 }
                 sqlx::query("update sessions set client_id = null where client_id = $1")
                     .bind(client_id)

@@ -47,7 +47,8 @@ pub(crate) mod prelude {
     pub(crate) use tessera_domain::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
     pub(crate) use tessera_domain::throttle::{ANY_ADDRESS, AttemptRow};
     pub(crate) use tessera_domain::{
-        Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, RequestMeta, Session, SessionId, TokenHash, User, UserId, UserStatus,
+        Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, RequestMeta, Route, Session, SessionId, TokenHash, User, UserId,
+        UserStatus,
     };
     pub(crate) use time::{Duration, OffsetDateTime};
 }

@@ -227,7 +227,7 @@ macro_rules! user_repository {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let revoked = revoke_where(&mut tx, "user_id = $3", now, "user_deleted", Some(id.0), None).await?;
+                let revoked = revoke_where(&mut tx, "user_id = $3", now, "user_deleted", Some(id.0), None, id.route()).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(revoked)
             }
@@ -325,7 +325,7 @@ macro_rules! user_repository {
                     .await
                     .map_err(map_err)?;
                 let revoked = if status == UserStatus::Blocked {
-                    revoke_where(&mut tx, "user_id = $3", now, "user_blocked", Some(id.0), None).await?
+                    revoke_where(&mut tx, "user_id = $3", now, "user_blocked", Some(id.0), None, id.route()).await?
                 } else {
                     vec![]
                 };

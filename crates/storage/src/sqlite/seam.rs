@@ -82,8 +82,8 @@ impl SqliteStore {
                 .map_err(map_err)?;
         }
         sqlx::query(
-            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject, dpop_jkt) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "insert into sessions (id, user_id, client_id, face, profile, access_ttl_seconds, refresh_ttl_seconds, created_at, expires_at, ip, user_agent, subject, dpop_jkt, route) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(s.id.0)
         .bind(s.user_id.0)
@@ -98,6 +98,7 @@ impl SqliteStore {
         .bind(s.user_agent.as_deref())
         .bind(s.subject.as_deref())
         .bind(s.dpop_jkt.as_deref())
+        .bind(s.user_id.route().as_i32())
         .execute(&mut *tx)
         .await
         .map_err(|e| match &e {
@@ -105,7 +106,7 @@ impl SqliteStore {
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => RepoError::Conflict("sessions_client_id_fkey"),
             _ => map_err(e),
         })?;
-        insert_token(&mut tx, first).await?;
+        insert_token(&mut tx, first, s.user_id.route()).await?;
         audit_event(&mut tx, s.created_at, "login", s.user_id, s.id).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(())
@@ -149,28 +150,31 @@ pub(super) async fn record_rotation(
     token: &RefreshRecord,
     new: &RefreshRecord,
 ) -> Result<(), RepoError> {
-    sqlx::query("update refresh_tokens set rotated_at = $1, sealed_secret = null, sealed_pair = null where hash = $2")
+    let route = session.user_id.route();
+    sqlx::query("update refresh_tokens set rotated_at = $1, sealed_secret = null, sealed_pair = null where hash = $2 and route = $3")
         .bind(now)
         .bind(token.hash.0.to_vec())
+        .bind(route.as_i32())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-    sqlx::query("update sessions set last_refresh_at = $1, ip = coalesce($3, ip), user_agent = coalesce($4, user_agent) where id = $2")
+    sqlx::query("update sessions set last_refresh_at = $1, ip = coalesce($3, ip), user_agent = coalesce($4, user_agent) where id = $2 and route = $5")
         .bind(now)
         .bind(session.id.0)
         .bind(request.ip.as_deref())
         .bind(request.user_agent.as_deref())
+        .bind(route.as_i32())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-    insert_token(tx, new).await?;
+    insert_token(tx, new, route).await?;
     audit_event(tx, now, "refresh", session.user_id, session.id).await
 }
 
-pub(super) async fn insert_token(tx: &mut SqliteConnection, t: &RefreshRecord) -> Result<(), RepoError> {
+pub(super) async fn insert_token(tx: &mut SqliteConnection, t: &RefreshRecord, route: Route) -> Result<(), RepoError> {
     sqlx::query(
-        "insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, sealed_pair) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into refresh_tokens (hash, session_id, parent_hash, access_jti, issued_at, expires_at, sealed_secret, sealed_pair, route, routed) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, true)",
     )
     .bind(t.hash.0.to_vec())
     .bind(t.session_id.0)
@@ -180,6 +184,7 @@ pub(super) async fn insert_token(tx: &mut SqliteConnection, t: &RefreshRecord) -
     .bind(t.expires_at)
     .bind(t.sealed_secret.as_deref())
     .bind(t.sealed_pair.as_deref())
+    .bind(route.as_i32())
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
@@ -205,7 +210,7 @@ pub(super) async fn audit_event(
 }
 
 /// Revokes the sessions a `where` clause selects (`$1` time, `$2` reason, `$3` user, `$4`
-/// session) and records an audit event for each, inside `tx`.
+/// session), on route `$5`, and records an audit event for each, inside `tx`.
 pub(super) async fn revoke_where(
     tx: &mut SqliteConnection,
     clause: &str,
@@ -213,14 +218,16 @@ pub(super) async fn revoke_where(
     reason: &str,
     user: Option<i64>,
     session: Option<Uuid>,
+    route: Route,
 ) -> Result<Vec<SessionId>, RepoError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "update sessions set revoked_at = $1, revoked_reason = $2 where revoked_at is null and ({clause}) returning id, user_id"
+        "update sessions set revoked_at = $1, revoked_reason = $2 where revoked_at is null and route = $5 and ({clause}) returning id, user_id"
     )))
     .bind(now)
     .bind(reason)
     .bind(user)
     .bind(session)
+    .bind(route.as_i32())
     .fetch_all(&mut *tx)
     .await
     .map_err(map_err)?;
