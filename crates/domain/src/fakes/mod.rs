@@ -1,22 +1,18 @@
 //! In-memory implementations of the ports, for tests of the use-cases at exact instants.
 //! `rotate` runs the same rule as storage, under one lock, so the fake is atomic too.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::password::Argon2Hasher;
-use crate::ports::{
-    ClientRepository, KeyRepository, PasswordHasher, RevocationList, RotateOutcome, RotateRequest, SessionRepository, StoredKey,
-    UserRepository,
-};
+use crate::ports::{ClientRepository, KeyRepository, RotateOutcome, RotateRequest, SessionRepository, StoredKey, UserRepository};
 use crate::rotation::{RefreshDecision, RefreshFacts, RefreshRefusal, Verdict, child_record, decide_with_risk};
-use crate::{
-    DomainError, Email, OAuthClient, Password, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId,
-    UserStatus,
-};
+use crate::{Email, OAuthClient, PasswordHash, RefreshRecord, RepoError, Session, SessionId, TokenHash, User, UserId, UserStatus};
+
+mod services;
+pub use services::{InlineHasher, MemoryRevocations};
 
 #[derive(Default)]
 struct State {
@@ -677,42 +673,5 @@ impl KeyRepository for InMemoryStore {
 impl crate::ports::Health for InMemoryStore {
     async fn ping(&self) -> Result<(), RepoError> {
         self.lock().map(drop)
-    }
-}
-
-/// Hashes on the calling task: fine for tests with cheap parameters.
-pub struct InlineHasher(pub Argon2Hasher);
-
-#[async_trait]
-impl PasswordHasher for InlineHasher {
-    async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError> {
-        self.0.hash(&password)
-    }
-    async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> Result<bool, DomainError> {
-        Ok(self.0.verify(&password, hash.as_ref()))
-    }
-    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
-        self.0.needs_rehash(hash)
-    }
-    fn current_prefix(&self) -> Option<String> {
-        Some(self.0.current_prefix())
-    }
-}
-
-#[derive(Default)]
-pub struct MemoryRevocations(Mutex<HashSet<SessionId>>);
-
-impl RevocationList for MemoryRevocations {
-    fn is_revoked(&self, session: SessionId) -> bool {
-        self.0.lock().map(|s| s.contains(&session)).unwrap_or(true)
-    }
-    fn note_revoked(&self, session: SessionId, _at: OffsetDateTime) {
-        if let Ok(mut s) = self.0.lock() {
-            s.insert(session);
-        }
-    }
-    /// Nothing is ever forgotten here.
-    fn remembers_for(&self) -> time::Duration {
-        time::Duration::days(36_500)
     }
 }
