@@ -24,10 +24,10 @@ fi
 TESSERA_BENCH_BIN="${TESSERA_BENCH_BIN:-$(dirname "$TESSERA_BIN")/tessera-bench}"
 python=$("$root/scripts/test-venv.sh")
 work=$(mktemp -d /tmp/tessera-scale.XXXXXX)
-pids=()
+# the servers' pids, in a file: start() runs in a command substitution's subshell
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  if [ -f "$work/pids" ]; then xargs -r kill < "$work/pids" 2>/dev/null || true; fi
+  sleep 0.5
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -43,7 +43,7 @@ start() { # name -> prints its base URL
   (cd "$work/$name" && TESSERA__DATABASE__URL="$url" TESSERA__SERVER__PORT="$port" TESSERA__METRICS__PORT=0 TESSERA__SECRETS__MASTER_KEY_FILE="$work/master.key" \
     TESSERA__LOG__LEVEL=error TESSERA__PASSWORD__ATTEMPTS_PER_ADDRESS_PER_MINUTE=0 TESSERA__PASSWORD__LOCKOUT__THRESHOLD=0 \
     TESSERA__PASSWORD__LOCKOUT__ACCOUNT_THRESHOLD=0 exec "$TESSERA_BIN" serve >"$work/$name/server.log" 2>&1) &
-  pids+=($!)
+  echo $! >> "$work/pids"
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$port/health/live" >/dev/null || { cat "$work/$name/server.log" >&2; exit 1; }
   echo "http://127.0.0.1:$port"

@@ -22,10 +22,13 @@ if [ -z "${TESSERA_BIN:-}" ]; then
   TESSERA_BIN="$root/target/release/tessera"
 fi
 work=$(mktemp -d /tmp/tessera-ha-test.XXXXXX)
-pids=()
+# the servers' pids, in a file: start() runs in a command substitution's subshell
+stop_servers() {
+  if [ -f "$work/pids" ]; then xargs -r kill < "$work/pids" 2>/dev/null || true; : > "$work/pids"; fi
+  sleep 0.5
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_servers
   "$root/scripts/ha.sh" stop || true
   rm -rf "$work"
 }
@@ -41,7 +44,7 @@ start() { # name -> prints its base URL
     TESSERA__SECRETS__MASTER_KEY_FILE="$work/master.key" TESSERA__LOG__LEVEL=warn \
     TESSERA__PASSWORD__ATTEMPTS_PER_ADDRESS_PER_MINUTE=0 TESSERA__PASSWORD__LOCKOUT__THRESHOLD=0 \
     TESSERA__PASSWORD__LOCKOUT__ACCOUNT_THRESHOLD=0 exec "$TESSERA_BIN" serve >"$work/$name/server.log" 2>&1) &
-  pids+=($!)
+  echo $! >> "$work/pids"
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null || { cat "$work/$name/server.log" >&2; exit 1; }
   echo "http://127.0.0.1:$port"
@@ -57,9 +60,7 @@ for mode in $modes; do
     > "$work/revoked-$mode.txt"
   cp "$work/a-$mode/server.log" "${HA_LOGS:-$work}/a-$mode.log" 2>/dev/null || true
   cp "$work/b-$mode/server.log" "${HA_LOGS:-$work}/b-$mode.log" 2>/dev/null || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
+  stop_servers
   "$root/scripts/ha.sh" stop
   echo "test-ha ($mode): $(cat "$work/result-$mode.json")" >&2
   echo "test-ha ($mode): revoked sessions by reason: $(tr '\n' ' ' < "$work/revoked-$mode.txt")" >&2
