@@ -69,6 +69,52 @@ pub mod testing {
         format!("sqlite:{}", path.display())
     }
 
+    /// A random stand-in for a refresh token's keyed hash.
+    pub fn random_hash() -> tessera_domain::TokenHash {
+        let mut h = [0u8; 32];
+        h[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        h[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        tessera_domain::TokenHash(h)
+    }
+
+    /// A native session of `user` opened at `t0` (with `client`, if any) and its first refresh
+    /// token, not yet stored: 30 days for the session, 24 hours for the token.
+    pub fn session_of(
+        user: tessera_domain::UserId,
+        client: Option<&str>,
+        t0: tessera_domain::OffsetDateTime,
+    ) -> (tessera_domain::Session, tessera_domain::RefreshRecord) {
+        use tessera_domain::{Duration, RefreshRecord, Session, SessionId, TokenProfile};
+        let session = Session {
+            id: SessionId(uuid::Uuid::now_v7()),
+            user_id: user,
+            client_id: client.map(str::to_owned),
+            face: "native".into(),
+            profile: TokenProfile::standard(),
+            created_at: t0,
+            expires_at: t0 + Duration::days(30),
+            last_refresh_at: None,
+            ip: Some("127.0.0.1".into()),
+            user_agent: Some("test".into()),
+            revoked_at: None,
+            revoked_reason: None,
+            subject: None,
+            dpop_jkt: None,
+        };
+        let first = RefreshRecord {
+            hash: random_hash(),
+            session_id: session.id,
+            parent: None,
+            access_jti: uuid::Uuid::new_v4(),
+            issued_at: t0,
+            expires_at: t0 + Duration::hours(24),
+            rotated_at: None,
+            sealed_secret: Some(vec![9; 56]),
+            sealed_pair: None,
+        };
+        (session, first)
+    }
+
     /// A store on a fresh, migrated database.
     pub async fn fresh_store() -> Result<PgStore, Box<dyn std::error::Error + Send + Sync>> {
         let url = create_database().await?;

@@ -39,12 +39,7 @@ async fn client(store: &dyn Store, id: &str) {
     store.create_client(&c).await.unwrap();
 }
 
-fn random_hash() -> TokenHash {
-    let mut h = [0u8; 32];
-    h[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    h[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    TokenHash(h)
-}
+use tessera_storage::testing::random_hash;
 
 async fn open(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
     let (session, first) = unopened(store, u, t0).await;
@@ -55,34 +50,7 @@ async fn open(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, Refr
 /// A session of `u` and its first token, not yet stored.
 async fn unopened(store: &dyn Store, u: &User, t0: OffsetDateTime) -> (Session, RefreshRecord) {
     client(store, &format!("c{}", Uuid::new_v4().simple())).await;
-    let session = Session {
-        id: SessionId(Uuid::now_v7()),
-        user_id: u.id,
-        client_id: None,
-        face: "native".into(),
-        profile: TokenProfile::standard(),
-        created_at: t0,
-        expires_at: t0 + Duration::days(30),
-        last_refresh_at: None,
-        ip: Some("127.0.0.1".into()),
-        user_agent: Some("test".into()),
-        revoked_at: None,
-        revoked_reason: None,
-        subject: None,
-        dpop_jkt: None,
-    };
-    let first = RefreshRecord {
-        hash: random_hash(),
-        session_id: session.id,
-        parent: None,
-        access_jti: Uuid::new_v4(),
-        issued_at: t0,
-        expires_at: t0 + Duration::hours(24),
-        rotated_at: None,
-        sealed_secret: Some(vec![9; 56]),
-        sealed_pair: None,
-    };
-    (session, first)
+    tessera_storage::testing::session_of(u.id, None, t0)
 }
 
 /// What the use-case seals as a rotation's answer; here a marker, the same for every child.

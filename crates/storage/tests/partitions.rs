@@ -18,10 +18,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tessera_domain::ports::{ClientRepository, NewRefresh, RotateOutcome, RotateRequest, SessionRepository, UserRepository};
 use tessera_domain::rotation::RefreshRefusal;
 use tessera_domain::{
-    ClientId, Duration, Email, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, RequestMeta, Session, SessionId,
-    TokenHash, TokenProfile, User,
+    ClientId, Duration, Email, OAuthClient, OffsetDateTime, PasswordHash, RefreshRecord, RepoError, RequestMeta, Session, TokenHash, User,
 };
 use tessera_storage::PgStore;
+use tessera_storage::testing::random_hash;
 use uuid::Uuid;
 
 fn now() -> OffsetDateTime {
@@ -29,42 +29,8 @@ fn now() -> OffsetDateTime {
     t.replace_nanosecond(t.microsecond() * 1000).unwrap()
 }
 
-fn random_hash() -> TokenHash {
-    let mut h = [0u8; 32];
-    h[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    h[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    TokenHash(h)
-}
-
 fn session_of(u: &User, client: &str, t0: OffsetDateTime) -> (Session, RefreshRecord) {
-    let session = Session {
-        id: SessionId(Uuid::now_v7()),
-        user_id: u.id,
-        client_id: Some(client.into()),
-        face: "native".into(),
-        profile: TokenProfile::standard(),
-        created_at: t0,
-        expires_at: t0 + Duration::days(30),
-        last_refresh_at: None,
-        ip: Some("127.0.0.1".into()),
-        user_agent: Some("test".into()),
-        revoked_at: None,
-        revoked_reason: None,
-        subject: None,
-        dpop_jkt: None,
-    };
-    let first = RefreshRecord {
-        hash: random_hash(),
-        session_id: session.id,
-        parent: None,
-        access_jti: Uuid::new_v4(),
-        issued_at: t0,
-        expires_at: t0 + Duration::hours(24),
-        rotated_at: None,
-        sealed_secret: Some(vec![9; 56]),
-        sealed_pair: None,
-    };
-    (session, first)
+    tessera_storage::testing::session_of(u.id, Some(client), t0)
 }
 
 fn sealed(_: &Session, child: &RefreshRecord) -> Result<Vec<u8>, RepoError> {
