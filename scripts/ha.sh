@@ -120,25 +120,18 @@ EOF
   done
 }
 
-leader() {
+# the first member whose Patroni answers 200 on `path` (/primary, /sync)
+member_at() {
   for i in $(seq 1 "$members"); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(rest_port "$i")/primary" 2>/dev/null)" = 200 ]; then
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(rest_port "$i")$1" 2>/dev/null)" = 200 ]; then
       echo "pg$i"
       return 0
     fi
   done
   return 1
 }
-
-sync_standby() {
-  for i in $(seq 1 "$members"); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(rest_port "$i")/sync" 2>/dev/null)" = 200 ]; then
-      echo "pg$i"
-      return 0
-    fi
-  done
-  return 1
-}
+leader() { member_at /primary; }
+sync_standby() { member_at /sync; }
 
 start_member() { # i
   local i=$1
