@@ -158,9 +158,13 @@ impl TokenHash {
 /// HMAC-SHA-256 under a server secret: a stolen table of hashes is useless without the key, and
 /// hashing stays cheap enough for the refresh hot path (the inputs are 256-bit random values, so
 /// a slow password hash would add nothing).
+///
+/// The key is loaded once into ring, which hashes its inner and outer pads then: a token's hash is
+/// then the HMAC of the token alone, in ring's SHA-256 (the CPU's SHA instructions where there are
+/// some). The digests are HMAC-SHA-256's, the same as before.
 #[derive(Clone)]
 pub struct KeyedHasher {
-    key: [u8; 32],
+    key: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for KeyedHasher {
@@ -171,7 +175,7 @@ impl std::fmt::Debug for KeyedHasher {
 
 impl KeyedHasher {
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+        Self { key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key) }
     }
 
     /// Derives independent keys for independent uses from one master secret.
@@ -180,7 +184,9 @@ impl KeyedHasher {
     }
 
     pub fn hash(&self, data: &[u8]) -> TokenHash {
-        TokenHash(hmac_sha256(&self.key, data))
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ring::hmac::sign(&self.key, data).as_ref());
+        TokenHash(digest)
     }
 }
 
@@ -278,6 +284,20 @@ mod tests {
         let h2 = KeyedHasher::new([2; 32]).hash(s);
         assert_ne!(h1, h2);
         assert!(h1.ct_eq(&KeyedHasher::new([1; 32]).hash(s)));
+    }
+
+    /// The hashes in every database were made with the `hmac` crate: ring's must be the same bytes,
+    /// or no stored token would be found again.
+    #[test]
+    fn keyed_hash_is_the_hmac_sha256_every_stored_hash_was_made_with() {
+        for (key, data) in [([0u8; 32], &b""[..]), ([7; 32], b"a refresh secret"), ([255; 32], &[0xAB; 200][..])] {
+            assert_eq!(KeyedHasher::new(key).hash(data).0, hmac_sha256(&key, data));
+        }
+        // RFC 4231, test case 1 (a 20-byte key), through the function the hashes are checked against
+        let key = [0x0b; 20];
+        let expected = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+        let got: String = hmac_sha256(&key, b"Hi There").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use time::OffsetDateTime;
 
 use crate::{AuthError, DomainError};
 
+mod hmac;
+use hmac::HmacKey;
+
 /// Tokens longer than this are refused unparsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -200,6 +203,8 @@ struct LoadedKey {
     /// P-256 assembly. Its signatures are randomized, which nothing here depends on: a retry
     /// within the grace window gets the rotation's sealed answer back, not a new signature.
     es256: Option<Es256>,
+    /// An HMAC key, loaded once into ring ([`hmac`]).
+    hmac: Option<HmacKey>,
 }
 
 impl LoadedKey {
@@ -226,7 +231,8 @@ impl LoadedKey {
             Algorithm::ES256 => Some(Es256::load(&k.secret).map_err(|e| DomainError::Internal(format!("key {}: {e}", k.kid)))?),
             _ => None,
         };
-        Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public, es256 })
+        let hmac = HmacKey::load(k.alg, &k.secret);
+        Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public, es256, hmac })
     }
 }
 
@@ -258,16 +264,9 @@ impl Es256 {
     /// A compact JWS of `header` and `claims`: the header and payload exactly as
     /// `jsonwebtoken::encode` writes them, the signature in JWS form (r ‖ s, 64 bytes).
     fn sign<T: Serialize>(&self, header: &Header, claims: &T) -> Result<String, DomainError> {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let failed = |e: &dyn std::fmt::Display| DomainError::Internal(format!("signing failed: {e}"));
-        let mut token = b64.encode(serde_json::to_vec(header).map_err(|e| failed(&e))?);
-        token.push('.');
-        b64.encode_string(serde_json::to_vec(claims).map_err(|e| failed(&e))?, &mut token);
-        let signature = self.pair.sign(&self.rng, token.as_bytes()).map_err(|e| failed(&e))?;
-        token.push('.');
-        b64.encode_string(signature.as_ref(), &mut token);
-        Ok(token)
+        let input = hmac::signing_input(header, claims)?;
+        let signature = self.pair.sign(&self.rng, input.as_bytes()).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
+        Ok(hmac::finish(input, signature.as_ref()))
     }
 }
 
@@ -301,8 +300,15 @@ impl Keyring {
     }
 
     /// Replaces the keys, for every clone at once.
+    /// Keys the same as the ring's (a periodic reload that found no change: every second on
+    /// SQLite) leave it as it is, with what it remembers: loading a key derives its public half
+    /// again, and a new ring would check every token's signature again.
     pub fn reload(&self, keys: &[SigningKey]) {
-        let leeway = self.ring().leeway_seconds;
+        let current = self.ring();
+        if current.fingerprint == fingerprint(keys) {
+            return;
+        }
+        let leeway = current.leeway_seconds;
         let fresh = Arc::new(Ring::new(keys, leeway));
         match self.current.write() {
             Ok(mut g) => *g = fresh,
@@ -394,8 +400,17 @@ pub(crate) fn signature_only(alg: Algorithm) -> Validation {
     validation
 }
 
+/// What a ring was built from: each key's id, algorithm, state, creation and a digest of its
+/// material, in the order given.
+type Fingerprint = Vec<(String, Algorithm, KeyState, OffsetDateTime, [u8; 32])>;
+
+fn fingerprint(keys: &[SigningKey]) -> Fingerprint {
+    keys.iter().map(|k| (k.kid.clone(), k.alg, k.state, k.created_at, Sha256::digest(&k.secret).into())).collect()
+}
+
 /// One generation of the keys.
 struct Ring {
+    fingerprint: Fingerprint,
     keys: HashMap<String, LoadedKey>,
     active: HashMap<Algorithm, String>,
     leeway_seconds: i64,
@@ -407,7 +422,23 @@ struct Ring {
     /// checked on every call. A reload builds a new ring, so a removed key forgets its tokens at
     /// once. Bounded: an entry is 32 bytes, evicted by quick_cache's S3-FIFO when full.
     verified: quick_cache::sync::Cache<[u8; 32], ()>,
+    /// What a token's header segment says, by the segment: a client's tokens share a handful of
+    /// headers (one per key and type), and reading one is two allocations, a base64 decode and
+    /// a JSON parse, a tenth of an HMAC token's verification. A segment that does not parse is
+    /// not kept. Bounded like `verified`.
+    headers: quick_cache::sync::Cache<String, Arc<ReadHeader>>,
 }
+
+/// The two members of a token's header that verification reads.
+struct ReadHeader {
+    kid: String,
+    alg: jsonwebtoken::Algorithm,
+}
+
+/// Header segments kept per ring.
+const HEADERS_KEPT: usize = 256;
+/// The longest header segment kept (Tessera's are under 100 bytes).
+const HEADER_KEPT_BYTES: usize = 256;
 
 /// Verified-signature digests kept per ring: about a megabyte at most.
 const VERIFIED_KEPT: usize = 16_384;
@@ -442,10 +473,12 @@ impl Ring {
             }
         }
         Self {
+            fingerprint: fingerprint(keys),
             keys: map,
             active: active.into_iter().map(|(a, (_, kid))| (a, kid)).collect(),
             leeway_seconds: leeway_seconds.max(0),
             verified: quick_cache::sync::Cache::new(VERIFIED_KEPT),
+            headers: quick_cache::sync::Cache::new(HEADERS_KEPT),
         }
     }
 
@@ -464,7 +497,26 @@ impl Ring {
         if let Some(es256) = &key.es256 {
             return es256.sign(&header, claims);
         }
+        if let Some(hmac) = &key.hmac {
+            return hmac.sign(&header, claims);
+        }
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))
+    }
+
+    /// The token's header, read as `jsonwebtoken::decode_header` reads it, once per segment.
+    fn header(&self, token: &str) -> Result<Arc<ReadHeader>, AuthError> {
+        let segment = token.split('.').next().unwrap_or_default();
+        if let Some(read) = self.headers.get(segment) {
+            return Ok(read);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::TokenInvalid)?;
+        let read = Arc::new(ReadHeader { kid: header.kid.ok_or(AuthError::TokenInvalid)?, alg: header.alg });
+        // only a header naming a key of this ring, and of a header's usual size, is kept: what
+        // anyone may send cannot fill the memo with large entries
+        if segment.len() <= HEADER_KEPT_BYTES && self.keys.contains_key(&read.kid) {
+            self.headers.insert(segment.to_owned(), read.clone());
+        }
+        Ok(read)
     }
 
     fn verify_inner<T: DeserializeOwned + TimedClaims>(
@@ -476,9 +528,8 @@ impl Ring {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TokenInvalid);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::TokenInvalid)?;
-        let kid = header.kid.as_deref().ok_or(AuthError::TokenInvalid)?;
-        let key = self.keys.get(kid).ok_or(AuthError::TokenInvalid)?;
+        let header = self.header(token)?;
+        let key = self.keys.get(&header.kid).ok_or(AuthError::TokenInvalid)?;
         if header.alg != key.alg.jwt() || !allowed.contains(&key.alg) || key.state == KeyState::Next {
             return Err(AuthError::TokenInvalid);
         }
@@ -491,9 +542,14 @@ impl Ring {
                 self.verified.insert(digest, ());
                 claims
             }
-        } else {
+        } else if let Some(hmac) = &key.hmac {
             // an HMAC costs about what the digest would: verify measured the same either way
             // (A/B on one machine), so HMAC tokens are checked, not remembered
+            if !hmac.verifies(token) {
+                return Err(AuthError::TokenInvalid);
+            }
+            claims_of(token)?
+        } else {
             decode::<T>(token, key)?
         };
         let Some(now) = now else { return Ok(claims) };

@@ -223,3 +223,74 @@ fn a_reload_reaches_every_clone_and_drops_removed_keys() {
     let fresh = held_by_a_face.sign(Algorithm::ES256, "JWT", &claims(60)).unwrap();
     assert_eq!(jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(), Some(new.kid.as_str()));
 }
+
+/// HMAC tokens signed and checked with ring's precomputed keys are jsonwebtoken's to the byte:
+/// what it signs verifies here, what is signed here verifies with it, and a token whose header
+/// was read before is still checked in full.
+#[test]
+fn hmac_tokens_signed_with_ring_are_jsonwebtokens_to_the_byte_and_checked_in_full() {
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let k = SigningKey::generate(alg, NOW).unwrap();
+        let r = Keyring::new(std::slice::from_ref(&k), 0);
+        let c = claims(60);
+        let ours = r.sign(alg, "JWT", &c).unwrap();
+        let mut header = Header::new(alg.jwt());
+        header.typ = Some("JWT".into());
+        header.kid = Some(k.kid.clone());
+        let theirs = jsonwebtoken::encode(&header, &c, &EncodingKey::from_secret(&k.secret)).unwrap();
+        assert_eq!(ours, theirs, "{alg:?}: the same token");
+        let v = signature_only(alg);
+        assert_eq!(jsonwebtoken::decode::<C>(&ours, &DecodingKey::from_secret(&k.secret), &v).unwrap().claims, c);
+        // twice: the second read takes the header from the memo
+        for _ in 0..2 {
+            assert_eq!(r.verify::<C>(&ours, &[alg], NOW).unwrap(), c);
+        }
+        // the same header, with another signature, payload or segment count: refused
+        let (input, sig) = ours.rsplit_once('.').unwrap();
+        let mut flipped = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        flipped[0] ^= 1;
+        let other = claims(3600);
+        let (_, forged_payload, _) = {
+            let t = r.sign(alg, "JWT", &other).unwrap();
+            let mut p = t.split('.').map(str::to_owned).collect::<Vec<_>>().into_iter();
+            (p.next().unwrap(), p.next().unwrap(), p.next().unwrap())
+        };
+        let head = input.split('.').next().unwrap();
+        for bad in [
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(&flipped)),
+            format!("{input}.{}", &sig[..sig.len() - 2]),
+            format!("{head}.{forged_payload}.{sig}"),
+            input.to_owned(),
+            format!("{input}.{sig}.{sig}"),
+            format!("{head}.{input}.{sig}"),
+            format!("{input}.{sig}="),
+        ] {
+            assert_eq!(r.verify::<C>(&bad, &[alg], NOW), Err(AuthError::TokenInvalid), "{alg:?}: {bad}");
+        }
+        // a key of another algorithm's ring does not take it
+        let (other_ring, _) = ring();
+        assert_eq!(other_ring.verify::<C>(&ours, &[alg], NOW), Err(AuthError::TokenInvalid));
+    }
+}
+
+/// A reload that finds the same keys keeps the ring and what it remembers; a changed key set
+/// builds a new one at once.
+#[test]
+fn a_reload_with_the_same_keys_keeps_the_ring_and_a_changed_one_replaces_it() {
+    let a = SigningKey::generate(Algorithm::ES256, NOW).unwrap();
+    let r = Keyring::new(std::slice::from_ref(&a), 0);
+    let before = r.ring();
+    r.reload(std::slice::from_ref(&a));
+    assert!(Arc::ptr_eq(&before, &r.ring()), "unchanged keys: the same ring");
+    let mut retired = a.clone();
+    retired.state = KeyState::Retired;
+    r.reload(std::slice::from_ref(&retired));
+    assert!(!Arc::ptr_eq(&before, &r.ring()), "a key's state changed: a new ring");
+    let b = SigningKey::generate(Algorithm::ES256, NOW).unwrap();
+    let now = r.ring();
+    r.reload(&[retired.clone(), b]);
+    assert!(!Arc::ptr_eq(&now, &r.ring()), "a key added: a new ring");
+    let t = Keyring::new(std::slice::from_ref(&a), 0).sign(Algorithm::ES256, "JWT", &claims(60)).unwrap();
+    r.reload(&[]);
+    assert_eq!(r.verify::<C>(&t, &[Algorithm::ES256], NOW), Err(AuthError::TokenInvalid), "a removed key verifies nothing");
+}
