@@ -120,7 +120,13 @@ run_backend() { # name url
   echo "$(date +%s.%N)" > "$dir/steady_at"
 
   wrk_case "$backend" health "$conns" get.lua BENCH_PATH=/health/live
+  # where the cores go while logins run: the hashing threads, the rest of the server, and the
+  # rest of the machine (the load tool, the database)
+  "$python" "$root/scripts/bench/cpu.py" "$pid" > "$work/cpu-before"
   wrk_case "$backend" login "$conns" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_BODY="$login"
+  "$python" "$root/scripts/bench/cpu.py" "$pid" > "$work/cpu-after"
+  "$python" -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:3]); print(json.dumps({k: b[k]-a[k] for k in a}))' \
+    "$work/cpu-before" "$work/cpu-after" | record "$backend" login_cpu
   wrk_case "$backend" verify "$conns" post.lua BENCH_PATH=/api/token/verify/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"token\":\"$sjaccess\"}"
   wrk_case "$backend" me "$conns" get.lua BENCH_PATH=/v1/me BENCH_SCHEME=Bearer BENCH_TOKEN="$access"
   wrk_case "$backend" refresh_native_rotated "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${tokens#,}"
