@@ -25,4 +25,6 @@ for backend in postgres sqlite; do
 done
 grep -q 'Argon2 ceiling: ' "$out/report.md" || fail "no Argon2 ceiling"
 grep -q 'steady RSS' "$out/report.md" || fail "no RSS figures"
+grep -q '^Code layout: ' "$out/report.md" || fail "no code layout"
+grep -q '^Login against Argon2 on every core, and where the cores went' "$out/report.md" || fail "no CPU split of the login case"
 echo "bench smoke test: every case reported"

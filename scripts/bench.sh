@@ -81,6 +81,12 @@ wrk_case() { # backend case connections script [env...]
     "$work/$case.json" "$from" "$to" | record "$backend" "$case"
 }
 
+# how the binary's code is laid out against crates/cli/symbol-order.txt (the book: Development,
+# The release binary's layout): the steady RSS depends on it
+if command -v nm >/dev/null && [ -f "$root/crates/cli/symbol-order.txt" ]; then
+  nm --defined-only "$TESSERA_BIN" | "$python" "$root/scripts/bench/layout.py" "$root/crates/cli/symbol-order.txt" | record all code_layout
+fi
+
 json_get() { "$python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 run_backend() { # name url

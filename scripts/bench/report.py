@@ -194,6 +194,14 @@ if argon:
         lines += [f"- the C reference implementation (Debian's `argon2`), one process per core: {argon_c['ops_per_s']:.1f}/s"]
     else:
         lines += ["- (the C reference, Debian's `argon2`, is not installed here and was not measured)"]
+layout = get("all", "code_layout")
+if layout:
+    applied = layout["found"] and layout["in_order"] >= 0.9
+    lines += ["", f"Code layout: {layout['found']:,} of the {layout['listed']:,} functions `crates/cli/symbol-order.txt` lists are in "
+              f"this binary, " + (f"placed together in its order across {layout['span_mib']:.1f} MiB of the {layout['text_mib']:.1f} MiB "
+              "of code (see Development, The release binary's layout)." if applied else
+              "not in its order: the order is not applied to this build (a debug build, or another linker), and steady RSS "
+              "holds most of the code.")]
 if login_notes:
     lines += ["", "Login against Argon2 on every core, and where the cores went:", ""] + login_notes
 lines += ["", "![ratios to the ceilings](chart.png)", ""]
