@@ -7,8 +7,10 @@ fn main() {
     println!("cargo:rerun-if-changed=symbol-order.txt");
     println!("cargo:rerun-if-env-changed=TESSERA_NO_SYMBOL_ORDER");
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
-    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    if !release || !linux || std::env::var_os("TESSERA_NO_SYMBOL_ORDER").is_some() {
+    // x86_64 Linux (glibc) is where rustc links with its own lld by default (since 1.90); GNU ld
+    // has no --symbol-ordering-file
+    let lld_by_default = std::env::var("TARGET").is_ok_and(|t| t == "x86_64-unknown-linux-gnu");
+    if !release || !lld_by_default || std::env::var_os("TESSERA_NO_SYMBOL_ORDER").is_some() {
         return;
     }
     let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") else { return };
