@@ -83,6 +83,28 @@ wrk_case() { # backend case connections script [env...]
 
 # how the binary's code is laid out against crates/cli/symbol-order.txt (the book: Development,
 # The release binary's layout): the steady RSS depends on it
+# A ceiling measured around a case: for half the case's time just before it and half just
+# after, on the same server and store. The machine's speed drifts during a run (the neighbours of
+# a virtual machine, the tables' growth): GET /health/live answered 103,000 and 131,000 requests a
+# second in two 5 s runs a few seconds apart on this machine. A case is held to the ceiling
+# measured beside it; the run's first ceiling stays in the report, and so does the ratio to it.
+ceiling() { # backend case http|db before|after
+  local half=$(( (seconds + 1) / 2 ))
+  if [ "$3" = http ]; then
+    seconds=$half wrk_case "$1" "ceiling_$2_$4" "$conns" get.lua BENCH_PATH=/health/live
+  else
+    "$TESSERA_BENCH_BIN" db --url "$url" --connections "$conns" --seconds "$half" | record "$1" "ceiling_$2_$4"
+  fi
+}
+
+paired_case() { # backend case http|db script [env...]: the case at $conns connections, its ceiling around it
+  local backend=$1 case=$2 kind=$3 script=$4
+  shift 4
+  ceiling "$backend" "$case" "$kind" before
+  wrk_case "$backend" "$case" "$conns" "$script" "$@"
+  ceiling "$backend" "$case" "$kind" after
+}
+
 if command -v nm >/dev/null && [ -f "$root/crates/cli/symbol-order.txt" ]; then
   nm --defined-only "$TESSERA_BIN" | "$python" "$root/scripts/bench/layout.py" "$root/crates/cli/symbol-order.txt" | record all code_layout
 fi
@@ -133,9 +155,9 @@ run_backend() { # name url
   "$python" "$root/scripts/bench/cpu.py" "$pid" > "$work/cpu-after"
   "$python" -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:3]); print(json.dumps({k: b[k]-a[k] for k in a}))' \
     "$work/cpu-before" "$work/cpu-after" | record "$backend" login_cpu
-  wrk_case "$backend" verify "$conns" post.lua BENCH_PATH=/api/token/verify/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"token\":\"$sjaccess\"}"
-  wrk_case "$backend" me "$conns" get.lua BENCH_PATH=/v1/me BENCH_SCHEME=Bearer BENCH_TOKEN="$access"
-  wrk_case "$backend" refresh_native_rotated "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${tokens#,}"
+  paired_case "$backend" verify http post.lua BENCH_PATH=/api/token/verify/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"token\":\"$sjaccess\"}"
+  paired_case "$backend" me http get.lua BENCH_PATH=/v1/me BENCH_SCHEME=Bearer BENCH_TOKEN="$access"
+  paired_case "$backend" refresh_native_rotated db refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${tokens#,}"
   # DPoP beside Bearer: the same two calls with a proof each (RFC 9449), made ahead by
   # tessera-bench since wrk cannot sign; each is checked and its jti written to the store
   local per_thread=$(( conns < 16 ? conns : 16 )) proofs_n=$(( seconds * ${BENCH_DPOP_PROOFS_PER_SECOND:-12000} ))
@@ -145,13 +167,13 @@ run_backend() { # name url
     dtokens="$dtokens,$(curl -fs "$base/oauth/token" -H "DPoP: $("$TESSERA_BENCH_BIN" dpop-proofs --htm POST --htu "$base/oauth/token")" -d "$login" | json_get refresh_token)"
   done
   "$TESSERA_BENCH_BIN" dpop-proofs --htm GET --htu "$base/v1/me" --access "$daccess" --count "$proofs_n" --files "$per_thread" --out "$work/me-proofs"
-  wrk_case "$backend" me_dpop "$conns" get.lua BENCH_PATH=/v1/me BENCH_SCHEME=DPoP BENCH_TOKEN="$daccess" BENCH_PROOFS="$work/me-proofs"
+  paired_case "$backend" me_dpop http get.lua BENCH_PATH=/v1/me BENCH_SCHEME=DPoP BENCH_TOKEN="$daccess" BENCH_PROOFS="$work/me-proofs"
   "$TESSERA_BENCH_BIN" dpop-proofs --htm POST --htu "$base/oauth/token" --count "$proofs_n" --files "$per_thread" --out "$work/refresh-proofs"
-  wrk_case "$backend" refresh_native_rotated_dpop "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth \
+  paired_case "$backend" refresh_native_rotated_dpop db refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth \
     BENCH_TOKENS="${dtokens#,}" BENCH_PROOFS="$work/refresh-proofs"
-  wrk_case "$backend" refresh_simplejwt_rotated "$conns" refresh_chain.lua BENCH_PATH=/api/token/refresh/ BENCH_STYLE=simplejwt BENCH_TOKENS="${sj#,}"
-  wrk_case "$backend" refresh_djoser_reuse "$conns" post.lua BENCH_PATH=/auth/jwt/refresh/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"refresh\":\"$dj\"}"
-  wrk_case "$backend" introspect "$conns" post.lua BENCH_PATH=/oauth/introspect BENCH_CONTENT_TYPE=application/x-www-form-urlencoded \
+  paired_case "$backend" refresh_simplejwt_rotated db refresh_chain.lua BENCH_PATH=/api/token/refresh/ BENCH_STYLE=simplejwt BENCH_TOKENS="${sj#,}"
+  paired_case "$backend" refresh_djoser_reuse http post.lua BENCH_PATH=/auth/jwt/refresh/ BENCH_CONTENT_TYPE=application/json BENCH_BODY="{\"refresh\":\"$dj\"}"
+  paired_case "$backend" introspect http post.lua BENCH_PATH=/oauth/introspect BENCH_CONTENT_TYPE=application/x-www-form-urlencoded \
     BENCH_BODY="token=$access" BENCH_AUTH="Basic $(printf 'bench-rs:%s' "$secret" | base64 -w0)"
 
   # The control: as many connections hammering GET /health/live, and rotated refreshes beside

@@ -14,9 +14,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tessera_domain::password::Argon2Hasher;
 use tessera_domain::ports::{NewRefresh, RotateOutcome, RotateRequest, Store};
-use tessera_domain::{
-    Argon2Params, Duration, Email, OffsetDateTime, Password, RefreshRecord, RequestMeta, Session, SessionId, TokenHash, TokenProfile,
-};
+use tessera_domain::{Argon2Params, Duration, Email, OffsetDateTime, Password, RequestMeta};
+use tessera_storage::testing::{random_hash, session_of};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -105,13 +104,6 @@ fn dpop_proofs(htm: &str, htu: &str, access: Option<&str>, count: usize, files: 
     Ok(())
 }
 
-fn random_hash() -> TokenHash {
-    let mut h = [0u8; 32];
-    h[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    h[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    TokenHash(h)
-}
-
 async fn store(url: &str, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
     Ok(if url.starts_with("postgres") {
         let pg = tessera_storage::PgStore::connect_lazy(url, connections)?;
@@ -126,35 +118,9 @@ async fn store(url: &str, connections: u32) -> anyhow::Result<Arc<dyn Store>> {
 
 /// One chain: a session of its own, rotated again and again until `until`; the latencies.
 async fn chain(store: Arc<dyn Store>, user: tessera_domain::UserId, until: Instant) -> anyhow::Result<Vec<u32>> {
-    let t0 = OffsetDateTime::now_utc();
-    let session = Session {
-        id: SessionId(Uuid::now_v7()),
-        user_id: user,
-        client_id: None,
-        face: "native".into(),
-        profile: TokenProfile::standard(),
-        created_at: t0,
-        expires_at: t0 + Duration::days(30),
-        last_refresh_at: None,
-        ip: Some("127.0.0.1".into()),
-        user_agent: Some("bench".into()),
-        revoked_at: None,
-        revoked_reason: None,
-        subject: None,
-        dpop_jkt: None,
-    };
-    let mut current = random_hash();
-    let first = RefreshRecord {
-        hash: current,
-        session_id: session.id,
-        parent: None,
-        access_jti: Uuid::new_v4(),
-        issued_at: t0,
-        expires_at: t0 + Duration::hours(24),
-        rotated_at: None,
-        sealed_secret: Some(vec![0; 56]),
-        sealed_pair: None,
-    };
+    // a session like any native one, as the store's own tests open them
+    let (session, first) = session_of(user, None, OffsetDateTime::now_utc());
+    let mut current = first.hash;
     store.open_session(&session, &first).await?;
     let request = RequestMeta { ip: Some("127.0.0.1".into()), user_agent: Some("bench".into()) };
     let faces = vec!["native".to_owned()];

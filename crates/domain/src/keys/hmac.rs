@@ -11,26 +11,8 @@ use jsonwebtoken::Header;
 use serde::Serialize;
 
 use super::Algorithm;
+use super::jws::{B64, finish, signing_input};
 use crate::DomainError;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// The JWS signing input of `header` and `claims` (`base64url(header) . base64url(claims)`),
-/// serialised exactly as `jsonwebtoken::encode` does.
-pub(super) fn signing_input<T: Serialize>(header: &Header, claims: &T) -> Result<String, DomainError> {
-    let failed = |e: serde_json::Error| DomainError::Internal(format!("signing failed: {e}"));
-    let mut token = B64.encode(serde_json::to_vec(header).map_err(failed)?);
-    token.push('.');
-    B64.encode_string(serde_json::to_vec(claims).map_err(failed)?, &mut token);
-    Ok(token)
-}
-
-/// Appends `.signature` to a signing input: a compact JWS.
-pub(super) fn finish(mut token: String, signature: &[u8]) -> String {
-    token.push('.');
-    B64.encode_string(signature, &mut token);
-    token
-}
 
 pub(super) struct HmacKey {
     key: ring::hmac::Key,

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use crate::{AuthError, DomainError};
 
 mod hmac;
+mod jws;
 use hmac::HmacKey;
 
 /// Tokens longer than this are refused unparsed.
@@ -193,46 +194,46 @@ impl SigningKey {
 struct LoadedKey {
     alg: Algorithm,
     state: KeyState,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
     /// The public key as a JWK, for asymmetric keys.
     public: Option<jsonwebtoken::jwk::Jwk>,
-    /// An ES256 key, loaded once into ring. jsonwebtoken's RustCrypto backend parses the PKCS#8
-    /// DER on every signature, which derives the public key (a scalar multiplication as dear as
-    /// the signature), and signs with portable field arithmetic; ring signs with BoringSSL's
-    /// P-256 assembly. Its signatures are randomized, which nothing here depends on: a retry
-    /// within the grace window gets the rotation's sealed answer back, not a new signature.
-    es256: Option<Es256>,
-    /// An HMAC key, loaded once into ring ([`hmac`]).
-    hmac: Option<HmacKey>,
+    material: Material,
+}
+
+/// What a key signs and verifies with.
+enum Material {
+    /// An HMAC key (HS256, HS384, HS512), loaded once into ring ([`hmac`]): both ways.
+    Hmac(HmacKey),
+    /// An ES256 key: signs in ring, where it is loaded once. jsonwebtoken's RustCrypto backend
+    /// parses the PKCS#8 DER on every signature, which derives the public key (a scalar
+    /// multiplication as dear as the signature), and signs with portable field arithmetic; ring
+    /// signs with BoringSSL's P-256 assembly. Its signatures are randomized, which nothing here
+    /// depends on: a retry within the grace window gets the rotation's sealed answer back, not a
+    /// new signature. Verifies with jsonwebtoken, once per token ([`Ring`]'s digests).
+    Es256 { signer: Es256, decoding: DecodingKey },
+    /// Any other asymmetric key (RS256, EdDSA): jsonwebtoken both ways.
+    Jwt { encoding: EncodingKey, decoding: DecodingKey },
 }
 
 impl LoadedKey {
     fn load(k: &SigningKey) -> Result<Self, DomainError> {
-        let bad = |e: jsonwebtoken::errors::Error| DomainError::Internal(format!("key {}: {e}", k.kid));
-        let (encoding, decoding, public) = match k.alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                (EncodingKey::from_secret(&k.secret), DecodingKey::from_secret(&k.secret), None)
-            }
-            alg => {
-                let encoding = match alg {
-                    Algorithm::EdDSA => EncodingKey::from_ed_der(&k.secret),
-                    Algorithm::ES256 => EncodingKey::from_ec_der(&k.secret),
-                    _ => EncodingKey::from_rsa_der(&k.secret),
-                };
-                let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, alg.jwt()).map_err(bad)?;
-                jwk.common.key_id = Some(k.kid.clone());
-                jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-                let decoding = DecodingKey::from_jwk(&jwk).map_err(bad)?;
-                (encoding, decoding, Some(jwk))
-            }
+        let bad = |e: String| DomainError::Internal(format!("key {}: {e}", k.kid));
+        if let Some(hmac) = HmacKey::load(k.alg, &k.secret) {
+            return Ok(Self { alg: k.alg, state: k.state, public: None, material: Material::Hmac(hmac) });
+        }
+        let encoding = match k.alg {
+            Algorithm::EdDSA => EncodingKey::from_ed_der(&k.secret),
+            Algorithm::ES256 => EncodingKey::from_ec_der(&k.secret),
+            _ => EncodingKey::from_rsa_der(&k.secret),
         };
-        let es256 = match k.alg {
-            Algorithm::ES256 => Some(Es256::load(&k.secret).map_err(|e| DomainError::Internal(format!("key {}: {e}", k.kid)))?),
-            _ => None,
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, k.alg.jwt()).map_err(|e| bad(e.to_string()))?;
+        jwk.common.key_id = Some(k.kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?;
+        let material = match k.alg {
+            Algorithm::ES256 => Material::Es256 { signer: Es256::load(&k.secret).map_err(bad)?, decoding },
+            _ => Material::Jwt { encoding, decoding },
         };
-        let hmac = HmacKey::load(k.alg, &k.secret);
-        Ok(Self { alg: k.alg, state: k.state, encoding, decoding, public, es256, hmac })
+        Ok(Self { alg: k.alg, state: k.state, public: Some(jwk), material })
     }
 }
 
@@ -264,9 +265,9 @@ impl Es256 {
     /// A compact JWS of `header` and `claims`: the header and payload exactly as
     /// `jsonwebtoken::encode` writes them, the signature in JWS form (r ‖ s, 64 bytes).
     fn sign<T: Serialize>(&self, header: &Header, claims: &T) -> Result<String, DomainError> {
-        let input = hmac::signing_input(header, claims)?;
+        let input = jws::signing_input(header, claims)?;
         let signature = self.pair.sign(&self.rng, input.as_bytes()).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))?;
-        Ok(hmac::finish(input, signature.as_ref()))
+        Ok(jws::finish(input, signature.as_ref()))
     }
 }
 
@@ -375,9 +376,9 @@ impl Keyring {
     }
 }
 
-/// Checks the signature with `key` and reads the claims.
-fn decode<T: DeserializeOwned>(token: &str, key: &LoadedKey) -> Result<T, AuthError> {
-    jsonwebtoken::decode::<T>(token, &key.decoding, &signature_only(key.alg)).map(|d| d.claims).map_err(|_| AuthError::TokenInvalid)
+/// Checks the signature with `decoding` (a key of `alg`) and reads the claims.
+fn decode<T: DeserializeOwned>(token: &str, alg: Algorithm, decoding: &DecodingKey) -> Result<T, AuthError> {
+    jsonwebtoken::decode::<T>(token, decoding, &signature_only(alg)).map(|d| d.claims).map_err(|_| AuthError::TokenInvalid)
 }
 
 /// The claims of a token whose signature is already known to be good.
@@ -494,13 +495,13 @@ impl Ring {
         let mut header = Header::new(alg.jwt());
         header.typ = Some(typ.to_owned());
         header.kid = Some(kid.clone());
-        if let Some(es256) = &key.es256 {
-            return es256.sign(&header, claims);
+        match &key.material {
+            Material::Hmac(hmac) => hmac.sign(&header, claims),
+            Material::Es256 { signer, .. } => signer.sign(&header, claims),
+            Material::Jwt { encoding, .. } => {
+                jsonwebtoken::encode(&header, claims, encoding).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))
+            }
         }
-        if let Some(hmac) = &key.hmac {
-            return hmac.sign(&header, claims);
-        }
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| DomainError::Internal(format!("signing failed: {e}")))
     }
 
     /// The token's header, read as `jsonwebtoken::decode_header` reads it, once per segment.
@@ -533,24 +534,25 @@ impl Ring {
         if header.alg != key.alg.jwt() || !allowed.contains(&key.alg) || key.state == KeyState::Next {
             return Err(AuthError::TokenInvalid);
         }
-        let claims = if key.alg.is_asymmetric() {
-            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if self.verified.get(&digest).is_some() {
+        let claims = match &key.material {
+            Material::Hmac(hmac) => {
+                // an HMAC costs about what the digest would: verify measured the same either way
+                // (A/B on one machine), so HMAC tokens are checked, not remembered
+                if !hmac.verifies(token) {
+                    return Err(AuthError::TokenInvalid);
+                }
                 claims_of(token)?
-            } else {
-                let claims = decode::<T>(token, key)?;
-                self.verified.insert(digest, ());
-                claims
             }
-        } else if let Some(hmac) = &key.hmac {
-            // an HMAC costs about what the digest would: verify measured the same either way
-            // (A/B on one machine), so HMAC tokens are checked, not remembered
-            if !hmac.verifies(token) {
-                return Err(AuthError::TokenInvalid);
+            Material::Es256 { decoding, .. } | Material::Jwt { decoding, .. } => {
+                let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                if self.verified.get(&digest).is_some() {
+                    claims_of(token)?
+                } else {
+                    let claims = decode::<T>(token, key.alg, decoding)?;
+                    self.verified.insert(digest, ());
+                    claims
+                }
             }
-            claims_of(token)?
-        } else {
-            decode::<T>(token, key)?
         };
         let Some(now) = now else { return Ok(claims) };
         let now = now.unix_timestamp();
