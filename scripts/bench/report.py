@@ -77,7 +77,24 @@ for backend in ("postgres", "sqlite"):
         # the ceiling measured around the case (just before and just after it), where there is
         # one: the ratio is then the case's own, not the machine's drift since the run's first
         around = [rate(get(backend, f"ceiling_{case}_{when}")) for when in ("before", "after")]
-        if all(around):
+        # or, for a stateless case, alternated with it a second at a time: its requests in its
+        # seconds against the ceiling's in as many seconds beside them
+        rounds = []
+        for i in range(1, 100):
+            c, t = get(backend, f"{case}_round{i}"), get(backend, f"ceiling_{case}_round{i}")
+            if not (c and t):
+                break
+            rounds.append((c["requests"], c["seconds"], t["requests"], t["seconds"]))
+        if rounds:
+            case_rps = sum(r[0] for r in rounds) / sum(r[1] for r in rounds)
+            ceil_rps = sum(r[2] for r in rounds) / sum(r[3] for r in rounds)
+            q = ratio(case_rps, ceil_rps)
+            each = [ratio(r[0] / r[1], r[2] / r[3]) for r in rounds]
+            note = (f"{q:.0%} of {ceiling_name} alternated with it ({len(rounds)} rounds of {rounds[0][1]:.0f} s each: "
+                    f"{case_rps:,.0f}/s against {ceil_rps:,.0f}/s; rounds {min(each):.0%}–{max(each):.0%})")
+            if run_rps:
+                note += f"; {ratio(r['rps'], run_rps):.0%} of the run's ({run_rps:,.0f}/s)"
+        elif all(around):
             ceil_rps = sum(around) / 2
             q = ratio(r["rps"], ceil_rps)
             note = f"{q:.0%} of {ceiling_name} measured around it ({ceil_rps:,.0f}/s: {around[0]:,.0f} before, {around[1]:,.0f} after)"
