@@ -47,7 +47,8 @@ impl Backend {
 
 /// Connects and (as configured) creates and migrates the database; with how many migrations it
 /// applied.
-pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result<(Backend, usize)> {
+/// `serving`: for `serve`, whose HTTP workers get pools of their own.
+pub async fn connect_store(settings: &Settings, migrate: bool, serving: bool) -> anyhow::Result<(Backend, usize)> {
     let mut applied = 0;
     let url = settings.database_url();
     let backend = if url.starts_with("sqlite:") {
@@ -63,7 +64,10 @@ pub async fn connect_store(settings: &Settings, migrate: bool) -> anyhow::Result
                 .await
                 .with_context(|| format!("database.url: cannot reach or create the database at {}", redact(&url)))?;
         }
-        let store = PgStore::connect_lazy(&url, settings.database.max_connections).context("database.url: invalid URL")?;
+        // serving, each HTTP worker has a pool of its own (see `tessera_storage::postgres::lanes`)
+        let lanes = if serving { settings.server.worker_count() } else { 0 };
+        let split = tessera_storage::postgres::Split::of(settings.database.max_connections, lanes);
+        let store = PgStore::connect_lazy_split(&url, split).context("database.url: invalid URL")?;
         tracing::info!(database = %redact(&url), "using PostgreSQL");
         if migrate {
             applied = store.migrate().await.context("applying migrations")?;
@@ -100,7 +104,7 @@ pub struct Core {
 impl Core {
     pub async fn build(mut settings: Settings, migrate: bool, listen_for_revocations: bool) -> anyhow::Result<Self> {
         let checked = settings.check()?;
-        let (backend, _) = connect_store(&settings, migrate).await?;
+        let (backend, _) = connect_store(&settings, migrate, listen_for_revocations).await?;
         let store = backend.store();
         renormalize_emails(&*store).await?;
         let master = load_master_key(&settings)?;
@@ -503,11 +507,7 @@ fn build_server(
     tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<Server> {
     let settings = core.settings.clone();
-    let workers = if settings.server.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-    } else {
-        settings.server.workers
-    };
+    let workers = settings.server.worker_count();
     // actix counts connections per worker
     let per_worker = (max_connections / workers).max(1);
     let keep_alive = match settings.server.keep_alive_seconds {

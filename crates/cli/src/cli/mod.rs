@@ -146,7 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             settings.check()?;
-            let (_, applied) = connect_store(&settings, true).await?;
+            let (_, applied) = connect_store(&settings, true, false).await?;
             let said = if applied == 0 { "the database schema is up to date".to_owned() } else { format!("{applied} migrations applied") };
             say(json, serde_json::json!({"migrated": true, "applied": applied}), said)?;
             Ok(())

@@ -108,6 +108,16 @@ impl TlsSettings {
     }
 }
 
+impl ServerSettings {
+    /// The HTTP workers `serve` runs: `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n,
+        }
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -133,6 +143,9 @@ pub struct DatabaseSettings {
     /// `sqlite::memory:` (a throwaway run) or a `postgres://` URL. `DATABASE_URL` is used when
     /// this is not set in the file or by `TESSERA__DATABASE__URL`.
     pub url: String,
+    /// Postgres connections in all. `serve` gives each HTTP worker a pool of its own, an even
+    /// share counting the shared pool (background tasks) as one more; the admin commands use
+    /// one pool of them all.
     pub max_connections: u32,
     /// Apply pending migrations when `tessera serve` starts.
     pub migrate_on_start: bool,

@@ -3,17 +3,20 @@
 //! clients, sessions (the one-transaction rotation), keys.
 
 use std::str::FromStr;
-use std::time::Duration as StdDuration;
+use std::sync::Arc;
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::shared::prelude::*;
 pub use crate::shared::{CLIENTS_CHANNEL, KEYS_CHANNEL};
 
+pub mod lanes;
 mod seam;
+use lanes::Lanes;
+pub use lanes::Split;
 use seam::*;
 
 crate::shared::repositories!(PgStore, PgConnection);
@@ -57,29 +60,44 @@ pub fn map_err(e: sqlx::Error) -> RepoError {
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// For every thread without a lane: the multi-thread runtime's (the CLI, `serve`'s
+    /// background tasks), LISTEN, migrations.
     pool: PgPool,
+    /// The HTTP workers' own pools (see [`lanes`]); none unless asked for.
+    lanes: Option<Arc<Lanes>>,
 }
 
 impl PgStore {
     /// Connects a pool. Connections are established lazily, so an unreachable server surfaces on
     /// first use (the readiness probe), not as a crash at start.
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        Self::connect_lazy_split(url, Split::of(max_connections, 0))
+    }
+
+    /// [`Self::connect_lazy`], with `split.lanes` pools of their own for the first threads on a
+    /// current-thread runtime that use the store: `serve`'s HTTP workers (see [`lanes`]).
+    pub fn connect_lazy_split(url: &str, split: Split) -> Result<Self, sqlx::Error> {
         let options = PgConnectOptions::from_str(url)?.application_name("tessera");
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .min_connections(0)
-            .idle_timeout(crate::IDLE_TIMEOUT)
-            .acquire_timeout(StdDuration::from_secs(5))
-            .connect_lazy_with(options);
-        Ok(Self { pool })
+        let pool = lanes::pool(options.clone(), split.shared);
+        Ok(Self { pool, lanes: Lanes::new(options, split) })
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, lanes: None }
     }
 
+    /// The pool for this thread: its lane's, or the shared one.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.lanes.as_deref().and_then(Lanes::here).unwrap_or(&self.pool)
+    }
+
+    /// Connections open, idle, and the most there may be, over every pool.
+    fn pools_stats(&self) -> (u32, u32, u32) {
+        let lanes = self.lanes.as_deref().into_iter().flat_map(Lanes::pools);
+        std::iter::once(&self.pool).chain(lanes).fold((0, 0, 0), |(size, idle, max), p| {
+            let i = u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
+            (size + p.size(), idle + i, max + p.options().get_max_connections())
+        })
     }
 
     /// Creates the database named in `url` if it does not exist yet.
@@ -92,7 +110,7 @@ impl PgStore {
 
     /// A listener subscribed to [`REVOCATION_CHANNEL`], [`KEYS_CHANNEL`] and [`CLIENTS_CHANNEL`].
     pub async fn revocation_listener(&self) -> Result<PgListener, sqlx::Error> {
-        let mut l = PgListener::connect_with(&self.pool).await?;
+        let mut l = PgListener::connect_with(self.pool()).await?;
         l.listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL, CLIENTS_CHANNEL]).await?;
         Ok(l)
     }

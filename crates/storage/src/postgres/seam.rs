@@ -20,7 +20,7 @@ pub(super) struct NoTurn;
 
 impl PgStore {
     pub(super) async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, RepoError> {
-        self.pool.begin().await.map_err(map_err)
+        self.pool().begin().await.map_err(map_err)
     }
 
     pub(super) async fn write_turn(&self) -> NoTurn {
@@ -38,7 +38,7 @@ impl PgStore {
     /// commit after a later id's. `None` when the table is empty, or when inserts stay in flight
     /// longer than `lock_timeout` (then the sealer skips its round).
     pub(super) async fn seal_upto(&self) -> Result<Option<i64>, RepoError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool().begin().await.map_err(map_err)?;
         sqlx::query("set local lock_timeout = '100ms'").execute(&mut *tx).await.map_err(map_err)?;
         if let Err(e) = sqlx::query("lock table audit_events in share mode").execute(&mut *tx).await {
             if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03") {
@@ -90,7 +90,7 @@ impl PgStore {
         if let Some((account, address)) = login {
             q = q.bind(account).bind(address);
         }
-        q.execute(&self.pool).await.map_err(map_err)?;
+        q.execute(self.pool()).await.map_err(map_err)?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ macro_rules! attempt_repository {
         #[async_trait::async_trait]
         impl LoginAttemptRepository for $store {
             async fn login_lock(&self, account: &str, address: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, RepoError> {
-                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                let mut conn = self.pool().acquire().await.map_err(map_err)?;
                 let (own, wide) = attempt_rows(&mut conn, account, address, "").await?;
                 Ok(LockoutPolicy::lock_in_force(own.as_ref(), wide.as_ref(), now))
             }
@@ -55,7 +55,7 @@ macro_rules! attempt_repository {
                     .bind(account)
                     .bind(address)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(())
@@ -65,7 +65,7 @@ macro_rules! attempt_repository {
                 let _turn = self.write_turn().await;
                 let done = sqlx::query(sqlx::AssertSqlSafe(format!("delete from login_attempts where {NEWEST_ATTEMPT} < $1")))
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected())

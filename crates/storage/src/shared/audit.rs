@@ -27,7 +27,7 @@ macro_rules! audit_repository {
                 .bind(e.user_id)
                 .bind(e.session_id)
                 .bind(e.detail.to_string())
-                .execute(&self.pool)
+                .execute(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -95,7 +95,7 @@ macro_rules! audit_repository {
                 )))
                 .bind(after_seq)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(rows::audit_record).collect())
@@ -103,7 +103,7 @@ macro_rules! audit_repository {
 
             async fn audit_unsealed(&self) -> Result<u64, RepoError> {
                 let (n,): (i64,) =
-                    sqlx::query_as("select count(*) from audit_events where seq is null").fetch_one(&self.pool).await.map_err(map_err)?;
+                    sqlx::query_as("select count(*) from audit_events where seq is null").fetch_one(self.pool()).await.map_err(map_err)?;
                 Ok(u64::try_from(n).unwrap_or(0))
             }
 
@@ -112,14 +112,14 @@ macro_rules! audit_repository {
                     "select min(id) from audit_events where seq is null \
                      and id < (select id from audit_events where seq is not null order by id desc limit 1)",
                 )
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(id)
             }
 
             async fn audit_head(&self) -> Result<Option<(ChainPoint, u64)>, RepoError> {
-                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                let mut conn = self.pool().acquire().await.map_err(map_err)?;
                 let Some(head) = newest_sealed(&mut conn).await? else { return Ok(None) };
                 let (n,): (i64,) = sqlx::query_as("select count(*) from audit_events where seq is not null")
                     .fetch_one(&mut *conn)
@@ -141,7 +141,7 @@ macro_rules! audit_repository {
                 .bind(user)
                 .bind(since)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(rows::audit_record).collect())

@@ -20,7 +20,7 @@ macro_rules! client_repository {
                 .bind(client.audiences.join(" "))
                 .bind(client.require_dpop)
                 .bind(client.exchange_types.join(" "))
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(())
@@ -29,7 +29,7 @@ macro_rules! client_repository {
             async fn client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, RepoError> {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {CLIENT_COLS} from clients where client_id = $1")))
                     .bind(client_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(rows::client).transpose()
@@ -37,7 +37,7 @@ macro_rules! client_repository {
 
             async fn list_clients(&self) -> Result<Vec<OAuthClient>, RepoError> {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {CLIENT_COLS} from clients order by client_id")))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool())
                     .await
                     .map_err(map_err)?;
                 rows.iter().map(rows::client).collect()
@@ -54,7 +54,7 @@ macro_rules! client_repository {
                     .bind(client.audiences.join(" "))
                     .bind(client.require_dpop)
                 .bind(client.exchange_types.join(" "))
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)

@@ -9,7 +9,7 @@ macro_rules! key_repository {
                 let rows = sqlx::query(
                     "select kid, alg, state, sealed_secret, created_at, activated_at, retired_at from signing_keys order by created_at",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(map_err)?;
                 rows.iter().map(rows::stored_key).collect()
@@ -27,7 +27,7 @@ macro_rules! key_repository {
                 .bind(key.created_at)
                 .bind(key.activated_at)
                 .bind(key.retired_at)
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(())

@@ -81,12 +81,11 @@ macro_rules! repositories {
         #[async_trait::async_trait]
         impl tessera_domain::ports::Health for $store {
             async fn ping(&self) -> Result<(), RepoError> {
-                sqlx::query("select 1").execute(&self.pool).await.map(drop).map_err(map_err)
+                sqlx::query("select 1").execute(self.pool()).await.map(drop).map_err(map_err)
             }
 
             fn pool_stats(&self) -> Option<(u32, u32, u32)> {
-                let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
-                Some((self.pool.size(), idle, self.pool.options().get_max_connections()))
+                Some(self.pools_stats())
             }
         }
 
@@ -96,7 +95,7 @@ macro_rules! repositories {
             /// some of them meanwhile).
             pub async fn migrate(&self) -> Result<usize, sqlx::migrate::MigrateError> {
                 let pending = self.pending_migrations().await.map_err(sqlx::migrate::MigrateError::Execute)?.len();
-                MIGRATOR.run(&self.pool).await?;
+                MIGRATOR.run(self.pool()).await?;
                 Ok(pending)
             }
 
@@ -104,7 +103,7 @@ macro_rules! repositories {
             pub async fn pending_migrations(&self) -> Result<Vec<String>, sqlx::Error> {
                 self.align_migrations().await?;
                 let applied: Vec<i64> =
-                    match sqlx::query_scalar("select version from _sqlx_migrations where success").fetch_all(&self.pool).await {
+                    match sqlx::query_scalar("select version from _sqlx_migrations where success").fetch_all(self.pool()).await {
                         Ok(v) => v,
                         // no migration table yet: nothing applied
                         Err(sqlx::Error::Database(_)) => vec![],

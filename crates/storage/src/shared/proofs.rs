@@ -11,7 +11,7 @@ macro_rules! proof_repository {
                     sqlx::query("insert into dpop_proofs (proof_key, expires_at) values ($1, $2) on conflict (proof_key) do nothing")
                         .bind(key.0.to_vec())
                         .bind(expires_at)
-                        .execute(&self.pool)
+                        .execute(self.pool())
                         .await
                         .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -19,8 +19,11 @@ macro_rules! proof_repository {
 
             async fn prune_proofs(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
                 let _turn = self.write_turn().await;
-                let done =
-                    sqlx::query("delete from dpop_proofs where expires_at < $1").bind(before).execute(&self.pool).await.map_err(map_err)?;
+                let done = sqlx::query("delete from dpop_proofs where expires_at < $1")
+                    .bind(before)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
                 Ok(done.rows_affected())
             }
         }

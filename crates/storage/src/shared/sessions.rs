@@ -126,7 +126,7 @@ macro_rules! session_repository {
                     q = q.bind(route.as_i32());
                 }
                 let row = q
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await
                 .map_err(map_err)?;
                 match row {
@@ -139,7 +139,7 @@ macro_rules! session_repository {
                 let live: Option<i32> =
                     sqlx::query_scalar("select 1 from refresh_tokens where not routed and expires_at > $1 and rotated_at is null limit 1")
                         .bind(now)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.pool())
                         .await
                         .map_err(map_err)?;
                 Ok(live.is_some())
@@ -151,7 +151,7 @@ macro_rules! session_repository {
                 )))
                     .bind(id.0)
                     .bind(route.map(Route::as_i32))
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(rows::session).transpose()
@@ -167,7 +167,7 @@ macro_rules! session_repository {
                 .bind(now)
                 .bind(i64::from(limit))
                 .bind(user.route().as_i32())
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(map_err)?;
                 rows.iter().map(rows::session).collect()
@@ -199,7 +199,7 @@ macro_rules! session_repository {
                 // SQLite stores times as RFC 3339 text in UTC, which orders like the instants.
                 let rows = sqlx::query("select id, revoked_at from sessions where revoked_at >= $1")
                     .bind(since)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool())
                     .await
                     .map_err(map_err)?;
                 rows.iter().map(rows::revoked).collect()
@@ -208,14 +208,14 @@ macro_rules! session_repository {
             async fn longest_live_access_ttl(&self, now: OffsetDateTime) -> Result<Option<Duration>, RepoError> {
                 // no access token outlives its session by more than the longest lifetime of any
                 let (longest,): (Option<i64>,) = sqlx::query_as("select cast(max(access_ttl_seconds) as bigint) from sessions")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.pool())
                     .await
                     .map_err(map_err)?;
                 let Some(longest) = longest else { return Ok(None) };
                 let (live,): (Option<i64>,) =
                     sqlx::query_as("select cast(max(access_ttl_seconds) as bigint) from sessions where expires_at > $1")
                         .bind(now - Duration::seconds(longest))
-                        .fetch_one(&self.pool)
+                        .fetch_one(self.pool())
                         .await
                         .map_err(map_err)?;
                 Ok(live.map(Duration::seconds))
@@ -257,7 +257,7 @@ macro_rules! session_repository {
                 .bind(client_id)
                 .bind(now)
                 .bind(user.route().as_i32())
-                .execute(&self.pool)
+                .execute(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(done.rows_affected())
@@ -290,7 +290,7 @@ macro_rules! session_repository {
                      where (sealed_secret is not null or sealed_pair is not null) and issued_at < $1",
                 )
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected())
@@ -301,7 +301,7 @@ macro_rules! session_repository {
                     "select {TOKEN_COLS} from refresh_tokens t where t.session_id = $1 order by t.issued_at, t.rotated_at nulls last"
                 )))
                 .bind(session.0)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(map_err)?;
                 rows.iter().map(rows::token).collect()

@@ -15,7 +15,7 @@ macro_rules! user_repository {
                 .bind(password.map(PasswordHash::as_str))
                 .bind(now)
                 .bind(Email::NORMALIZATION)
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool())
                 .await
                 .map_err(map_err)?;
                 rows::user(&row)
@@ -63,7 +63,7 @@ macro_rules! user_repository {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id = $1 and origin = $2")))
                     .bind(id.0)
                     .bind(origin)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(rows::user).transpose()
@@ -80,7 +80,7 @@ macro_rules! user_repository {
                 sqlx::query("insert into imports (origin, started_at) values ($1, $2) on conflict (origin) do update set started_at = $2")
                     .bind(origin)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(())
@@ -94,7 +94,7 @@ macro_rules! user_repository {
                 )
                 .bind(origin)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(())
@@ -103,7 +103,7 @@ macro_rules! user_repository {
             async fn import_finished(&self, origin: &str) -> Result<bool, RepoError> {
                 let row: Option<(bool,)> = sqlx::query_as("select finished_at is not null from imports where origin = $1")
                     .bind(origin)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(row.is_some_and(|(f,)| f))
@@ -120,7 +120,7 @@ macro_rules! user_repository {
                     let rows: Vec<(i64, String)> =
                         sqlx::query_as("select id, email from users where email_normalized_version < $1 order by id limit 500")
                             .bind(version)
-                            .fetch_all(&self.pool)
+                            .fetch_all(self.pool())
                             .await
                             .map_err(map_err)?;
                     if rows.is_empty() {
@@ -133,7 +133,7 @@ macro_rules! user_repository {
                                 .bind(id)
                                 .bind(n)
                                 .bind(version)
-                                .execute(&self.pool)
+                                .execute(self.pool())
                                 .await
                                 .map_err(map_err),
                             None => Err(RepoError::NotFound),
@@ -144,7 +144,7 @@ macro_rules! user_repository {
                                 sqlx::query("update users set email_normalized_version = $2 where id = $1")
                                     .bind(id)
                                     .bind(version)
-                                    .execute(&self.pool)
+                                    .execute(self.pool())
                                     .await
                                     .map_err(map_err)?;
                                 kept.push(UserId(id));
@@ -161,7 +161,7 @@ macro_rules! user_repository {
                     .bind(id.0)
                     .bind(old.as_str())
                     .bind(new.as_str())
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -175,7 +175,7 @@ macro_rules! user_repository {
                 .bind(after)
                 .bind(current)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(|(id, hash)| (UserId(id), PasswordHash::from_phc(hash))).collect())
@@ -185,7 +185,7 @@ macro_rules! user_repository {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id > $1 order by id limit $2")))
                     .bind(after)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool())
                     .await
                     .map_err(map_err)?;
                 rows.iter().map(rows::user).collect()
@@ -197,7 +197,7 @@ macro_rules! user_repository {
                     .bind(id.0)
                     .bind(hash.as_str())
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected() == 1)
@@ -235,7 +235,7 @@ macro_rules! user_repository {
             async fn user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where email_normalized = $1")))
                     .bind(email.normalized())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(rows::user).transpose()
@@ -244,7 +244,7 @@ macro_rules! user_repository {
             async fn user_by_id(&self, id: UserId) -> Result<Option<User>, RepoError> {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLS} from users where id = $1")))
                     .bind(id.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.pool())
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(rows::user).transpose()
@@ -256,7 +256,7 @@ macro_rules! user_repository {
                 )))
                 .bind(provider)
                 .bind(subject)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await
                 .map_err(map_err)?;
                 row.as_ref().map(rows::user).transpose()

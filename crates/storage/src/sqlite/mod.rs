@@ -147,6 +147,12 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Connections open, idle, and the most there may be.
+    fn pools_stats(&self) -> (u32, u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size(), idle, self.pool.options().get_max_connections())
+    }
+
     /// A write transaction holding SQLite's write lock from its first statement, once this
     /// process's earlier writers are done.
     async fn write_tx(&self) -> Result<WriteTx, RepoError> {
