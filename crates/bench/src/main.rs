@@ -76,10 +76,14 @@ fn dpop_proofs(htm: &str, htu: &str, access: Option<&str>, count: usize, files: 
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use sha2::Digest;
-    let key = jsonwebtoken::EncodingKey::from_ec_der(&STANDARD.decode(DPOP_KEY_DER)?);
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.typ = Some("dpop+jwt".into());
-    header.jwk = Some(serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": DPOP_KEY_X, "y": DPOP_KEY_Y}))?);
+    // signed with ring, as the server signs ES256: 120,000 proofs in a few seconds, where
+    // jsonwebtoken's portable P-256 took about 50 s here, and a proof's `iat` is good for 60
+    let rng = ring::rand::SystemRandom::new();
+    let key =
+        ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &STANDARD.decode(DPOP_KEY_DER)?, &rng)
+            .map_err(|e| anyhow::anyhow!("the bench's DPoP key: {e}"))?;
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256", "x": DPOP_KEY_X, "y": DPOP_KEY_Y}});
+    let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
     let ath = access.map(|t| URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(t.as_bytes())));
     let iat = OffsetDateTime::now_utc().unix_timestamp();
     let proof = || -> anyhow::Result<String> {
@@ -87,7 +91,9 @@ fn dpop_proofs(htm: &str, htu: &str, access: Option<&str>, count: usize, files: 
         if let Some(a) = &ath {
             claims["ath"] = json!(a);
         }
-        Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?));
+        let signature = key.sign(&rng, input.as_bytes()).map_err(|e| anyhow::anyhow!("signing a DPoP proof: {e}"))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
     };
     if files == 0 {
         println!("{}", proof()?);
