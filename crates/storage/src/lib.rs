@@ -20,6 +20,16 @@ pub use sqlite::SqliteStore;
 /// connection holds a worker thread and up to 2 MiB of page cache) and shrinks back after it.
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The sweep of what a rotation keeps sealed for its grace window (`drop_sealed_secrets`), on
+/// both databases. A sealed answer is only ever stored beside a sealed secret (a rotation's child
+/// gets both, a login's token only the secret) and the two are dropped together, so
+/// `sealed_secret is not null` finds every row holding either. It is also the predicate of the
+/// partial index `refresh_tokens_sealed_idx`: the sweep reads the few tokens still sealed, not
+/// the whole table (with `or sealed_pair is not null` neither database could use the index, and
+/// the sweep scanned every token ever issued, every minute). Public for the query-plan test.
+pub const DROP_SEALED_SQL: &str =
+    "update refresh_tokens set sealed_secret = null, sealed_pair = null where sealed_secret is not null and issued_at < $1";
+
 pub mod testing {
     //! Fresh, migrated databases for tests: one per test, on the server `DATABASE_URL` names.
 

@@ -285,10 +285,7 @@ macro_rules! session_repository {
 
             async fn drop_sealed_secrets(&self, before: OffsetDateTime) -> Result<u64, RepoError> {
                 let _turn = self.write_turn().await;
-                let done = sqlx::query(
-                    "update refresh_tokens set sealed_secret = null, sealed_pair = null \
-                     where (sealed_secret is not null or sealed_pair is not null) and issued_at < $1",
-                )
+                let done = sqlx::query(crate::DROP_SEALED_SQL)
                     .bind(before)
                     .execute(self.pool())
                     .await
