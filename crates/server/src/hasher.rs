@@ -84,7 +84,8 @@ impl HashThreads {
 /// login flood, the request threads' arenas stay resident at the flood's size (measured: 38 MiB
 /// against 29 MiB steady, 35 MiB once trimmed; the rest is actix-web's per-worker request pools,
 /// which a second flood reuses). `malloc_trim(0)` returns every arena's free pages. It locks each
-/// arena in turn, briefly: it runs on a hashing thread, once a burst is over.
+/// arena in turn, briefly: it runs on a hashing thread, once a burst is over, and after each
+/// round of the key schedule's maintenance (`keys::spawn`), once a minute by default.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[expect(unsafe_code, reason = "FFI to glibc's malloc_trim")]
 pub fn give_back_freed_memory() {

@@ -187,7 +187,7 @@ async fn log_audit_head(service: &tessera_domain::TokenService, logged: &mut Opt
 
 /// Runs the schedule every `schedule_every` (and drops the sealed refresh secrets whose grace
 /// window has passed, writes the sessions' last uses held in memory, seals the audit trail and
-/// logs its head now and then), and reloads every `reload_every` or at once when `changed` is notified
+/// logs its head now and then, then gives the memory the round freed back to the system), and reloads every `reload_every` or at once when `changed` is notified
 /// (Postgres: another instance or an operator changed the keys).
 pub fn spawn(
     manager: Arc<KeyManager>,
@@ -225,7 +225,12 @@ pub fn spawn(
                         Err(e @ tessera_domain::DomainError::Internal(_)) => tracing::error!(error = %e, "the audit trail was tampered with"),
                         Err(e) => tracing::warn!(error = %e, "sealing the audit trail failed"),
                     }
-                    manager.tick(now).await.map(drop)
+                    let ticked = manager.tick(now).await.map(drop);
+                    // What the round freed goes back to the system: the rows of a sealed backlog,
+                    // and the page caches of the store's connections that closed since the last
+                    // round. glibc keeps them in the arena of the thread that freed them.
+                    crate::hasher::give_back_freed_memory();
+                    ticked
                 }
                 _ = reload.tick() => manager.reload().await,
                 () = changed.notified() => manager.reload().await,
