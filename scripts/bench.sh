@@ -83,6 +83,17 @@ wrk_case() { # backend case connections script [env...]
 
 # how the binary's code is laid out against crates/cli/symbol-order.txt (the book: Development,
 # The release binary's layout): the steady RSS depends on it
+# $conns refresh tokens from as many logins with the form body given, comma-separated: a
+# rotated chain's token is spent once, so each rotated case starts from fresh ones
+fresh_tokens() { # login-body
+  local tokens="" t
+  for _ in $(seq 1 "$conns"); do
+    t=$(curl -fs "$base/oauth/token" -d "$1" | json_get refresh_token) || return 1
+    tokens="$tokens${tokens:+,}$t"
+  done
+  echo "$tokens"
+}
+
 # A ceiling measured around a case: for half the case's time just before it and half just
 # after, on the same server and store. The machine's speed drifts during a run (the neighbours of
 # a virtual machine, the tables' growth): GET /health/live answered 103,000 and 131,000 requests a
@@ -114,7 +125,7 @@ alternated_db_case() { # backend case login-body script [env...]
   local backend=$1 case=$2 body=$3 script=$4
   shift 4
   local start
-  start=$(for _ in $(seq 1 "$conns"); do curl -fs "$base/oauth/token" -d "$body" | json_get refresh_token; done | paste -sd, -)
+  start=$(fresh_tokens "$body")
   wrk_case "$backend" "$case" "$conns" "$script" "$@" BENCH_TOKENS="$start"
   local rounds=$(( seconds < 10 ? seconds : 10 )) i chains
   local slice=$(( seconds / rounds ))
@@ -123,7 +134,7 @@ alternated_db_case() { # backend case login-body script [env...]
     "$python" "$root/scripts/bench/cpu.py" "$pid" >> "$work/$case-cpu"
     "$TESSERA_BENCH_BIN" db --url "$url" --connections "$conns" --seconds "$slice" | record "$backend" "ceiling_${case}_round$i"
     "$python" "$root/scripts/bench/cpu.py" "$pid" >> "$work/$case-cpu"
-    chains=$(for _ in $(seq 1 "$conns"); do curl -fs "$base/oauth/token" -d "$body" | json_get refresh_token; done | paste -sd, -)
+    chains=$(fresh_tokens "$body")
     "$python" "$root/scripts/bench/cpu.py" "$pid" >> "$work/$case-cpu"
     seconds=$slice wrk_case "$backend" "${case}_round$i" "$conns" "$script" "$@" BENCH_TOKENS="$chains"
     "$python" "$root/scripts/bench/cpu.py" "$pid" >> "$work/$case-cpu"
@@ -212,7 +223,7 @@ run_backend() { # name url
     # SQLite's ceiling runs in another process on the server's file: each second of it would
     # throw away the server's page cache (SQLite sees the file changed), so it is measured around
     local tokens
-    tokens=$(for _ in $(seq 1 "$conns"); do curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token; done | paste -sd, -)
+    tokens=$(fresh_tokens "$login")
     paired_case "$backend" refresh_native_rotated db refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="$tokens"
   fi
   # DPoP beside Bearer: the same two calls with a proof each (RFC 9449), made ahead by
@@ -236,12 +247,12 @@ run_backend() { # name url
   # The control: as many connections hammering GET /health/live, and rotated refreshes beside
   # them. What the refreshes lose here is the cost of any flood on cores shared with its load
   # tool, whatever the flood asks for.
-  local more=""
-  for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
+  local more
+  more=$(fresh_tokens "$login")
   wrk_case "$backend" health_flood "$flood" get.lua BENCH_PATH=/health/live &
   local flooding=$!
   sleep 0.5
-  wrk_case "$backend" refresh_during_health_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
+  wrk_case "$backend" refresh_during_health_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="$more"
   wait "$flooding"
 
   # A login flood at a client's pace, and rotated refreshes beside it: 200 clients each logging
@@ -250,31 +261,28 @@ run_backend() { # name url
   # held to its unloaded value.
   # The unloaded refresh again, just before the flood: the tables have grown by every rotation
   # since the first refresh case, and the flood is compared with the same tables.
-  more=""
-  for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
+  more=$(fresh_tokens "$login")
   sleep 2 # the logins' hashing memory goes back after the hashing threads' idle second
-  wrk_case "$backend" refresh_before_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
-  more=""
-  for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
+  wrk_case "$backend" refresh_before_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="$more"
+  more=$(fresh_tokens "$login")
   sleep 2
   echo "$(date +%s.%N)" > "$dir/before_flood"
   wrk_case "$backend" login_flood_paced "$flood" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded \
     BENCH_BODY="$login" BENCH_DELAY_MS="${BENCH_FLOOD_DELAY_MS:-100}" &
   flooding=$!
   sleep 0.5
-  wrk_case "$backend" refresh_during_paced_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
+  wrk_case "$backend" refresh_during_paced_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="$more"
   wait "$flooding"
   sleep 3
   echo "$(date +%s.%N)" > "$dir/after_paced_flood"
 
   # The same 200 clients without a pause: as many logins as the server can answer, tens of
   # thousands of 503s a second, a denial of service at the HTTP layer, beside rotated refreshes
-  more=""
-  for _ in $(seq 1 "$conns"); do more="$more,$(curl -fs "$base/oauth/token" -d "$login" | json_get refresh_token)"; done
+  more=$(fresh_tokens "$login")
   wrk_case "$backend" login_flood "$flood" post.lua BENCH_PATH=/oauth/token BENCH_CONTENT_TYPE=application/x-www-form-urlencoded BENCH_BODY="$login" &
   flooding=$!
   sleep 0.5
-  wrk_case "$backend" refresh_during_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="${more#,}"
+  wrk_case "$backend" refresh_during_flood "$conns" refresh_chain.lua BENCH_PATH=/oauth/token BENCH_STYLE=oauth BENCH_TOKENS="$more"
   wait "$flooding"
   local flood_end
   flood_end=$(date +%s)
