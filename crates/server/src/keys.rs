@@ -187,8 +187,9 @@ async fn log_audit_head(service: &tessera_domain::TokenService, logged: &mut Opt
 
 /// Runs the schedule every `schedule_every` (and drops the sealed refresh secrets whose grace
 /// window has passed, writes the sessions' last uses held in memory, seals the audit trail and
-/// logs its head now and then, then gives the memory the round freed back to the system), and reloads every `reload_every` or at once when `changed` is notified
-/// (Postgres: another instance or an operator changed the keys).
+/// logs its head now and then, then gives the memory the round freed back to the system), and
+/// reloads every `reload_every` or at once when `changed` is notified (Postgres: another
+/// instance or an operator changed the keys).
 pub fn spawn(
     manager: Arc<KeyManager>,
     service: tessera_domain::TokenService,
