@@ -81,8 +81,6 @@ wrk_case() { # backend case connections script [env...]
     "$work/$case.json" "$from" "$to" | record "$backend" "$case"
 }
 
-# how the binary's code is laid out against crates/cli/symbol-order.txt (the book: Development,
-# The release binary's layout): the steady RSS depends on it
 # $conns refresh tokens from as many logins with the form body given, comma-separated: a
 # rotated chain's token is spent once, so each rotated case starts from fresh ones
 fresh_tokens() { # login-body
@@ -166,6 +164,8 @@ alternated_case() { # backend case script [env...]
   done
 }
 
+# how the binary's code is laid out against crates/cli/symbol-order.txt (the book: Development,
+# The release binary's layout): the steady RSS depends on it
 if command -v nm >/dev/null && [ -f "$root/crates/cli/symbol-order.txt" ]; then
   nm --defined-only "$TESSERA_BIN" | "$python" "$root/scripts/bench/layout.py" "$root/crates/cli/symbol-order.txt" | record all code_layout
 fi
