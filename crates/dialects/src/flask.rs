@@ -47,7 +47,7 @@ pub struct FlaskFormat {
 }
 
 /// Claims as a map: the two eras name them differently, and order is kept as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(transparent)]
 pub struct FlaskClaims(Map<String, Value>);
 

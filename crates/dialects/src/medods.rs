@@ -48,7 +48,7 @@ struct Subject {
 }
 
 /// The access token's claims.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MedodsClaims {
     pub user_id: i64,
     #[serde(rename = "GUID")]

@@ -50,7 +50,7 @@ pub struct SjFormat {
 
 /// simplejwt's claims, in its order; `sid` is ours (revocation), and `aud` is the library's
 /// own `AUDIENCE` setting, which Tessera always sets.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SjClaims {
     pub token_type: String,
     pub exp: i64,

@@ -3,6 +3,7 @@
 //! `alg: none` and algorithm confusion are impossible by construction: the algorithm used to
 //! verify comes from our key, never from the token.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -280,6 +281,12 @@ pub trait TimedClaims {
     }
 }
 
+/// What the keyring reads a token's claims into: timed, and cloneable, since the claims of a
+/// verified token are remembered (see `Ring::claims`).
+pub trait Claims: DeserializeOwned + TimedClaims + Clone + Send + Sync + 'static {}
+
+impl<T: DeserializeOwned + TimedClaims + Clone + Send + Sync + 'static> Claims for T {}
+
 /// The set of keys of one deployment, cheap to clone and share. Every clone sees a
 /// [`Keyring::reload`]: keys rotate while the process runs.
 #[derive(Clone, Default)]
@@ -349,29 +356,19 @@ impl Keyring {
 
     /// Verifies signature, algorithm and times. `allowed` lists the algorithms the calling face
     /// accepts; a token signed by a key of another algorithm is invalid there.
-    pub fn verify<T: DeserializeOwned + TimedClaims>(
-        &self,
-        token: &str,
-        allowed: &[Algorithm],
-        now: OffsetDateTime,
-    ) -> Result<T, AuthError> {
+    pub fn verify<T: Claims>(&self, token: &str, allowed: &[Algorithm], now: OffsetDateTime) -> Result<T, AuthError> {
         self.ring().verify_inner(token, allowed, Some(now))
     }
 
     /// Signature and algorithm only, whatever the token's times: for a face that takes an
     /// expired access token as proof of which pair a refresh belongs to (Medods).
-    pub fn verify_signature<T: DeserializeOwned + TimedClaims>(&self, token: &str, allowed: &[Algorithm]) -> Result<T, AuthError> {
+    pub fn verify_signature<T: Claims>(&self, token: &str, allowed: &[Algorithm]) -> Result<T, AuthError> {
         self.ring().verify_inner(token, allowed, None)
     }
 
     /// [`Self::verify`] at `now`, or [`Self::verify_signature`] when there is no `now`: what a
     /// token format's reader calls.
-    pub fn verify_at<T: DeserializeOwned + TimedClaims>(
-        &self,
-        token: &str,
-        allowed: &[Algorithm],
-        now: Option<OffsetDateTime>,
-    ) -> Result<T, AuthError> {
+    pub fn verify_at<T: Claims>(&self, token: &str, allowed: &[Algorithm], now: Option<OffsetDateTime>) -> Result<T, AuthError> {
         self.ring().verify_inner(token, allowed, now)
     }
 }
@@ -428,7 +425,33 @@ struct Ring {
     /// a JSON parse, a tenth of an HMAC token's verification. A segment that does not parse is
     /// not kept. Bounded like `verified`.
     headers: quick_cache::sync::Cache<String, Arc<ReadHeader>>,
+    /// What tokens read under this ring say, by the token's text: a client presents the same
+    /// token for its whole life, and reading its claims (a base64 decode and a JSON parse, and
+    /// for an HMAC token the HMAC) cost more than the rest of a verify call's own work (callgrind,
+    /// `/api/token/verify/`). Only a token identical to the byte to one whose signature verified
+    /// under this ring is taken from here; its header is still checked against the calling face
+    /// and its times on every call, as for `verified`. Bounded by weight (the token's length
+    /// and a claims set's), so it holds a few thousand tokens at most; one that falls out still
+    /// finds its public-key signature in `verified`.
+    claims: quick_cache::sync::Cache<Box<str>, Arc<dyn Any + Send + Sync>, ClaimsWeight>,
 }
+
+/// What a remembered token weighs: its text and about what a claims set holds.
+#[derive(Clone)]
+struct ClaimsWeight;
+
+impl quick_cache::Weighter<Box<str>, Arc<dyn Any + Send + Sync>> for ClaimsWeight {
+    fn weight(&self, token: &Box<str>, _: &Arc<dyn Any + Send + Sync>) -> u64 {
+        (token.len() + CLAIMS_SET_BYTES) as u64
+    }
+}
+
+/// About what a claims set takes on the heap, with the cache's own entry.
+const CLAIMS_SET_BYTES: usize = 256;
+/// The weight of the claims remembered per ring: a megabyte.
+const CLAIMS_KEPT_BYTES: u64 = 1024 * 1024;
+/// The longest token whose claims are remembered (Tessera's are under 1 KiB).
+const CLAIMS_KEPT_TOKEN_BYTES: usize = 2048;
 
 /// The two members of a token's header that verification reads.
 struct ReadHeader {
@@ -480,6 +503,11 @@ impl Ring {
             leeway_seconds: leeway_seconds.max(0),
             verified: quick_cache::sync::Cache::new(VERIFIED_KEPT),
             headers: quick_cache::sync::Cache::new(HEADERS_KEPT),
+            claims: quick_cache::sync::Cache::with_weighter(
+                CLAIMS_KEPT_BYTES as usize / (512 + CLAIMS_SET_BYTES),
+                CLAIMS_KEPT_BYTES,
+                ClaimsWeight,
+            ),
         }
     }
 
@@ -520,24 +548,13 @@ impl Ring {
         Ok(read)
     }
 
-    fn verify_inner<T: DeserializeOwned + TimedClaims>(
-        &self,
-        token: &str,
-        allowed: &[Algorithm],
-        now: Option<OffsetDateTime>,
-    ) -> Result<T, AuthError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(AuthError::TokenInvalid);
-        }
-        let header = self.header(token)?;
-        let key = self.keys.get(&header.kid).ok_or(AuthError::TokenInvalid)?;
-        if header.alg != key.alg.jwt() || !allowed.contains(&key.alg) || key.state == KeyState::Next {
-            return Err(AuthError::TokenInvalid);
-        }
-        let claims = match &key.material {
+    /// A token's claims, once its signature verifies under `key`: an HMAC is checked in full; a
+    /// public-key signature once per token (see `verified`).
+    fn read_claims<T: DeserializeOwned>(&self, token: &str, key: &LoadedKey) -> Result<T, AuthError> {
+        Ok(match &key.material {
             Material::Hmac(hmac) => {
-                // an HMAC costs about what the digest would: verify measured the same either way
-                // (A/B on one machine), so HMAC tokens are checked, not remembered
+                // no digest remembered: an HMAC costs about what the digest would (verify
+                // measured the same either way, A/B on one machine)
                 if !hmac.verifies(token) {
                     return Err(AuthError::TokenInvalid);
                 }
@@ -552,6 +569,28 @@ impl Ring {
                     self.verified.insert(digest, ());
                     claims
                 }
+            }
+        })
+    }
+
+    fn verify_inner<T: Claims>(&self, token: &str, allowed: &[Algorithm], now: Option<OffsetDateTime>) -> Result<T, AuthError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TokenInvalid);
+        }
+        let header = self.header(token)?;
+        let key = self.keys.get(&header.kid).ok_or(AuthError::TokenInvalid)?;
+        if header.alg != key.alg.jwt() || !allowed.contains(&key.alg) || key.state == KeyState::Next {
+            return Err(AuthError::TokenInvalid);
+        }
+        let remembered = self.claims.get(token).and_then(|c| c.downcast::<T>().ok());
+        let claims = match remembered {
+            Some(claims) => T::clone(&claims),
+            None => {
+                let claims: T = self.read_claims(token, key)?;
+                if token.len() <= CLAIMS_KEPT_TOKEN_BYTES {
+                    self.claims.insert(token.into(), Arc::new(claims.clone()));
+                }
+                claims
             }
         };
         let Some(now) = now else { return Ok(claims) };

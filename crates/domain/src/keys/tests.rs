@@ -3,7 +3,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::macros::datetime;
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct C {
     sub: String,
     exp: i64,
@@ -137,7 +137,7 @@ fn a_public_key_token_verified_once_is_still_checked_for_times_face_and_key_on_e
         let r = Keyring::new(std::slice::from_ref(&k), 0);
         let t = r.sign(alg, "JWT", &claims(60)).unwrap();
         assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60));
-        // taken from the verified digests: the same claims
+        // taken from the claims remembered by the token's text: the same claims
         assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60));
         // but never past its expiry, nor at a face of another algorithm
         assert_eq!(r.verify::<C>(&t, &[alg], NOW + time::Duration::seconds(60)), Err(AuthError::TokenExpired));
@@ -151,6 +151,38 @@ fn a_public_key_token_verified_once_is_still_checked_for_times_face_and_key_on_e
         let other = SigningKey::generate(alg, NOW).unwrap();
         r.reload(&[other]);
         assert_eq!(r.verify::<C>(&t, &[alg], NOW), Err(AuthError::TokenInvalid), "{alg:?}");
+    }
+}
+
+/// Claims are remembered with their type: a reader of another claims type reads the token
+/// itself, and each reader gets what its own type says.
+#[test]
+fn remembered_claims_answer_only_a_reader_of_their_own_type() {
+    #[derive(Debug, Clone, Deserialize, PartialEq)]
+    struct Only {
+        exp: i64,
+    }
+    impl TimedClaims for Only {
+        fn exp(&self) -> i64 {
+            self.exp
+        }
+    }
+    for alg in [Algorithm::HS256, Algorithm::ES256] {
+        let k = SigningKey::generate(alg, NOW).unwrap();
+        let r = Keyring::new(std::slice::from_ref(&k), 0);
+        let t = r.sign(alg, "JWT", &claims(60)).unwrap();
+        assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60));
+        assert_eq!(r.verify::<Only>(&t, &[alg], NOW).unwrap(), Only { exp: NOW.unix_timestamp() + 60 });
+        assert_eq!(r.verify::<C>(&t, &[alg], NOW).unwrap(), claims(60));
+        assert_eq!(r.verify_signature::<C>(&t, &[alg]).unwrap(), claims(60));
+        // a refused token is not remembered: it stays refused
+        let (input, sig) = t.rsplit_once('.').unwrap();
+        let mut flipped = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        flipped[0] ^= 1;
+        let bad = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&flipped));
+        for _ in 0..2 {
+            assert_eq!(r.verify::<C>(&bad, &[alg], NOW), Err(AuthError::TokenInvalid), "{alg:?}");
+        }
     }
 }
 
