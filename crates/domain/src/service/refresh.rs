@@ -41,7 +41,13 @@ impl TokenService {
         };
         let result = match policy {
             Ok((secret, policy)) => match policy {
-                RefreshPolicy::Rotate => self.rotate(face, &secret, input, now).await.map(|(pair, how)| (Refreshed::Pair(pair), how)),
+                RefreshPolicy::Rotate => {
+                    let rotated = self.rotate(face, &secret, input, now).await;
+                    // presented once (a retry within the grace window reads it again): what the
+                    // keyring remembered of it goes now rather than when evicted
+                    self.keyring.forget(presented);
+                    rotated.map(|(pair, how)| (Refreshed::Pair(pair), how))
+                }
                 RefreshPolicy::Reuse => {
                     self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
                 }

@@ -675,3 +675,58 @@ async fn a_flood_of_throttled_attempts_writes_one_log_line_per_address_and_minut
     assert!(w.svc.register_from("again@example.com", "correct horse".into(), Some("10.66.0.1"), later).await.is_err());
     assert_eq!(warnings.load(Ordering::Relaxed), 3, "and one more a minute later");
 }
+
+/// The native format with a refresh token that is a JWT carrying its secret, as simplejwt's is.
+struct JwtRefresh(NativeFormat);
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct RefreshJwt {
+    secret: String,
+    exp: i64,
+}
+
+impl crate::keys::TimedClaims for RefreshJwt {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl TokenFormat for JwtRefresh {
+    fn render_access(&self, k: &Keyring, aud: &str, s: &Session, jti: Uuid, at: OffsetDateTime) -> Result<String, DomainError> {
+        self.0.render_access(k, aud, s, jti, at)
+    }
+    fn render_refresh(&self, k: &Keyring, _: &str, _: &Session, r: &RefreshRecord, secret: &RefreshSecret) -> Result<String, DomainError> {
+        let claims = RefreshJwt { secret: secret.encode(crate::secret::SecretEncoding::UrlSafe), exp: r.expires_at.unix_timestamp() };
+        k.sign(Algorithm::HS256, "JWT", &claims)
+    }
+    fn read_access(&self, k: &Keyring, token: &str, now: Option<OffsetDateTime>) -> Result<AccessView, AuthError> {
+        self.0.read_access(k, token, now)
+    }
+    fn read_refresh(&self, k: &Keyring, token: &str, now: OffsetDateTime) -> Result<RefreshView, AuthError> {
+        let claims: RefreshJwt = k.verify(token, &[Algorithm::HS256], now)?;
+        let secret = RefreshSecret::parse(&claims.secret, crate::secret::SecretEncoding::UrlSafe).ok_or(AuthError::TokenInvalid)?;
+        Ok(RefreshView { secret, audience: None })
+    }
+}
+
+/// A refresh JWT is read once and then spent by its rotation: the keyring remembers the claims of
+/// the tokens it verified (`Ring::claims`), and a spent refresh token, whose claims hold its
+/// secret, is forgotten then rather than when evicted. One that is only checked stays remembered.
+#[tokio::test]
+async fn a_refresh_jwt_spent_by_a_rotation_is_not_kept_in_memory() {
+    let format = NativeFormat { issuer: "tessera".into(), accepted_issuers: vec![], alg: Algorithm::HS256 };
+    let w = world_with(vec![Face { format: Arc::new(JwtRefresh(format)), ..native_face() }]);
+    let p0 = logged_in(&w).await;
+    w.svc.check_refresh(&w.face, &p0.refresh_token, T0).await.unwrap();
+    assert!(w.svc.keyring.remembers(&p0.refresh_token), "a token checked and not spent is remembered");
+    let p1 = rotate(&w, &p0.refresh_token, Some("app"), None, T0).await.unwrap();
+    assert!(!w.svc.keyring.remembers(&p0.refresh_token));
+    // a retry within the grace window reads it again, gets the same pair, and forgets it again
+    let again = rotate(&w, &p0.refresh_token, Some("app"), None, T0 + Duration::seconds(1)).await.unwrap();
+    assert_eq!(again.refresh_token, p1.refresh_token);
+    assert!(!w.svc.keyring.remembers(&p0.refresh_token));
+    // and the child rotates in its turn
+    let p2 = rotate(&w, &p1.refresh_token, Some("app"), None, T0 + Duration::seconds(2)).await.unwrap();
+    assert_ne!(p2.refresh_token, p1.refresh_token);
+    assert!(!w.svc.keyring.remembers(&p1.refresh_token));
+}
