@@ -443,9 +443,10 @@ struct Ring {
     /// for an HMAC token the HMAC) was most of a token check's work: 23,700 of its 26,000
     /// instructions (callgrind, `/api/token/verify/`). Only a token identical to the byte to one
     /// whose signature verified under this ring is taken from here; its header is still checked
-    /// against the calling face and its times on every call, as for `verified`. Bounded by weight (the token's length
-    /// and a claims set's), so it holds a few hundred tokens at most; one that falls out still
-    /// finds its public-key signature in `verified`.
+    /// against the calling face and its times on every call, as for `verified`. Bounded by
+    /// weight (the token's length and a claims set's), so it holds a few hundred tokens at most;
+    /// one that falls out still finds its public-key signature in `verified`. A refresh token
+    /// spent by a rotation is dropped at once ([`Keyring::forget`]).
     claims: quick_cache::sync::Cache<Box<str>, Arc<dyn Any + Send + Sync>, ClaimsWeight>,
 }
 
