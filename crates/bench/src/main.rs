@@ -144,6 +144,7 @@ async fn chain(store: Arc<dyn Store>, user: tessera_domain::UserId, until: Insta
                 child: NewRefresh { hash: child, sealed_secret: vec![0; 56], access_jti: Uuid::new_v4() },
                 bound_access: None,
                 faces: Some(&faces),
+                not_rotated: &[],
                 request: &request,
                 rules: &[],
                 dpop_jkt: None,

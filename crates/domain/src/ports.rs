@@ -170,6 +170,8 @@ pub struct RotateRequest<'a> {
     pub bound_access: Option<uuid::Uuid>,
     /// The faces whose sessions may be refreshed here (see [`crate::rotation::RefreshFacts`]).
     pub faces: Option<&'a [String]>,
+    /// The faces whose tokens are not rotated (see [`crate::rotation::RefreshFacts::not_rotated`]).
+    pub not_rotated: &'a [String],
     /// Where the request comes from; a rotation records it on the session.
     pub request: &'a RequestMeta,
     pub rules: &'a [RiskRule],
@@ -189,6 +191,7 @@ impl std::fmt::Debug for RotateRequest<'_> {
             .field("grace", &self.grace)
             .field("presenting_client", &self.presenting_client)
             .field("faces", &self.faces)
+            .field("not_rotated", &self.not_rotated)
             .finish_non_exhaustive()
     }
 }

@@ -118,6 +118,11 @@ pub enum RefreshRefusal {
     RiskDenied(RiskCondition),
     /// A risk rule refused the refresh and revoked sessions.
     RiskRevoked(RiskCondition),
+    /// The token's session was opened by a face that refreshes by reuse (see
+    /// [`RefreshFacts::not_rotated`]): such a token is never rotated, wherever it is presented.
+    /// Nothing was changed, and nothing else about the token was decided: the refresh goes on
+    /// under the reuse policy, whose own checks give the answer.
+    NotRotated,
 }
 
 impl From<RefreshRefusal> for AuthError {
@@ -134,6 +139,9 @@ impl From<RefreshRefusal> for AuthError {
             RefreshRefusal::KeyMismatch => AuthError::DpopKeyMismatch,
             RefreshRefusal::RiskDenied(c) => AuthError::RiskRefused { condition: c, revoked: false },
             RefreshRefusal::RiskRevoked(c) => AuthError::RiskRefused { condition: c, revoked: true },
+            // the refresh answers it under the reuse policy; a caller that names no such faces
+            // never sees it
+            RefreshRefusal::NotRotated => AuthError::TokenInvalid,
         }
     }
 }
@@ -153,6 +161,11 @@ pub struct RefreshFacts<'a> {
     /// The faces whose sessions the presenting face may refresh (its audience); `None` only for
     /// storage-level callers that act for no face.
     pub faces: Option<&'a [String]>,
+    /// Faces among `faces` that refresh by reuse: a token of their sessions is not rotated here
+    /// ([`RefreshRefusal::NotRotated`], before any other rule). A token lives by the policy of
+    /// the face that issued it, and the rotation's own read of the session tells which one that
+    /// is, so the presenting face need not read the token first to learn it.
+    pub not_rotated: &'a [String],
     /// Where the request comes from, and the presenting face's risk rules.
     pub request: &'a RequestMeta,
     pub rules: &'a [RiskRule],
@@ -191,6 +204,10 @@ pub fn decide_with_risk(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Durati
 
 fn rotation_rule(f: &RefreshFacts<'_>, now: OffsetDateTime, grace: Duration) -> RefreshDecision {
     use RefreshDecision::*;
+    // Not this rotation's to decide at all: the reuse policy's checks answer it.
+    if f.not_rotated.contains(&f.session.face) {
+        return Refuse(RefreshRefusal::NotRotated);
+    }
     // Blocking also revokes every session; the block is the reason the faces should name.
     if !f.user_active {
         return Refuse(RefreshRefusal::UserBlocked);
@@ -308,10 +325,28 @@ mod tests {
             presenting_client: Some("app"),
             bound_access: None,
             faces: None,
+            not_rotated: &[],
             request: NO_REQUEST,
             rules: &[],
             dpop_jkt: None,
         }
+    }
+
+    /// A reusing face's token is not the rotation's to decide, whatever else holds of it: the
+    /// reuse policy's checks give the answer, so none of the rules below may speak first.
+    #[test]
+    fn a_token_of_a_face_that_reuses_is_refused_before_any_other_rule() {
+        let (t, mut s) = (token(1, None), session());
+        let not_rotated = ["native".to_owned()];
+        let f = RefreshFacts { not_rotated: &not_rotated, ..facts(&t, &s, None) };
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::NotRotated));
+        s.revoked_at = Some(T0);
+        let f = RefreshFacts { not_rotated: &not_rotated, user_active: false, ..facts(&t, &s, None) };
+        assert_eq!(decide(&f, T0 + Duration::days(90), GRACE), RefreshDecision::Refuse(RefreshRefusal::NotRotated));
+        // another face's session is decided as before
+        let other = ["django".to_owned()];
+        let f = RefreshFacts { not_rotated: &other, ..facts(&t, &s, None) };
+        assert_eq!(decide(&f, T0, GRACE), RefreshDecision::Refuse(RefreshRefusal::Revoked));
     }
 
     #[test]

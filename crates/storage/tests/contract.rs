@@ -69,6 +69,7 @@ fn child_req(route: tessera_domain::Route, presented: TokenHash, now: OffsetDate
         child: NewRefresh { hash: h, sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() },
         bound_access: None,
         faces: None,
+        not_rotated: &[],
         request: &NO_REQUEST,
         rules: &[],
         dpop_jkt: None,
@@ -269,6 +270,32 @@ async fn a_session_round_trips_and_its_token_rotates_once(store: Arc<dyn Store>)
     let parent = family.iter().find(|t| t.hash == first.hash).unwrap();
     assert!(parent.rotated_at.is_some());
     assert!(parent.sealed_secret.is_none(), "a rotated token keeps no sealed secret");
+}
+
+/// A token of a face named as not rotated is refused before anything else is decided, and
+/// nothing is written: the caller refreshes it by reuse instead (see `RefreshFacts::not_rotated`).
+async fn a_token_of_a_face_that_reuses_is_left_as_it_was(store: Arc<dyn Store>) {
+    let u = user(&*store, "a@example.com").await;
+    let t0 = now();
+    let (session, first) = open(&*store, &u, t0).await;
+    let not_rotated = [session.face.clone()];
+    let at = t0 + Duration::minutes(1);
+    let outcome =
+        store.rotate(RotateRequest { not_rotated: &not_rotated, ..child_req(u.id.route(), first.hash, at, Duration::seconds(5)) }).await;
+    assert!(
+        matches!(outcome, Ok(RotateOutcome::Refused { refusal: RefreshRefusal::NotRotated, session: Some(s), ref revoked }) if s == session.id && revoked.is_empty()),
+        "{outcome:?}"
+    );
+    let family = store.family(session.id).await.unwrap();
+    assert_eq!(family.len(), 1, "no child");
+    assert!(family[0].rotated_at.is_none() && family[0].sealed_secret.is_some(), "the token is as it was");
+    let (_, sess) = store.refresh_by_hash(first.hash, Some(u.id.route())).await.unwrap().unwrap();
+    assert_eq!(sess.last_refresh_at, session.last_refresh_at, "the session is as it was");
+    // another face's list changes nothing: the same token then rotates
+    let others = ["elsewhere".to_owned()];
+    let outcome =
+        store.rotate(RotateRequest { not_rotated: &others, ..child_req(u.id.route(), first.hash, at, Duration::seconds(5)) }).await;
+    assert!(matches!(outcome, Ok(RotateOutcome::Rotated { .. })), "{outcome:?}");
 }
 
 async fn a_rotations_sealed_answer_is_kept_through_the_grace_window_and_then_dropped(store: Arc<dyn Store>) {
@@ -833,6 +860,7 @@ contract!(
     an_imported_id_never_speaks_for_a_user_registered_here,
     emails_compare_case_insensitively_beyond_ascii,
     a_session_round_trips_and_its_token_rotates_once,
+    a_token_of_a_face_that_reuses_is_left_as_it_was,
     a_rotations_sealed_answer_is_kept_through_the_grace_window_and_then_dropped,
     a_password_login_opens_its_session_and_forgets_the_addresss_failures_in_one_write,
     fifty_concurrent_rotations_of_one_token_rotate_once_and_return_one_child,

@@ -49,6 +49,7 @@ fn rotation(u: &User, presented: TokenHash, now: OffsetDateTime) -> RotateReques
         child: NewRefresh { hash: random_hash(), sealed_secret: vec![1; 56], access_jti: Uuid::new_v4() },
         bound_access: None,
         faces: None,
+        not_rotated: &[],
         request: &NO_REQUEST,
         rules: &[],
         dpop_jkt: None,

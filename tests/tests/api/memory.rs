@@ -93,6 +93,15 @@ async fn under_mixed_policies_a_reused_token_is_kept_and_a_rotated_one_is_not() 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(refused.map(|r| r.0), Some(401), "the revoked djoser token is refused within 5 s");
+    let refused = post_json(&app, "/api/token/refresh/", json!({"refresh": dj["refresh"]})).await;
+    assert_eq!(refused, (401, json!({"detail": "Token is blacklisted", "code": "token_not_valid"})), "and at simplejwt");
+    // a djoser token simplejwt sees first (not yet kept): its rotation reads the session, learns
+    // whose token it is and changes nothing; the token is then reused as djoser reuses it
+    let (_, fresh) = post_json(&app, "/auth/jwt/create/", creds.clone()).await;
+    for path in ["/api/token/refresh/", "/api/token/refresh/", "/auth/jwt/refresh/"] {
+        let (status, body) = post_json(&app, path, json!({"refresh": fresh["refresh"]})).await;
+        assert_eq!((status, body.get("refresh")), (200, None), "{path}: {body}");
+    }
     // simplejwt's own token rotates, and its reuse after the rotation revokes the session
     let (_, sj) = post_json(&app, "/api/token/", creds).await;
     let (status, next) = post_json(&app, "/api/token/refresh/", json!({"refresh": sj["refresh"]})).await;

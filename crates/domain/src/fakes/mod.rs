@@ -54,9 +54,15 @@ fn compares_as(u: &User, email: &Email) -> bool {
 pub struct InMemoryStore {
     state: Mutex<State>,
     lose_next_answer: std::sync::atomic::AtomicBool,
+    refresh_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl InMemoryStore {
+    /// How many times a refresh token was looked up outside a rotation (`refresh_by_hash`).
+    pub fn refresh_reads(&self) -> usize {
+        self.refresh_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Marks a token as issued before routing keys: its bytes name no route.
     pub fn issued_before_routes(&self, hash: TokenHash) {
         if let Ok(mut s) = self.lock() {
@@ -434,6 +440,7 @@ impl SessionRepository for InMemoryStore {
             presenting_client: req.presenting_client,
             bound_access: req.bound_access,
             faces: req.faces,
+            not_rotated: req.not_rotated,
             request: req.request,
             rules: req.rules,
             dpop_jkt: req.dpop_jkt,
@@ -490,6 +497,7 @@ impl SessionRepository for InMemoryStore {
     }
 
     async fn refresh_by_hash(&self, hash: TokenHash, route: Option<crate::Route>) -> Result<Option<(RefreshRecord, Session)>, RepoError> {
+        self.refresh_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.lock()?.token_on(&hash, route))
     }
     async fn unrouted_tokens_live(&self, now: OffsetDateTime) -> Result<bool, RepoError> {

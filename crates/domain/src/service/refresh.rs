@@ -40,18 +40,25 @@ impl TokenService {
             Err(e) => Err(e),
         };
         let result = match policy {
-            Ok((secret, policy)) => match policy {
-                RefreshPolicy::Rotate => {
-                    let rotated = self.rotate(face, &secret, input, now).await;
+            Ok((secret, RefreshPolicy::Rotate)) => match self.rotate(face, &secret, &input, now).await {
+                // a token of a peer that reuses: refreshed as that peer refreshes, as `policy_of`
+                // would have said had it read the token first
+                Ok(Rotation::NotRotated) => {
+                    self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
+                }
+                rotated => {
                     // presented once (a retry within the grace window reads it again): what the
                     // keyring remembered of it goes now rather than when evicted
                     self.keyring.forget(presented);
-                    rotated.map(|(pair, how)| (Refreshed::Pair(pair), how))
-                }
-                RefreshPolicy::Reuse => {
-                    self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
+                    rotated.and_then(|r| match r {
+                        Rotation::Done(pair, how) => Ok((Refreshed::Pair(pair), how)),
+                        Rotation::Unknown | Rotation::NotRotated => Err(AuthError::from(crate::RefreshRefusal::Unknown).into()),
+                    })
                 }
             },
+            Ok((secret, RefreshPolicy::Reuse)) => {
+                self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
+            }
             Err(e) => Err(e),
         };
         let outcome = match &result {
@@ -66,8 +73,11 @@ impl TokenService {
     /// The policy a refresh token lives by: that of the face that issued it, wherever it is
     /// presented. Faces that share an audience accept each other's refresh tokens and may
     /// refresh differently; a token rotated at one must not live on at a sibling that reuses.
-    /// The store is read only when the face's peers refresh differently from it, and then not
-    /// for a token kept in memory (one a reusing face issued, see `live_refresh`).
+    /// Nothing is read when the face's peers refresh as it does, nor for a token kept in memory
+    /// (one a reusing face issued, see `live_refresh`). At a face that rotates, nothing is read
+    /// either: the rotation reads the token's session anyway, and refuses a reusing peer's token
+    /// with [`Rotation::NotRotated`] (see `refresh`). Only a face that reuses, beside peers that
+    /// rotate, reads a token it has not kept to learn its policy.
     pub(super) async fn policy_of(&self, face: &Face, secret: &RefreshSecret, now: OffsetDateTime) -> Result<RefreshPolicy, DomainError> {
         let peers = self.faces.peers_of(face);
         if peers.iter().all(|p| self.faces.get(p).is_none_or(|f| f.refresh == face.refresh)) {
@@ -76,6 +86,9 @@ impl TokenService {
         let hash = self.secret_hash(secret.as_bytes());
         if let Some(r) = self.remembered(&hash, now) {
             return Ok(self.faces.get(&r.session.face).map_or(face.refresh, |f| f.refresh));
+        }
+        if face.refresh == RefreshPolicy::Rotate {
+            return Ok(RefreshPolicy::Rotate);
         }
         Ok(match self.find_refresh(secret, hash, now).await? {
             Some((record, session)) => {
@@ -87,29 +100,31 @@ impl TokenService {
         })
     }
 
+    /// A rotation of a presented refresh token, on its route (or, for a token issued before
+    /// routing keys, its user's). [`Rotation::Unknown`] when it is found on neither.
     pub(super) async fn rotate(
         &self,
         face: &Face,
         presented: &RefreshSecret,
-        input: RefreshInput<'_>,
+        input: &RefreshInput<'_>,
         now: OffsetDateTime,
-    ) -> Result<(IssuedPair, RefreshOutcome), DomainError> {
+    ) -> Result<Rotation, DomainError> {
         let named = presented.route();
-        if let Some(done) = self.rotate_on(face, presented, named, &input, now).await? {
-            return Ok(done);
+        let found = self.rotate_on(face, presented, named, input, now).await?;
+        if !matches!(found, Rotation::Unknown) {
+            return Ok(found);
         }
         // a token issued before routing keys is where its user's route is, whatever its bytes say
         if self.unrouted_may_live(now).await?
             && let Some((_, session)) = self.store.refresh_by_hash(self.secret_hash(presented.as_bytes()), None).await?
             && session.user_id.route() != named
-            && let Some(done) = self.rotate_on(face, presented, session.user_id.route(), &input, now).await?
         {
-            return Ok(done);
+            return self.rotate_on(face, presented, session.user_id.route(), input, now).await;
         }
-        Err(AuthError::from(crate::RefreshRefusal::Unknown).into())
+        Ok(Rotation::Unknown)
     }
 
-    /// [`Self::rotate`] on `route`; `None` when no such token is there.
+    /// [`Self::rotate`] on `route`.
     async fn rotate_on(
         &self,
         face: &Face,
@@ -117,7 +132,7 @@ impl TokenService {
         route: Route,
         input: &RefreshInput<'_>,
         now: OffsetDateTime,
-    ) -> Result<Option<(IssuedPair, RefreshOutcome)>, DomainError> {
+    ) -> Result<Rotation, DomainError> {
         let bound_access = match input.bound_access {
             Some(raw) => {
                 let view = face.format.read_access(&self.keyring, raw, None)?;
@@ -131,6 +146,9 @@ impl TokenService {
         let secret = RefreshSecret::generate_routed(face.format.secret_len(), route)?;
         let child = self.prepare_refresh(&secret)?;
         let peers = self.faces.peers_of(face);
+        // empty (no allocation) where every peer rotates, as in most deployments
+        let not_rotated: Vec<String> =
+            peers.iter().filter(|p| self.faces.get(p).is_some_and(|f| f.refresh == RefreshPolicy::Reuse)).cloned().collect();
         // The answer is rendered inside the rotation and kept sealed with the child, so that a
         // retry within the grace window gets these very bytes; here it is kept as rendered.
         let rendered: std::sync::Mutex<Option<Result<(String, String), DomainError>>> = std::sync::Mutex::new(None);
@@ -156,6 +174,7 @@ impl TokenService {
             child,
             bound_access,
             faces: Some(&peers),
+            not_rotated: &not_rotated,
             request: &input.request,
             rules: &face.risk,
             dpop_jkt: input.dpop_jkt,
@@ -176,7 +195,7 @@ impl TokenService {
             (RotateOutcome::Rotated { session, child, signals }, Some(Ok((access, refresh)))) => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
                 self.report(face, &session, &signals, now);
-                Ok(Some((self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated)))
+                Ok(Rotation::Done(self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated))
             }
             (RotateOutcome::Rotated { .. }, _) => Err(DomainError::Internal("a rotation stored no answer".into())),
             (RotateOutcome::Reissued { session, child, signals }, _) => {
@@ -199,9 +218,10 @@ impl TokenService {
                     // give the same bytes; others a pair as valid)
                     None => self.pair(face, &session, &child, secret, now)?,
                 };
-                Ok(Some((pair, RefreshOutcome::ReissuedInGrace)))
+                Ok(Rotation::Done(pair, RefreshOutcome::ReissuedInGrace))
             }
-            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::Unknown, .. }, _) => Ok(None),
+            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::Unknown, .. }, _) => Ok(Rotation::Unknown),
+            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::NotRotated, .. }, _) => Ok(Rotation::NotRotated),
             (RotateOutcome::Refused { refusal, session, revoked }, _) => {
                 for id in &revoked {
                     self.revocations.note_revoked(*id, now);
@@ -462,6 +482,17 @@ impl TokenService {
             refresh_expires_at: record.expires_at,
         }
     }
+}
+
+/// What a rotation attempt came to, short of an error.
+pub(super) enum Rotation {
+    /// A new pair, or within the grace window the pair of the first rotation.
+    Done(IssuedPair, RefreshOutcome),
+    /// No such token (on the route tried).
+    Unknown,
+    /// A token of a session opened by a face that reuses refresh tokens: nothing was changed,
+    /// and the token is to be refreshed as that face refreshes.
+    NotRotated,
 }
 
 /// What a sealed pair is bound to: its record, and that it is a pair (not the secret, which is

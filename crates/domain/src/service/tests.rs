@@ -429,6 +429,52 @@ async fn a_reuse_face_refreshes_again_and_again_with_one_refresh_token() {
     assert_eq!(auth(gone), AuthError::TokenRevoked);
 }
 
+/// A face that rotates beside a peer that reuses (simplejwt beside djoser, as `make bench` runs
+/// them): its own tokens rotate without being read first, since the rotation reads the token's
+/// session anyway and tells whose it is; a reusing peer's token is refreshed as that peer
+/// refreshes, with the answers it gave before, refusals included.
+#[tokio::test]
+async fn a_rotating_face_learns_a_tokens_policy_inside_the_rotation() {
+    let w = world_with(vec![native_face(), face("sj", "django", RefreshPolicy::Rotate), face("dj", "django", RefreshPolicy::Reuse)]);
+    let (sj, dj) = (w.svc.face("sj").unwrap(), w.svc.face("dj").unwrap());
+    // its own token: rotated, and no lookup besides the rotation's own read
+    let own = pair_at(&w, "sj").await;
+    let reads = w.store.refresh_reads();
+    let Refreshed::Pair(next) = w.svc.refresh(&sj, &own.refresh_token, RefreshInput::default(), T0).await.unwrap() else {
+        panic!("sj rotates its own tokens")
+    };
+    assert_eq!(w.store.refresh_reads(), reads, "the rotation alone read the token");
+    let err = w.svc.refresh(&sj, &own.refresh_token, RefreshInput::default(), T0 + Duration::seconds(10)).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::TokenReused, "reuse after the window is still caught");
+    assert_eq!(auth(w.svc.refresh(&sj, &next.refresh_token, RefreshInput::default(), T0).await.unwrap_err()), AuthError::TokenRevoked);
+
+    // the peer's token: an access token only, nothing rotated, and read once, then kept
+    let theirs = pair_at(&w, "dj").await;
+    let reads = w.store.refresh_reads();
+    for second in 1..=3 {
+        let at = T0 + Duration::seconds(second);
+        let r = w.svc.refresh(&sj, &theirs.refresh_token, RefreshInput::default(), at).await.unwrap();
+        let Refreshed::Access(a) = r else { panic!("a reusing peer's token is never rotated") };
+        assert_eq!(a.session_id, theirs.session_id);
+        assert!(w.svc.resolve_access(&sj, &a.access_token, at).is_ok());
+    }
+    assert_eq!(w.store.refresh_reads(), reads + 1, "read once, then answered from memory");
+    assert_eq!(w.store.family(theirs.session_id).await.unwrap().len(), 1, "nothing was rotated");
+    assert!(w.svc.refresh(&dj, &theirs.refresh_token, RefreshInput::default(), T0).await.is_ok(), "and it lives on at its face");
+
+    // refusals as the reusing face gives them: a revoked session, then a blocked user
+    let revoked = pair_at(&w, "dj").await;
+    w.svc.revoke_session(revoked.session_id, revoked.user_id, "logout", T0).await.unwrap();
+    let err = w.svc.refresh(&sj, &revoked.refresh_token, RefreshInput::default(), T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::TokenRevoked);
+    let blocked = pair_at(&w, "dj").await;
+    w.svc.set_user_status(blocked.user_id, UserStatus::Blocked, T0).await.unwrap();
+    let err = w.svc.refresh(&sj, &blocked.refresh_token, RefreshInput::default(), T0).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::UserBlocked);
+    let err = w.svc.refresh(&sj, &theirs.refresh_token, RefreshInput::default(), T0 + Duration::minutes(4)).await.unwrap_err();
+    assert_eq!(auth(err), AuthError::UserBlocked, "the token kept in memory hears the block");
+}
+
 #[tokio::test]
 async fn every_face_refuses_other_faces_tokens_except_within_its_group() {
     let w = world_with(vec![native_face(), face("a", "django", RefreshPolicy::Rotate), face("b", "django", RefreshPolicy::Rotate)]);

@@ -65,6 +65,7 @@ macro_rules! session_repository {
                     presenting_client: req.presenting_client,
                     bound_access: req.bound_access,
                     faces: req.faces,
+                    not_rotated: req.not_rotated,
                     request: req.request,
                     rules: req.rules,
                     dpop_jkt: req.dpop_jkt,
