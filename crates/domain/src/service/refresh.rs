@@ -40,22 +40,23 @@ impl TokenService {
             Err(e) => Err(e),
         };
         let result = match policy {
-            Ok((secret, RefreshPolicy::Rotate)) => match self.rotate(face, &secret, &input, now).await {
-                // a token of a peer that reuses: refreshed as that peer refreshes, as `policy_of`
-                // would have said had it read the token first
-                Ok(Rotation::NotRotated) => {
-                    self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
-                }
-                rotated => {
+            Ok((secret, RefreshPolicy::Rotate)) => {
+                let rotated = self.rotate(face, &secret, &input, now).await;
+                if !matches!(rotated, Ok(Rotation::NotRotated)) {
                     // presented once (a retry within the grace window reads it again): what the
                     // keyring remembered of it goes now rather than when evicted
                     self.keyring.forget(presented);
-                    rotated.and_then(|r| match r {
-                        Rotation::Done(pair, how) => Ok((Refreshed::Pair(pair), how)),
-                        Rotation::Unknown | Rotation::NotRotated => Err(AuthError::from(crate::RefreshRefusal::Unknown).into()),
-                    })
                 }
-            },
+                match rotated {
+                    Ok(Rotation::Done(pair, how)) => Ok((Refreshed::Pair(pair), how)),
+                    // a token of a peer that reuses: refreshed as that peer refreshes, as
+                    // `policy_of` would have said had it read the token first
+                    Ok(Rotation::NotRotated) => {
+                        self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Ok((secret, RefreshPolicy::Reuse)) => {
                 self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
             }
@@ -101,7 +102,7 @@ impl TokenService {
     }
 
     /// A rotation of a presented refresh token, on its route (or, for a token issued before
-    /// routing keys, its user's). [`Rotation::Unknown`] when it is found on neither.
+    /// routing keys, its user's).
     pub(super) async fn rotate(
         &self,
         face: &Face,
@@ -110,21 +111,21 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<Rotation, DomainError> {
         let named = presented.route();
-        let found = self.rotate_on(face, presented, named, input, now).await?;
-        if !matches!(found, Rotation::Unknown) {
-            return Ok(found);
+        if let Some(done) = self.rotate_on(face, presented, named, input, now).await? {
+            return Ok(done);
         }
         // a token issued before routing keys is where its user's route is, whatever its bytes say
         if self.unrouted_may_live(now).await?
             && let Some((_, session)) = self.store.refresh_by_hash(self.secret_hash(presented.as_bytes()), None).await?
             && session.user_id.route() != named
+            && let Some(done) = self.rotate_on(face, presented, session.user_id.route(), input, now).await?
         {
-            return self.rotate_on(face, presented, session.user_id.route(), input, now).await;
+            return Ok(done);
         }
-        Ok(Rotation::Unknown)
+        Err(AuthError::from(crate::RefreshRefusal::Unknown).into())
     }
 
-    /// [`Self::rotate`] on `route`.
+    /// [`Self::rotate`] on `route`; `None` when no such token is there.
     async fn rotate_on(
         &self,
         face: &Face,
@@ -132,7 +133,7 @@ impl TokenService {
         route: Route,
         input: &RefreshInput<'_>,
         now: OffsetDateTime,
-    ) -> Result<Rotation, DomainError> {
+    ) -> Result<Option<Rotation>, DomainError> {
         let bound_access = match input.bound_access {
             Some(raw) => {
                 let view = face.format.read_access(&self.keyring, raw, None)?;
@@ -195,7 +196,7 @@ impl TokenService {
             (RotateOutcome::Rotated { session, child, signals }, Some(Ok((access, refresh)))) => {
                 tracing::info!(session_id = %session.id, "refresh token rotated");
                 self.report(face, &session, &signals, now);
-                Ok(Rotation::Done(self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated))
+                Ok(Some(Rotation::Done(self.issued_pair(&session, &child, secret, access, refresh, now), RefreshOutcome::Rotated)))
             }
             (RotateOutcome::Rotated { .. }, _) => Err(DomainError::Internal("a rotation stored no answer".into())),
             (RotateOutcome::Reissued { session, child, signals }, _) => {
@@ -218,10 +219,10 @@ impl TokenService {
                     // give the same bytes; others a pair as valid)
                     None => self.pair(face, &session, &child, secret, now)?,
                 };
-                Ok(Rotation::Done(pair, RefreshOutcome::ReissuedInGrace))
+                Ok(Some(Rotation::Done(pair, RefreshOutcome::ReissuedInGrace)))
             }
-            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::Unknown, .. }, _) => Ok(Rotation::Unknown),
-            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::NotRotated, .. }, _) => Ok(Rotation::NotRotated),
+            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::Unknown, .. }, _) => Ok(None),
+            (RotateOutcome::Refused { refusal: crate::RefreshRefusal::NotRotated, .. }, _) => Ok(Some(Rotation::NotRotated)),
             (RotateOutcome::Refused { refusal, session, revoked }, _) => {
                 for id in &revoked {
                     self.revocations.note_revoked(*id, now);
@@ -484,12 +485,10 @@ impl TokenService {
     }
 }
 
-/// What a rotation attempt came to, short of an error.
+/// What a rotation attempt came to, short of a refusal.
 pub(super) enum Rotation {
     /// A new pair, or within the grace window the pair of the first rotation.
     Done(IssuedPair, RefreshOutcome),
-    /// No such token (on the route tried).
-    Unknown,
     /// A token of a session opened by a face that reuses refresh tokens: nothing was changed,
     /// and the token is to be refreshed as that face refreshes.
     NotRotated,
