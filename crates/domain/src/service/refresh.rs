@@ -40,8 +40,11 @@ impl TokenService {
             Err(e) => Err(e),
         };
         let result = match policy {
-            Ok((secret, RefreshPolicy::Rotate)) => {
-                let rotated = self.rotate(face, &secret, &input, now).await;
+            Ok((secret, policy)) => {
+                let rotated = match policy {
+                    RefreshPolicy::Rotate => self.rotate(face, &secret, &input, now).await,
+                    RefreshPolicy::Reuse => Ok(Rotation::NotRotated),
+                };
                 if !matches!(rotated, Ok(Rotation::NotRotated)) {
                     // presented once (a retry within the grace window reads it again): what the
                     // keyring remembered of it goes now rather than when evicted
@@ -49,16 +52,13 @@ impl TokenService {
                 }
                 match rotated {
                     Ok(Rotation::Done(pair, how)) => Ok((Refreshed::Pair(pair), how)),
-                    // a token of a peer that reuses: refreshed as that peer refreshes, as
-                    // `policy_of` would have said had it read the token first
+                    // `reuse`, or a rotation that found a token of a peer that reuses (as
+                    // `policy_of` would have said had it read the token first)
                     Ok(Rotation::NotRotated) => {
                         self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
                     }
                     Err(e) => Err(e),
                 }
-            }
-            Ok((secret, RefreshPolicy::Reuse)) => {
-                self.reissue_access(face, &secret, input, now).await.map(|a| (Refreshed::Access(a), RefreshOutcome::AccessOnly))
             }
             Err(e) => Err(e),
         };
